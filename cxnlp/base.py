@@ -1,0 +1,154 @@
+"""What every cxnlp sentiment model shares: preparing texts, calibrated probabilities, predictions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cxnlp.calibration import softmax
+from cxnlp.labels import SENTIMENTS
+from cxnlp.langid import detect_language
+from cxnlp.normalize import normalize
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "MODEL_CARD.md"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class Prediction:
+    """One text's result. `probabilities` is calibrated and sums to 1 over the three sentiments."""
+
+    sentiment: str
+    probabilities: dict[str, float]
+    lang: str
+    confidence: float
+    topics: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class NotFittedError(RuntimeError):
+    """The model was used before `fit` (or before loading a trained one)."""
+
+
+class SentimentModel:
+    """Base of the shipped model kinds. Subclasses implement `_logits` and persistence."""
+
+    kind: ClassVar[str] = ""
+    labels: tuple[str, ...] = SENTIMENTS
+
+    def __init__(self) -> None:
+        # Calibration temperature per language, "*" for any other; fitted on dev data in training.
+        self.temperatures_: dict[str, float] = {"*": 1.0}
+        self.fitted_ = False
+
+    def temperatures_for(self, langs: Sequence[str]) -> np.ndarray:
+        default = self.temperatures_.get("*", 1.0)
+        return np.array([[self.temperatures_.get(lang, default)] for lang in langs])
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not self.fitted_:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit() or load a trained model "
+                "with cxnlp.load()"
+            )
+
+    @staticmethod
+    def prepare(
+        texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Detect each text's language where none is given, then normalise the text for it."""
+        if isinstance(texts, str):
+            raise TypeError("expected a list of texts, got a single string; wrap it in a list")
+        if langs is None:
+            langs = [None] * len(texts)
+        if len(langs) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(langs)} langs")
+        resolved = [lang or detect_language(text) for text, lang in zip(texts, langs, strict=True)]
+        normalised = [
+            normalize(text, lang=lang if lang in ("fa", "ar", "en") else None)
+            for text, lang in zip(texts, resolved, strict=True)
+        ]
+        return normalised, resolved
+
+    def predict_logits(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """Uncalibrated scores, shape (n, 3), columns in `labels` order."""
+        self._check_fitted()
+        normalised, _ = self.prepare(texts, langs)
+        return self._logits(normalised)
+
+    def predict_proba(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 3), columns in `labels` order."""
+        self._check_fitted()
+        normalised, resolved = self.prepare(texts, langs)
+        return softmax(self._logits(normalised), self.temperatures_for(resolved))
+
+    def predict(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
+        """One `Prediction` per text, in input order."""
+        self._check_fitted()
+        normalised, resolved = self.prepare(texts, langs)
+        probabilities = softmax(self._logits(normalised), self.temperatures_for(resolved))
+        return [
+            Prediction(
+                sentiment=self.labels[int(row.argmax())],
+                probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                lang=lang,
+                confidence=float(row.max()),
+            )
+            for row, lang in zip(probabilities, resolved, strict=True)
+        ]
+
+
+def write_config(path: Path, config: dict[str, Any]) -> None:
+    from cxnlp import __version__
+
+    config = {"cxnlp_version": __version__, **config}
+    (path / CONFIG_FILE).write_text(
+        json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    from cxnlp import __version__
+
+    config_path = path / CONFIG_FILE
+    if not config_path.exists():
+        raise FileNotFoundError(f"{path} is not a cxnlp model directory: it has no {CONFIG_FILE}")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    written_by = config.get("cxnlp_version", "0")
+    if _version_tuple(written_by) > _version_tuple(__version__):
+        warnings.warn(
+            f"{path} was written by cxnlp {written_by}, newer than this cxnlp {__version__}; "
+            "upgrade cxnlp if loading fails or results look wrong",
+            stacklevel=3,
+        )
+    return config
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)

@@ -1,0 +1,201 @@
+"""Batch classification of review exports: every input row comes out, in order, with its original
+columns plus the model's result or an error.
+
+The input is read in chunks; each classified chunk is written to a part file in a work directory
+beside the output (written to a temporary name, then renamed, so a part is whole or absent). A
+killed run restarted with `resume=True` skips the chunks whose parts exist, and the final output is
+assembled from the parts and renamed into place, so it too appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from cxnlp.base import SentimentModel
+from cxnlp.io import iter_table, table_format, write_table
+
+logger = logging.getLogger(__name__)
+
+RESULT_COLUMNS = (
+    "sentiment",
+    "p_positive",
+    "p_neutral",
+    "p_negative",
+    "confidence",
+    "lang",
+    "topics",
+    "error",
+)
+_STATE_FILE = "state.json"
+
+
+@dataclass
+class BatchStats:
+    rows: int
+    errors: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("nan")
+
+
+def row_error(value: object) -> str | None:
+    """Why a cell cannot be classified, or None when it can."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "missing text"
+    text = str(value)
+    if not text.strip():
+        return "empty text"
+    if "\ufffd" in text:
+        return "text has bytes that could not be decoded in the file's encoding"
+    return None
+
+
+def classify_frame(
+    model: SentimentModel, frame: pd.DataFrame, text_col: str = "text"
+) -> pd.DataFrame:
+    """`frame` with the result columns added; rows that cannot be classified get `error`."""
+    out = frame.copy()
+    errors = [row_error(v) for v in frame[text_col].tolist()]
+    ok = [i for i, e in enumerate(errors) if e is None]
+    texts = [str(frame[text_col].iloc[i]) for i in ok]
+    results: dict[int, dict] = {}
+    try:
+        predictions = model.predict(texts) if texts else []
+        results = {i: p.to_dict() for i, p in zip(ok, predictions, strict=True)}
+    except Exception:  # noqa: BLE001 - isolate the failing rows instead of losing the chunk
+        logger.exception("a chunk failed as a whole; classifying its rows one by one")
+        for i, text in zip(ok, texts, strict=True):
+            try:
+                results[i] = model.predict([text])[0].to_dict()
+            except Exception as exc:  # noqa: BLE001
+                errors[i] = f"classification failed: {type(exc).__name__}: {exc}"
+    columns: dict[str, list] = {c: [] for c in RESULT_COLUMNS}
+    for i in range(len(frame)):
+        r = results.get(i)
+        columns["sentiment"].append(r["sentiment"] if r else None)
+        for label in ("positive", "neutral", "negative"):
+            columns[f"p_{label}"].append(round(r["probabilities"][label], 6) if r else None)
+        columns["confidence"].append(round(r["confidence"], 6) if r else None)
+        columns["lang"].append(r["lang"] if r else None)
+        columns["topics"].append(json.dumps(r["topics"], ensure_ascii=False) if r else None)
+        columns["error"].append(errors[i])
+    clashing = [c for c in RESULT_COLUMNS if c in frame.columns]
+    if clashing:
+        logger.warning("input columns %s are replaced by the model's results", clashing)
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
+def classify_file(
+    model: SentimentModel,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    text_col: str = "text",
+    id_col: str = "id",
+    chunk_rows: int = 2000,
+    resume: bool = False,
+    progress: bool = True,
+) -> BatchStats:
+    """Classify every row of `input_path` into `output_path` (formats from the extensions).
+
+    A missing text column is an error before any work. Rows get an `id_col` column of their
+    1-based row number when the input has none.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    table_format(output_path)  # an unsupported output type fails before any work
+    work = output_path.with_name(output_path.name + ".parts")
+    state = {"input": str(input_path.resolve()), "chunk_rows": chunk_rows, "text_col": text_col}
+    if work.exists() and not (resume and _same_run(work, state)):
+        if resume:
+            logger.warning("%s belongs to another run; starting over", work)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / _STATE_FILE).write_text(json.dumps(state))
+
+    started, rows, errors, offset = time.time(), 0, 0, 0
+    bar = tqdm(desc="classifying", unit="row", disable=not progress)
+    for index, chunk in enumerate(iter_table(input_path, chunk_rows=chunk_rows)):
+        if index == 0 and text_col not in chunk.columns:
+            shutil.rmtree(work)
+            raise KeyError(
+                f"{input_path} has no text column {text_col!r}; its columns are "
+                f"{list(chunk.columns)}; pass the right one with --text-col"
+            )
+        chunk = chunk.reset_index(drop=True)
+        part = work / f"part-{index:06d}.parquet"
+        if part.exists():
+            done = pd.read_parquet(part, columns=["error"])
+        else:
+            if id_col not in chunk.columns:
+                chunk.insert(0, id_col, np.arange(offset + 1, offset + len(chunk) + 1))
+            done = classify_frame(model, chunk, text_col)
+            tmp = part.with_suffix(".tmp")
+            done.astype(
+                {c: "string" for c in chunk.columns if chunk[c].dtype == object}
+            ).to_parquet(tmp, index=False)
+            tmp.rename(part)
+        offset += len(chunk)
+        rows += len(done)
+        errors += int(done["error"].notna().sum())
+        bar.update(len(chunk))
+    bar.close()
+    _assemble(sorted(work.glob("part-*.parquet")), output_path)
+    shutil.rmtree(work)
+    stats = BatchStats(rows=rows, errors=errors, seconds=time.time() - started)
+    logger.info("%d rows (%d errors) in %.1f s", rows, errors, stats.seconds)
+    return stats
+
+
+def _same_run(work: Path, state: dict) -> bool:
+    try:
+        return json.loads((work / _STATE_FILE).read_text()) == state
+    except (OSError, ValueError):
+        return False
+
+
+def _assemble(parts: list[Path], output_path: Path) -> None:
+    """Join the parts into the output, written under a temporary name and renamed into place."""
+    tmp = output_path.with_name(f".{output_path.name}.tmp{output_path.suffix}")
+    kind = table_format(output_path)
+    if kind in ("csv", "jsonl"):
+        with open(tmp, "w", encoding="utf-8-sig" if kind == "csv" else "utf-8", newline="") as out:
+            for i, part in enumerate(parts):
+                frame = pd.read_parquet(part)
+                if kind == "csv":
+                    sep = "\t" if output_path.suffix.lower() == ".tsv" else ","
+                    frame.to_csv(out, index=False, header=i == 0, sep=sep)
+                elif len(frame):
+                    frame.to_json(out, orient="records", lines=True, force_ascii=False)
+    elif kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        for part in parts:
+            table = pq.read_table(part)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(
+                table.cast(writer.schema) if table.schema != writer.schema else table
+            )
+        if writer is None:
+            pq.write_table(pa.table({c: pa.array([], pa.string()) for c in RESULT_COLUMNS}), tmp)
+        else:
+            writer.close()
+    else:
+        frames = [pd.read_parquet(p) for p in parts]
+        write_table(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), tmp)
+    tmp.replace(output_path)

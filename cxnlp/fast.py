@@ -1,0 +1,128 @@
+"""The fast tier: character n-gram TF-IDF with logistic regression.
+
+A floor for the transformer to beat and a tier for very large batches. The n-grams are hashed, so
+the model has no vocabulary to store: its state is the IDF vector and the regression weights,
+saved as safetensors plus JSON like every cxnlp model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression
+
+from cxnlp.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
+from cxnlp.labels import SENTIMENTS
+
+
+class FastSentimentModel(SentimentModel):
+    """Char n-gram TF-IDF + logistic regression over the three sentiments.
+
+    >>> model = FastSentimentModel(n_features=2**12).fit(
+    ...     ["great food", "awful service", "it is a phone"] * 3,
+    ...     ["positive", "negative", "neutral"] * 3,
+    ... )
+    >>> model.predict(["great food"], langs=["en"])[0].sentiment
+    'positive'
+    """
+
+    kind = "fast"
+
+    def __init__(
+        self,
+        n_features: int = 2**20,
+        ngram_range: tuple[int, int] = (1, 5),
+        C: float = 4.0,  # noqa: N803 - scikit-learn's name
+        max_iter: int = 300,
+    ) -> None:
+        super().__init__()
+        if n_features < 16 or n_features & (n_features - 1):
+            raise ValueError(f"n_features must be a power of two >= 16, got {n_features}")
+        self.n_features = n_features
+        self.ngram_range = tuple(ngram_range)
+        self.C = C
+        self.max_iter = max_iter
+
+    def _vectorizer(self) -> HashingVectorizer:
+        return HashingVectorizer(
+            analyzer="char_wb",
+            ngram_range=self.ngram_range,
+            n_features=self.n_features,
+            alternate_sign=False,
+            norm=None,
+            lowercase=True,
+        )
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        langs: Sequence[str | None] | None = None,
+        sample_weight: np.ndarray | None = None,
+    ) -> FastSentimentModel:
+        unknown = sorted(set(labels) - set(SENTIMENTS))
+        if unknown:
+            raise ValueError(f"unknown labels {unknown}; expected {list(SENTIMENTS)}")
+        normalised, _ = self.prepare(texts, langs)
+        counts = self._vectorizer().transform(normalised)
+        self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(counts)
+        y = np.array([SENTIMENTS.index(label) for label in labels])
+        self.classifier_ = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        self.classifier_.fit(self.tfidf_.transform(counts), y, sample_weight=sample_weight)
+        if list(self.classifier_.classes_) != list(range(len(SENTIMENTS))):
+            raise ValueError("training data must contain all three sentiments")
+        self.fitted_ = True
+        return self
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        features = self.tfidf_.transform(self._vectorizer().transform(texts))
+        return np.asarray(self.classifier_.decision_function(features), dtype=np.float64)
+
+    def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(
+            {
+                "idf": self.tfidf_.idf_.astype(np.float32),
+                "coef": self.classifier_.coef_.astype(np.float32),
+                "intercept": self.classifier_.intercept_.astype(np.float32),
+            },
+            str(path / WEIGHTS_FILE),
+        )
+        write_config(
+            path,
+            {
+                "kind": self.kind,
+                "labels": list(self.labels),
+                "temperatures": self.temperatures_,
+                "n_features": self.n_features,
+                "ngram_range": list(self.ngram_range),
+                "analyzer": "char_wb",
+                "C": self.C,
+                **(extra_config or {}),
+            },
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FastSentimentModel:
+        path = Path(path)
+        config = read_config(path)
+        model = cls(n_features=config["n_features"], ngram_range=tuple(config["ngram_range"]))
+        model.C = config.get("C", model.C)
+        weights = load_file(str(path / WEIGHTS_FILE))
+        model.tfidf_ = TfidfTransformer(sublinear_tf=True)
+        model.tfidf_.idf_ = weights["idf"].astype(np.float64)
+        model.classifier_ = LogisticRegression()
+        model.classifier_.coef_ = weights["coef"].astype(np.float64)
+        model.classifier_.intercept_ = weights["intercept"].astype(np.float64)
+        model.classifier_.classes_ = np.arange(len(SENTIMENTS))
+        model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))
+        model.fitted_ = True
+        return model

@@ -1,0 +1,188 @@
+"""The transformer tier and its trainer, on a tiny randomly initialised encoder that shares the real
+backbone's tokenizer (the real weights are not the point here)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cxnlp.labels import SENTIMENTS
+from cxnlp.transformer import TransformerSentimentModel, build_net, resolve_inference_dtype
+from training import transformer_trainer
+from training.config import Config
+from training.train import train
+
+TEXTS = {
+    ("fa", "positive"): ["غذا خیلی خوشمزه بود", "عالی بود ممنون", "کیفیت گوشی عالیه"],
+    ("fa", "negative"): ["غذا سرد رسید", "پیک خیلی دیر آمد", "اصلا راضی نبودم"],
+    ("fa", "neutral"): ["سفارش دادم", "گوشی را امروز گرفتم", "رنگ آبی است"],
+    ("ar", "positive"): ["الطعام رائع جدا", "خدمة ممتازة", "أحببت المكان"],
+    ("ar", "negative"): ["التوصيل متأخر جدا", "الخدمة سيئة", "لن أعود مرة أخرى"],
+    ("ar", "neutral"): ["طلبت وجبة", "المطعم في الرياض", "الغرفة في الطابق الثاني"],
+    ("en", "positive"): ["Great food and fast delivery", "Love this app", "Excellent service"],
+    ("en", "negative"): ["The courier was late", "Terrible support", "The app keeps crashing"],
+    ("en", "neutral"): ["I ordered a pizza", "The store opens at nine", "It is a phone"],
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=250037,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=1,
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-backbone")
+    BertModel(config).save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(built / name, path / name)
+    return path
+
+
+@pytest.fixture()
+def labeled_csv(tmp_path: Path) -> Path:
+    rows = [
+        {"text": text, "label": label, "lang": lang, "split": split}
+        for (lang, label), texts in TEXTS.items()
+        for text, split in zip(texts, ["train", "train", "dev"], strict=True)
+    ]
+    path = tmp_path / "labels.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def tiny_config(backbone: Path, **train_overrides) -> Config:
+    return Config.from_dict(
+        {
+            "name": "tiny",
+            "model": {"backbone": str(backbone), "max_length": 32, "trained_from_layer": 1},
+            "data": {"dev_per_lang": 10},
+            "train": {
+                "epochs": 2,
+                "examples_per_epoch": 32,
+                "batch_size": 8,
+                "checkpoint_every": 2,
+                **train_overrides,
+            },
+        }
+    )
+
+
+def test_transformer_forward_from_cached_layers_equals_full_forward(tiny_backbone: Path):
+    tokenizer, net = build_net(str(tiny_backbone))
+    net.eval()
+    batch = tokenizer(
+        ["query: سلام", "query: a longer English text here"], padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        full = net(batch["input_ids"], batch["attention_mask"])
+        lower = net.lower(batch["input_ids"], batch["attention_mask"], 2)
+        partial = net.forward_from(lower, batch["attention_mask"], 2)
+    torch.testing.assert_close(full, partial, rtol=1e-5, atol=1e-5)
+
+
+def test_transformer_padding_does_not_change_a_texts_logits(tiny_backbone: Path):
+    tokenizer, net = build_net(str(tiny_backbone))
+    model = TransformerSentimentModel(tokenizer, net, dtype="float32")
+    alone = model._logits(["short"])
+    padded = model._logits(["short", "a much longer text that forces padding of the first one"])
+    np.testing.assert_allclose(alone[0], padded[0], rtol=1e-4, atol=1e-5)
+
+
+def test_transformer_save_load_round_trip_keeps_probabilities(tiny_backbone: Path, tmp_path: Path):
+    tokenizer, net = build_net(str(tiny_backbone))
+    torch.nn.init.normal_(net.head.weight, std=1.0)
+    model = TransformerSentimentModel(
+        tokenizer, net, trained_from_layer=2, backbone=str(tiny_backbone), dtype="float32"
+    )
+    model.temperatures_ = {"*": 1.5, "fa": 2.0}
+    model.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert all(k.startswith(("encoder.encoder.layer.2.", "head.")) for k in saved)
+    loaded = TransformerSentimentModel.load(tmp_path / "m")
+    texts = ["غذا سرد بود", "great food"]
+    np.testing.assert_allclose(
+        model.predict_proba(texts, ["fa", "en"]),
+        loaded.predict_proba(texts, ["fa", "en"]),
+        atol=2e-3,  # weights are stored in float16
+    )
+    assert loaded.temperatures_ == {"*": 1.5, "fa": 2.0}
+
+
+def test_transformer_inference_dtype_auto_resolves_and_rejects_unknown():
+    assert resolve_inference_dtype("auto") in ("bfloat16", "int8", "float32")
+    with pytest.raises(ValueError, match="inference dtype must be one of"):
+        resolve_inference_dtype("fp8")
+
+
+def test_transformer_int8_agrees_with_float32(tiny_backbone: Path):
+    tokenizer, net = build_net(str(tiny_backbone))
+    torch.nn.init.normal_(net.head.weight, std=2.0)
+    texts = [t for texts in TEXTS.values() for t in texts]
+    fp32 = TransformerSentimentModel(tokenizer, net, dtype="float32")._logits(texts)
+    int8 = TransformerSentimentModel(tokenizer, net, dtype="int8")._logits(texts)
+    assert (fp32.argmax(1) == int8.argmax(1)).mean() >= 0.9
+    np.testing.assert_allclose(fp32, int8, atol=0.25)
+
+
+def test_train_transformer_end_to_end_writes_a_loadable_calibrated_model(
+    tiny_backbone: Path, labeled_csv: Path, tmp_path: Path
+):
+    out = train(tiny_config(tiny_backbone), tmp_path / "model", data_file=labeled_csv)
+    assert not (tmp_path / "model.work").exists()
+    from cxnlp.store import load
+
+    model = load(out)
+    assert set(model.temperatures_) >= {"*"}
+    predictions = model.predict(["الخدمة سيئة", "Love this app"])
+    assert [p.lang for p in predictions] == ["ar", "en"]
+    for p in predictions:
+        assert p.sentiment in SENTIMENTS
+        assert abs(sum(p.probabilities.values()) - 1) < 1e-6
+
+
+def test_train_transformer_resumes_from_checkpoint_exactly(
+    tiny_backbone: Path, labeled_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    config = tiny_config(tiny_backbone)
+    uninterrupted = train(config, tmp_path / "a", data_file=labeled_csv)
+
+    real_save = transformer_trainer._save_checkpoint
+
+    def save_then_die(path, params, optimizer, step, losses):
+        real_save(path, params, optimizer, step, losses)
+        if step == 4:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(transformer_trainer, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "b", data_file=labeled_csv)
+    assert (tmp_path / "b.work" / "checkpoint" / "state.json").exists()
+    monkeypatch.setattr(transformer_trainer, "_save_checkpoint", real_save)
+    resumed = train(config, tmp_path / "b", data_file=labeled_csv)
+
+    from safetensors.torch import load_file
+
+    a = load_file(str(uninterrupted / "model.safetensors"))
+    b = load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-3)

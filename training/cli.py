@@ -1,0 +1,118 @@
+"""The training verbs of the `cxnlp` command: train, evaluate, models, promote."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_TEST_DATA = "../shared/data"
+
+
+def add_verbs(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser("train", help="train a model from a config, or retrain one on new labels")
+    p.add_argument("--config", help="YAML training config (e.g. training/configs/default.yaml)")
+    p.add_argument("--base", help="model to start from (name or path); its config is reused")
+    p.add_argument(
+        "--data", help="labeled file (CSV/JSONL/Parquet/XLSX with text,label[,lang,topics])"
+    )
+    p.add_argument("--out", help="output model directory (default: models/<config name>)")
+    p.add_argument("--promote", action="store_true", help="run the retraining gate afterwards")
+    p.add_argument("--test-data", default=DEFAULT_TEST_DATA, help="test sets for --promote")
+    p.add_argument("--margin", type=float, default=0.01, help="largest macro-F1 loss allowed")
+    p.set_defaults(handler=_train)
+
+    p = verbs.add_parser("evaluate", help="score a model on labeled data")
+    p.add_argument("--model", default="default", help="model name or path")
+    p.add_argument(
+        "--data", required=True, help="corpus directory (its test splits) or labeled file"
+    )
+    p.add_argument("--json", help="write the full report here")
+    p.set_defaults(handler=_evaluate)
+
+    p = verbs.add_parser("promote", help="make a model the default if it passes the gate")
+    p.add_argument("candidate", help="candidate model directory")
+    p.add_argument("--test-data", default=DEFAULT_TEST_DATA)
+    p.add_argument("--margin", type=float, default=0.01)
+    p.add_argument("--current", default="default", help="the model to compare with and replace")
+    p.set_defaults(handler=_promote)
+
+    p = verbs.add_parser("models", help="list model versions with their metrics")
+    p.set_defaults(handler=_models)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cxnlp.store import models_dir, resolve_model
+    from training.config import Config
+    from training.train import TRAINING_CONFIG_FILE, train
+
+    if args.base:
+        base = resolve_model(args.base)
+        if not args.data:
+            raise ValueError("--base retrains on new labels: give them with --data FILE")
+        config_path = base / TRAINING_CONFIG_FILE
+        config = Config.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        if args.config:
+            config = Config.from_yaml(args.config)
+    elif args.config:
+        base, config = None, Config.from_yaml(args.config)
+    else:
+        raise ValueError(
+            "give --config FILE (a fresh model) or --base MODEL --data FILE (retraining)"
+        )
+    out = Path(args.out) if args.out else models_dir() / config.name
+    path = train(config, out, base=base, data_file=args.data)
+    print(f"saved {path}")
+    if args.promote:
+        return _gate(path, "default", args)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cxnlp.evaluation import format_report
+    from cxnlp.store import load
+    from training.evaluate import evaluate
+
+    report = evaluate(load(args.model), args.data, json_path=args.json)
+    print(format_report(report))
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    return _gate(Path(args.candidate), args.current, args)
+
+
+def _gate(candidate: Path, current_name: str, args: argparse.Namespace) -> int:
+    from cxnlp.store import load, models_dir
+    from training.evaluate import evaluate
+    from training.gate import compare, promote, save_gate, write_metrics
+
+    current_dir = models_dir() / current_name
+    candidate_report = evaluate(load(candidate), args.test_data)
+    write_metrics(candidate, candidate_report)
+    if current_dir.exists():
+        result = compare(evaluate(load(current_dir), args.test_data), candidate_report, args.margin)
+    else:
+        result = compare({}, candidate_report, args.margin)
+        result.promoted = True
+    print(result.table())
+    save_gate(result, candidate / "gate.json")
+    if result.promoted:
+        archived = promote(candidate, current_dir)
+        print(
+            f"{candidate} is now {current_dir}"
+            + (f"; previous kept as {archived}" if archived else "")
+        )
+        return 0
+    print(f"{current_dir} unchanged", file=sys.stderr)
+    return 1
+
+
+def _models(args: argparse.Namespace) -> int:
+    from cxnlp.store import list_models
+
+    for entry in list_models():
+        f1 = " ".join(f"{lang}={v:.3f}" for lang, v in entry["macro_f1_by_lang"].items())
+        print(f"{entry['name']:<28} {entry['kind']:<12} {f1 or '(no metrics)'}  {entry['path']}")
+    return 0

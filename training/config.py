@@ -1,0 +1,110 @@
+"""The training configuration: one typed object, read from YAML, validated once, saved with the model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cxnlp.labels import LANGS
+
+KINDS = ("transformer", "fast")
+
+
+@dataclass
+class DataConfig:
+    dir: str = "../shared/data"
+    langs: list[str] = field(default_factory=lambda: list(LANGS))
+    commercial_only: bool = False
+    exclude: list[str] = field(default_factory=list)
+    # Large datasets are capped so that no one source (or domain) dominates the mix.
+    max_per_dataset: int = 12000
+    # Per-dataset exceptions to the cap, e.g. more of a source whose domain the tool must serve.
+    cap_overrides: dict[str, int] = field(default_factory=dict)
+    # Share of each epoch's draws per language; Persian, the smallest pool, is drawn as often as
+    # the others, so its examples repeat more.
+    lang_weights: dict[str, float] = field(
+        default_factory=lambda: {"fa": 1.0, "ar": 1.0, "en": 1.0}
+    )
+    balance_classes: bool = True
+    dev_per_lang: int = 2000
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "multilingual-e5-small"
+    max_length: int = 128
+    # Layers below this index stay frozen (their outputs are computed once and cached).
+    trained_from_layer: int = 8
+    dropout: float = 0.1
+    # Fast tier only.
+    n_features: int = 2**20
+    C: float = 4.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 2.0
+    examples_per_epoch: int = 60000
+    batch_size: int = 32
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    seed: int = 13
+    checkpoint_every: int = 200
+    threads: int | None = None
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    kind: str = "transformer"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {list(KINDS)}, got {self.kind!r}")
+        unknown = sorted(set(self.data.langs) - set(LANGS))
+        if unknown:
+            raise ValueError(f"data.langs has unknown {unknown}; supported: {list(LANGS)}")
+        if not 0 <= self.model.trained_from_layer < 12:
+            raise ValueError(
+                f"model.trained_from_layer must be in 0..11, got {self.model.trained_from_layer}"
+            )
+        if self.train.batch_size < 1 or self.train.epochs <= 0:
+            raise ValueError("train.batch_size must be >= 1 and train.epochs > 0")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Config:
+        sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+        known = {f.name for f in fields(cls)}
+        extra = sorted(set(raw) - known)
+        if extra:
+            raise ValueError(f"unknown config keys {extra}; expected some of {sorted(known)}")
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in sections:
+                section = sections[key]
+                allowed = {f.name for f in fields(section)}
+                bad = sorted(set(value or {}) - allowed)
+                if bad:
+                    raise ValueError(
+                        f"unknown keys {bad} in '{key}'; expected some of {sorted(allowed)}"
+                    )
+                values[key] = section(**(value or {}))
+            else:
+                values[key] = value
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Config:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        return cls.from_dict(raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

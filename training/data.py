@@ -1,0 +1,213 @@
+"""Labeled data for training and evaluation: the shared corpus and users' own labeled files.
+
+The shared corpus (one JSONL file per dataset under `<data_dir>/<lang>/`) is described in
+`datasets.yaml` beside this module. Users' files are CSV / JSONL / Parquet / XLSX with `text,label`
+and optional `lang,topics,split` columns; they are validated up front with errors that name the row.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from cxnlp.io import read_table
+from cxnlp.labels import LANGS, SENTIMENTS
+
+logger = logging.getLogger(__name__)
+
+DATASETS_FILE = Path(__file__).with_name("datasets.yaml")
+# `mixed` (both praise and complaint) is not one of the three sentiments: it is dropped from training
+# and left out of the 3-class scores; see the model card.
+MIXED = "mixed"
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    lang: str
+    licence: str
+    commercial: bool
+    domain: str
+    eval_only: bool = False
+
+
+def dataset_catalog() -> dict[str, DatasetInfo]:
+    """Every dataset of the shared corpus by name, with its licence and role."""
+    raw = yaml.safe_load(DATASETS_FILE.read_text(encoding="utf-8"))
+    return {
+        name: DatasetInfo(name=name, lang=lang, **fields)
+        for lang, entries in raw.items()
+        for name, fields in entries.items()
+    }
+
+
+def load_corpus(
+    data_dir: str | Path,
+    *,
+    langs: tuple[str, ...] = LANGS,
+    commercial_only: bool = False,
+    exclude: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Read the shared corpus into one frame: text, label, lang, dataset, split, domain, topics, aspects.
+
+    Texts that occur in any test split or eval-only dataset are removed from train and dev
+    (the same review appears in several crawls), and a train text given conflicting labels is dropped.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory not found: {data_dir}")
+    frames = []
+    for info in dataset_catalog().values():
+        if info.lang not in langs or info.name in exclude:
+            continue
+        if commercial_only and not info.commercial:
+            continue
+        path = data_dir / info.lang / f"{info.name}.jsonl"
+        if not path.exists():
+            logger.warning(
+                "dataset %s listed in %s is missing at %s", info.name, DATASETS_FILE, path
+            )
+            continue
+        frame = pd.read_json(path, lines=True, dtype=False)
+        frame["dataset"] = info.name
+        frame["domain"] = info.domain
+        if info.eval_only:
+            frame["split"] = "eval"
+        frames.append(frame)
+    if not frames:
+        raise ValueError(f"no dataset of {langs} found under {data_dir}")
+    corpus = pd.concat(frames, ignore_index=True)
+    for column in ("topics", "aspects"):
+        if column not in corpus:
+            corpus[column] = None
+    corpus = corpus[["text", "label", "lang", "dataset", "split", "domain", "topics", "aspects"]]
+    corpus = corpus[corpus["text"].astype(str).str.strip() != ""]
+    return remove_leaks(corpus).reset_index(drop=True)
+
+
+def text_key(text: str) -> str:
+    """The identity of a text for de-duplication: case and spacing do not make a new text."""
+    return _SPACES.sub(" ", str(text)).strip().casefold()
+
+
+def remove_leaks(corpus: pd.DataFrame) -> pd.DataFrame:
+    """Drop train/dev rows whose text is held out elsewhere, duplicates, and conflicting labels."""
+    keys = corpus["text"].map(text_key)
+    held_out = set(keys[corpus["split"].isin(["test", "eval"])])
+    trainable = corpus["split"].isin(["train", "dev"])
+    leaked = trainable & keys.isin(held_out)
+    corpus = corpus.assign(_key=keys)[~leaked]
+    # Within the trainable part a text keeps one row; a text with two different labels keeps none.
+    trainable = corpus["split"].isin(["train", "dev"])
+    part = corpus[trainable]
+    label_count = part.groupby("_key")["label"].transform("nunique")
+    part = part[label_count == 1].drop_duplicates("_key")
+    held = corpus[~trainable].drop_duplicates(["_key", "dataset"])
+    logger.info(
+        "de-duplication: %d leaked into held-out sets, %d duplicate or conflicting rows dropped",
+        int(leaked.sum()),
+        int(trainable.sum() - len(part)),
+    )
+    return pd.concat([part, held]).drop(columns="_key")
+
+
+class LabeledDataError(ValueError):
+    """A user's labeled file has rows that cannot be trained on; `problems` lists them all."""
+
+    def __init__(self, path: str | Path, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(
+            f"{path}: {len(problems)} problem(s) in the labeled data:\n  {shown}{more}"
+        )
+
+
+def read_labeled(path: str | Path) -> pd.DataFrame:
+    """Read and validate a user's labeled file (CSV, JSONL, Parquet or XLSX).
+
+    Required columns: `text`, `label` (positive / negative / neutral; case and spacing ignored).
+    Optional: `lang` (fa / ar / en; detected when absent), `topics`, `split` (train / dev / test).
+    Rows are numbered from 1, the header excluded, as a spreadsheet user counts them.
+    """
+    table = read_table(path)
+    missing = [c for c in ("text", "label") if c not in table.columns]
+    if missing:
+        raise LabeledDataError(
+            path, [f"missing column(s) {missing}; found {list(table.columns)}; expected text,label"]
+        )
+    problems: list[str] = []
+    texts = table["text"].map(lambda v: "" if pd.isna(v) else str(v).strip())
+    labels = table["label"].map(lambda v: "" if pd.isna(v) else str(v).strip().lower())
+    first_row_of: dict[str, tuple[int, str]] = {}
+    for index, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
+        if not text:
+            problems.append(f"row {index}: empty text")
+        if label not in SENTIMENTS:
+            hint = difflib.get_close_matches(label, SENTIMENTS, n=1)
+            fix = f" (did you mean {hint[0]!r}?)" if hint else ""
+            problems.append(
+                f"row {index}: unknown label {label!r}{fix}; expected one of {list(SENTIMENTS)}"
+            )
+        if not text:
+            continue
+        key = text_key(text)
+        if key in first_row_of:
+            first, first_label = first_row_of[key]
+            if first_label != label:
+                problems.append(
+                    f"row {index}: conflicting labels for one text: {label!r} here, "
+                    f"{first_label!r} in row {first}"
+                )
+            else:
+                problems.append(f"row {index}: duplicate of row {first}")
+        else:
+            first_row_of[key] = (index, label)
+    if "lang" in table.columns:
+        for index, lang in enumerate(table["lang"], start=1):
+            if not pd.isna(lang) and str(lang).strip() not in LANGS:
+                problems.append(
+                    f"row {index}: unknown lang {lang!r}; expected one of {list(LANGS)}"
+                )
+    if problems:
+        raise LabeledDataError(path, problems)
+    result = pd.DataFrame({"text": texts, "label": labels})
+    if "lang" in table.columns and table["lang"].notna().all():
+        result["lang"] = table["lang"].astype(str).str.strip()
+    else:
+        from cxnlp.langid import detect_language
+
+        result["lang"] = [detect_language(t) for t in texts]
+    result["topics"] = (
+        table["topics"].map(_parse_topics) if "topics" in table else [[]] * len(table)
+    )
+    result["split"] = table["split"] if "split" in table else [hash_split(t) for t in texts]
+    result["dataset"] = Path(path).stem
+    result["domain"] = "user"
+    return result
+
+
+def hash_split(text: str, dev_share: float = 0.1) -> str:
+    """A stable train/dev assignment from the text itself, so re-runs split the same way."""
+    bucket = int(hashlib.sha1(text_key(text).encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "dev" if bucket < dev_share else "train"
+
+
+def _parse_topics(value: object) -> list[str]:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    text = str(value).strip()
+    if text.startswith("["):
+        return [str(v) for v in json.loads(text)]
+    return [t.strip() for t in re.split(r"[;,|]", text) if t.strip()]

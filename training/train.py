@@ -1,0 +1,141 @@
+"""`train()`: the one code path behind `cxnlp train`, the tests and the notebooks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxnlp.base import SentimentModel, read_config
+from cxnlp.calibration import fit_temperature
+from cxnlp.labels import SENTIMENTS
+from cxnlp.normalize import normalize
+from training.config import Config
+from training.data import load_corpus, read_labeled
+from training.sampling import cap_per_dataset, draw_weights
+
+logger = logging.getLogger(__name__)
+
+TRAINING_CONFIG_FILE = "training_config.json"
+
+
+def prepare_frames(config: Config, data_file: str | Path | None = None):
+    """Train and dev frames with normalised texts and the three sentiments only."""
+    if data_file is not None:
+        frame = read_labeled(data_file)
+    else:
+        frame = load_corpus(
+            config.data.dir,
+            langs=tuple(config.data.langs),
+            commercial_only=config.data.commercial_only,
+            exclude=tuple(config.data.exclude),
+        )
+    frame = frame[frame["label"].isin(SENTIMENTS) & frame["lang"].isin(config.data.langs)]
+    train = cap_per_dataset(
+        frame[frame["split"] == "train"],
+        config.data.max_per_dataset,
+        config.train.seed,
+        config.data.cap_overrides,
+    )
+    dev = frame[frame["split"] == "dev"]
+    dev = (
+        dev.sample(frac=1.0, random_state=config.train.seed)
+        .groupby("lang")
+        .head(config.data.dev_per_lang)
+    )
+    if train.empty:
+        raise ValueError(
+            "no training rows: the data has no split=train rows with a sentiment label"
+        )
+    train, dev = train.reset_index(drop=True), dev.reset_index(drop=True)
+    for part in (train, dev):
+        part["text"] = [
+            normalize(t, lang=lang) for t, lang in zip(part["text"], part["lang"], strict=True)
+        ]
+    logger.info("training rows per language: %s", train["lang"].value_counts().to_dict())
+    return train, dev
+
+
+def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, float]:
+    """Fit one temperature per language on the dev rows (and "*" on all of them)."""
+    if dev.empty:
+        logger.warning("no dev rows: probabilities stay uncalibrated (temperature 1)")
+        return {"*": 1.0}
+    logits = model._logits(dev["text"].tolist())
+    y = np.array([SENTIMENTS.index(label) for label in dev["label"]])
+    temperatures = {"*": fit_temperature(logits, y)}
+    for lang, rows in dev.groupby("lang").indices.items():
+        if len(rows) >= 200:
+            temperatures[str(lang)] = fit_temperature(logits[rows], y[rows])
+    model.temperatures_ = temperatures
+    return temperatures
+
+
+def train(
+    config: Config,
+    out: str | Path,
+    *,
+    base: str | Path | None = None,
+    data_file: str | Path | None = None,
+) -> Path:
+    """Train a model as `config` says and save it to `out`; return `out`.
+
+    With `base` (a model directory) the run starts from that model's weights and settings and
+    trains on `data_file`, a user's labeled file, instead of the shared corpus.
+    """
+    out = Path(out)
+    work_dir = out.with_name(out.name + ".work")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    train_frame, dev_frame = prepare_frames(config, data_file)
+    if config.kind == "fast":
+        from cxnlp.fast import FastSentimentModel
+
+        model = FastSentimentModel(n_features=config.model.n_features, C=config.model.C)
+        weights = draw_weights(train_frame, config.data) * len(train_frame)
+        model.fit(
+            train_frame["text"].tolist(),
+            train_frame["label"].tolist(),
+            langs=train_frame["lang"].tolist(),
+            sample_weight=weights,
+        )
+    else:
+        from training.transformer_trainer import fit_transformer
+
+        init_state = None
+        if base is not None:
+            from safetensors.torch import load_file
+
+            from cxnlp.base import WEIGHTS_FILE
+
+            base_config = read_config(Path(base))
+            if base_config["kind"] != "transformer":
+                raise ValueError(
+                    f"--base {base} is a {base_config['kind']} model; expected transformer"
+                )
+            init_state = load_file(str(Path(base) / WEIGHTS_FILE))
+        model = fit_transformer(config, train_frame, work_dir, init_state=init_state)
+    temperatures = calibrate(model, dev_frame)
+    logger.info("calibration temperatures: %s", temperatures)
+    staging = out.with_name(out.name + ".staging")
+    if staging.exists():
+        shutil.rmtree(staging)
+    model.save(
+        staging,
+        extra_config={
+            "name": config.name,
+            "trained_on": sorted(train_frame["dataset"].unique().tolist()),
+            "train_rows": int(len(train_frame)),
+        },
+    )
+    (staging / TRAINING_CONFIG_FILE).write_text(
+        json.dumps(config.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return out

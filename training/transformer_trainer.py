@@ -1,0 +1,243 @@
+"""Fine-tuning the transformer tier on CPU (or GPU when there is one).
+
+The encoder's lower layers are frozen: their outputs for every training text are computed once
+(in bfloat16) and cached in memory, and each step runs only the top layers and the head. On two CPU
+cores this is what makes several epochs over a 100k-text pool affordable. A checkpoint (safetensors
++ JSON, never pickle) is written every `checkpoint_every` steps; a rerun with the same output
+directory resumes from it, drawing exactly the batches the interrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from cxnlp.labels import SENTIMENTS
+from cxnlp.transformer import (
+    E5_PREFIX,
+    TransformerSentimentModel,
+    build_net,
+    resolve_inference_dtype,
+)
+from training.config import Config
+from training.sampling import draw_weights, epoch_batches
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Token ids of each (already normalised) text, with the e5 prefix, via `datasets.map`."""
+    from datasets import Dataset
+
+    dataset = Dataset.from_dict({"text": [E5_PREFIX + t for t in texts]})
+    dataset = dataset.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=["text"],
+        desc="tokenising",
+    )
+    return dataset["input_ids"]
+
+
+def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(r.shape[0] for r in rows)
+    hidden = rows[0].new_zeros((len(rows), length, rows[0].shape[1]))
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, r in enumerate(rows):
+        hidden[i, : r.shape[0]] = r
+        mask[i, : r.shape[0]] = 1
+    return hidden, mask
+
+
+def _compute_dtype(device: torch.device) -> str:
+    """bfloat16 on a GPU or a CPU that does it in hardware; float32 (training) and int8 (the frozen,
+    cached layers, as they will run at inference) on other CPUs."""
+    return "bfloat16" if device.type == "cuda" else resolve_inference_dtype("auto")
+
+
+@torch.inference_mode()
+def cache_lower_layers(net, ids: list[list[int]], n_layers: int, batch_size: int = 64):
+    """Each text's hidden states after the frozen layers, unpadded, stored in bfloat16."""
+    device = next(net.parameters()).device
+    compute = _compute_dtype(device)
+    net.eval()
+    if compute == "int8":
+        net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    cache: list[torch.Tensor | None] = [None] * len(ids)
+    for start in tqdm(range(0, len(ids), batch_size), desc=f"caching layers 0-{n_layers - 1}"):
+        index = order[start : start + batch_size]
+        length = max(len(ids[i]) for i in index)
+        input_ids = torch.ones((len(index), length), dtype=torch.long)  # 1 is <pad>
+        mask = torch.zeros((len(index), length), dtype=torch.long)
+        for row, i in enumerate(index):
+            input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+            mask[row, : len(ids[i])] = 1
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=compute == "bfloat16"):
+            hidden = net.lower(input_ids.to(device), mask.to(device), n_layers)
+        hidden = hidden.to("cpu", torch.bfloat16)
+        for row, i in enumerate(index):
+            cache[i] = hidden[row, : len(ids[i])].clone()
+    return cache
+
+
+def _trainable(net, first_layer: int) -> list[tuple[str, torch.nn.Parameter]]:
+    for parameter in net.parameters():
+        parameter.requires_grad_(False)
+    chosen = []
+    for name, parameter in net.named_parameters():
+        layer_index = None
+        if name.startswith("encoder.encoder.layer."):
+            layer_index = int(name.split(".")[3])
+        if name.startswith("head.") or (layer_index is not None and layer_index >= first_layer):
+            parameter.requires_grad_(True)
+            chosen.append((name, parameter))
+    return chosen
+
+
+def _save_checkpoint(path: Path, params, optimizer, step: int, losses: list[float]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {name: p.detach().contiguous() for name, p in params}, str(tmp / "params.safetensors")
+    )
+    moments = {}
+    for i, (_, p) in enumerate(params):
+        state = optimizer.state.get(p, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                moments[f"{key}.{i}"] = state[key].contiguous()
+    save_file(moments, str(tmp / "optimizer.safetensors"))
+    save_file({"rng": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "losses": losses[-1000:]}))
+    if path.exists():
+        for f in path.iterdir():
+            f.unlink()
+        path.rmdir()
+    tmp.rename(path)
+
+
+def _load_checkpoint(path: Path, params, optimizer) -> tuple[int, list[float]]:
+    state = json.loads((path / "state.json").read_text())
+    saved = load_file(str(path / "params.safetensors"))
+    with torch.no_grad():
+        for name, p in params:
+            p.copy_(saved[name])
+    moments = load_file(str(path / "optimizer.safetensors"))
+    step_tensor = torch.tensor(float(state["step"]))
+    for i, (_, p) in enumerate(params):
+        if f"exp_avg.{i}" in moments:
+            optimizer.state[p] = {
+                "step": step_tensor.clone(),
+                "exp_avg": moments[f"exp_avg.{i}"],
+                "exp_avg_sq": moments[f"exp_avg_sq.{i}"],
+            }
+    torch.set_rng_state(load_file(str(path / "rng.safetensors"))["rng"])
+    return int(state["step"]), list(state["losses"])
+
+
+def fit_transformer(
+    config: Config,
+    train: pd.DataFrame,
+    work_dir: Path,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> TransformerSentimentModel:
+    """Fine-tune on `train` (normalised `text`, `label`, `lang`); return the uncalibrated model."""
+    tc, mc = config.train, config.model
+    torch.manual_seed(tc.seed)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = _device()
+    tokenizer, net = build_net(mc.backbone)
+    net.dropout.p = mc.dropout
+    if init_state:
+        net.load_state_dict({k: v.float() for k, v in init_state.items()}, strict=False)
+    net.to(device)
+    first = mc.trained_from_layer
+
+    ids = tokenize(tokenizer, train["text"].tolist(), mc.max_length)
+    lengths = np.array([len(x) for x in ids])
+    cache = cache_lower_layers(net, ids, first)
+    labels = torch.tensor([SENTIMENTS.index(label) for label in train["label"]])
+    weights = draw_weights(train, config.data)
+
+    params = _trainable(net, first)
+    head = [p for n, p in params if n.startswith("head.")]
+    body = [p for n, p in params if not n.startswith("head.")]
+    optimizer = torch.optim.AdamW(
+        [{"params": body, "lr": tc.lr}, {"params": head, "lr": tc.head_lr}],
+        weight_decay=tc.weight_decay,
+    )
+    steps_per_epoch = math.ceil(tc.examples_per_epoch / tc.batch_size)
+    n_epochs = math.ceil(tc.epochs)
+    total = int(steps_per_epoch * tc.epochs)
+    warmup = max(1, int(total * tc.warmup_ratio))
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    checkpoint = work_dir / CHECKPOINT_DIR
+    step, losses = 0, []
+    if (checkpoint / "state.json").exists():
+        step, losses = _load_checkpoint(checkpoint, params, optimizer)
+        for _ in range(step):
+            scheduler.step()
+        logger.info("resumed from %s at step %d of %d", checkpoint, step, total)
+
+    net.train()
+    autocast = _compute_dtype(device) == "bfloat16"
+    progress = tqdm(total=total, initial=step, desc="training", unit="step")
+    started = time.time()
+    for epoch in range(n_epochs):
+        batches = epoch_batches(
+            weights, lengths, tc.examples_per_epoch, tc.batch_size, tc.seed, epoch
+        )
+        for i, batch in enumerate(batches):
+            global_step = epoch * steps_per_epoch + i
+            if global_step < step:
+                continue
+            if global_step >= total:
+                break
+            hidden, mask = _pad([cache[j] for j in batch])
+            hidden = hidden.to(device, torch.bfloat16 if autocast else torch.float32)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = net.forward_from(hidden, mask.to(device), first)
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels[batch].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss))
+            step = global_step + 1
+            progress.update(1)
+            if step % 50 == 0:
+                progress.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+            if step % tc.checkpoint_every == 0:
+                _save_checkpoint(checkpoint, params, optimizer, step, losses)
+    progress.close()
+    logger.info("trained %d steps in %.0f s", step, time.time() - started)
+    net.to("cpu").eval()
+    model = TransformerSentimentModel(
+        tokenizer, net, max_length=mc.max_length, trained_from_layer=first, backbone=mc.backbone
+    )
+    model.training_losses_ = losses
+    return model
