@@ -20,6 +20,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "build_backbone": "cxnlp.backbone",
     "resolve_backbone": "cxnlp.backbone",
+    "load": "cxnlp.store",
+    "list_models": "cxnlp.store",
+    "Prediction": "cxnlp.base",
+    "SentimentModel": "cxnlp.base",
 }
 
 __all__ = ["__version__", "detect_language", "normalize", *_EXPORTS]
