@@ -131,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # hazm imports gensim, which logs its own self-test at INFO level.
+    logging.getLogger("gensim").setLevel(logging.WARNING)
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError, KeyError) as exc:

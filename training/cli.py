@@ -29,6 +29,12 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
         "--data", required=True, help="corpus directory (its test splits) or labeled file"
     )
     p.add_argument("--json", help="write the full report here")
+    p.add_argument(
+        "--write-card",
+        action="store_true",
+        help="save the report as the model's metrics.json and regenerate its MODEL_CARD.md",
+    )
+    p.add_argument("--notes", help="markdown appended to the card (known weaknesses, measurements)")
     p.set_defaults(handler=_evaluate)
 
     p = verbs.add_parser("promote", help="make a model the default if it passes the gate")
@@ -76,6 +82,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     report = evaluate(load(args.model), args.data, json_path=args.json)
     print(format_report(report))
+    if args.write_card:
+        from cxnlp.store import resolve_model
+        from training.card import write_model_card
+        from training.gate import write_metrics
+
+        model_dir = resolve_model(args.model)
+        write_metrics(model_dir, report)
+        name = model_dir.name
+        command = (
+            f"cxnlp train --config training/configs/{name}.yaml --out models/{name}\n"
+            f"cxnlp evaluate --model models/{name} --data {args.data} --write-card"
+            + (f" --notes {args.notes}" if args.notes else "")
+        )
+        card = write_model_card(model_dir, report, command=command, notes_file=args.notes)
+        print(f"wrote {model_dir / 'metrics.json'} and {card}")
     return 0
 
 

