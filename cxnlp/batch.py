@@ -51,7 +51,8 @@ class BatchStats:
 
 def row_error(value: object) -> str | None:
     """Why a cell cannot be classified, or None when it can."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    # pd.isna also catches pd.NA and NaT, which a "string"-typed or Parquet column holds.
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return "missing text"
     text = str(value)
     if not text.strip():
@@ -116,8 +117,19 @@ def classify_file(
     """
     input_path, output_path = Path(input_path), Path(output_path)
     table_format(output_path)  # an unsupported output type fails before any work
+    if not input_path.is_file():
+        raise FileNotFoundError(f"input file not found: {input_path}")
     work = output_path.with_name(output_path.name + ".parts")
-    state = {"input": str(input_path.resolve()), "chunk_rows": chunk_rows, "text_col": text_col}
+    # Parts of an earlier run are reused only for the same input, unchanged, read the same way.
+    input_stat = input_path.stat()
+    state = {
+        "input": str(input_path.resolve()),
+        "size": input_stat.st_size,
+        "mtime_ns": input_stat.st_mtime_ns,
+        "chunk_rows": chunk_rows,
+        "text_col": text_col,
+        "id_col": id_col,
+    }
     if work.exists() and not (resume and _same_run(work, state)):
         if resume:
             logger.warning("%s belongs to another run; starting over", work)
@@ -183,18 +195,17 @@ def _assemble(parts: list[Path], output_path: Path) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        writer = None
-        for part in parts:
-            table = pq.read_table(part)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(
-                table.cast(writer.schema) if table.schema != writer.schema else table
-            )
-        if writer is None:
+        if not parts:
             pq.write_table(pa.table({c: pa.array([], pa.string()) for c in RESULT_COLUMNS}), tmp)
         else:
-            writer.close()
+            # A column can be all-null (type null) in one part and typed in another, e.g. `error`
+            # in a chunk without errors: write every part in the schema that fits them all.
+            schema = pa.unify_schemas(
+                [pq.read_schema(part) for part in parts], promote_options="permissive"
+            ).remove_metadata()
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for part in parts:
+                    writer.write_table(pq.read_table(part).cast(schema))
     else:
         frames = [pd.read_parquet(p) for p in parts]
         write_table(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), tmp)

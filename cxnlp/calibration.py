@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def softmax(logits: np.ndarray, temperature: float | np.ndarray = 1.0) -> np.ndarray:
+    """Row-wise softmax of `logits / temperature`; `temperature` is one number or one per row
+    (shape (n,) or (n, 1))."""
+    temperature = np.asarray(temperature, dtype=np.float64)
+    if temperature.ndim == 1:
+        # One per row: a bare (n,) array would broadcast over the columns instead.
+        temperature = temperature[:, None]
     scaled = np.asarray(logits, dtype=np.float64) / temperature
     scaled -= scaled.max(axis=1, keepdims=True)
     exp = np.exp(scaled)

@@ -87,11 +87,13 @@ class FastSentimentModel(SentimentModel):
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        # safetensors writes an array's memory as it lies: scikit-learn's coef_ is Fortran-ordered,
+        # so without the C-order copy the weights load scrambled.
         save_file(
             {
-                "idf": self.tfidf_.idf_.astype(np.float32),
-                "coef": self.classifier_.coef_.astype(np.float32),
-                "intercept": self.classifier_.intercept_.astype(np.float32),
+                "idf": np.ascontiguousarray(self.tfidf_.idf_, dtype=np.float32),
+                "coef": np.ascontiguousarray(self.classifier_.coef_, dtype=np.float32),
+                "intercept": np.ascontiguousarray(self.classifier_.intercept_, dtype=np.float32),
             },
             str(path / WEIGHTS_FILE),
         )

@@ -41,17 +41,26 @@ def table_format(path: str | Path) -> str:
 
 
 def detect_encoding(path: str | Path) -> str:
-    """The text encoding of a CSV: a byte-order mark decides, else the first encoding that decodes."""
+    """The text encoding of a CSV: a byte-order mark decides, else NUL bytes mean UTF-16, else the
+    first of `CSV_ENCODINGS` that decodes the start of the file."""
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    if b"\x00" in head:
+        # No text encoding but UTF-16 puts NUL bytes in a CSV (the high byte of every ASCII
+        # delimiter and digit); where they sit tells the byte order of a file saved without a BOM.
+        odd = head[1::2].count(0)
+        return "utf-16-le" if odd >= head[0::2].count(0) else "utf-16-be"
+    # A multi-byte character may be cut at the sniff boundary: ignore the last 3 bytes then, and
+    # only then (in a short file they may hold its only non-ASCII character).
+    if len(head) == _SNIFF_BYTES:
+        head = head[:-3]
     for encoding in CSV_ENCODINGS:
         try:
-            # A multi-byte character may be cut at the sniff boundary: ignore the last 3 bytes.
-            head[: max(len(head) - 3, 0)].decode(encoding)
+            head.decode(encoding)
             return encoding
         except UnicodeDecodeError:
             continue

@@ -22,3 +22,64 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def built(cache_dir: Path) -> Path:
     """The real backbone directory, built once per session."""
     return backbone.build_backbone(cache_dir)
+
+
+# Handwritten reviews, ten per language, covering the three sentiments: enough for a tiny fast
+# model that fits them, built in a second, for the tests of saving, batch runs and the CLI.
+TINY_TRAIN = [
+    ("fa", "غذا خیلی خوشمزه بود و به موقع رسید", "positive"),
+    ("fa", "عالی بود، ممنون از پیک خوش اخلاق", "positive"),
+    ("fa", "کیفیت گوشی عالیه، راضیم", "positive"),
+    ("fa", "غذا سرد بود و پیک یک ساعت دیر رسید", "negative"),
+    ("fa", "خیلی بد بود، دیگه سفارش نمیدم", "negative"),
+    ("fa", "برنامه مدام قطع میشه، افتضاحه", "negative"),
+    ("fa", "سفارش را دیروز ثبت کردم", "neutral"),
+    ("fa", "این گوشی دو سیم کارت دارد", "neutral"),
+    ("fa", "ساعت کاری فروشگاه از نه صبح است", "neutral"),
+    ("fa", "بسته امروز تحویل داده شد", "neutral"),
+    ("ar", "الخدمة ممتازة والتوصيل سريع", "positive"),
+    ("ar", "تطبيق رائع وسهل الاستخدام", "positive"),
+    ("ar", "الطعام لذيذ جدا شكرا لكم", "positive"),
+    ("ar", "الخدمة سيئة جدا والموظف غير محترم", "negative"),
+    ("ar", "التطبيق بطيء ويتوقف دائما", "negative"),
+    ("ar", "وصل الطلب متأخرا وباردا", "negative"),
+    ("ar", "طلبت وجبة من المطعم أمس", "neutral"),
+    ("ar", "الفرع يفتح الساعة التاسعة صباحا", "neutral"),
+    ("ar", "تم تحديث التطبيق اليوم", "neutral"),
+    ("ar", "المنتج متوفر باللون الأسود", "neutral"),
+    ("en", "Great app, fast delivery, love it", "positive"),
+    ("en", "Excellent service and friendly staff", "positive"),
+    ("en", "The food was delicious, thank you", "positive"),
+    ("en", "Terrible service, the courier was two hours late", "negative"),
+    ("en", "The app keeps crashing, awful", "negative"),
+    ("en", "Worst order ever, cold food and rude driver", "negative"),
+    ("en", "I ordered a pizza yesterday", "neutral"),
+    ("en", "The store opens at nine", "neutral"),
+    ("en", "The package was delivered today", "neutral"),
+    ("en", "The phone comes in black and white", "neutral"),
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_train() -> list[tuple[str, str, str]]:
+    """(lang, text, label) rows `tiny_fast_model` was fitted on."""
+    return list(TINY_TRAIN)
+
+
+@pytest.fixture(scope="session")
+def tiny_fast_model():
+    """A FastSentimentModel fitted on TINY_TRAIN, with non-trivial temperatures so that saving
+    and loading them is exercised too. Treat it as read-only."""
+    from cxnlp.fast import FastSentimentModel
+
+    langs, texts, labels = zip(*TINY_TRAIN, strict=True)
+    model = FastSentimentModel(n_features=2**14, ngram_range=(1, 4), C=10.0)
+    model.fit(list(texts), list(labels), langs=list(langs))
+    model.temperatures_ = {"*": 1.5, "fa": 0.8}
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_fast_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`tiny_fast_model` saved as a model directory named `tiny`."""
+    return tiny_fast_model.save(tmp_path_factory.mktemp("models") / "tiny")

@@ -90,6 +90,11 @@ class Config:
         for key, value in raw.items():
             if key in sections:
                 section = sections[key]
+                if value is not None and not isinstance(value, dict):
+                    raise ValueError(
+                        f"'{key}' must be a mapping of settings, got {type(value).__name__} "
+                        f"{value!r}; expected keys among {sorted(f.name for f in fields(section))}"
+                    )
                 allowed = {f.name for f in fields(section)}
                 bad = sorted(set(value or {}) - allowed)
                 if bad:

@@ -27,6 +27,8 @@ DATASETS_FILE = Path(__file__).with_name("datasets.yaml")
 # `mixed` (both praise and complaint) is not one of the three sentiments: it is dropped from training
 # and left out of the 3-class scores; see the model card.
 MIXED = "mixed"
+# The splits a user's labeled file may assign (a blank split is derived from the text).
+SPLITS = ("train", "dev", "test")
 _SPACES = re.compile(r"\s+")
 
 
@@ -172,28 +174,39 @@ def read_labeled(path: str | Path) -> pd.DataFrame:
                 problems.append(f"row {index}: duplicate of row {first}")
         else:
             first_row_of[key] = (index, label)
-    if "lang" in table.columns:
-        for index, lang in enumerate(table["lang"], start=1):
-            if not pd.isna(lang) and str(lang).strip() not in LANGS:
-                problems.append(
-                    f"row {index}: unknown lang {lang!r}; expected one of {list(LANGS)}"
-                )
+    # A blank lang or split cell (CSV reads it as "", the other formats as null) counts as absent:
+    # the language is detected and the split derived from the text, row by row.
+    langs = _cells(table, "lang")
+    splits = _cells(table, "split").map(str.lower)
+    for index, (lang, split) in enumerate(zip(langs, splits, strict=True), start=1):
+        if lang and lang not in LANGS:
+            problems.append(f"row {index}: unknown lang {lang!r}; expected one of {list(LANGS)}")
+        if split and split not in SPLITS:
+            problems.append(
+                f"row {index}: unknown split {split!r}; expected one of {list(SPLITS)} or blank"
+            )
     if problems:
         raise LabeledDataError(path, problems)
     result = pd.DataFrame({"text": texts, "label": labels})
-    if "lang" in table.columns and table["lang"].notna().all():
-        result["lang"] = table["lang"].astype(str).str.strip()
-    else:
+    if not langs.all():
         from cxnlp.langid import detect_language
 
-        result["lang"] = [detect_language(t) for t in texts]
+        langs = [lang or detect_language(t) for t, lang in zip(texts, langs, strict=True)]
+    result["lang"] = list(langs)
     result["topics"] = (
         table["topics"].map(_parse_topics) if "topics" in table else [[]] * len(table)
     )
-    result["split"] = table["split"] if "split" in table else [hash_split(t) for t in texts]
+    result["split"] = [split or hash_split(t) for t, split in zip(texts, splits, strict=True)]
     result["dataset"] = Path(path).stem
     result["domain"] = "user"
     return result
+
+
+def _cells(table: pd.DataFrame, column: str) -> pd.Series:
+    """A column's cells as stripped strings, "" where blank, missing, or the column is absent."""
+    if column not in table.columns:
+        return pd.Series([""] * len(table), index=table.index, dtype=object)
+    return table[column].map(lambda v: "" if pd.isna(v) else str(v).strip())
 
 
 def hash_split(text: str, dev_share: float = 0.1) -> str:

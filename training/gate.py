@@ -54,7 +54,8 @@ def compare(current: dict[str, Any], candidate: dict[str, Any], margin: float) -
                 "current": cur["macro_f1"],
                 "candidate": cand["macro_f1"],
                 "delta": delta,
-                "ok": delta >= -margin,
+                # The tolerance keeps a loss of exactly `margin` (0.79 - 0.80) on the ok side.
+                "ok": delta >= -margin - 1e-9,
             }
         )
     return GateResult(promoted=bool(rows) and all(r["ok"] for r in rows), rows=rows, margin=margin)
@@ -65,7 +66,13 @@ def promote(candidate_dir: Path, default_dir: Path) -> Path | None:
     name, which is returned."""
     archived = None
     if default_dir.exists():
-        archived = default_dir.with_name(f"{default_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        stamp = f"{default_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        archived = default_dir.with_name(stamp)
+        # Two promotions within a second must not collide (a rename onto a folder fails).
+        n = 1
+        while archived.exists():
+            n += 1
+            archived = default_dir.with_name(f"{stamp}-{n}")
         default_dir.rename(archived)
     shutil.copytree(candidate_dir, default_dir)
     return archived

@@ -18,9 +18,24 @@ def cap_per_dataset(
     for name, rows in frame.groupby("dataset", sort=True):
         limit = (overrides or {}).get(str(name), cap)
         if len(rows) > limit:
-            rows = rows.groupby("label").sample(frac=limit / len(rows), random_state=seed)
+            rows = _stratified_sample(rows, limit, seed)
         parts.append(rows)
-    return pd.concat(parts).sort_index()
+    return pd.concat(parts).sort_index() if parts else frame.copy()
+
+
+def _stratified_sample(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """Exactly `n` rows, each label keeping its share. Rounding each label's share on its own can
+    overshoot `n` (three labels of 3 rows capped at 5 round to 2 + 2 + 2), so the rows left by
+    rounding down go to the labels with the largest remainders."""
+    counts = rows["label"].value_counts().sort_index()
+    exact = counts * n / len(rows)
+    quota = exact.astype(int)
+    leftover = n - int(quota.sum())
+    quota[(exact - quota).sort_values(ascending=False, kind="stable").index[:leftover]] += 1
+    return pd.concat(
+        rows[rows["label"] == label].sample(n=int(k), random_state=seed)
+        for label, k in quota.items()
+    )
 
 
 def draw_weights(frame: pd.DataFrame, config: DataConfig) -> np.ndarray:

@@ -82,7 +82,19 @@ def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, dict]:
         if len(rows) >= 200:
             temperatures[str(lang)] = fit_temperature(logits[rows], y[rows])
     model.temperatures_ = temperatures
+    for lang, matrix in confusion.items():
+        logger.info("dev %s: macro-F1 %.4f", lang, _macro_f1(np.array(matrix)))
     return {"temperatures": temperatures, "confusion": confusion}
+
+
+def _macro_f1(matrix: np.ndarray) -> float:
+    true_pos = np.diag(matrix).astype(float)
+    denominator = matrix.sum(axis=0) + matrix.sum(axis=1)
+    return float(
+        np.mean(
+            np.divide(2 * true_pos, denominator, where=denominator > 0, out=np.zeros(len(matrix)))
+        )
+    )
 
 
 def _confusion(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:

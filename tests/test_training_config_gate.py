@@ -1,0 +1,242 @@
+"""Tests for training.config, training.sampling and training.gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.config import Config, DataConfig
+from training.gate import compare, promote, save_gate
+from training.sampling import cap_per_dataset, draw_weights, epoch_batches
+
+CONFIGS = sorted(Path(__file__).resolve().parent.parent.joinpath("training/configs").glob("*.yaml"))
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_load_and_round_trip(path: Path) -> None:
+    config = Config.from_yaml(path)
+    assert Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_config_from_dict_fills_defaults() -> None:
+    config = Config.from_dict({"kind": "fast", "data": {"langs": ["fa"]}, "train": None})
+    assert config.kind == "fast"
+    assert config.data.langs == ["fa"] and config.data.max_per_dataset == 12000
+    assert config.train.batch_size == 32
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"kind": "fast", "epochs": 3}, r"unknown config keys \['epochs'\]; expected some of"),
+        (
+            {"train": {"epoch": 3}},
+            r"unknown keys \['epoch'\] in 'train'; expected some of .*'epochs'",
+        ),
+        ({"data": {"lang": ["fa"]}}, r"unknown keys \['lang'\] in 'data'"),
+        ({"kind": "svm"}, r"kind must be one of \['transformer', 'fast'\], got 'svm'"),
+        ({"data": {"langs": ["fa", "tr"]}}, r"data.langs has unknown \['tr'\]"),
+        ({"model": {"trained_from_layer": 12}}, r"trained_from_layer must be in 0..11, got 12"),
+        ({"train": {"batch_size": 0}}, "train.batch_size must be >= 1"),
+        ({"train": {"epochs": 0}}, r"train.epochs > 0"),
+        ({"train": 5}, r"'train' must be a mapping of settings, got int 5"),
+        ({"data": ["fa"]}, r"'data' must be a mapping of settings, got list"),
+    ],
+)
+def test_config_from_dict_rejects_bad_input(raw: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Config.from_dict(raw)
+
+
+# --- sampling -------------------------------------------------------------------------------
+
+
+def _pool() -> pd.DataFrame:
+    rows = []
+    # Unbalanced on purpose: many English rows, few Persian, skewed classes within each language.
+    for lang, counts in {"en": (60, 30, 10), "ar": (20, 10, 5), "fa": (8, 4, 2)}.items():
+        for label, n in zip(("positive", "negative", "neutral"), counts, strict=True):
+            rows += [(lang, label, f"{lang}-{label}-{i}", f"{lang}_set") for i in range(n)]
+    return pd.DataFrame(rows, columns=["lang", "label", "text", "dataset"])
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(50, 50), (10, 10), (5, 5), (1000, 100)])
+def test_cap_per_dataset_caps_exactly_and_keeps_label_shares(cap: int, expected: int) -> None:
+    pool = _pool()
+    capped = cap_per_dataset(pool, cap, seed=1)
+    counts = capped["dataset"].value_counts()
+    assert counts["en_set"] == expected
+    assert counts["fa_set"] == min(cap, 14) and counts["ar_set"] == min(cap, 35)
+    en = capped[capped["dataset"] == "en_set"]["label"].value_counts()
+    en = en.reindex(["positive", "negative", "neutral"], fill_value=0)
+    assert en["positive"] >= en["negative"] >= en["neutral"]
+    assert capped.index.is_monotonic_increasing
+    assert set(capped["text"]) <= set(pool["text"]) and capped["text"].is_unique
+
+
+def test_cap_per_dataset_three_small_labels_do_not_overshoot() -> None:
+    # Regression: sampling each label's share on its own rounded 3 x 1.67 up to 6 rows for a cap of 5.
+    frame = pd.DataFrame({"dataset": "d", "label": ["positive", "negative", "neutral"] * 3})
+    capped = cap_per_dataset(frame, 5, seed=0)
+    assert len(capped) == 5
+    assert sorted(capped["label"].value_counts().tolist()) == [1, 2, 2]
+
+
+def test_cap_per_dataset_overrides_and_seed() -> None:
+    pool = _pool()
+    capped = cap_per_dataset(pool, 10, seed=3, overrides={"en_set": 40})
+    assert capped["dataset"].value_counts().to_dict() == {"en_set": 40, "ar_set": 10, "fa_set": 10}
+    again = cap_per_dataset(pool, 10, seed=3, overrides={"en_set": 40})
+    other = cap_per_dataset(pool, 10, seed=4, overrides={"en_set": 40})
+    assert capped.index.tolist() == again.index.tolist()
+    assert capped.index.tolist() != other.index.tolist()
+
+
+def test_cap_per_dataset_of_no_rows() -> None:
+    # Regression: an empty frame raised pandas' "No objects to concatenate".
+    empty = _pool().iloc[:0]
+    assert cap_per_dataset(empty, 10, seed=0).empty
+
+
+def _shares(frame: pd.DataFrame, weights: np.ndarray, column: str) -> dict[str, float]:
+    return pd.Series(weights).groupby(frame[column].to_numpy()).sum().to_dict()
+
+
+def test_draw_weights_balances_languages_and_classes() -> None:
+    pool = _pool()
+    weights = draw_weights(pool, DataConfig(lang_weights={"fa": 2.0, "ar": 1.0, "en": 1.0}))
+    assert weights.sum() == pytest.approx(1.0) and (weights > 0).all()
+    lang_shares = _shares(pool, weights, "lang")
+    assert lang_shares == pytest.approx({"fa": 0.5, "ar": 0.25, "en": 0.25})
+    for lang, share in lang_shares.items():
+        in_lang = (pool["lang"] == lang).to_numpy()
+        by_label = _shares(pool[in_lang].reset_index(drop=True), weights[in_lang], "label")
+        assert by_label == pytest.approx(dict.fromkeys(by_label, share / 3))
+    # Within one language and label every row is equally likely.
+    fa_pos = ((pool["lang"] == "fa") & (pool["label"] == "positive")).to_numpy()
+    assert np.ptp(weights[fa_pos]) == pytest.approx(0.0)
+
+
+def test_draw_weights_without_class_balance() -> None:
+    pool = _pool()
+    weights = draw_weights(pool, DataConfig(balance_classes=False))
+    assert _shares(pool, weights, "lang") == pytest.approx({"fa": 1 / 3, "ar": 1 / 3, "en": 1 / 3})
+    en = (pool["lang"] == "en").to_numpy()
+    en_shares = _shares(pool[en].reset_index(drop=True), weights[en], "label")
+    assert en_shares["positive"] == pytest.approx(6 * en_shares["neutral"])  # 60 vs 10 rows
+
+
+def test_epoch_batches_are_seeded_and_cover_the_draws() -> None:
+    pool = _pool()
+    weights = draw_weights(pool, DataConfig())
+    lengths = pool["text"].str.len().to_numpy()
+    kwargs = {"n_examples": 500, "batch_size": 16, "seed": 13, "sort_window": 4}
+    batches = epoch_batches(weights, lengths, epoch=0, **kwargs)
+    again = epoch_batches(weights, lengths, epoch=0, **kwargs)
+    assert [b.tolist() for b in batches] == [b.tolist() for b in again]
+    next_epoch = epoch_batches(weights, lengths, epoch=1, **kwargs)
+    assert [b.tolist() for b in batches] != [b.tolist() for b in next_epoch]
+    other_seed = epoch_batches(weights, lengths, epoch=0, **{**kwargs, "seed": 14})
+    assert [b.tolist() for b in batches] != [b.tolist() for b in other_seed]
+    drawn = np.concatenate(batches)
+    assert len(drawn) == 500 and all(len(b) <= 16 for b in batches)
+    assert drawn.min() >= 0 and drawn.max() < len(pool)
+    # Persian is 14 of 149 rows but a third of the draws.
+    fa_share = (pool["lang"].to_numpy()[drawn] == "fa").mean()
+    assert 0.25 < fa_share < 0.42
+
+
+def test_epoch_batches_draw_only_rows_with_weight() -> None:
+    weights = np.array([0.0, 0.5, 0.0, 0.5])
+    batches = epoch_batches(weights, np.arange(4), n_examples=64, batch_size=8, seed=0, epoch=0)
+    assert set(np.concatenate(batches).tolist()) == {1, 3}
+
+
+# --- gate -----------------------------------------------------------------------------------
+
+
+def _report(**f1: float) -> dict:
+    return {"by_lang": {lang: {"macro_f1": value} for lang, value in f1.items()}}
+
+
+def test_compare_passes_within_the_margin() -> None:
+    result = compare(_report(fa=0.80, ar=0.70, en=0.75), _report(fa=0.795, ar=0.72, en=0.75), 0.01)
+    assert result.promoted
+    assert [r["lang"] for r in result.rows] == ["ar", "en", "fa"]
+    assert {r["lang"]: r["delta"] for r in result.rows} == pytest.approx(
+        {"ar": 0.02, "en": 0.0, "fa": -0.005}
+    )
+
+
+def test_compare_fails_one_language_beyond_the_margin() -> None:
+    result = compare(_report(fa=0.80, ar=0.70, en=0.75), _report(fa=0.78, ar=0.90, en=0.90), 0.01)
+    assert not result.promoted
+    assert {r["lang"]: r["ok"] for r in result.rows} == {"ar": True, "en": True, "fa": False}
+    assert "WORSE than margin" in result.table() and "not promoted" in result.table()
+
+
+def test_compare_a_loss_of_exactly_the_margin_passes() -> None:
+    # Regression: 0.79 - 0.80 is -0.01000000000000001 in floating point and failed a 0.01 margin.
+    assert compare(_report(fa=0.80), _report(fa=0.79), 0.01).promoted
+
+
+def test_compare_missing_language_in_the_candidate_fails() -> None:
+    result = compare(_report(fa=0.8, en=0.8), _report(en=0.9), 0.01)
+    assert not result.promoted
+    assert {r["lang"]: r["ok"] for r in result.rows} == {"en": True, "fa": False}
+
+
+def test_compare_nothing_to_compare_is_not_a_promotion() -> None:
+    assert not compare({}, _report(fa=0.9), 0.01).promoted
+
+
+def test_save_gate(tmp_path: Path) -> None:
+    result = compare(_report(fa=0.80), _report(fa=0.70), 0.01)
+    save_gate(result, tmp_path / "gate.json")
+    saved = json.loads((tmp_path / "gate.json").read_text(encoding="utf-8"))
+    assert saved["promoted"] is False and saved["margin"] == 0.01
+    assert saved["rows"][0]["lang"] == "fa"
+
+
+def _model_dir(path: Path, marker: str) -> Path:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"marker": marker}), encoding="utf-8")
+    return path
+
+
+def test_promote_keeps_the_previous_default_as_a_dated_version(tmp_path: Path) -> None:
+    default = _model_dir(tmp_path / "models" / "default", "old")
+    candidate = _model_dir(tmp_path / "runs" / "candidate", "new")
+    archived = promote(candidate, default)
+    assert archived is not None and archived.parent == default.parent
+    assert archived.name.startswith("default-20")
+    assert json.loads((archived / "config.json").read_text())["marker"] == "old"
+    assert json.loads((default / "config.json").read_text())["marker"] == "new"
+    assert candidate.exists()  # copied, not moved
+
+
+def test_promote_twice_in_one_second_keeps_both_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the second archive had the same timestamped name and the rename failed.
+    monkeypatch.setattr("training.gate.time.strftime", lambda fmt: "20250101-120000")
+    default = _model_dir(tmp_path / "default", "v1")
+    first = promote(_model_dir(tmp_path / "c2", "v2"), default)
+    second = promote(_model_dir(tmp_path / "c3", "v3"), default)
+    assert first != second
+    markers = {json.loads((p / "config.json").read_text())["marker"] for p in (first, second)}
+    assert markers == {"v1", "v2"}
+    assert json.loads((default / "config.json").read_text())["marker"] == "v3"
+
+
+def test_promote_without_a_previous_default(tmp_path: Path) -> None:
+    candidate = _model_dir(tmp_path / "candidate", "new")
+    assert promote(candidate, tmp_path / "default") is None
+    assert (tmp_path / "default" / "config.json").exists()
