@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int]
 # The training and service packages add their verbs (train, evaluate, serve, ...) through this
@@ -65,6 +66,64 @@ def _classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from cxnlp.io import read_table
+    from cxnlp.report_html import write_html
+    from cxnlp.rollup import load_confusion, summarize
+    from cxnlp.store import resolve_model
+
+    frame = read_table(args.input)
+    confusion, note = None, None
+    try:
+        model_dir = resolve_model(args.model or "default")
+    except FileNotFoundError:
+        if args.model:  # a model asked for by name must exist; the default one may not
+            raise
+        note = "ACC omitted: no default model to read a dev confusion matrix from (pass --model)"
+    else:
+        confusion = load_confusion(model_dir)
+        if confusion is None:
+            note = f"ACC omitted: the model {model_dir} has no dev_confusion.json"
+    summary = summarize(
+        frame,
+        group_by=_column_list(args.group_by),
+        date_col=args.date_col,
+        period=args.period,
+        score_col=args.score_col,
+        score_kind=args.score_kind,
+        confusion=confusion,
+        alpha=args.alpha,
+        baseline=args.baseline,
+        text_col=args.text_col,
+    )
+    if note:
+        summary["notes"] = [note] + [n for n in summary["notes"] if not n.startswith("ACC omitted")]
+    summary["source"] = str(args.input)
+    text = json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    if args.json:
+        Path(args.json).write_text(text, encoding="utf-8")
+    if args.html:
+        write_html(
+            summary, args.html, title=args.title or f"Customer feedback: {Path(args.input).name}"
+        )
+    if not (args.json or args.html):
+        sys.stdout.write(text)
+    overall = summary["overall"]["raw"]["shares"]
+    print(
+        f"{summary['classified']} classified rows ({summary['errors']} errors): "
+        + ", ".join(f"{k} {100 * v:.1f}%" for k, v in overall.items() if v is not None)
+        + "".join(f"; wrote {p}" for p in (args.json, args.html) if p),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _column_list(value: str | None) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else []
+
+
 def _texts_from(args: argparse.Namespace) -> list[str]:
     """Texts given as arguments, or one per line on standard input when none are given."""
     if args.texts:
@@ -106,6 +165,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_classify)
+
+    p = verbs.add_parser(
+        "report",
+        help="sentiment shares, topics, NPS/CSAT/CES and alerts from `cxnlp classify` output",
+    )
+    p.add_argument("input", help="a file written by `cxnlp classify`")
+    p.add_argument("--json", default=None, help="write the summary here (stdout when no output)")
+    p.add_argument("--html", default=None, help="write a self-contained HTML report here")
+    p.add_argument("--group-by", default=None, help="comma-separated columns, e.g. channel,product")
+    p.add_argument("--date-col", default=None, help="date column for trends and alerts")
+    p.add_argument("--period", default=None, choices=["day", "week", "month", "quarter", "year"])
+    p.add_argument("--score-col", default=None, help="survey score column")
+    p.add_argument("--score-kind", default=None, choices=["nps", "csat", "ces"])
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model whose dev confusion matrix corrects the shares (ACC); default: 'default'",
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of alerts")
+    p.add_argument(
+        "--baseline",
+        default="previous",
+        choices=["previous", "all"],
+        help="alerts compare the last period with the previous one or all earlier ones",
+    )
+    p.add_argument("--text-col", default="text", help="for example texts in the report")
+    p.add_argument("--title", default=None, help="title of the HTML report")
+    p.set_defaults(handler=_report)
 
     p = verbs.add_parser("normalize", help="normalise texts (arguments, or lines on stdin)")
     p.add_argument("texts", nargs="*")

@@ -1,0 +1,154 @@
+"""The statistics behind the rollups: Wilson intervals, the two-proportion z-test with Cohen's h,
+Holm's correction, and adjusted classify-and-count (prevalence correction from a confusion matrix).
+
+Only the standard library and numpy: the normal quantiles come from `statistics.NormalDist`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+
+import numpy as np
+
+_NORMAL = NormalDist()
+
+
+def z_value(confidence: float = 0.95) -> float:
+    """The two-sided normal quantile for a confidence level (1.959964 for 0.95)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    return _NORMAL.inv_cdf(0.5 + confidence / 2)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion, or None when there are no trials.
+
+    It stays inside [0, 1] and keeps its coverage for small n and shares near 0 or 1, where the
+    textbook p ± z·se interval does not.
+
+    >>> [round(x, 4) for x in wilson_interval(8, 10)]
+    [0.4902, 0.9433]
+    """
+    if n <= 0:
+        return None
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n={n}, got {successes}")
+    z = z_value(confidence)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def cohens_h(p1: float, p2: float) -> float:
+    """Cohen's h, the effect size of a change from proportion p1 to p2 (0.2 small, 0.5 medium,
+    0.8 large)."""
+    return 2 * math.asin(math.sqrt(p2)) - 2 * math.asin(math.sqrt(p1))
+
+
+def two_proportion_test(x1: int, n1: int, x2: int, n2: int) -> dict[str, float] | None:
+    """Pooled two-proportion z-test of x1/n1 (before) against x2/n2 (after).
+
+    Returns the difference p2 - p1, z, the two-sided p-value and Cohen's h; None when either
+    sample is empty or the pooled share is 0 or 1 (no variation to test).
+
+    >>> round(two_proportion_test(10, 100, 25, 100)["p_value"], 4)
+    0.0052
+    """
+    if n1 <= 0 or n2 <= 0:
+        return None
+    pooled = (x1 + x2) / (n1 + n2)
+    if pooled in (0.0, 1.0):
+        return None
+    p1, p2 = x1 / n1, x2 / n2
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    z = (p2 - p1) / se
+    return {
+        "difference": p2 - p1,
+        "z": z,
+        "p_value": 2 * (1 - _NORMAL.cdf(abs(z))),
+        "cohens_h": cohens_h(p1, p2),
+    }
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given): testing many topics and groups at
+    once would otherwise raise false alarms on noise.
+
+    >>> holm_adjust([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def normalise_confusion(matrix: Sequence[Sequence[float]]) -> np.ndarray:
+    """A confusion matrix (rows = true label, columns = predicted; counts or rates) as row rates
+    P(predicted | true). Raises ValueError for a non-square or negative matrix or an empty row."""
+    c = np.asarray(matrix, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] != c.shape[1]:
+        raise ValueError(f"a confusion matrix must be square, got shape {c.shape}")
+    if (c < 0).any() or not np.isfinite(c).all():
+        raise ValueError("a confusion matrix must hold finite non-negative counts")
+    totals = c.sum(axis=1, keepdims=True)
+    if (totals == 0).any():
+        empty = [int(i) for i in np.flatnonzero(totals[:, 0] == 0)]
+        raise ValueError(f"confusion matrix rows {empty} are empty (no dev texts of that label)")
+    return c / totals
+
+
+def adjusted_shares(
+    predicted_shares: Sequence[float], matrix: Sequence[Sequence[float]]
+) -> np.ndarray:
+    """Adjusted classify-and-count: the true shares p that best explain the predicted shares q.
+
+    With C[i, j] = P(predicted j | true i), the predicted shares are q = Cᵀ p. This solves
+    min ‖Cᵀp − q‖² subject to p ≥ 0 and Σp = 1 exactly: the equality-constrained least squares
+    on every face of the simplex (7 faces for three labels), keeping the best feasible answer, so
+    a noisy q never yields negative shares.
+
+    >>> c = [[0.8, 0.1, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]]
+    >>> q = np.array(c).T @ [0.5, 0.2, 0.3]
+    >>> [round(float(x), 6) for x in adjusted_shares(q, c)]
+    [0.5, 0.2, 0.3]
+    """
+    rates = normalise_confusion(matrix)
+    q = np.asarray(predicted_shares, dtype=np.float64)
+    k = rates.shape[0]
+    if q.shape != (k,):
+        raise ValueError(f"expected {k} predicted shares, got shape {q.shape}")
+    a = rates.T
+    best, best_loss = None, math.inf
+    for size in range(k, 0, -1):
+        for support in itertools.combinations(range(k), size):
+            cols = list(support)
+            sub = a[:, cols]
+            # KKT system of min ‖sub·x − q‖² s.t. Σx = 1.
+            kkt = np.zeros((size + 1, size + 1))
+            kkt[:size, :size] = 2 * sub.T @ sub
+            kkt[:size, size] = 1
+            kkt[size, :size] = 1
+            rhs = np.concatenate([2 * sub.T @ q, [1.0]])
+            x = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
+            if (x < -1e-12).any():
+                continue
+            p = np.zeros(k)
+            p[cols] = np.clip(x, 0, None)
+            p /= p.sum()
+            loss = float(np.sum((a @ p - q) ** 2))
+            if loss < best_loss - 1e-15:
+                best, best_loss = p, loss
+    if best is None:  # unreachable in exact arithmetic: every vertex is feasible
+        best = np.clip(np.linalg.lstsq(a, q, rcond=None)[0], 0, None)
+        best /= best.sum()
+    return best

@@ -1,0 +1,130 @@
+"""Topic rollups for `cxnlp.rollup`: the `topics` column of a classified export (a JSON list of
+{"topic", "polarity", "score"} per row) counted by volume and by negative share."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxnlp.labels import SENTIMENTS
+from cxnlp.stats import wilson_interval
+
+EXAMPLE_CHARS = 280
+
+
+def parse_topics(value: object, sentiment: str | None) -> list[dict[str, Any]] | None:
+    """One row's topics, each topic once (its first mention), or None when the cell is not a JSON
+    list of topics. A topic without a valid polarity takes the row's sentiment.
+
+    >>> parse_topics('[{"topic": "delivery", "polarity": "negative", "score": 0.9}]', "negative")
+    [{'topic': 'delivery', 'polarity': 'negative', 'score': 0.9}]
+    >>> parse_topics("", "neutral")
+    []
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        if value in ("[]", "") or not value.strip():  # most rows: skip the JSON parser
+            return []
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, list | tuple):
+        return None
+    topics, seen = [], set()
+    for item in value:
+        name = item.get("topic") if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name.strip() or name in seen:
+            continue
+        seen.add(name)
+        polarity = item.get("polarity") if isinstance(item, dict) else None
+        score = item.get("score") if isinstance(item, dict) else None
+        topics.append(
+            {
+                "topic": name,
+                "polarity": polarity if polarity in SENTIMENTS else sentiment,
+                "score": score if isinstance(score, int | float) else None,
+            }
+        )
+    return topics
+
+
+def mentions_table(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One row per (row, topic) of the classified rows of `data` (prepared by `cxnlp.rollup`):
+    columns `row` (the index label), `topic`, `polarity`; and the number of unparsable cells."""
+    rows, names, polarities, bad = [], [], [], 0
+    raw = data["topics"] if "topics" in data.columns else pd.Series(None, index=data.index)
+    ok = data["_ok"].to_numpy()
+    for row, value, sentiment, keep in zip(data.index, raw, data["_sentiment"], ok, strict=True):
+        if not keep:
+            continue
+        parsed = parse_topics(value, sentiment)
+        if parsed is None:
+            bad += 1
+            continue
+        for t in parsed:
+            rows.append(row)
+            names.append(t["topic"])
+            polarities.append(t["polarity"])
+    table = pd.DataFrame(
+        {"row": np.asarray(rows, dtype=np.int64), "topic": names, "polarity": polarities}
+    )
+    return table, bad
+
+
+def topic_rows(mentions: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The rows that mention each topic."""
+    return {name: group.to_numpy() for name, group in mentions.groupby("topic")["row"]}
+
+
+def topic_summary(
+    data: pd.DataFrame,
+    mentions: pd.DataFrame,
+    text_col: str,
+    confidence: float,
+    min_mentions: int,
+    examples: int,
+) -> dict[str, Any]:
+    """Every topic of the classified rows of `data`: mentions, share of classified rows, polarity
+    split, negative share, and its most negative example texts."""
+    n = int(data["_ok"].sum())
+    counts = (
+        mentions.groupby(["topic", "polarity"]).size().unstack(fill_value=0)
+        if len(mentions)
+        else pd.DataFrame()
+    ).reindex(columns=list(SENTIMENTS), fill_value=0)
+    negative_rows = topic_rows(mentions[mentions["polarity"] == "negative"])
+    items = []
+    for name, polarity in counts.iterrows():
+        polarity = {s: int(polarity[s]) for s in SENTIMENTS}
+        mentioned = sum(polarity.values())
+        item = {
+            "topic": name,
+            "mentions": mentioned,
+            "share": mentioned / n,
+            "ci95": wilson_interval(mentioned, n, confidence),
+            "polarity": polarity,
+            "negative_share": polarity["negative"] / mentioned,
+            "negative_ci95": wilson_interval(polarity["negative"], mentioned, confidence),
+        }
+        if text_col in data.columns and examples > 0 and name in negative_rows:
+            rows = data.loc[negative_rows[name]].nlargest(examples, "_p_negative")
+            item["examples"] = [str(t)[:EXAMPLE_CHARS] for t in rows[text_col]]
+        items.append(item)
+    items.sort(key=lambda i: (-i["mentions"], i["topic"]))
+    by_negative = sorted(
+        (i for i in items if i["mentions"] >= min_mentions),
+        key=lambda i: (-i["negative_share"], -i["mentions"], i["topic"]),
+    )
+    return {
+        "rows_with_topics": int(mentions["row"].nunique()),
+        "items": items,
+        "ranked_by_volume": [i["topic"] for i in items],
+        "ranked_by_negative_share": [i["topic"] for i in by_negative],
+        "min_mentions_for_negative_rank": min_mentions,
+    }
