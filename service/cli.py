@@ -1,0 +1,48 @@
+"""The `serve` verb of the `cxnlp` command: run the HTTP API under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_verbs(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser(
+        "serve", help="run the HTTP API (settings from CXNLP_* environment variables)"
+    )
+    p.add_argument("--host", help="address to bind (default $CXNLP_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default $CXNLP_PORT or 8000)")
+    p.add_argument("--model", help="model name under models/ or a path (default $CXNLP_MODEL)")
+    p.add_argument(
+        "--workers", type=int, help="worker processes, each with its own model (default 1)"
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cxnlp.store import resolve_model
+    from service.app import check_auth
+    from service.settings import Settings
+
+    # The flags become environment variables so that every uvicorn worker process, which builds
+    # its app from the environment, sees them.
+    for name in ("host", "port", "model", "workers"):
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"CXNLP_{name.upper()}"] = str(value)
+    settings = Settings()
+    # Refuse to start here, with a clear message, rather than with a traceback in each worker.
+    check_auth(settings)
+    resolve_model(settings.model)
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=args.log_level,
+    )
+    return 0

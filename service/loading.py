@@ -1,0 +1,71 @@
+"""The served model and what the service says about it: loaded once, replaced whole on reload."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxnlp.base import METRICS_FILE, read_config
+from cxnlp.rollup import load_confusion
+from cxnlp.store import load, resolve_model
+
+logger = logging.getLogger(__name__)
+
+# A few texts run through a freshly loaded model before it serves, so that a broken model fails
+# the reload instead of the first requests, and lazy initialisation happens off the request path.
+WARMUP_TEXTS = ["خیلی خوب بود", "الخدمة سيئة", "It arrived on time"]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model with its identity. Immutable: a reload builds a new one and swaps the reference,
+    so a request holding the old one finishes on it."""
+
+    model: Any
+    name: str
+    path: str
+    kind: str
+    cxnlp_version: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    # The dev confusion matrices of the model directory, for the rollup's adjusted shares.
+    confusion: dict[str, list[list[float]]] | None = None
+    loaded_at: float = field(default_factory=time.time)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "kind": self.kind,
+            "cxnlp_version": self.cxnlp_version,
+            "loaded_at": self.loaded_at,
+            "metrics": self.metrics,
+        }
+
+
+def load_model(name_or_path: str) -> LoadedModel:
+    """Load a model by name under the models directory or by path, and warm it up."""
+    path = resolve_model(name_or_path)
+    config = read_config(path)
+    started = time.perf_counter()
+    model = load(path)
+    model.predict(WARMUP_TEXTS)
+    metrics_path = path / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    logger.info("loaded %s (%s) in %.1f s", path, config.get("kind"), time.perf_counter() - started)
+    return LoadedModel(
+        model=model,
+        name=path.name,
+        path=str(path.resolve()),
+        kind=str(config.get("kind")),
+        cxnlp_version=config.get("cxnlp_version"),
+        metrics=metrics,
+        confusion=load_confusion(path),
+    )
+
+
+def wrap_model(model: Any, name: str = "custom") -> LoadedModel:
+    """A `LoadedModel` for a model object built in code (tests, notebooks)."""
+    return LoadedModel(model=model, name=name, path="", kind=str(getattr(model, "kind", "")))

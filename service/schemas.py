@@ -1,0 +1,124 @@
+"""Request and response bodies of the HTTP API (they also make the OpenAPI page at /docs)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cxnlp.labels import LANGS
+from cxnlp.rollup import PERIODS
+from cxnlp.scores import SCORE_KINDS
+
+Lang = Literal[LANGS]
+Period = Literal[tuple(PERIODS)]
+ScoreKind = Literal[SCORE_KINDS]
+ItemId = str | int
+
+
+class Item(BaseModel):
+    """One text to classify. Fields other than these are ignored by /v1/classify."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: ItemId | None = Field(None, description="echoed back; the item's position when absent")
+    text: str = Field(..., description="the review, comment or ticket")
+    lang: Lang | None = Field(None, description="skip language detection when known")
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty or only whitespace")
+        return value
+
+
+class AnalyzeItem(Item):
+    """An item that may carry group fields (`channel`, `product`, `created_at`, `score`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Item] = Field(..., min_length=1)
+
+
+class AnalyzeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[AnalyzeItem] = Field(..., min_length=1)
+    group_by: list[str] = Field(
+        default_factory=list, description="item fields to group the rollup by, e.g. ['channel']"
+    )
+    date_col: str | None = Field(None, description="item field holding a date, for trends")
+    period: Period | None = Field(None, description="trend period (with date_col; default week)")
+    score_col: str | None = Field(None, description="item field holding a survey score")
+    score_kind: ScoreKind | None = Field(None, description="how to read score_col")
+
+
+class ItemResult(BaseModel):
+    id: ItemId
+    sentiment: str | None
+    probabilities: dict[str, float] | None
+    confidence: float | None
+    lang: str | None
+    topics: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class AnalyzedItem(ItemResult):
+    error: str | None = None
+
+
+class ClassifyResponse(BaseModel):
+    model: str
+    items: list[ItemResult]
+
+
+class AnalyzeResponse(BaseModel):
+    model: str
+    items: list[AnalyzedItem]
+    summary: dict[str, Any]
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(..., min_length=1, description="model name under models/, or a path")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    path: str
+    kind: str
+    cxnlp_version: str | None
+    service_cxnlp_version: str
+    loaded_at: float
+    metrics: dict[str, Any]
+
+
+class ReloadResponse(BaseModel):
+    previous: str
+    model: ModelInfo
+
+
+class JobInfo(BaseModel):
+    id: str
+    filename: str
+    text_col: str
+    id_col: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    model: str | None
+    rows_done: int = Field(..., description="rows classified so far")
+    rows: int | None = Field(None, description="rows in the file, once finished")
+    errors: int | None = Field(None, description="rows that could not be classified")
+    error: str | None = Field(None, description="why the job failed")
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    detail: list[dict[str, Any]] | None = None

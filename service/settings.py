@@ -1,0 +1,72 @@
+"""The service's settings, read from `CXNLP_*` environment variables (or passed to `create_app`).
+
+>>> Settings(auth=False, max_batch=1).max_batch
+1
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every knob of the HTTP service; the environment variable is `CXNLP_` + the upper-case name."""
+
+    model_config = SettingsConfigDict(env_prefix="CXNLP_", extra="ignore", frozen=True)
+
+    model: str = Field("default", description="model name under the models directory, or a path")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes, each loads the model")
+
+    auth: bool = Field(True, description="require an API key; 'off' only for local use")
+    api_keys: CommaList = Field(default_factory=list, description="comma-separated API keys")
+    api_keys_file: Path | None = Field(None, description="file with one API key per line")
+    admin_keys: CommaList = Field(
+        default_factory=list, description="comma-separated keys allowed to call /v1/admin/*"
+    )
+
+    max_items: int = Field(256, ge=1, description="items per classify / analyze request")
+    max_text_chars: int = Field(5000, ge=1, description="characters per text")
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="JSON request body size")
+    max_upload_bytes: int = Field(256 * 1024 * 1024, ge=1024, description="job upload size")
+
+    max_batch: int = Field(64, ge=1, description="texts per merged model call; 1 = no merging")
+    max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits for more requests")
+    queue_size: int = Field(256, ge=1, description="requests waiting for the model before 503")
+    retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503")
+
+    jobs_dir: Path = Field(Path("cxnlp-jobs"), description="where uploaded jobs and results live")
+    max_jobs_queued: int = Field(16, ge=1, description="jobs waiting to run before 503")
+    job_chunk_rows: int = Field(2000, ge=1)
+
+    cors_origins: CommaList = Field(
+        default_factory=list, description="comma-separated origins; CORS is off when empty"
+    )
+
+    @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def all_api_keys(self) -> list[str]:
+        """The keys from `api_keys` and `api_keys_file` (blank lines and `#` comments skipped)."""
+        keys = list(self.api_keys)
+        if self.api_keys_file is not None:
+            try:
+                lines = self.api_keys_file.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ValueError(
+                    f"CXNLP_API_KEYS_FILE={self.api_keys_file} cannot be read ({exc}); "
+                    "fix the path or unset it"
+                ) from exc
+            keys += [s.strip() for s in lines if s.strip() and not s.strip().startswith("#")]
+        return keys
