@@ -134,8 +134,11 @@ def classify_file(
         if resume:
             logger.warning("%s belongs to another run; starting over", work)
         shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    (work / _STATE_FILE).write_text(json.dumps(state))
+    if not work.exists():
+        # Written only into a fresh work directory: rewriting it on resume would leave it empty for
+        # a moment, and a run killed then would throw every finished part away on the next resume.
+        work.mkdir(parents=True)
+        (work / _STATE_FILE).write_text(json.dumps(state))
 
     started, rows, errors, offset = time.time(), 0, 0, 0
     bar = tqdm(desc="classifying", unit="row", disable=not progress)

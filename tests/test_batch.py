@@ -198,3 +198,23 @@ def test_classify_file_resume_with_nothing_to_resume(tiny_fast_model, export: Pa
     output = export.with_name("labeled.parquet")
     stats = classify_file(tiny_fast_model, export, output, resume=True, progress=False)
     assert stats.rows == len(TEXTS) and len(pd.read_parquet(output)) == len(TEXTS)
+
+
+def test_classify_file_resume_leaves_the_state_file_alone(tiny_fast_model, export: Path) -> None:
+    # Regression: a resumed run rewrote state.json in place; killed while it was empty, the next
+    # resume took the parts for another run's and threw every finished one away.
+    output = export.with_name("labeled.csv")
+    with pytest.raises(KeyboardInterrupt):
+        classify_file(Recording(tiny_fast_model, 3), export, output, chunk_rows=3, progress=False)
+    state = output.with_name("labeled.csv.parts") / "state.json"
+    before = (state.stat().st_ino, state.stat().st_mtime_ns, state.read_bytes())
+
+    class ChecksState(Recording):
+        def predict(self, texts, langs=None):
+            assert (state.stat().st_ino, state.stat().st_mtime_ns, state.read_bytes()) == before
+            return super().predict(texts, langs)
+
+    resumed = ChecksState(tiny_fast_model)
+    classify_file(resumed, export, output, chunk_rows=3, resume=True, progress=False)
+    assert resumed.calls == 2
+    assert len(read_table(output)) == len(TEXTS)

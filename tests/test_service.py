@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cxnlp.fast import FastSentimentModel
-from cxnlp.store import models_dir
 from service import Settings, create_app
 from service.batcher import MicroBatcher, QueueFull
 from service.cli import add_verbs  # noqa: F401 - the entry point must import
@@ -650,9 +649,6 @@ def test_serve_verb_refuses_to_start_without_keys(monkeypatch, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (models_dir() / "default" / "config.json").exists(), reason="no shipped models/default"
-)
 def test_shipped_model_serves_fa_ar_en(settings):
     with TestClient(create_app(settings(model="default"))) as c:
         r = c.post(
