@@ -53,6 +53,7 @@ class SentimentModel:
         # Calibration temperature per language, "*" for any other; fitted on dev data in training.
         self.temperatures_: dict[str, float] = {"*": 1.0}
         self.fitted_ = False
+        self.source_: str | None = None  # the directory it was loaded from, if any
 
     def temperatures_for(self, langs: Sequence[str]) -> np.ndarray:
         default = self.temperatures_.get("*", 1.0)

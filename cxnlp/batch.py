@@ -129,6 +129,8 @@ def classify_file(
         "chunk_rows": chunk_rows,
         "text_col": text_col,
         "id_col": id_col,
+        # A resume with another model would mix two models' results in one output.
+        "model": getattr(model, "source_", None),
     }
     if work.exists() and not (resume and _same_run(work, state)):
         if resume:

@@ -50,12 +50,15 @@ def load(name_or_path: str | Path = "default") -> SentimentModel:
     if kind == "transformer":
         from cxnlp.transformer import TransformerSentimentModel
 
-        return TransformerSentimentModel.load(path)
-    if kind == "fast":
+        model: SentimentModel = TransformerSentimentModel.load(path)
+    elif kind == "fast":
         from cxnlp.fast import FastSentimentModel
 
-        return FastSentimentModel.load(path)
-    raise ValueError(f"{path}: unknown model kind {kind!r}; expected 'transformer' or 'fast'")
+        model = FastSentimentModel.load(path)
+    else:
+        raise ValueError(f"{path}: unknown model kind {kind!r}; expected 'transformer' or 'fast'")
+    model.source_ = str(path.resolve())
+    return model
 
 
 def list_models() -> list[dict[str, Any]]:
