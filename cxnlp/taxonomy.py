@@ -120,14 +120,14 @@ def _parse_topic(entry: Any, where: str, problems: list[str]) -> Topic | None:
     if not isinstance(entry, dict):
         problems.append(f"{where}: expected a mapping with {list(_TOPIC_FIELDS)}, got {entry!r}")
         return None
-    unknown = sorted(set(entry) - set(_TOPIC_FIELDS))
-    if unknown:
-        problems.append(f"{where}: unknown field(s) {unknown}; expected {list(_TOPIC_FIELDS)}")
     name = entry.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append(f"{where}: missing `name`")
         return None
     where = f"{where} ({name!r})"
+    unknown = sorted(set(entry) - set(_TOPIC_FIELDS))
+    if unknown:
+        problems.append(f"{where}: unknown field(s) {unknown}; expected {list(_TOPIC_FIELDS)}")
     if not _NAME.match(name):
         problems.append(
             f"{where}: name must be lower-case letters, digits and underscores, "
