@@ -55,8 +55,14 @@ def load(name_or_path: str | Path = "default") -> SentimentModel:
         from cxnlp.fast import FastSentimentModel
 
         model = FastSentimentModel.load(path)
+    elif kind == "blend":
+        from cxnlp.blend import BlendedSentimentModel
+
+        model = BlendedSentimentModel.load(path)
     else:
-        raise ValueError(f"{path}: unknown model kind {kind!r}; expected 'transformer' or 'fast'")
+        raise ValueError(
+            f"{path}: unknown model kind {kind!r}; expected 'transformer', 'fast' or 'blend'"
+        )
     model.source_ = str(path.resolve())
     return model
 

@@ -186,3 +186,44 @@ def test_train_transformer_resumes_from_checkpoint_exactly(
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-3)
+
+
+def test_train_blend_saves_both_members_and_retrains_from_a_blend(
+    tiny_backbone: Path, labeled_csv: Path, tmp_path: Path
+):
+    from cxnlp.blend import BlendedSentimentModel
+    from cxnlp.store import load
+
+    config = tiny_config(tiny_backbone)
+    config.model.blend_fast = True
+    config.model.n_features = 2**12
+    out = train(config, tmp_path / "blend", data_file=labeled_csv)
+
+    model = load(out)
+    assert isinstance(model, BlendedSentimentModel)
+    assert [m.kind for m in model.members] == ["transformer", "fast"]
+    assert sum(model.weights) == pytest.approx(1.0)
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert all(f.endswith((".json", ".safetensors")) for f in files), files
+    texts = ["الخدمة سيئة", "Love this app", "غذا سرد رسید"]
+    reloaded = load(out).predict_proba(texts)
+    np.testing.assert_allclose(model.predict_proba(texts), reloaded)
+    assert np.allclose(reloaded.sum(axis=1), 1.0)
+
+    retrained = train(config, tmp_path / "again", base=out, data_file=labeled_csv)
+    assert isinstance(load(retrained), BlendedSentimentModel)
+
+
+def test_blend_weight_follows_the_better_member_on_dev(
+    tiny_backbone: Path, tiny_fast_model, tiny_train
+):
+    from training.train import blend_with_fast
+
+    tokenizer, net = build_net(str(tiny_backbone))
+    torch.nn.init.normal_(net.head.weight, std=3.0)  # a random, confidently wrong transformer
+    transformer = TransformerSentimentModel(tokenizer, net, dtype="float32")
+    # The fast model's own training rows: there it is clearly the better member.
+    dev = pd.DataFrame(tiny_train, columns=["lang", "text", "label"])
+    blend = blend_with_fast(transformer, tiny_fast_model, dev)
+    assert blend.weights[1] > 0.0
+    assert blend_with_fast(transformer, tiny_fast_model, dev.iloc[:0]) is transformer

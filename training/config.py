@@ -39,7 +39,10 @@ class ModelConfig:
     # Layers below this index stay frozen (their outputs are computed once and cached).
     trained_from_layer: int = 8
     dropout: float = 0.1
-    # Fast tier only.
+    # Transformer only: also train the fast tier on the same rows and blend the two, with the
+    # weight chosen on dev (see cxnlp.blend).
+    blend_fast: bool = False
+    # Fast tier (and the fast member of a blend).
     n_features: int = 2**20
     C: float = 4.0
 

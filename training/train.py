@@ -109,6 +109,74 @@ def write_dev_confusion(model_dir: Path, confusion: dict[str, list[list[int]]]) 
     )
 
 
+def fit_fast(config: Config, train_frame: pd.DataFrame) -> SentimentModel:
+    from cxnlp.fast import FastSentimentModel
+
+    model = FastSentimentModel(n_features=config.model.n_features, C=config.model.C)
+    weights = draw_weights(train_frame, config.data) * len(train_frame)
+    return model.fit(
+        train_frame["text"].tolist(),
+        train_frame["label"].tolist(),
+        langs=train_frame["lang"].tolist(),
+        sample_weight=weights,
+    )
+
+
+BLEND_WEIGHTS = tuple(np.round(np.arange(0.0, 0.81, 0.05), 2))
+
+
+def blend_with_fast(
+    transformer: SentimentModel, fast: SentimentModel, dev: pd.DataFrame
+) -> SentimentModel:
+    """The blend of the two whose fast-tier weight gives the best mean dev macro-F1 over the
+    languages (the transformer alone when no dev rows are given)."""
+    from cxnlp.blend import BlendedSentimentModel, log_softmax
+
+    if dev.empty:
+        logger.warning("no dev rows to choose a blend weight on: keeping the transformer alone")
+        return transformer
+    texts = dev["text"].tolist()
+    y = np.array([SENTIMENTS.index(label) for label in dev["label"]])
+    langs = dev["lang"].to_numpy()
+    parts = [log_softmax(transformer._logits(texts)), log_softmax(fast._logits(texts))]
+    scores = {}
+    for weight in BLEND_WEIGHTS:
+        predicted = ((1 - weight) * parts[0] + weight * parts[1]).argmax(axis=1)
+        per_lang = []
+        for lang in np.unique(langs):
+            rows = langs == lang
+            matrix = np.zeros((len(SENTIMENTS), len(SENTIMENTS)), dtype=int)
+            np.add.at(matrix, (y[rows], predicted[rows]), 1)
+            per_lang.append(_macro_f1(matrix))
+        scores[float(weight)] = float(np.mean(per_lang))
+    best = max(scores, key=lambda w: (scores[w], -w))
+    logger.info(
+        "blend: fast-tier weight %.2f (dev mean macro-F1 %.4f; transformer alone %.4f)",
+        best,
+        scores[best],
+        scores[0.0],
+    )
+    return BlendedSentimentModel([transformer, fast], [1 - best, best])
+
+
+def _base_transformer_state(base: Path) -> dict:
+    """The fine-tuned weights of a transformer model, or of a blend's transformer member."""
+    from safetensors.torch import load_file
+
+    from cxnlp.base import WEIGHTS_FILE
+
+    config = read_config(base)
+    if config["kind"] == "blend":
+        member = next((m for m in config["members"] if m["dir"].endswith("transformer")), None)
+        if member is None:
+            raise ValueError(f"--base {base} is a blend without a transformer member")
+        base = base / member["dir"]
+        config = read_config(base)
+    if config["kind"] != "transformer":
+        raise ValueError(f"--base {base} is a {config['kind']} model; expected transformer")
+    return load_file(str(base / WEIGHTS_FILE))
+
+
 def train(
     config: Config,
     out: str | Path,
@@ -126,32 +194,16 @@ def train(
     work_dir.mkdir(parents=True, exist_ok=True)
     train_frame, dev_frame = prepare_frames(config, data_file)
     if config.kind == "fast":
-        from cxnlp.fast import FastSentimentModel
-
-        model = FastSentimentModel(n_features=config.model.n_features, C=config.model.C)
-        weights = draw_weights(train_frame, config.data) * len(train_frame)
-        model.fit(
-            train_frame["text"].tolist(),
-            train_frame["label"].tolist(),
-            langs=train_frame["lang"].tolist(),
-            sample_weight=weights,
-        )
+        model = fit_fast(config, train_frame)
     else:
         from training.transformer_trainer import fit_transformer
 
         init_state = None
         if base is not None:
-            from safetensors.torch import load_file
-
-            from cxnlp.base import WEIGHTS_FILE
-
-            base_config = read_config(Path(base))
-            if base_config["kind"] != "transformer":
-                raise ValueError(
-                    f"--base {base} is a {base_config['kind']} model; expected transformer"
-                )
-            init_state = load_file(str(Path(base) / WEIGHTS_FILE))
+            init_state = _base_transformer_state(Path(base))
         model = fit_transformer(config, train_frame, work_dir, init_state=init_state)
+        if config.model.blend_fast:
+            model = blend_with_fast(model, fit_fast(config, train_frame), dev_frame)
     calibration = calibrate(model, dev_frame)
     logger.info("calibration temperatures: %s", calibration["temperatures"])
     staging = out.with_name(out.name + ".staging")
