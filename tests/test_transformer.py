@@ -227,3 +227,15 @@ def test_blend_weight_follows_the_better_member_on_dev(
     blend = blend_with_fast(transformer, tiny_fast_model, dev)
     assert blend.weights[1] > 0.0
     assert blend_with_fast(transformer, tiny_fast_model, dev.iloc[:0]) is transformer
+
+
+def test_int8_quantises_only_the_frozen_layers(tiny_backbone: Path):
+    from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
+
+    tokenizer, net = build_net(str(tiny_backbone))
+    model = TransformerSentimentModel(tokenizer, net, trained_from_layer=2, dtype="int8")
+    _, runtime = model.inference_net()
+    kinds = [type(layer.attention.self.query) for layer in runtime.layers]
+    assert kinds[:2] == [QuantizedLinear, QuantizedLinear]
+    assert kinds[2] is torch.nn.Linear and type(runtime.head) is torch.nn.Linear
+    assert type(model.net.layers[0].attention.self.query) is torch.nn.Linear  # original untouched
