@@ -4,7 +4,7 @@ plain `transformers` way, and the fast tier, in one run on the same texts.
 Usage (from the repository root)::
 
     python benchmarks/predict_speed.py [--data ../shared/data] [--n 10000] [--baseline-n 10000]
-        [--model default] [--fast fast] [--threads 2]
+        [--model default] [--fast fast] [--threads 2] [--max-chars 100]
 
 The texts are the first `n` of a seeded shuffle of the review-domain `test` rows, balanced over
 Persian, Arabic and English. "plain transformers" is what a script stitched from Hugging Face
@@ -28,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 
-def review_texts(data_dir: Path, n: int, seed: int = 0) -> list[str]:
+def review_texts(data_dir: Path, n: int, seed: int = 0, max_chars: int | None = None) -> list[str]:
     from training.data import dataset_catalog
 
     catalog = dataset_catalog()
@@ -42,7 +42,8 @@ def review_texts(data_dir: Path, n: int, seed: int = 0) -> list[str]:
         with path.open(encoding="utf-8") as f:
             for line in f:
                 row = json.loads(line)
-                if row.get("split") == "test" and str(row["text"]).strip():
+                text = str(row["text"]).strip()
+                if row.get("split") == "test" and text and len(text) <= (max_chars or len(text)):
                     by_lang[info.lang].append(row["text"])
     rng = random.Random(seed)
     texts = []
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--fast", default="fast")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-chars", type=int, default=None, help="only reviews this short")
     args = parser.parse_args()
 
     import torch
@@ -93,7 +95,7 @@ def main() -> None:
     from cxnlp.transformer import cpu_has_fast_bf16, resolve_inference_dtype
 
     torch.set_num_threads(args.threads)
-    texts = review_texts(Path(args.data), args.n)
+    texts = review_texts(Path(args.data), args.n, max_chars=args.max_chars)
     mean_chars = sum(len(t) for t in texts) / len(texts)
     print(
         f"{len(texts)} review texts (mean {mean_chars:.0f} chars), {args.threads} threads, "
