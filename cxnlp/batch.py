@@ -63,22 +63,32 @@ def row_error(value: object) -> str | None:
 
 
 def classify_frame(
-    model: SentimentModel, frame: pd.DataFrame, text_col: str = "text"
+    model: SentimentModel,
+    frame: pd.DataFrame,
+    text_col: str = "text",
+    lang_col: str | None = None,
 ) -> pd.DataFrame:
-    """`frame` with the result columns added; rows that cannot be classified get `error`."""
+    """`frame` with the result columns added; rows that cannot be classified get `error`.
+
+    With `lang_col`, a row's fa / ar / en there is used instead of detecting its language.
+    """
     out = frame.copy()
     errors = [row_error(v) for v in frame[text_col].tolist()]
     ok = [i for i, e in enumerate(errors) if e is None]
     texts = [str(frame[text_col].iloc[i]) for i in ok]
+    langs: list[str | None] = [None] * len(ok)
+    if lang_col is not None and lang_col in frame.columns:
+        given = frame[lang_col].tolist()
+        langs = [given[i] if given[i] in ("fa", "ar", "en") else None for i in ok]
     results: dict[int, dict] = {}
     try:
-        predictions = model.predict(texts) if texts else []
+        predictions = model.predict(texts, langs) if texts else []
         results = {i: p.to_dict() for i, p in zip(ok, predictions, strict=True)}
     except Exception:  # noqa: BLE001 - isolate the failing rows instead of losing the chunk
         logger.exception("a chunk failed as a whole; classifying its rows one by one")
-        for i, text in zip(ok, texts, strict=True):
+        for i, text, lang in zip(ok, texts, langs, strict=True):
             try:
-                results[i] = model.predict([text])[0].to_dict()
+                results[i] = model.predict([text], [lang])[0].to_dict()
             except Exception as exc:  # noqa: BLE001
                 errors[i] = f"classification failed: {type(exc).__name__}: {exc}"
     columns: dict[str, list] = {c: [] for c in RESULT_COLUMNS}

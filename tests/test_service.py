@@ -184,6 +184,14 @@ def test_analyze_returns_items_and_rollup_grouped_by_item_fields(client):
     assert "scores" in summary
 
 
+def test_analyze_uses_an_items_own_lang_instead_of_detecting_it(client):
+    items = [{"text": TEXTS["en"], "lang": "ar"}, {"text": TEXTS["en"]}]
+    r = client.post("/v1/analyze", json={"items": items}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert [i["lang"] for i in r.json()["items"]] == ["ar", "en"]
+    assert "_lang_hint" not in r.json()["items"][0]
+
+
 def test_analyze_refuses_unknown_group_field_with_its_path(client):
     r = client.post("/v1/analyze", json={**_one(), "group_by": ["channel"]}, headers=AUTH)
     assert r.status_code == 422

@@ -37,6 +37,10 @@ def _busy(state, exc: QueueFull) -> ApiError:
     )
 
 
+# An item's own `lang`, handed to the model instead of language detection.
+LANG_HINT_COL = "_lang_hint"
+
+
 @router.post("/classify", response_model=ClassifyResponse)
 async def classify(body: ClassifyRequest, state: State, handle: CurrentModel) -> ClassifyResponse:
     """Sentiment, calibrated probabilities, confidence, language and topics per item."""
@@ -63,8 +67,11 @@ async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> A
     try:
         # The batch code of `cxnlp classify`, run in the batcher's thread (same queue and limits).
         labeled = await state.batcher.call(
-            handle, lambda model: classify_frame(model, frame), size=len(frame)
+            handle,
+            lambda model: classify_frame(model, frame, lang_col=LANG_HINT_COL),
+            size=len(frame),
         )
+        labeled = labeled.drop(columns=[LANG_HINT_COL], errors="ignore")
     except QueueFull as exc:
         raise _busy(state, exc) from None
     try:
@@ -89,6 +96,8 @@ def _frame(body: AnalyzeRequest) -> pd.DataFrame:
     for n, item in enumerate(body.items):
         row = {ID_COL: item.id if item.id is not None else n, TEXT_COL: item.text}
         row.update(item.model_extra or {})
+        if item.lang is not None:
+            row[LANG_HINT_COL] = item.lang
         rows.append(row)
     frame = pd.DataFrame(rows)
     named = {"group_by": body.group_by, "date_col": [body.date_col], "score_col": [body.score_col]}
