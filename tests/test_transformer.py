@@ -220,7 +220,9 @@ def test_blend_weight_follows_the_better_member_on_dev(
     from training.train import blend_with_fast
 
     tokenizer, net = build_net(str(tiny_backbone))
-    torch.nn.init.normal_(net.head.weight, std=3.0)  # a random, confidently wrong transformer
+    with torch.no_grad():  # a transformer that calls everything neutral
+        net.head.weight.zero_()
+        net.head.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
     transformer = TransformerSentimentModel(tokenizer, net, dtype="float32")
     # The fast model's own training rows: there it is clearly the better member.
     dev = pd.DataFrame(tiny_train, columns=["lang", "text", "label"])
