@@ -13,15 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import log_softmax
 
 from cxnlp.base import SentimentModel, read_config, write_config
 
 MEMBERS_DIR = "members"
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 class BlendedSentimentModel(SentimentModel):
@@ -46,7 +42,7 @@ class BlendedSentimentModel(SentimentModel):
         total = np.zeros((len(texts), len(self.labels)))
         for member, weight in zip(self.members, self.weights, strict=True):
             if weight > 0:
-                total += weight * log_softmax(member._logits(texts))
+                total += weight * log_softmax(member._logits(texts), axis=1)
         return total
 
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:

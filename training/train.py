@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score
 
 from cxnlp.base import SentimentModel, read_config
 from cxnlp.calibration import fit_temperature
@@ -77,30 +78,23 @@ def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, dict]:
     predicted = logits.argmax(axis=1)
     temperatures = {"*": fit_temperature(logits, y)}
     confusion = {"*": _confusion(y, predicted)}
+    logger.info("dev *: macro-F1 %.4f", _macro_f1(y, predicted))
     for lang, rows in dev.groupby("lang").indices.items():
         confusion[str(lang)] = _confusion(y[rows], predicted[rows])
+        logger.info("dev %s: macro-F1 %.4f", lang, _macro_f1(y[rows], predicted[rows]))
         if len(rows) >= 200:
             temperatures[str(lang)] = fit_temperature(logits[rows], y[rows])
     model.temperatures_ = temperatures
-    for lang, matrix in confusion.items():
-        logger.info("dev %s: macro-F1 %.4f", lang, _macro_f1(np.array(matrix)))
     return {"temperatures": temperatures, "confusion": confusion}
 
 
-def _macro_f1(matrix: np.ndarray) -> float:
-    true_pos = np.diag(matrix).astype(float)
-    denominator = matrix.sum(axis=0) + matrix.sum(axis=1)
-    return float(
-        np.mean(
-            np.divide(2 * true_pos, denominator, where=denominator > 0, out=np.zeros(len(matrix)))
-        )
-    )
+def _macro_f1(gold: np.ndarray, predicted: np.ndarray) -> float:
+    labels = list(range(len(SENTIMENTS)))
+    return float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0))
 
 
 def _confusion(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
-    matrix = np.zeros((len(SENTIMENTS), len(SENTIMENTS)), dtype=int)
-    np.add.at(matrix, (gold, predicted), 1)
-    return matrix.tolist()
+    return confusion_matrix(gold, predicted, labels=list(range(len(SENTIMENTS)))).tolist()
 
 
 def write_dev_confusion(model_dir: Path, confusion: dict[str, list[list[int]]]) -> None:
@@ -130,7 +124,9 @@ def blend_with_fast(
 ) -> SentimentModel:
     """The blend of the two whose fast-tier weight gives the best mean dev macro-F1 over the
     languages (the transformer alone when no dev rows are given)."""
-    from cxnlp.blend import BlendedSentimentModel, log_softmax
+    from scipy.special import log_softmax
+
+    from cxnlp.blend import BlendedSentimentModel
 
     if dev.empty:
         logger.warning("no dev rows to choose a blend weight on: keeping the transformer alone")
@@ -138,16 +134,11 @@ def blend_with_fast(
     texts = dev["text"].tolist()
     y = np.array([SENTIMENTS.index(label) for label in dev["label"]])
     langs = dev["lang"].to_numpy()
-    parts = [log_softmax(transformer._logits(texts)), log_softmax(fast._logits(texts))]
+    parts = [log_softmax(m._logits(texts), axis=1) for m in (transformer, fast)]
     scores = {}
     for weight in BLEND_WEIGHTS:
         predicted = ((1 - weight) * parts[0] + weight * parts[1]).argmax(axis=1)
-        per_lang = []
-        for lang in np.unique(langs):
-            rows = langs == lang
-            matrix = np.zeros((len(SENTIMENTS), len(SENTIMENTS)), dtype=int)
-            np.add.at(matrix, (y[rows], predicted[rows]), 1)
-            per_lang.append(_macro_f1(matrix))
+        per_lang = [_macro_f1(y[langs == lang], predicted[langs == lang]) for lang in set(langs)]
         scores[float(weight)] = float(np.mean(per_lang))
     best = max(scores, key=lambda w: (scores[w], -w))
     logger.info(
