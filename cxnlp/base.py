@@ -16,6 +16,8 @@ from cxnlp.calibration import softmax
 from cxnlp.labels import SENTIMENTS
 from cxnlp.langid import detect_language
 from cxnlp.normalize import normalize
+from cxnlp.taxonomy import Topic, load_taxonomy, topic_phrases
+from cxnlp.topics import TOPICS_DIR, TopicTagger
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class SentimentModel:
         self.temperatures_: dict[str, float] = {"*": 1.0}
         self.fitted_ = False
         self.source_: str | None = None  # the directory it was loaded from, if any
+        self.topic_tagger: TopicTagger | None = None  # set when the model directory has topics/
 
     def temperatures_for(self, langs: Sequence[str]) -> np.ndarray:
         default = self.temperatures_.get("*", 1.0)
@@ -61,6 +64,40 @@ class SentimentModel:
 
     def _logits(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
+
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and, for models with an encoder, the pooled features topics are read from."""
+        return self._logits(texts), None
+
+    def features(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> np.ndarray:
+        """The pooled encoder features of each text, shape (n, d): what topics are read from."""
+        self._check_fitted()
+        normalised, _ = self.prepare(texts, langs)
+        _, features = self._forward(normalised)
+        if features is None:
+            raise TypeError(f"a {self.kind!r} model has no encoder features (topics need one)")
+        return features
+
+    def add_custom_topics(self, topics: Sequence[Topic] | str | Path) -> list[str]:
+        """Tag extra topics from now on, with no retraining: `Topic`s, or a file in the taxonomy's
+        format (see `cxnlp.taxonomy`). Returns the names added.
+
+        Each topic is matched by embedding similarity to its definition and cues (any of
+        fa / ar / en), with the calibrated threshold stored in the model's topics/ directory.
+        """
+        if self.topic_tagger is None:
+            raise ValueError(
+                f"this {self.kind!r} model has no topic head; use a model with topics "
+                "(e.g. `default`) to add custom topics"
+            )
+        if isinstance(topics, (str, Path)):
+            topics = load_taxonomy(topics)
+        for topic in topics:
+            phrases, langs = topic_phrases(topic)
+            self.topic_tagger.add_custom_topic(topic, self.features(phrases, langs))
+        return [topic.name for topic in topics]
 
     def _check_fitted(self) -> None:
         if not self.fitted_:
@@ -109,16 +146,27 @@ class SentimentModel:
         """One `Prediction` per text, in input order."""
         self._check_fitted()
         normalised, resolved = self.prepare(texts, langs)
-        probabilities = softmax(self._logits(normalised), self.temperatures_for(resolved))
+        logits, features = self._forward(normalised)
+        probabilities = softmax(logits, self.temperatures_for(resolved))
+        if self.topic_tagger is not None and features is not None and len(texts):
+            topics = self.topic_tagger.tag(features, probabilities)
+        else:
+            topics = [[] for _ in resolved]
         return [
             Prediction(
                 sentiment=self.labels[int(row.argmax())],
                 probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
                 lang=lang,
                 confidence=float(row.max()),
+                topics=text_topics,
             )
-            for row, lang in zip(probabilities, resolved, strict=True)
+            for row, lang, text_topics in zip(probabilities, resolved, topics, strict=True)
         ]
+
+    def save_topics(self, path: Path) -> None:
+        """Write the topic head, if any, into the model directory `path`."""
+        if self.topic_tagger is not None:
+            self.topic_tagger.save(path / TOPICS_DIR)
 
 
 def write_config(path: Path, config: dict[str, Any]) -> None:

@@ -39,11 +39,19 @@ class BlendedSentimentModel(SentimentModel):
         self.fitted_ = all(m.fitted_ for m in members)
 
     def _logits(self, texts: list[str]) -> np.ndarray:
+        return self._forward(texts)[0]
+
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Blended logits, and the features of the first member that has any (the transformer)."""
         total = np.zeros((len(texts), len(self.labels)))
+        features = None
         for member, weight in zip(self.members, self.weights, strict=True):
-            if weight > 0:
-                total += weight * log_softmax(member._logits(texts), axis=1)
-        return total
+            if weight > 0 or (features is None and self.topic_tagger is not None):
+                logits, member_features = member._forward(texts)
+                total += weight * log_softmax(logits, axis=1)
+                if features is None:
+                    features = member_features
+        return total, features
 
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:
         self._check_fitted()
@@ -63,6 +71,7 @@ class BlendedSentimentModel(SentimentModel):
                 **(extra_config or {}),
             },
         )
+        self.save_topics(path)
         return path
 
     @classmethod

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cxnlp.base import CONFIG_FILE, METRICS_FILE, SentimentModel, read_config
+from cxnlp.topics import TOPICS_DIR, TopicTagger, has_topics
 
 MODELS_DIR_ENV = "CXNLP_MODELS_DIR"
 
@@ -63,6 +64,8 @@ def load(name_or_path: str | Path = "default") -> SentimentModel:
         raise ValueError(
             f"{path}: unknown model kind {kind!r}; expected 'transformer', 'fast' or 'blend'"
         )
+    if has_topics(path):
+        model.topic_tagger = TopicTagger.load(path / TOPICS_DIR)
     model.source_ = str(path.resolve())
     return model
 

@@ -58,6 +58,21 @@ class Topic:
         return list(self.cues.get(lang, ()))
 
 
+def topic_phrases(topic: Topic) -> tuple[list[str], list[str | None]]:
+    """A topic's definition and cues as texts to embed, with the language of each (None for the
+    definition: detected, as users write it in any of the three languages).
+
+    >>> topic_phrases(Topic("cold_food", "Food that arrives cold", {"fa": ("غذا سرد بود",)}))
+    (['Food that arrives cold', 'غذا سرد بود'], [None, 'fa'])
+    """
+    phrases: list[str] = [topic.definition] if topic.definition else []
+    langs: list[str | None] = [None] * len(phrases)
+    for lang, cues in topic.cues.items():
+        phrases += cues
+        langs += [lang] * len(cues)
+    return phrases, langs
+
+
 class TaxonomyError(ValueError):
     """A taxonomy file that cannot be used; the message names the file and every problem."""
 

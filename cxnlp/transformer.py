@@ -100,6 +100,16 @@ class SentimentNet(nn.Module):
         hidden = self.encoder.embeddings(input_ids=input_ids)
         return self.forward_from(hidden, attention_mask, 0)
 
+    def logits_and_features(
+        self, input_ids: torch.Tensor, mask: torch.Tensor, tap_layer: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits, and the mean-pooled top layer next to the mean-pooled output of the first
+        `tap_layer` layers (what the topic head reads)."""
+        hidden = self.lower(input_ids, mask, tap_layer)
+        tapped = mean_pool(hidden, mask)
+        pooled = mean_pool(self._run_layers(hidden, mask, tap_layer, len(self.layers)), mask)
+        return self.head(self.dropout(pooled)), torch.cat([pooled, tapped], dim=-1)
+
 
 def quantize_frozen_layers(net: SentimentNet, first_trained: int) -> SentimentNet:
     """A copy of `net` whose layers below `first_trained` run int8 dynamic quantisation."""
@@ -169,20 +179,30 @@ class TransformerSentimentModel(SentimentModel):
             return_tensors="pt",
         )
 
-    @torch.inference_mode()
     def _logits(self, texts: list[str]) -> np.ndarray:
+        return self._forward(texts)[0]
+
+    @torch.inference_mode()
+    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         dtype_name, net = self.inference_net()
         autocast = dtype_name == "bfloat16"
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        # The topic head reads the last frozen layer's output; a model trained end to end taps
+        # the middle of the encoder instead.
+        tap = self.trained_from_layer or len(net.layers) // 2
+        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        features = np.zeros((len(texts), 2 * net.head.in_features), dtype=np.float32)
         # Sorting by length keeps padding, and so wasted compute, to a minimum.
         order = np.argsort([len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), self.batch_size):
             index = order[start : start + self.batch_size]
             batch = self.tokenize([texts[i] for i in index])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                logits = net(batch["input_ids"], batch["attention_mask"])
-            out[index] = logits.float().numpy()
-        return out
+                batch_logits, batch_features = net.logits_and_features(
+                    batch["input_ids"], batch["attention_mask"], tap
+                )
+            logits[index] = batch_logits.float().numpy()
+            features[index] = batch_features.float().numpy()
+        return logits, features
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """The parameters that differ from the backbone: the fine-tuned layers and the head."""
@@ -222,6 +242,7 @@ class TransformerSentimentModel(SentimentModel):
                 **(extra_config or {}),
             },
         )
+        self.save_topics(path)
         return path
 
     @classmethod

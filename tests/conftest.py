@@ -4,9 +4,11 @@ CXNLP_CACHE_DIR points somewhere (then it is reused across sessions)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from cxnlp import backbone
 
@@ -22,6 +24,28 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def built(cache_dir: Path) -> Path:
     """The real backbone directory, built once per session."""
     return backbone.build_backbone(cache_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 3-layer encoder with the real backbone's tokenizer."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=250037,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=1,
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-backbone")
+    BertModel(config).save_pretrained(path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(built / name, path / name)
+    return path
 
 
 # Handwritten reviews, ten per language, covering the three sentiments: enough for a tiny fast

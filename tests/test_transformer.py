@@ -3,7 +3,6 @@ backbone's tokenizer (the real weights are not the point here)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,27 +27,6 @@ TEXTS = {
     ("en", "negative"): ["The courier was late", "Terrible support", "The app keeps crashing"],
     ("en", "neutral"): ["I ordered a pizza", "The store opens at nine", "It is a phone"],
 }
-
-
-@pytest.fixture(scope="session")
-def tiny_backbone(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import BertConfig, BertModel
-
-    config = BertConfig(
-        vocab_size=250037,
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        pad_token_id=1,
-    )
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-backbone")
-    BertModel(config).save_pretrained(path)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(built / name, path / name)
-    return path
 
 
 @pytest.fixture()

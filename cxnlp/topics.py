@@ -1,0 +1,251 @@
+"""Pain-point topics: which topics a text talks about, and the polarity of each.
+
+`TopicTagger` reads the features the transformer already computes for sentiment (so tagging costs
+one small MLP, not another encoder pass): the mean-pooled output of the fine-tuned top layer next
+to that of the last frozen layer, which keeps more of what a text is about. A multi-label head
+scores each topic; each topic has its own decision threshold, tuned on dev data by training, and
+its own 3-way polarity head.
+
+Custom topics need no retraining: a topic given by a definition and example phrases (the taxonomy
+file's format, any of fa / ar / en) is tagged when a text's cosine similarity to one of its phrases
+stands far enough above the similarity of ordinary reviews to that phrase. That distance is
+measured in standard deviations of the background similarity (stored as the mean and covariance
+of background review features), and mapped to a probability by a logistic calibration fitted on
+dev data with the shipped taxonomy's own phrases standing in for custom topics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cxnlp.labels import SENTIMENTS
+from cxnlp.taxonomy import Topic
+
+TOPICS_DIR = "topics"
+TOPICS_CONFIG = "config.json"
+TOPICS_WEIGHTS = "model.safetensors"
+
+
+class TopicNet(nn.Module):
+    """Standardised features -> hidden layer -> topic presence logits and per-topic polarity."""
+
+    def __init__(self, n_features: int, n_topics: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.body = nn.Sequential(
+            nn.Dropout(0.1), nn.Linear(n_features, hidden), nn.GELU(), nn.Dropout(0.2)
+        )
+        self.presence = nn.Linear(hidden, n_topics)
+        self.polarity = nn.Linear(hidden, n_topics * len(SENTIMENTS))
+        self.n_topics = n_topics
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.body((features - self.mean) / self.scale)
+        polarity = self.polarity(hidden).view(-1, self.n_topics, len(SENTIMENTS))
+        return self.presence(hidden), polarity
+
+
+@dataclass
+class CustomTopicMatcher:
+    """Standardises text-to-phrase cosine similarities against background reviews and calibrates
+    them: `probability = sigmoid(slope * z + intercept)`, tagged at `probability >= 0.5`.
+
+    `feature_slice` picks the part of the model's features similarity is computed on.
+    """
+
+    background_mean: np.ndarray  # (d,) mean of unit-normalised background features
+    background_cov: np.ndarray  # (d, d) their covariance
+    slope: float
+    intercept: float
+    feature_slice: tuple[int, int]
+
+    def unit(self, features: np.ndarray) -> np.ndarray:
+        start, stop = self.feature_slice
+        part = np.asarray(features, dtype=np.float64)[:, start:stop]
+        return part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+
+    def z_scores(self, features: np.ndarray, phrases: np.ndarray) -> np.ndarray:
+        """(n texts, n phrases) standardised similarities; `phrases` are unit vectors."""
+        similarity = self.unit(features) @ phrases.T
+        expected = phrases @ self.background_mean
+        spread = np.sqrt(
+            np.maximum(np.einsum("pd,de,pe->p", phrases, self.background_cov, phrases), 1e-12)
+        )
+        return (similarity - expected) / spread
+
+    def probability(self, z: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.slope * z + self.intercept)))
+
+
+class TopicTagger:
+    """The taxonomy's topics from model features, plus any custom topics added at run time."""
+
+    def __init__(
+        self,
+        topics: Sequence[str],
+        n_features: int,
+        *,
+        hidden: int = 256,
+        thresholds: Sequence[float] | None = None,
+        matcher: CustomTopicMatcher | None = None,
+    ) -> None:
+        self.topics = tuple(topics)
+        self.n_features = n_features
+        self.hidden = hidden
+        self.net = TopicNet(n_features, len(self.topics), hidden)
+        self.thresholds_ = np.asarray(
+            thresholds if thresholds is not None else [0.5] * len(self.topics), dtype=np.float64
+        )
+        self.matcher = matcher
+        # How much the text's own sentiment counts in each topic's polarity, against the
+        # polarity head's 1 (a product of the two distributions); tuned on dev by training.
+        self.polarity_text_weight = 0.0
+        self.custom_topics: list[Topic] = []
+        self._custom_phrases: list[np.ndarray] = []
+        self.info: dict[str, Any] = {}
+
+    @torch.inference_mode()
+    def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Topic probabilities (n, topics) and polarity probabilities (n, topics, 3)."""
+        self.net.eval()
+        presence, polarity = self.net(torch.as_tensor(np.asarray(features, dtype=np.float32)))
+        return torch.sigmoid(presence).numpy(), torch.softmax(polarity, -1).numpy()
+
+    def polarities(self, features: np.ndarray, sentiments: np.ndarray) -> np.ndarray:
+        """(n, topics) index into SENTIMENTS of each topic's polarity: the polarity head's
+        log-probabilities plus `polarity_text_weight` times those of the text's sentiment."""
+        _, polarity = self.scores(features)
+        combined = np.log(polarity + 1e-9) + self.polarity_text_weight * np.log(
+            np.asarray(sentiments)[:, None, :] + 1e-9
+        )
+        return combined.argmax(-1)
+
+    def add_custom_topic(self, topic: Topic, phrase_features: np.ndarray) -> None:
+        """Tag `topic` from now on; `phrase_features` are the model's features of its phrases."""
+        if self.matcher is None:
+            raise ValueError(
+                "this topic model has no custom-topic calibration; retrain its topics with "
+                "`cxnlp train-topics` to add custom topics"
+            )
+        if topic.name in self.topics or topic.name in {t.name for t in self.custom_topics}:
+            raise ValueError(
+                f"topic {topic.name!r} already exists; give the custom topic a new name"
+            )
+        if len(phrase_features) == 0:
+            raise ValueError(f"custom topic {topic.name!r} has no definition or cues to match")
+        self.custom_topics.append(topic)
+        self._custom_phrases.append(self.matcher.unit(phrase_features))
+
+    def custom_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """(n, custom topics) calibrated probabilities of the custom topics."""
+        if not self.custom_topics:
+            return np.zeros((len(features), 0))
+        z = [self.matcher.z_scores(features, phrases).max(1) for phrases in self._custom_phrases]
+        return self.matcher.probability(np.stack(z, axis=1))
+
+    def tag(self, features: np.ndarray, sentiments: np.ndarray) -> list[list[dict[str, Any]]]:
+        """Per text, its topics as `{"topic", "polarity", "score"}`, highest score first.
+
+        `sentiments` are the texts' calibrated sentiment probabilities, (n, 3) in `SENTIMENTS`
+        order. A custom topic takes the text's sentiment as its polarity; a taxonomy topic
+        combines its polarity head with it (see `polarities`).
+        """
+        presence, _ = self.scores(features)
+        polarity = self.polarities(features, sentiments)
+        custom = self.custom_probabilities(features)
+        tagged = []
+        for row in range(len(presence)):
+            found = [
+                {
+                    "topic": name,
+                    "polarity": SENTIMENTS[int(polarity[row, k])],
+                    "score": round(float(presence[row, k]), 4),
+                }
+                for k, name in enumerate(self.topics)
+                if presence[row, k] >= self.thresholds_[k]
+            ]
+            text_polarity = SENTIMENTS[int(np.argmax(sentiments[row]))]
+            found += [
+                {"topic": topic.name, "polarity": text_polarity, "score": round(float(p), 4)}
+                for topic, p in zip(self.custom_topics, custom[row], strict=True)
+                if p >= 0.5
+            ]
+            tagged.append(sorted(found, key=lambda t: -t["score"]))
+        return tagged
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {name: t.detach().float().contiguous() for name, t in self.net.state_dict().items()}
+        config: dict[str, Any] = {
+            "topics": list(self.topics),
+            "n_features": self.n_features,
+            "hidden": self.hidden,
+            "thresholds": [round(float(t), 4) for t in self.thresholds_],
+            "polarities": list(SENTIMENTS),
+            "polarity_text_weight": self.polarity_text_weight,
+            **self.info,
+        }
+        if self.matcher is not None:
+            state["matcher.background_mean"] = torch.as_tensor(self.matcher.background_mean).float()
+            state["matcher.background_cov"] = torch.as_tensor(self.matcher.background_cov).float()
+            config["custom_topics"] = {
+                "slope": self.matcher.slope,
+                "intercept": self.matcher.intercept,
+                "feature_slice": list(self.matcher.feature_slice),
+            }
+        save_file(state, str(path / TOPICS_WEIGHTS))
+        (path / TOPICS_CONFIG).write_text(
+            json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TopicTagger:
+        path = Path(path)
+        config = json.loads((path / TOPICS_CONFIG).read_text(encoding="utf-8"))
+        state = load_file(str(path / TOPICS_WEIGHTS))
+        matcher = None
+        if "custom_topics" in config:
+            calibration = config["custom_topics"]
+            matcher = CustomTopicMatcher(
+                background_mean=state.pop("matcher.background_mean").double().numpy(),
+                background_cov=state.pop("matcher.background_cov").double().numpy(),
+                slope=float(calibration["slope"]),
+                intercept=float(calibration["intercept"]),
+                feature_slice=tuple(calibration["feature_slice"]),
+            )
+        tagger = cls(
+            config["topics"],
+            config["n_features"],
+            hidden=config.get("hidden", 256),
+            thresholds=config["thresholds"],
+            matcher=matcher,
+        )
+        tagger.net.load_state_dict(state)
+        tagger.polarity_text_weight = float(config.get("polarity_text_weight", 0.0))
+        known = {
+            "topics",
+            "n_features",
+            "hidden",
+            "thresholds",
+            "polarities",
+            "polarity_text_weight",
+            "custom_topics",
+        }
+        tagger.info = {k: v for k, v in config.items() if k not in known}
+        return tagger
+
+
+def has_topics(path: str | Path) -> bool:
+    return (Path(path) / TOPICS_DIR / TOPICS_CONFIG).is_file()
