@@ -10,6 +10,7 @@ from typing import Any
 
 from cxnlp.base import CARD_FILE, read_config
 from cxnlp.labels import LANGS
+from cxnlp.topics import TOPICS_DIR
 from training.data import dataset_catalog
 
 TARGETS = {"fa": 0.72, "ar": 0.77, "en": 0.70}
@@ -124,7 +125,15 @@ def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes:
             f"{shown}. ECE (15 equal-width bins, on the test rows) is in the table above.",
             "",
         ]
+    lines += _topics_section(model_dir, catalog)
     lines += ["## Reproduce", "", "```bash", command, "```", ""]
+    if (model_dir / TOPICS_DIR / "config.json").exists():
+        lines += [
+            "The topic head: `cxnlp train-topics --model models/"
+            f"{model_dir.name} --config training/configs/topics.yaml` (it also writes "
+            "`topics/metrics.json`).",
+            "",
+        ]
     if training_config:
         lines += [
             "The full training configuration is saved beside the weights in "
@@ -134,6 +143,74 @@ def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes:
     if notes.strip():
         lines += [notes.strip(), ""]
     return "\n".join(lines)
+
+
+def _topics_section(model_dir: Path, catalog: dict[str, Any]) -> list[str]:
+    topics_dir = model_dir / TOPICS_DIR
+    if not (topics_dir / "config.json").exists():
+        return []
+    config = json.loads((topics_dir / "config.json").read_text(encoding="utf-8"))
+    training = config.get("training", {})
+    settings = training.get("config", {})
+    weak = settings.get("weak_datasets", {}) if settings.get("weak_cues") else {}
+    lines = [
+        "## Topics",
+        "",
+        f"A multi-label head over the {len(config['topics'])} taxonomy topics with a polarity "
+        "per topic, on the encoder features the sentiment model already computes (the pooled "
+        "top layer next to the pooled last frozen layer): tagging adds no encoder pass. "
+        f"Trained on {training.get('mapped_rows', '?')} rows with mapped topic labels "
+        "(`training/topic_mapping.yaml`) and "
+        f"{training.get('weak_rows', 0)} unlabeled review rows with weak labels from keyword "
+        "cues (`training/topic_cues.yaml`); per-topic thresholds tuned on "
+        f"{training.get('dev_rows', '?')} mapped dev rows.",
+        "",
+        "| topic | threshold |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| {t} | {v:.2f} |" for t, v in zip(config["topics"], config["thresholds"], strict=True)
+    ]
+    lines.append("")
+    if weak:
+        lines += ["Weak-label (unlabeled) rows came from:", ""]
+        for lang, names in weak.items():
+            for name in names:
+                info = catalog.get(name)
+                licence = (
+                    f"{info.licence}, commercial use {'yes' if info.commercial else '**no**'}"
+                    if info
+                    else "?"
+                )
+                lines.append(f"- {name} ({lang}): {licence}")
+        lines.append("")
+    metrics_path = topics_dir / "metrics.json"
+    if metrics_path.exists():
+        report = json.loads(metrics_path.read_text(encoding="utf-8"))
+        lines += [
+            "Topic scores (`cxnlp evaluate-topics`): micro precision / recall / F1 over (text, "
+            "topic) pairs; a prediction is a false positive only where the gold is known to lack "
+            "the topic. Partial sources (one reason per text, aspect-term lexicons) get recall "
+            "only. Polarity accuracy is over the topics found.",
+            "",
+            "| test set | lang | texts | P | R | F1 | polarity acc. |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, block in report["blocks"].items():
+            cells = [_fmt(block[k]) for k in ("precision", "recall", "f1", "polarity_accuracy")]
+            lines.append(
+                f"| {name} | {block['lang']} | {block['rows']} | " + " | ".join(cells) + " |"
+            )
+        lines.append("")
+    if "custom_topics" in config:
+        c = config["custom_topics"]
+        lines += [
+            "Custom topics (no retraining) are matched by similarity to their phrases, "
+            "standardised against background reviews and calibrated on dev with the taxonomy's own "
+            f"phrases: probability = sigmoid({c['slope']:.3f} z + {c['intercept']:.3f}).",
+            "",
+        ]
+    return lines
 
 
 def _metrics_section(report: dict[str, Any]) -> list[str]:

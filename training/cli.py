@@ -47,6 +47,21 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("models", help="list model versions with their metrics")
     p.set_defaults(handler=_models)
 
+    p = verbs.add_parser(
+        "train-topics", help="train a model's topic head on its own encoder features"
+    )
+    p.add_argument("--model", default="default", help="model name or path; gets a topics/ dir")
+    p.add_argument("--config", default="training/configs/topics.yaml", help="topic config YAML")
+    p.add_argument("--out", help="model directory to write (default: the model's own)")
+    p.add_argument("--no-evaluate", action="store_true", help="skip scoring on the topic test sets")
+    p.set_defaults(handler=_train_topics)
+
+    p = verbs.add_parser("evaluate-topics", help="score a model's topics on the topic test sets")
+    p.add_argument("--model", default="default", help="model name or path")
+    p.add_argument("--data", default=DEFAULT_TEST_DATA, help="corpus directory")
+    p.add_argument("--json", help="write the full report here")
+    p.set_defaults(handler=_evaluate_topics)
+
 
 def _train(args: argparse.Namespace) -> int:
     from cxnlp.store import models_dir, resolve_model
@@ -128,6 +143,38 @@ def _gate(candidate: Path, current_name: str, args: argparse.Namespace) -> int:
         return 0
     print(f"{current_dir} unchanged", file=sys.stderr)
     return 1
+
+
+def _train_topics(args: argparse.Namespace) -> int:
+    from cxnlp.store import load, resolve_model
+    from cxnlp.topics import TOPICS_DIR
+    from training.topic_eval import evaluate_topics, format_topic_report
+    from training.topic_trainer import TopicConfig, train_topics
+
+    model = load(args.model)
+    config = TopicConfig.from_yaml(args.config)
+    tagger, _ = train_topics(model, config)
+    out = Path(args.out) if args.out else resolve_model(args.model)
+    if args.out:
+        model.save(out)
+    tagger.save(out / TOPICS_DIR)
+    print(f"saved {out / TOPICS_DIR}")
+    if not args.no_evaluate:
+        model.topic_tagger = tagger
+        report = evaluate_topics(
+            model, config.data_dir, json_path=out / TOPICS_DIR / "metrics.json"
+        )
+        print(format_topic_report(report))
+    return 0
+
+
+def _evaluate_topics(args: argparse.Namespace) -> int:
+    from cxnlp.store import load
+    from training.topic_eval import evaluate_topics, format_topic_report
+
+    report = evaluate_topics(load(args.model), args.data, json_path=args.json)
+    print(format_topic_report(report))
+    return 0
 
 
 def _models(args: argparse.Namespace) -> int:

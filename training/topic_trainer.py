@@ -1,0 +1,379 @@
+"""Training the topic head of a model: `cxnlp train-topics --config training/configs/topics.yaml`.
+
+The head reads the features the model's encoder already computes (`SentimentModel.features`), so
+training it needs one encoder pass over the topic corpus and then seconds of MLP training. Its
+signal: the mapped topic labels of `training.topic_data` (a missing topic counts as absent only
+inside a complete dataset's scope), plus, kept apart and switchable, weak labels from keyword cues
+(`training/topic_cues.yaml`) on unlabeled reviews of the domains no mapped dataset covers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from sklearn.linear_model import LogisticRegression
+
+from cxnlp.base import SentimentModel
+from cxnlp.calibration import softmax
+from cxnlp.labels import LANGS, SENTIMENTS
+from cxnlp.taxonomy import TOPICS, load_taxonomy, topic_phrases
+from cxnlp.topics import CustomTopicMatcher, TopicTagger
+from training.data import text_key
+from training.topic_data import (
+    EVAL_DIR,
+    HANDLABELED_GLOB,
+    load_topic_corpus,
+    normalize_term,
+)
+
+logger = logging.getLogger(__name__)
+
+CUES_FILE = Path(__file__).with_name("topic_cues.yaml")
+
+
+@dataclass
+class TopicConfig:
+    """What `train_topics` reads from training/configs/topics.yaml."""
+
+    data_dir: str = "../shared/data"
+    hidden: int = 256
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    # Weak labels: None (or an empty path) trains on the mapped labels only.
+    weak_cues: str | None = str(CUES_FILE)
+    weak_positive_weight: float = 1.0
+    weak_negative_weight: float = 0.3
+    weak_rows_per_dataset: int = 1000
+    weak_datasets: dict[str, list[str]] = field(default_factory=dict)
+    # Thresholds are tuned on dev for topics with at least this many dev rows carrying them.
+    min_dev_positives: int = 10
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TopicConfig:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        unknown = sorted(set(raw) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {unknown}")
+        return cls(**raw)
+
+
+@dataclass
+class TopicTargets:
+    """Multi-label targets: `present` (n, K), `weight` (n, K; 0 = unknown), `polarity` (n, K;
+    index into SENTIMENTS, -1 = none)."""
+
+    present: np.ndarray
+    weight: np.ndarray
+    polarity: np.ndarray
+
+
+def corpus_targets(corpus: pd.DataFrame, topics: tuple[str, ...] = TOPICS) -> TopicTargets:
+    """Targets of mapped rows: a topic is known absent only inside a complete dataset's scope."""
+    n, k = len(corpus), len(topics)
+    present = np.zeros((n, k), np.float32)
+    weight = np.zeros((n, k), np.float32)
+    polarity = -np.ones((n, k), np.int64)
+    index = {name: i for i, name in enumerate(topics)}
+    for row, (found, partial, scope) in enumerate(
+        zip(corpus["topics"], corpus["partial"], corpus["scope"], strict=True)
+    ):
+        if not partial:
+            weight[row, [index[t] for t in scope if t in index]] = 1.0
+        for item in found:
+            if item["topic"] not in index:
+                continue
+            col = index[item["topic"]]
+            present[row, col] = weight[row, col] = 1.0
+            if item["polarity"] in SENTIMENTS:
+                polarity[row, col] = SENTIMENTS.index(item["polarity"])
+    return TopicTargets(present, weight, polarity)
+
+
+def load_cues(path: str | Path) -> dict[str, dict[str, re.Pattern[str]]]:
+    """lang -> topic -> compiled cue pattern, from a file like training/topic_cues.yaml."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    cues = {}
+    for lang, by_topic in (raw.get("cues") or {}).items():
+        if lang not in LANGS:
+            raise ValueError(f"{path}: unknown language {lang!r}")
+        unknown = sorted(set(by_topic) - set(TOPICS))
+        if unknown:
+            raise ValueError(f"{path}: unknown topic(s) {unknown} under {lang}")
+        cues[lang] = {topic: re.compile(pattern) for topic, pattern in by_topic.items()}
+    return cues
+
+
+def weak_rows(
+    data_dir: str | Path, datasets: dict[str, list[str]], per_dataset: int, seed: int
+) -> pd.DataFrame:
+    """Unlabeled review rows for weak labels: each dataset's train split, sampled, never a text of
+    a hand-labeled topic test set. All of them are training rows."""
+    held_out = {
+        text_key(t)
+        for path in sorted(EVAL_DIR.glob(HANDLABELED_GLOB))
+        for t in pd.read_json(path, lines=True)["text"]
+    }
+    frames = []
+    for lang, names in datasets.items():
+        for name in names:
+            path = Path(data_dir) / lang / f"{name}.jsonl"
+            if not path.exists():
+                logger.warning("weak-label dataset %s is missing at %s", name, path)
+                continue
+            table = pd.read_json(path, lines=True)
+            if "split" in table:
+                table = table[table["split"] == "train"]
+            table = table[table["text"].astype(str).str.strip() != ""]
+            table = table[~table["text"].map(text_key).isin(held_out)]
+            table = table.sample(min(len(table), per_dataset), random_state=seed)
+            frames.append(
+                pd.DataFrame({"text": table["text"].astype(str), "lang": lang, "dataset": name})
+            )
+    if not frames:
+        return pd.DataFrame(columns=["text", "lang", "dataset", "split"])
+    rows = pd.concat(frames, ignore_index=True).drop_duplicates("text")
+    rows["split"] = "train"
+    return rows.reset_index(drop=True)
+
+
+def cue_targets(
+    rows: pd.DataFrame,
+    cues: dict[str, dict[str, re.Pattern[str]]],
+    positive_weight: float,
+    negative_weight: float,
+    topics: tuple[str, ...] = TOPICS,
+) -> TopicTargets:
+    """Weak targets: a topic whose cue matches is present; one whose cue does not is absent, at
+    `negative_weight`; a topic without cues in the row's language is unknown."""
+    n, k = len(rows), len(topics)
+    present = np.zeros((n, k), np.float32)
+    weight = np.zeros((n, k), np.float32)
+    for row, (text, lang) in enumerate(zip(rows["text"], rows["lang"], strict=True)):
+        normalised = normalize_term(text)
+        for col, topic in enumerate(topics):
+            pattern = cues.get(lang, {}).get(topic)
+            if pattern is None:
+                continue
+            hit = pattern.search(normalised) is not None
+            present[row, col] = float(hit)
+            weight[row, col] = positive_weight if hit else negative_weight
+    return TopicTargets(present, weight, -np.ones((n, k), np.int64))
+
+
+def fit_head(
+    features: np.ndarray,
+    targets: TopicTargets,
+    langs: np.ndarray,
+    config: TopicConfig,
+    topics: tuple[str, ...] = TOPICS,
+) -> TopicTagger:
+    """Train a TopicTagger's net on `features`; every language weighs the same in the loss."""
+    torch.manual_seed(config.seed)
+    tagger = TopicTagger(topics, features.shape[1], hidden=config.hidden)
+    net = tagger.net
+    net.mean.copy_(torch.as_tensor(features.mean(0)))
+    net.scale.copy_(torch.as_tensor(features.std(0) + 1e-6))
+    x = torch.as_tensor(features, dtype=torch.float32)
+    present = torch.as_tensor(targets.present)
+    weight = torch.as_tensor(targets.weight)
+    polarity = torch.as_tensor(targets.polarity)
+    counts = pd.Series(langs).value_counts()
+    lang_weight = torch.as_tensor(
+        pd.Series(langs).map(len(langs) / len(counts) / counts).to_numpy(), dtype=torch.float32
+    )
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    rng = np.random.default_rng(config.seed)
+    net.train()
+    for _ in range(config.epochs):
+        order = torch.as_tensor(rng.permutation(len(x)))
+        for start in range(0, len(x), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            presence_logits, polarity_logits = net(x[batch])
+            row_weight = lang_weight[batch]
+            presence_loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                presence_logits, present[batch], reduction="none"
+            )
+            loss = ((presence_loss * weight[batch]).sum(1) * row_weight).sum()
+            known = polarity[batch] >= 0
+            if known.any():
+                polarity_loss = torch.nn.functional.cross_entropy(
+                    polarity_logits[known], polarity[batch][known], reduction="none"
+                )
+                loss = loss + (polarity_loss * row_weight[:, None].expand_as(known)[known]).sum()
+            optimizer.zero_grad()
+            (loss / len(batch)).backward()
+            optimizer.step()
+    net.eval()
+    return tagger
+
+
+def f1_counts(predicted: np.ndarray, targets: TopicTargets) -> tuple[int, int, int]:
+    """True positives, false positives and false negatives over (text, topic) pairs; a
+    prediction counts as false only where the topic is known absent (weight > 0)."""
+    gold = targets.present == 1
+    known = targets.weight > 0
+    tp = int((predicted & gold).sum())
+    fp = int((predicted & ~gold & known).sum())
+    fn = int((~predicted & gold).sum())
+    return tp, fp, fn
+
+
+def tune_thresholds(
+    probabilities: np.ndarray, targets: TopicTargets, min_positives: int
+) -> np.ndarray:
+    """Per topic, the threshold with the best dev F1; 0.5 where dev has too few positives."""
+    thresholds = np.full(probabilities.shape[1], 0.5)
+    grid = np.round(np.arange(0.1, 0.91, 0.05), 2)
+    for col in range(probabilities.shape[1]):
+        column = TopicTargets(
+            targets.present[:, [col]], targets.weight[:, [col]], targets.polarity[:, [col]]
+        )
+        if column.present.sum() < min_positives:
+            continue
+        best = max(
+            grid,
+            key=lambda t: _f1(*f1_counts(probabilities[:, [col]] >= t, column)),
+        )
+        thresholds[col] = float(best)
+    return thresholds
+
+
+def tune_polarity_weight(
+    tagger: TopicTagger,
+    features: np.ndarray,
+    sentiments: np.ndarray,
+    targets: TopicTargets,
+    grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+) -> float:
+    """The weight of the text's sentiment in each topic's polarity (the head's own polarity
+    weighs 1) with the best polarity accuracy on the dev topics the head finds."""
+    presence, _ = tagger.scores(features)
+    found = (presence >= tagger.thresholds_) & (targets.present == 1) & (targets.polarity >= 0)
+    if not found.any():
+        return 0.0
+    accuracy = {}
+    for weight in grid:
+        tagger.polarity_text_weight = weight
+        predicted = tagger.polarities(features, sentiments)
+        accuracy[weight] = float((predicted[found] == targets.polarity[found]).mean())
+    logger.info("polarity accuracy on dev by text-sentiment weight: %s", accuracy)
+    return max(grid, key=lambda w: (accuracy[w], -w))
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / max(2 * tp + fp + fn, 1)
+
+
+def fit_custom_matcher(
+    model: SentimentModel,
+    tagger: TopicTagger,
+    background: np.ndarray,
+    dev_features: np.ndarray,
+    dev_targets: TopicTargets,
+) -> CustomTopicMatcher:
+    """Background statistics and the logistic calibration of custom topics, fitted by treating
+    each shipped taxonomy topic as if it were a custom one (its definition and cues only)."""
+    half = tagger.n_features // 2
+    feature_slice = (half, tagger.n_features)  # the last frozen layer: closest to plain e5
+    unit = background[:, half:] / np.linalg.norm(background[:, half:], axis=1, keepdims=True)
+    matcher = CustomTopicMatcher(
+        background_mean=unit.mean(0),
+        background_cov=np.cov(unit, rowvar=False),
+        slope=1.0,
+        intercept=0.0,
+        feature_slice=feature_slice,
+    )
+    z = np.zeros(dev_targets.present.shape)
+    by_name = {topic.name: topic for topic in load_taxonomy()}
+    for col, name in enumerate(tagger.topics):
+        phrases, langs = topic_phrases(by_name[name])
+        vectors = matcher.unit(model.features(phrases, langs))
+        z[:, col] = matcher.z_scores(dev_features, vectors).max(1)
+    known = dev_targets.weight > 0
+    calibration = LogisticRegression(C=1.0).fit(
+        z[known].reshape(-1, 1), dev_targets.present[known].astype(int)
+    )
+    matcher.slope = float(calibration.coef_[0, 0])
+    matcher.intercept = float(calibration.intercept_[0])
+    return matcher
+
+
+def train_topics(model: SentimentModel, config: TopicConfig) -> tuple[TopicTagger, dict[str, Any]]:
+    """Fit a topic head for `model` (not attached or saved) and report what it was trained on."""
+    corpus = load_topic_corpus(config.data_dir)
+    corpus = corpus[corpus["split"].isin(["train", "dev"])].reset_index(drop=True)
+    targets = corpus_targets(corpus)
+    frames, parts = [corpus[["text", "lang", "dataset", "split"]]], [targets]
+    weak = pd.DataFrame(columns=["text", "lang", "dataset", "split"])
+    if config.weak_cues:
+        weak = weak_rows(
+            config.data_dir, config.weak_datasets, config.weak_rows_per_dataset, config.seed
+        )
+        cues = load_cues(config.weak_cues)
+        frames.append(weak)
+        parts.append(
+            cue_targets(weak, cues, config.weak_positive_weight, config.weak_negative_weight)
+        )
+    rows = pd.concat(frames, ignore_index=True)
+    all_targets = TopicTargets(
+        *(np.concatenate(arrays) for arrays in zip(*map(_arrays, parts), strict=True))
+    )
+    logger.info("topic head: encoding %d texts", len(rows))
+    normalised, langs = model.prepare(rows["text"].tolist(), rows["lang"].tolist())
+    logits, features = model._forward(normalised)
+    if features is None:
+        raise TypeError(f"a {model.kind!r} model has no encoder features to read topics from")
+    train = (rows["split"] == "train").to_numpy()
+    tagger = fit_head(
+        features[train], _select(all_targets, train), rows["lang"][train].to_numpy(), config
+    )
+    # Thresholds, the polarity blend and the custom-topic calibration use mapped dev rows only:
+    # weak labels are training signal, not ground truth. Thresholds use complete rows only: on a
+    # partial row a false positive cannot be seen, so recall alone would pull thresholds down.
+    mapped = np.arange(len(rows)) < len(corpus)
+    dev = (rows["split"] == "dev").to_numpy() & mapped
+    complete = dev & ~np.concatenate([corpus["partial"].to_numpy(bool), np.ones(len(weak), bool)])
+    probabilities, _ = tagger.scores(features[complete])
+    tagger.thresholds_ = tune_thresholds(
+        probabilities, _select(all_targets, complete), config.min_dev_positives
+    )
+    sentiments = softmax(
+        logits[dev], model.temperatures_for([langs[i] for i in np.flatnonzero(dev)])
+    )
+    tagger.polarity_text_weight = tune_polarity_weight(
+        tagger, features[dev], sentiments, _select(all_targets, dev)
+    )
+    background = features[len(corpus) :] if len(weak) else features[train]
+    dev_targets = _select(all_targets, dev)
+    tagger.matcher = fit_custom_matcher(model, tagger, background, features[dev], dev_targets)
+    summary = {
+        "training": {
+            "mapped_rows": int(train[: len(corpus)].sum()),
+            "weak_rows": int(train[len(corpus) :].sum()),
+            "dev_rows": int(dev.sum()),
+            "config": asdict(config),
+        }
+    }
+    tagger.info = summary
+    return tagger, summary
+
+
+def _arrays(targets: TopicTargets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return targets.present, targets.weight, targets.polarity
+
+
+def _select(targets: TopicTargets, mask: np.ndarray) -> TopicTargets:
+    return TopicTargets(targets.present[mask], targets.weight[mask], targets.polarity[mask])
