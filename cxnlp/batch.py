@@ -49,6 +49,12 @@ class BatchStats:
         return self.rows / self.seconds if self.seconds else float("nan")
 
 
+def custom_topic_names(model: SentimentModel) -> list[str]:
+    """The custom topics added to `model` (they change its output, so a resume must match them)."""
+    tagger = getattr(model, "topic_tagger", None)
+    return [topic.name for topic in tagger.custom_topics] if tagger is not None else []
+
+
 def row_error(value: object) -> str | None:
     """Why a cell cannot be classified, or None when it can."""
     # pd.isna also catches pd.NA and NaT, which a "string"-typed or Parquet column holds.
@@ -141,6 +147,7 @@ def classify_file(
         "id_col": id_col,
         # A resume with another model would mix two models' results in one output.
         "model": getattr(model, "source_", None),
+        "custom_topics": custom_topic_names(model),
     }
     if work.exists() and not (resume and _same_run(work, state)):
         if resume:

@@ -48,6 +48,8 @@ def _classify(args: argparse.Namespace) -> int:
     from cxnlp.store import load
 
     model = load(args.model)
+    if args.custom_topics:
+        model.add_custom_topics(args.custom_topics)
     stats = classify_file(
         model,
         args.input,
@@ -161,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-col", default="text")
     p.add_argument("--id-col", default="id", help="added as the row number when the input has none")
     p.add_argument("--model", default="default", help="model name under models/ or a path")
+    p.add_argument(
+        "--custom-topics",
+        default=None,
+        help="YAML file of extra topics in the taxonomy's format, matched without retraining",
+    )
     p.add_argument("--chunk-rows", type=int, default=2000)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if model is None:
-            handle = await asyncio.to_thread(load_model, settings.model)
+            handle = await asyncio.to_thread(load_model, settings.model, settings.custom_topics)
         else:
             handle = model if isinstance(model, LoadedModel) else wrap_model(model)
         batcher = MicroBatcher(

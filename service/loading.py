@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cxnlp.base import METRICS_FILE, read_config
@@ -45,12 +46,15 @@ class LoadedModel:
         }
 
 
-def load_model(name_or_path: str) -> LoadedModel:
-    """Load a model by name under the models directory or by path, and warm it up."""
+def load_model(name_or_path: str, custom_topics: str | Path | None = None) -> LoadedModel:
+    """Load a model by name under the models directory or by path, add the custom topics file
+    if one is given, and warm it up."""
     path = resolve_model(name_or_path)
     config = read_config(path)
     started = time.perf_counter()
     model = load(path)
+    if custom_topics is not None:
+        model.add_custom_topics(custom_topics)
     model.predict(WARMUP_TEXTS)
     metrics_path = path / METRICS_FILE
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CXNLP_", extra="ignore", frozen=True)
 
     model: str = Field("default", description="model name under the models directory, or a path")
+    custom_topics: Path | None = Field(
+        None, description="YAML file of extra topics (taxonomy format), matched without retraining"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, description="uvicorn worker processes, each loads the model")

@@ -34,7 +34,7 @@ async def reload(body: ReloadRequest, state: State) -> ReloadResponse:
     already accepted finish on the model they started with."""
     async with state.reload_lock:
         try:
-            new = await run_in_threadpool(load_model, body.model)
+            new = await run_in_threadpool(load_model, body.model, state.settings.custom_topics)
         except FileNotFoundError as exc:
             raise ApiError(404, str(exc)) from None
         except (ValueError, KeyError, OSError) as exc:
