@@ -80,6 +80,10 @@ class SentimentModel:
             raise TypeError(f"a {self.kind!r} model has no encoder features (topics need one)")
         return features
 
+    def enable_similarity(self) -> None:
+        """Make `features` carry plain sentence embeddings too (see the transformer tier)."""
+        raise TypeError(f"a {self.kind!r} model has no encoder to embed texts with")
+
     def add_custom_topics(self, topics: Sequence[Topic] | str | Path) -> list[str]:
         """Tag extra topics from now on, with no retraining: `Topic`s, or a file in the taxonomy's
         format (see `cxnlp.taxonomy`). Returns the names added.
@@ -94,6 +98,7 @@ class SentimentModel:
             )
         if isinstance(topics, (str, Path)):
             topics = load_taxonomy(topics)
+        self.enable_similarity()
         for topic in topics:
             phrases, langs = topic_phrases(topic)
             self.topic_tagger.add_custom_topic(topic, self.features(phrases, langs))
@@ -149,7 +154,7 @@ class SentimentModel:
         logits, features = self._forward(normalised)
         probabilities = softmax(logits, self.temperatures_for(resolved))
         if self.topic_tagger is not None and features is not None and len(texts):
-            topics = self.topic_tagger.tag(features, probabilities)
+            topics = self.topic_tagger.tag(features, probabilities, resolved)
         else:
             topics = [[] for _ in resolved]
         return [

@@ -53,6 +53,13 @@ class BlendedSentimentModel(SentimentModel):
                     features = member_features
         return total, features
 
+    def enable_similarity(self) -> None:
+        for member in self.members:
+            if hasattr(member, "enable_similarity"):
+                member.enable_similarity()
+                return
+        super().enable_similarity()
+
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:
         self._check_fitted()
         path = Path(path)

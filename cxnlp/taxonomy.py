@@ -40,16 +40,19 @@ TOPICS: tuple[str, ...] = (
 TAXONOMY_VERSION = 1
 # A topic name is an identifier that survives CSV / JSON / metric names unchanged.
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_TOPIC_FIELDS = ("name", "definition", "cues")
+_TOPIC_FIELDS = ("name", "definition", "cues", "min_score")
 
 
 @dataclass(frozen=True)
 class Topic:
-    """One topic: its `name`, what it covers (`definition`), and example `cues` by language."""
+    """One topic: its `name`, what it covers (`definition`), and example `cues` by language.
+    `min_score` (custom topics only) overrides the calibrated probability a text needs to get the
+    topic: raise it for a narrow topic to trade recall for precision."""
 
     name: str
     definition: str = ""
     cues: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    min_score: float | None = None
 
     def phrases(self, lang: str | None = None) -> list[str]:
         """The example cues of one language, or of every language when `lang` is None."""
@@ -155,7 +158,20 @@ def _parse_topic(entry: Any, where: str, problems: list[str]) -> Topic | None:
     cues = _parse_cues(entry.get("cues"), where, problems)
     if not definition.strip() and not cues:
         problems.append(f"{where}: give a `definition`, example `cues`, or both")
-    return Topic(name=name, definition=" ".join(definition.split()), cues=cues)
+    min_score = entry.get("min_score")
+    if min_score is not None and (
+        isinstance(min_score, bool)
+        or not isinstance(min_score, (int, float))
+        or not 0 < min_score < 1
+    ):
+        problems.append(f"{where}: `min_score` must be a number between 0 and 1, got {min_score!r}")
+        min_score = None
+    return Topic(
+        name=name,
+        definition=" ".join(definition.split()),
+        cues=cues,
+        min_score=None if min_score is None else float(min_score),
+    )
 
 
 def _parse_cues(raw: Any, where: str, problems: list[str]) -> dict[str, tuple[str, ...]]:

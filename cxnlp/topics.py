@@ -57,31 +57,40 @@ class TopicNet(nn.Module):
 
 @dataclass
 class CustomTopicMatcher:
-    """Standardises text-to-phrase cosine similarities against background reviews and calibrates
-    them: `probability = sigmoid(slope * z + intercept)`, tagged at `probability >= 0.5`.
+    """Standardises text-to-phrase cosine similarities against background reviews of the text's
+    language and calibrates them: `probability = sigmoid(slope * z + intercept)`; a text gets the
+    topic at `probability >= threshold`.
 
-    `feature_slice` picks the part of the model's features similarity is computed on.
+    Standardising per language matters: a Persian phrase is less similar to any English text
+    than to any Persian one, so a raw similarity means different things across languages.
+    `feature_slice` picks the plain e5 embedding out of the model's features.
     """
 
-    background_mean: np.ndarray  # (d,) mean of unit-normalised background features
-    background_cov: np.ndarray  # (d, d) their covariance
+    background: dict[str, tuple[np.ndarray, np.ndarray]]  # lang or "*" -> (mean, covariance)
     slope: float
     intercept: float
     feature_slice: tuple[int, int]
+    threshold: float = 0.5
 
     def unit(self, features: np.ndarray) -> np.ndarray:
         start, stop = self.feature_slice
         part = np.asarray(features, dtype=np.float64)[:, start:stop]
         return part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
 
-    def z_scores(self, features: np.ndarray, phrases: np.ndarray) -> np.ndarray:
+    def z_scores(
+        self, features: np.ndarray, phrases: np.ndarray, langs: Sequence[str] | None = None
+    ) -> np.ndarray:
         """(n texts, n phrases) standardised similarities; `phrases` are unit vectors."""
         similarity = self.unit(features) @ phrases.T
-        expected = phrases @ self.background_mean
-        spread = np.sqrt(
-            np.maximum(np.einsum("pd,de,pe->p", phrases, self.background_cov, phrases), 1e-12)
-        )
-        return (similarity - expected) / spread
+        langs = list(langs) if langs is not None else ["*"] * len(similarity)
+        z = np.empty_like(similarity)
+        for lang in set(langs):
+            rows = [i for i, value in enumerate(langs) if value == lang]
+            mean, cov = self.background.get(lang, self.background["*"])
+            expected = phrases @ mean
+            spread = np.sqrt(np.maximum(np.einsum("pd,de,pe->p", phrases, cov, phrases), 1e-12))
+            z[rows] = (similarity[rows] - expected) / spread
+        return z
 
     def probability(self, z: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.slope * z + self.intercept)))
@@ -118,7 +127,8 @@ class TopicTagger:
     def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Topic probabilities (n, topics) and polarity probabilities (n, topics, 3)."""
         self.net.eval()
-        presence, polarity = self.net(torch.as_tensor(np.asarray(features, dtype=np.float32)))
+        features = np.asarray(features, dtype=np.float32)[:, : self.n_features]
+        presence, polarity = self.net(torch.as_tensor(features))
         return torch.sigmoid(presence).numpy(), torch.softmax(polarity, -1).numpy()
 
     def polarities(self, features: np.ndarray, sentiments: np.ndarray) -> np.ndarray:
@@ -146,14 +156,21 @@ class TopicTagger:
         self.custom_topics.append(topic)
         self._custom_phrases.append(self.matcher.unit(phrase_features))
 
-    def custom_probabilities(self, features: np.ndarray) -> np.ndarray:
+    def custom_probabilities(
+        self, features: np.ndarray, langs: Sequence[str] | None = None
+    ) -> np.ndarray:
         """(n, custom topics) calibrated probabilities of the custom topics."""
         if not self.custom_topics:
             return np.zeros((len(features), 0))
-        z = [self.matcher.z_scores(features, phrases).max(1) for phrases in self._custom_phrases]
+        z = [
+            self.matcher.z_scores(features, phrases, langs).max(1)
+            for phrases in self._custom_phrases
+        ]
         return self.matcher.probability(np.stack(z, axis=1))
 
-    def tag(self, features: np.ndarray, sentiments: np.ndarray) -> list[list[dict[str, Any]]]:
+    def tag(
+        self, features: np.ndarray, sentiments: np.ndarray, langs: Sequence[str] | None = None
+    ) -> list[list[dict[str, Any]]]:
         """Per text, its topics as `{"topic", "polarity", "score"}`, highest score first.
 
         `sentiments` are the texts' calibrated sentiment probabilities, (n, 3) in `SENTIMENTS`
@@ -162,7 +179,7 @@ class TopicTagger:
         """
         presence, _ = self.scores(features)
         polarity = self.polarities(features, sentiments)
-        custom = self.custom_probabilities(features)
+        custom = self.custom_probabilities(features, langs)
         tagged = []
         for row in range(len(presence)):
             found = [
@@ -178,7 +195,7 @@ class TopicTagger:
             found += [
                 {"topic": topic.name, "polarity": text_polarity, "score": round(float(p), 4)}
                 for topic, p in zip(self.custom_topics, custom[row], strict=True)
-                if p >= 0.5
+                if p >= (topic.min_score or self.matcher.threshold)
             ]
             tagged.append(sorted(found, key=lambda t: -t["score"]))
         return tagged
@@ -197,12 +214,15 @@ class TopicTagger:
             **self.info,
         }
         if self.matcher is not None:
-            state["matcher.background_mean"] = torch.as_tensor(self.matcher.background_mean).float()
-            state["matcher.background_cov"] = torch.as_tensor(self.matcher.background_cov).float()
+            for lang, (mean, cov) in self.matcher.background.items():
+                state[f"matcher.{lang}.mean"] = torch.as_tensor(mean).float()
+                state[f"matcher.{lang}.cov"] = torch.as_tensor(cov).float()
             config["custom_topics"] = {
                 "slope": self.matcher.slope,
                 "intercept": self.matcher.intercept,
+                "threshold": self.matcher.threshold,
                 "feature_slice": list(self.matcher.feature_slice),
+                "background_langs": list(self.matcher.background),
             }
         save_file(state, str(path / TOPICS_WEIGHTS))
         (path / TOPICS_CONFIG).write_text(
@@ -218,12 +238,19 @@ class TopicTagger:
         matcher = None
         if "custom_topics" in config:
             calibration = config["custom_topics"]
+            background = {
+                lang: (
+                    state.pop(f"matcher.{lang}.mean").double().numpy(),
+                    state.pop(f"matcher.{lang}.cov").double().numpy(),
+                )
+                for lang in calibration["background_langs"]
+            }
             matcher = CustomTopicMatcher(
-                background_mean=state.pop("matcher.background_mean").double().numpy(),
-                background_cov=state.pop("matcher.background_cov").double().numpy(),
+                background=background,
                 slope=float(calibration["slope"]),
                 intercept=float(calibration["intercept"]),
                 feature_slice=tuple(calibration["feature_slice"]),
+                threshold=float(calibration.get("threshold", 0.5)),
             )
         tagger = cls(
             config["topics"],

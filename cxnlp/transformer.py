@@ -101,14 +101,28 @@ class SentimentNet(nn.Module):
         return self.forward_from(hidden, attention_mask, 0)
 
     def logits_and_features(
-        self, input_ids: torch.Tensor, mask: torch.Tensor, tap_layer: int
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        tap_layer: int,
+        similarity_layers: nn.ModuleList | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits, and the mean-pooled top layer next to the mean-pooled output of the first
-        `tap_layer` layers (what the topic head reads)."""
+        `tap_layer` layers (what the topic head reads). With `similarity_layers` (the original
+        backbone's layers from `tap_layer` on) their mean-pooled output follows: a plain e5
+        sentence embedding, for similarity to custom topics."""
         hidden = self.lower(input_ids, mask, tap_layer)
         tapped = mean_pool(hidden, mask)
         pooled = mean_pool(self._run_layers(hidden, mask, tap_layer, len(self.layers)), mask)
-        return self.head(self.dropout(pooled)), torch.cat([pooled, tapped], dim=-1)
+        parts = [pooled, tapped]
+        if similarity_layers is not None:
+            plain = hidden
+            extended = additive_mask(mask, hidden.dtype)
+            for layer in similarity_layers:
+                out = layer(plain, extended)
+                plain = out[0] if isinstance(out, tuple) else out
+            parts.append(mean_pool(plain, mask))
+        return self.head(self.dropout(pooled)), torch.cat(parts, dim=-1)
 
 
 def quantize_frozen_layers(net: SentimentNet, first_trained: int) -> SentimentNet:
@@ -157,6 +171,26 @@ class TransformerSentimentModel(SentimentModel):
         self.dtype = dtype
         self.fitted_ = True
         self._runtime: tuple[str, nn.Module] | None = None
+        self.similarity_layers: nn.ModuleList | None = None
+
+    @property
+    def tap_layer(self) -> int:
+        """Where the topic head taps the encoder: the last frozen layer's output (the middle of
+        the encoder for a model trained end to end)."""
+        return self.trained_from_layer or len(self.net.layers) // 2
+
+    def enable_similarity(self) -> None:
+        """Also compute plain e5 sentence embeddings (custom topics need them): the original
+        backbone's layers from `tap_layer` on, run on the shared lower layers' output. Costs
+        about half an encoder pass more per text."""
+        if self.similarity_layers is not None:
+            return
+        from transformers import AutoModel
+
+        plain = AutoModel.from_pretrained(
+            resolve_backbone(self.backbone), attn_implementation="sdpa"
+        )
+        self.similarity_layers = nn.ModuleList(plain.encoder.layer[self.tap_layer :]).eval()
 
     def inference_net(self) -> tuple[str, nn.Module]:
         """The network predictions run on, in the resolved dtype; built once, after training."""
@@ -184,13 +218,13 @@ class TransformerSentimentModel(SentimentModel):
 
     @torch.inference_mode()
     def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and features: [pooled top layer, pooled tap layer(, plain e5 embedding)], each
+        block `hidden_size` wide; the third only after `enable_similarity()`."""
         dtype_name, net = self.inference_net()
         autocast = dtype_name == "bfloat16"
-        # The topic head reads the last frozen layer's output; a model trained end to end taps
-        # the middle of the encoder instead.
-        tap = self.trained_from_layer or len(net.layers) // 2
+        blocks = 2 if self.similarity_layers is None else 3
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
-        features = np.zeros((len(texts), 2 * net.head.in_features), dtype=np.float32)
+        features = np.zeros((len(texts), blocks * net.head.in_features), dtype=np.float32)
         # Sorting by length keeps padding, and so wasted compute, to a minimum.
         order = np.argsort([len(t) for t in texts], kind="stable")
         for start in range(0, len(texts), self.batch_size):
@@ -198,7 +232,10 @@ class TransformerSentimentModel(SentimentModel):
             batch = self.tokenize([texts[i] for i in index])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 batch_logits, batch_features = net.logits_and_features(
-                    batch["input_ids"], batch["attention_mask"], tap
+                    batch["input_ids"],
+                    batch["attention_mask"],
+                    self.tap_layer,
+                    self.similarity_layers,
                 )
             logits[index] = batch_logits.float().numpy()
             features[index] = batch_features.float().numpy()

@@ -103,6 +103,7 @@ def test_load_taxonomy_reports_every_problem(tmp_path: Path) -> None:
                 {"name": "cues", "cues": {"de": ["kalt"], "fa": "not a list"}},
                 {"name": "extra", "definition": "x", "colour": "red"},
                 "just text",
+                {"name": "strict", "definition": "x", "min_score": 1.5},
             ]
         },
     )
@@ -115,6 +116,15 @@ def test_load_taxonomy_reports_every_problem(tmp_path: Path) -> None:
     assert "cues['fa'] must be a list of non-empty phrases" in problems
     assert "topic 5 ('extra'): unknown field(s) ['colour']" in problems
     assert "topic 6: expected a mapping" in problems
+    assert "topic 7 ('strict'): `min_score` must be a number between 0 and 1, got 1.5" in problems
+
+
+def test_load_taxonomy_reads_min_score(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        {"version": 1, "topics": [{"name": "cold_food", "definition": "x", "min_score": 0.7}]},
+    )
+    assert load_taxonomy(path)[0].min_score == 0.7
 
 
 @pytest.mark.parametrize(

@@ -74,11 +74,11 @@ def test_tagger_save_load_keeps_scores_thresholds_and_calibration(tmp_path: Path
     tagger = fit_head(x, targets, np.array(["fa"] * 120), TopicConfig(hidden=16, epochs=3))
     tagger.thresholds_ = np.linspace(0.2, 0.7, len(TOPICS))
     tagger.matcher = CustomTopicMatcher(
-        background_mean=np.full(6, 0.1),
-        background_cov=np.eye(6) * 0.01,
+        background={"*": (np.full(6, 0.1), np.eye(6) * 0.01), "fa": (np.zeros(6), np.eye(6))},
         slope=2.0,
         intercept=-3.0,
         feature_slice=(6, 12),
+        threshold=0.35,
     )
     tagger.info = {"training": {"rows": 120}}
     tagger.save(tmp_path / "topics")
@@ -86,6 +86,8 @@ def test_tagger_save_load_keeps_scores_thresholds_and_calibration(tmp_path: Path
     np.testing.assert_allclose(tagger.scores(x)[0], loaded.scores(x)[0], atol=1e-6)
     np.testing.assert_allclose(loaded.thresholds_, tagger.thresholds_, atol=1e-4)
     assert loaded.matcher.slope == 2.0 and loaded.matcher.feature_slice == (6, 12)
+    assert loaded.matcher.threshold == 0.35 and set(loaded.matcher.background) == {"*", "fa"}
+    np.testing.assert_allclose(loaded.matcher.background["*"][0], np.full(6, 0.1), atol=1e-6)
     assert loaded.info == {"training": {"rows": 120}}
 
 
@@ -157,21 +159,23 @@ def test_score_topics_reports_recall_only_on_partial_data():
 
 
 def attach_tagger(model, texts: list[str], langs: list[str]) -> TopicTagger:
-    """A tagger fitted on the model's own features of `texts` (delivery on the first half)."""
+    """A tagger fitted on the model's own features of `texts` (delivery on the first half), with
+    a custom-topic matcher whose background is those texts."""
+    model.enable_similarity()
     features = model.features(texts, langs)
+    head, width = features.shape[1] * 2 // 3, features.shape[1]
     n, k = len(texts), len(TOPICS)
     present = np.zeros((n, k), np.float32)
     present[: n // 2, TOPICS.index("delivery")] = 1
     targets = TopicTargets(present, np.ones((n, k), np.float32), -np.ones((n, k), np.int64))
-    tagger = fit_head(features, targets, np.array(langs), TopicConfig(hidden=16, epochs=200))
-    unit = features[:, features.shape[1] // 2 :]
-    unit = unit / np.linalg.norm(unit, axis=1, keepdims=True)
-    tagger.matcher = CustomTopicMatcher(
+    tagger = fit_head(
+        features[:, :head], targets, np.array(langs), TopicConfig(hidden=16, epochs=200)
+    )
+    tagger.matcher = CustomTopicMatcher({}, 1.0, 0.0, (head, width))
+    unit = tagger.matcher.unit(features)
+    tagger.matcher.background["*"] = (
         unit.mean(0),
         np.cov(unit, rowvar=False) + np.eye(unit.shape[1]) * 1e-4,
-        1.0,
-        0.0,
-        (features.shape[1] // 2, features.shape[1]),
     )
     model.topic_tagger = tagger
     return tagger
@@ -241,6 +245,12 @@ def test_custom_topics_from_a_taxonomy_file_are_tagged_with_the_texts_polarity(
         assert tags["late_courier"]["polarity"] == prediction.sentiment
         with pytest.raises(ValueError, match="already exists"):
             tiny_transformer.add_custom_topics([Topic("delivery", "shipping")])
+        # A topic's own min_score overrides the calibrated threshold.
+        tiny_transformer.add_custom_topics(
+            [Topic("strict_courier", cues={"en": ("the courier was late",)}, min_score=0.999)]
+        )
+        topics = {t["topic"] for t in tiny_transformer.predict(TEXTS[:1], LANGS[:1])[0].topics}
+        assert "late_courier" in topics and "strict_courier" not in topics
     finally:
         tiny_transformer.topic_tagger = None
 
@@ -253,13 +263,19 @@ def test_custom_topics_need_a_model_with_a_topic_head(tiny_fast_model):
 def test_custom_topic_z_scores_standardise_against_the_background():
     rng = np.random.default_rng(0)
     background = rng.normal(size=(500, 8))
-    matcher = CustomTopicMatcher(np.zeros(8), np.eye(8), 1.0, 0.0, (0, 8))
+    matcher = CustomTopicMatcher({}, 1.0, 0.0, (0, 8))
     unit = matcher.unit(background)
-    matcher.background_mean, matcher.background_cov = unit.mean(0), np.cov(unit, rowvar=False)
+    matcher.background["*"] = (unit.mean(0), np.cov(unit, rowvar=False))
     phrase = matcher.unit(np.eye(8)[:1])
     z = matcher.z_scores(background, phrase)[:, 0]
     assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
     assert matcher.z_scores(np.eye(8)[:1], phrase)[0, 0] > 2
+    # A language's own background replaces the pooled one for texts of that language.
+    shifted = matcher.unit(background + 3 * np.eye(8)[0])
+    matcher.background["fa"] = (shifted.mean(0), np.cov(shifted, rowvar=False))
+    z_fa = matcher.z_scores(background + 3 * np.eye(8)[0], phrase, ["fa"] * 500)[:, 0]
+    assert abs(z_fa.mean()) < 0.05
+    assert matcher.z_scores(background + 3 * np.eye(8)[0], phrase)[:, 0].mean() > 1
 
 
 def test_polarity_blends_the_head_with_the_texts_sentiment_by_the_tuned_weight(tmp_path: Path):
