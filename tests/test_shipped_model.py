@@ -63,3 +63,36 @@ def test_shipped_model_reads_clear_praise_and_complaint(name: str, built: Path) 
     ]
     labels = [p.sentiment for p in model.predict(texts)]
     assert labels == ["negative", "positive"] * 3
+
+
+@pytest.mark.slow
+def test_shipped_default_tags_clear_pain_points_with_their_polarity(built: Path) -> None:
+    model = cxnlp.load("default")
+    texts = {
+        "ارسال خیلی سریع بود، ممنون": ("delivery", "positive"),
+        "بسته بندی خراب بود و غذا ریخته بود": ("packaging", "negative"),
+        "برنامه بعد از آپدیت اصلا باز نمیشه": ("app_website", "negative"),
+        "قیمت‌ها خیلی گران است": ("price", "negative"),
+        "الموظفين تعاملهم سيء جدا": ("staff_behavior", "negative"),
+        "الأكل لذيذ جدا": ("product_quality", "positive"),
+        "The staff were rude": ("staff_behavior", "negative"),
+        "Fast delivery, the package arrived a day early": ("delivery", "positive"),
+    }
+    for text, p in zip(texts, model.predict(list(texts)), strict=True):
+        found = {t["topic"]: t["polarity"] for t in p.topics}
+        topic, polarity = texts[text]
+        assert found.get(topic) == polarity, f"{text!r}: {p.topics}"
+        assert all(0 <= t["score"] <= 1 for t in p.topics)
+    # Generic praise names no aspect.
+    assert model.predict(["ممنون، عالی بود"])[0].topics == []
+
+
+@pytest.mark.slow
+def test_shipped_default_finds_a_custom_topic_described_in_persian_in_other_languages(
+    built: Path,
+) -> None:
+    model = cxnlp.load("default")
+    assert model.add_custom_topics(EXAMPLES / "custom_topics.yaml") == ["cold_food"]
+    texts = ["پیتزا کاملا سرد رسید", "الأكل وصل بارد", "The pizza arrived cold", "Thanks, see you"]
+    tagged = ["cold_food" in {t["topic"] for t in p.topics} for p in model.predict(texts)]
+    assert tagged == [True, True, True, False]

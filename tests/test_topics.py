@@ -121,13 +121,21 @@ def test_corpus_targets_count_absence_only_inside_a_complete_datasets_scope():
 
 
 def test_cue_targets_match_normalised_text_and_weigh_misses_lower():
-    rows = pd.DataFrame({"text": ["پيك دير رسيد", "غذا خوب بود"], "lang": ["fa", "fa"]})
+    rows = pd.DataFrame(
+        {
+            "text": ["پيك دير رسيد", "غذا خوب بود"],
+            "lang": ["fa", "fa"],
+            "label": ["negative", "positive"],
+        }
+    )
     cues = {"fa": {"delivery": re.compile("پیک")}}
     targets = cue_targets(rows, cues, positive_weight=1.0, negative_weight=0.3)
     col = TOPICS.index("delivery")
     assert targets.present[:, col].tolist() == [1.0, 0.0]  # Arabic yeh/kaf unified first
     assert targets.weight[:, col].tolist() == pytest.approx([1.0, 0.3])
     assert targets.weight[:, TOPICS.index("price")].sum() == 0  # no cue: unknown
+    # A matched topic takes the row's sentiment as its polarity; an absent one has none.
+    assert targets.polarity[:, col].tolist() == [SENTIMENTS.index("negative"), -1]
 
 
 def test_f1_counts_and_thresholds_ignore_unknown_pairs():

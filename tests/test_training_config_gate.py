@@ -13,7 +13,9 @@ from training.config import Config, DataConfig
 from training.gate import compare, promote, save_gate
 from training.sampling import cap_per_dataset, draw_weights, epoch_batches
 
-CONFIGS = sorted(Path(__file__).resolve().parent.parent.joinpath("training/configs").glob("*.yaml"))
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "training" / "configs"
+TOPIC_CONFIG = CONFIG_DIR / "topics.yaml"  # a topic-head config, read by TopicConfig
+CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml") if p != TOPIC_CONFIG)
 
 
 # --- config ---------------------------------------------------------------------------------
@@ -240,3 +242,15 @@ def test_promote_without_a_previous_default(tmp_path: Path) -> None:
     candidate = _model_dir(tmp_path / "candidate", "new")
     assert promote(candidate, tmp_path / "default") is None
     assert (tmp_path / "default" / "config.json").exists()
+
+
+def test_topic_config_loads_and_rejects_unknown_keys(tmp_path: Path) -> None:
+    from training.topic_trainer import TopicConfig, load_cues
+
+    config = TopicConfig.from_yaml(TOPIC_CONFIG)
+    assert config.weak_cues and set(config.weak_datasets) == {"fa", "ar", "en"}
+    assert set(load_cues(config.cues_path())) == {"fa", "ar", "en"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 3\nepoch: 4\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown setting"):
+        TopicConfig.from_yaml(bad)

@@ -59,6 +59,15 @@ class TopicConfig:
     # Thresholds are tuned on dev for topics with at least this many dev rows carrying them.
     min_dev_positives: int = 10
 
+    def cues_path(self) -> Path | None:
+        """`weak_cues` as a path: relative to the working directory, else to the repository."""
+        if not self.weak_cues:
+            return None
+        path = Path(self.weak_cues)
+        if path.is_absolute() or path.exists():
+            return path
+        return Path(__file__).resolve().parent.parent / path
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> TopicConfig:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -138,10 +147,17 @@ def weak_rows(
             table = table[~table["text"].map(text_key).isin(held_out)]
             table = table.sample(min(len(table), per_dataset), random_state=seed)
             frames.append(
-                pd.DataFrame({"text": table["text"].astype(str), "lang": lang, "dataset": name})
+                pd.DataFrame(
+                    {
+                        "text": table["text"].astype(str),
+                        "label": table["label"].astype(str).str.lower() if "label" in table else "",
+                        "lang": lang,
+                        "dataset": name,
+                    }
+                )
             )
     if not frames:
-        return pd.DataFrame(columns=["text", "lang", "dataset", "split"])
+        return pd.DataFrame(columns=["text", "label", "lang", "dataset", "split"])
     rows = pd.concat(frames, ignore_index=True).drop_duplicates("text")
     rows["split"] = "train"
     return rows.reset_index(drop=True)
@@ -155,11 +171,15 @@ def cue_targets(
     topics: tuple[str, ...] = TOPICS,
 ) -> TopicTargets:
     """Weak targets: a topic whose cue matches is present; one whose cue does not is absent, at
-    `negative_weight`; a topic without cues in the row's language is unknown."""
+    `negative_weight`; a topic without cues in the row's language is unknown. A present topic
+    takes the row's sentiment `label` (where the row has one) as its polarity, as mapped
+    datasets without per-aspect polarity do."""
     n, k = len(rows), len(topics)
     present = np.zeros((n, k), np.float32)
     weight = np.zeros((n, k), np.float32)
-    for row, (text, lang) in enumerate(zip(rows["text"], rows["lang"], strict=True)):
+    polarity = -np.ones((n, k), np.int64)
+    labels = rows["label"] if "label" in rows else pd.Series([""] * n)
+    for row, (text, lang, label) in enumerate(zip(rows["text"], rows["lang"], labels, strict=True)):
         normalised = normalize_term(text)
         for col, topic in enumerate(topics):
             pattern = cues.get(lang, {}).get(topic)
@@ -168,7 +188,9 @@ def cue_targets(
             hit = pattern.search(normalised) is not None
             present[row, col] = float(hit)
             weight[row, col] = positive_weight if hit else negative_weight
-    return TopicTargets(present, weight, -np.ones((n, k), np.int64))
+            if hit and label in SENTIMENTS:
+                polarity[row, col] = SENTIMENTS.index(label)
+    return TopicTargets(present, weight, polarity)
 
 
 def fit_head(
@@ -336,13 +358,13 @@ def train_topics(model: SentimentModel, config: TopicConfig) -> tuple[TopicTagge
     corpus = corpus[corpus["split"].isin(["train", "dev"])].reset_index(drop=True)
     targets = corpus_targets(corpus)
     frames, parts = [corpus[["text", "lang", "dataset", "split"]]], [targets]
-    weak = pd.DataFrame(columns=["text", "lang", "dataset", "split"])
+    weak = pd.DataFrame(columns=["text", "label", "lang", "dataset", "split"])
     if config.weak_cues:
         weak = weak_rows(
             config.data_dir, config.weak_datasets, config.weak_rows_per_dataset, config.seed
         )
-        cues = load_cues(config.weak_cues)
-        frames.append(weak)
+        cues = load_cues(config.cues_path())
+        frames.append(weak.drop(columns="label"))
         parts.append(
             cue_targets(weak, cues, config.weak_positive_weight, config.weak_negative_weight)
         )
