@@ -300,3 +300,55 @@ def test_polarity_blends_the_head_with_the_texts_sentiment_by_the_tuned_weight(t
     del tagger.scores
     tagger.save(tmp_path / "t")
     assert TopicTagger.load(tmp_path / "t").polarity_text_weight == 1.0
+
+
+def test_evaluate_topics_scores_mapped_test_rows_and_the_handlabeled_sets(
+    tiny_transformer, tmp_path: Path
+):
+    import json
+
+    from training.topic_data import hash_split
+    from training.topic_eval import evaluate_topics, format_topic_report
+
+    candidates = (
+        f"the {w} was {a} number {i}"
+        for i in range(500)
+        for w in ("soup", "waiter")
+        for a in ("great", "awful")
+    )
+    rows = []
+    for text in candidates:
+        if hash_split(text) != "test":
+            continue
+        category = "FOOD#QUALITY" if "soup" in text else "SERVICE#GENERAL"
+        polarity = "positive" if "great" in text else "negative"
+        rows.append(
+            {
+                "text": text,
+                "label": polarity,
+                "aspects": [{"category": category, "polarity": polarity}],
+            }
+        )
+        if len(rows) == 8:
+            break
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "semeval2016_absa_restaurants_en.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
+    attach_tagger(tiny_transformer, TEXTS, LANGS)
+    try:
+        report = evaluate_topics(tiny_transformer, tmp_path, json_path=tmp_path / "topics.json")
+    finally:
+        tiny_transformer.topic_tagger = None
+    block = report["blocks"]["semeval2016_absa_restaurants_en"]
+    assert block["rows"] == 8 and not block["partial"]
+    gold = sum(1 for r in rows if r["aspects"][0]["category"] == "FOOD#QUALITY")
+    assert block["per_topic"]["product_quality"]["gold"] == gold
+    assert report["blocks"]["en_mapped"]["rows"] == 8
+    assert {"handlabeled_fa", "handlabeled_ar"} <= set(report["blocks"])
+    assert report["blocks"]["handlabeled_fa"]["rows"] >= 150
+    assert (
+        json.loads((tmp_path / "topics.json").read_text())["blocks"].keys()
+        == report["blocks"].keys()
+    )
+    assert "semeval2016_absa_restaurants_en" in format_topic_report(report)

@@ -35,6 +35,11 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
         help="save the report as the model's metrics.json and regenerate its MODEL_CARD.md",
     )
     p.add_argument("--notes", help="markdown appended to the card (known weaknesses, measurements)")
+    p.add_argument(
+        "--no-topics",
+        action="store_true",
+        help="skip the topic scores (given by default for a corpus directory and a model with topics)",
+    )
     p.set_defaults(handler=_evaluate)
 
     p = verbs.add_parser("promote", help="make a model the default if it passes the gate")
@@ -95,8 +100,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     from cxnlp.store import load
     from training.evaluate import evaluate
 
-    report = evaluate(load(args.model), args.data, json_path=args.json)
+    model = load(args.model)
+    report = evaluate(model, args.data, json_path=None)
     print(format_report(report))
+    if model.topic_tagger is not None and Path(args.data).is_dir() and not args.no_topics:
+        from training.topic_eval import evaluate_topics, format_topic_report
+
+        report["topics"] = evaluate_topics(model, args.data)
+        print(format_topic_report(report["topics"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.write_card:
         from cxnlp.store import resolve_model
         from training.card import write_model_card
@@ -104,6 +117,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         model_dir = resolve_model(args.model)
         write_metrics(model_dir, report)
+        if "topics" in report:
+            from cxnlp.topics import TOPICS_DIR
+
+            (model_dir / TOPICS_DIR / "metrics.json").write_text(
+                json.dumps(report["topics"], indent=2) + "\n", encoding="utf-8"
+            )
         name = model_dir.name
         command = (
             f"cxnlp train --config training/configs/{name}.yaml --out models/{name}\n"
