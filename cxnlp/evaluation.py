@@ -70,7 +70,26 @@ def evaluate_frame(
             str(value): score(probabilities[rows], labels[rows])
             for value, rows in frame.groupby(column).indices.items()
         }
+    if "lang" in frame and "dataset" in frame:
+        as_sourced = polar_decisions(probabilities, frame)
+        labels = frame["label"].to_numpy()
+        report["by_lang_as_sourced"] = {
+            str(lang): score(as_sourced[rows], labels[rows])
+            for lang, rows in frame.groupby("lang").indices.items()
+        }
     return report
+
+
+def polar_decisions(probabilities: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities with neutral zeroed (and rows renormalised) on the rows of datasets whose
+    gold has no neutral: each such row is decided between positive and negative, as its source
+    defines the task. Pooled per language this gives the `by_lang_as_sourced` scores."""
+    polar_only = frame.groupby("dataset")["label"].transform(lambda g: "neutral" not in set(g))
+    adjusted = probabilities.copy()
+    rows = polar_only.to_numpy(bool)
+    adjusted[rows, SENTIMENTS.index("neutral")] = 0.0
+    adjusted[rows] /= adjusted[rows].sum(axis=1, keepdims=True)
+    return adjusted
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -135,4 +135,27 @@ def test_format_report_has_a_row_per_group() -> None:
         "lang=en",
         "dataset=a",
         "dataset=b",
+        "lang_as_sourced=fa",
+        "lang_as_sourced=ar",
+        "lang_as_sourced=en",
     }
+
+
+def test_as_sourced_scores_decide_polar_only_datasets_between_positive_and_negative() -> None:
+    neg, neu, pos = (SENTIMENTS.index(s) for s in ("negative", "neutral", "positive"))
+    probabilities = np.zeros((4, 3))
+    probabilities[0, [neg, neu, pos]] = [0.2, 0.5, 0.3]  # polar-only set, gold positive
+    probabilities[1, [neg, neu, pos]] = [0.3, 0.5, 0.2]  # polar-only set, gold negative
+    probabilities[2, [neg, neu, pos]] = [0.2, 0.5, 0.3]  # 3-class set, gold positive
+    probabilities[3, [neg, neu, pos]] = [0.1, 0.8, 0.1]  # 3-class set, gold neutral
+    frame = pd.DataFrame(
+        {
+            "label": ["positive", "negative", "positive", "neutral"],
+            "lang": ["fa"] * 4,
+            "dataset": ["insta", "insta", "reviews", "reviews"],
+        }
+    )
+    report = evaluate_frame(probabilities, frame)
+    assert report["by_lang"]["fa"]["accuracy"] == pytest.approx(0.25)
+    # The polar-only rows are now decided positive / negative; the 3-class rows are unchanged.
+    assert report["by_lang_as_sourced"]["fa"]["accuracy"] == pytest.approx(0.75)
