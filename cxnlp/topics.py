@@ -131,10 +131,14 @@ class TopicTagger:
         presence, polarity = self.net(torch.as_tensor(features))
         return torch.sigmoid(presence).numpy(), torch.softmax(polarity, -1).numpy()
 
-    def polarities(self, features: np.ndarray, sentiments: np.ndarray) -> np.ndarray:
+    def polarities(
+        self, features: np.ndarray, sentiments: np.ndarray, polarity: np.ndarray | None = None
+    ) -> np.ndarray:
         """(n, topics) index into SENTIMENTS of each topic's polarity: the polarity head's
-        log-probabilities plus `polarity_text_weight` times those of the text's sentiment."""
-        _, polarity = self.scores(features)
+        log-probabilities (`polarity`, from `scores`, computed when not given) plus
+        `polarity_text_weight` times those of the text's sentiment."""
+        if polarity is None:
+            _, polarity = self.scores(features)
         combined = np.log(polarity + 1e-9) + self.polarity_text_weight * np.log(
             np.asarray(sentiments)[:, None, :] + 1e-9
         )
@@ -177,8 +181,8 @@ class TopicTagger:
         order. A custom topic takes the text's sentiment as its polarity; a taxonomy topic
         combines its polarity head with it (see `polarities`).
         """
-        presence, _ = self.scores(features)
-        polarity = self.polarities(features, sentiments)
+        presence, head_polarity = self.scores(features)
+        polarity = self.polarities(features, sentiments, head_polarity)
         custom = self.custom_probabilities(features, langs)
         tagged = []
         for row in range(len(presence)):

@@ -238,6 +238,16 @@ def _metrics_section(report: dict[str, Any]) -> list[str]:
             f"| all | {overall['n']} | {overall['macro_f1']:.3f} | {overall['accuracy']:.3f} | "
             f"{overall['ece']:.3f} | |"
         )
+    as_sourced = report.get("by_lang_as_sourced", {})
+    if as_sourced:
+        shown = ", ".join(
+            f"{lang} {as_sourced[lang]['macro_f1']:.3f}" for lang in LANGS if lang in as_sourced
+        )
+        lines += [
+            "",
+            "As the sources define their tasks (rows of datasets whose gold has no neutral decided "
+            f"between positive and negative only, then pooled per language): {shown}.",
+        ]
     eval_only = set(report.get("eval_only_datasets", []))
     lines += [
         "",
