@@ -219,3 +219,23 @@ def test_int8_quantises_only_the_frozen_layers(tiny_backbone: Path):
     assert kinds[:2] == [QuantizedLinear, QuantizedLinear]
     assert kinds[2] is torch.nn.Linear and type(runtime.head) is torch.nn.Linear
     assert type(model.net.layers[0].attention.self.query) is torch.nn.Linear  # original untouched
+
+
+def test_retraining_a_model_with_topics_says_the_topic_head_was_not_carried_over(
+    tiny_backbone: Path, labeled_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    from cxnlp.cli import main
+    from cxnlp.store import load
+    from cxnlp.taxonomy import TOPICS
+    from cxnlp.topics import TOPICS_DIR, TopicTagger
+
+    base = train(tiny_config(tiny_backbone), tmp_path / "base", data_file=labeled_csv)
+    model = load(base)
+    width = model.features(["x"], ["en"]).shape[1]
+    TopicTagger(TOPICS, width, hidden=4).save(base / TOPICS_DIR)
+    assert load(base).topic_tagger is not None
+    out = tmp_path / "retrained"
+    assert main(["train", "--base", str(base), "--data", str(labeled_csv), "--out", str(out)]) == 0
+    assert load(out).topic_tagger is None
+    message = capsys.readouterr().err
+    assert "has no topic head" in message and "cxnlp train-topics" in message

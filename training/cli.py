@@ -90,6 +90,15 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else models_dir() / config.name
     path = train(config, out, base=base, data_file=args.data)
     print(f"saved {path}")
+    from cxnlp.topics import has_topics
+
+    if base is not None and has_topics(base) and not has_topics(path):
+        print(
+            f"note: {path} has no topic head. The base model's head reads encoder features that "
+            "retraining changed, so it was not carried over; train one with `cxnlp train-topics "
+            f"--model {path}` (it needs the labeled topic corpus, training/configs/topics.yaml).",
+            file=sys.stderr,
+        )
     if args.promote:
         return _gate(path, "default", args)
     return 0
