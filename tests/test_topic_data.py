@@ -418,3 +418,26 @@ def test_load_mapping_reports_every_problem(tmp_path: Path) -> None:
 def test_load_mapping_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=re.escape("topic mapping file not found")):
         load_mapping(tmp_path / "nope.yaml")
+
+
+def test_persian_topic_dev_set_is_valid_and_disjoint_from_the_test_sets() -> None:
+    import json
+
+    from cxnlp.taxonomy import TOPICS
+    from training.data import text_key
+    from training.topic_data import EVAL_DIR, HANDLABELED_GLOB, TOPIC_POLARITIES
+
+    dev = [json.loads(line) for line in (EVAL_DIR / "topics_dev_fa.jsonl").open(encoding="utf-8")]
+    assert len(dev) >= 75 and {row["split"] for row in dev} == {"dev"}
+    for row in dev:
+        assert row["lang"] == "fa" and row["text"].strip()
+        assert all(
+            t["topic"] in TOPICS and t["polarity"] in TOPIC_POLARITIES for t in row["topics"]
+        )
+    test = {
+        text_key(json.loads(line)["text"])
+        for path in EVAL_DIR.glob(HANDLABELED_GLOB)
+        for line in path.open(encoding="utf-8")
+    }
+    assert not {text_key(row["text"]) for row in dev} & test
+    assert "topics_dev_fa.jsonl" not in {p.name for p in EVAL_DIR.glob(HANDLABELED_GLOB)}
