@@ -80,6 +80,16 @@ class SentimentModel:
             raise TypeError(f"a {self.kind!r} model has no encoder features (topics need one)")
         return features
 
+    def predict_proba_and_features(
+        self, texts: Sequence[str], langs: Sequence[str | None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities and the pooled encoder features (None for a model without an
+        encoder) from one pass, as training a topic head needs both."""
+        self._check_fitted()
+        normalised, resolved = self.prepare(texts, langs)
+        logits, features = self._forward(normalised)
+        return softmax(logits, self.temperatures_for(resolved)), features
+
     def enable_similarity(self) -> None:
         """Make `features` carry plain sentence embeddings too (see the transformer tier)."""
         raise TypeError(f"a {self.kind!r} model has no encoder to embed texts with")

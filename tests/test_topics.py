@@ -352,3 +352,58 @@ def test_evaluate_topics_scores_mapped_test_rows_and_the_handlabeled_sets(
         == report["blocks"].keys()
     )
     assert "semeval2016_absa_restaurants_en" in format_topic_report(report)
+
+
+def test_train_topics_end_to_end_on_a_tiny_corpus(tiny_transformer, tmp_path: Path):
+    import json
+
+    from training.topic_trainer import train_topics
+
+    rows = []
+    for i in range(80):
+        food = i % 2 == 0
+        good = i % 4 < 2
+        text = f"{'the soup' if food else 'the waiter'} was {'great' if good else 'awful'} {i}"
+        polarity = "positive" if good else "negative"
+        category = "FOOD#QUALITY" if food else "SERVICE#GENERAL"
+        rows.append(
+            {
+                "text": text,
+                "label": polarity,
+                "aspects": [{"category": category, "polarity": polarity}],
+            }
+        )
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "semeval2016_absa_restaurants_en.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
+    weak = [
+        {"text": f"the delivery was late {i}", "label": "negative", "split": "train"}
+        for i in range(40)
+    ]
+    weak += [{"text": f"nice place {i}", "label": "positive", "split": "train"} for i in range(40)]
+    (tmp_path / "en" / "unlabeled_reviews.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in weak), encoding="utf-8"
+    )
+    config = TopicConfig(
+        data_dir=str(tmp_path),
+        hidden=16,
+        epochs=30,
+        weak_datasets={"en": ["unlabeled_reviews"]},
+        weak_rows_per_dataset=100,
+        min_dev_positives=1,
+    )
+    tagger, summary = train_topics(tiny_transformer, config)
+    assert summary["training"]["weak_rows"] == 80
+    assert summary["training"]["mapped_rows"] + summary["training"]["dev_rows"] <= 80
+    assert tagger.n_features == 2 * tiny_transformer.net.head.in_features
+    assert 0.1 <= tagger.thresholds_[TOPICS.index("product_quality")] <= 0.9
+    assert tagger.polarity_text_weight in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+    assert tagger.matcher is not None and "*" in tagger.matcher.background
+    # Weak cues taught delivery: texts that match the delivery cue score higher than others.
+    features = tiny_transformer.features(
+        ["the delivery was late 99", "nice place 99"], ["en", "en"]
+    )
+    presence, _ = tagger.scores(features)
+    delivery = TOPICS.index("delivery")
+    assert presence[0, delivery] > presence[1, delivery]

@@ -22,7 +22,6 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 
 from cxnlp.base import SentimentModel
-from cxnlp.calibration import softmax
 from cxnlp.labels import LANGS, SENTIMENTS
 from cxnlp.taxonomy import TOPICS, load_taxonomy, topic_phrases
 from cxnlp.topics import CustomTopicMatcher, TopicTagger
@@ -374,8 +373,11 @@ def train_topics(model: SentimentModel, config: TopicConfig) -> tuple[TopicTagge
     )
     logger.info("topic head: encoding %d texts", len(rows))
     model.enable_similarity()  # the custom-topic calibration needs plain e5 embeddings too
-    normalised, langs = model.prepare(rows["text"].tolist(), rows["lang"].tolist())
-    logits, features = model._forward(normalised)
+    probabilities, features = model.predict_proba_and_features(
+        rows["text"].tolist(), rows["lang"].tolist()
+    )
+    if features is None:
+        raise TypeError(f"a {model.kind!r} model has no encoder features to read topics from")
     head_width = features.shape[1] * 2 // 3  # [top layer, tap layer] | plain e5 embedding
     train = (rows["split"] == "train").to_numpy()
     tagger = fit_head(
@@ -390,15 +392,12 @@ def train_topics(model: SentimentModel, config: TopicConfig) -> tuple[TopicTagge
     mapped = np.arange(len(rows)) < len(corpus)
     dev = (rows["split"] == "dev").to_numpy() & mapped
     complete = dev & ~np.concatenate([corpus["partial"].to_numpy(bool), np.ones(len(weak), bool)])
-    probabilities, _ = tagger.scores(features[complete])
+    presence, _ = tagger.scores(features[complete])
     tagger.thresholds_ = tune_thresholds(
-        probabilities, _select(all_targets, complete), config.min_dev_positives
-    )
-    sentiments = softmax(
-        logits[dev], model.temperatures_for([langs[i] for i in np.flatnonzero(dev)])
+        presence, _select(all_targets, complete), config.min_dev_positives
     )
     tagger.polarity_text_weight = tune_polarity_weight(
-        tagger, features[dev], sentiments, _select(all_targets, dev)
+        tagger, features[dev], probabilities[dev], _select(all_targets, dev)
     )
     background = ~mapped if len(weak) else train
     lang_array = rows["lang"].to_numpy()
