@@ -665,3 +665,16 @@ def test_shipped_model_serves_fa_ar_en(settings):
     assert r.status_code == 200
     assert [i["lang"] for i in r.json()["items"]] == ["fa", "ar", "en"]
     assert [i["sentiment"] for i in r.json()["items"]] == ["positive", "negative", "positive"]
+    # "The food was very tasty" and "the service is very bad" name aspects; the model tags them.
+    topics = [{t["topic"]: t["polarity"] for t in i["topics"]} for i in r.json()["items"]]
+    assert topics[0].get("product_quality") == "positive"
+    assert topics[1].get("staff_behavior") == "negative"
+
+
+@pytest.mark.slow
+def test_shipped_model_serves_custom_topics_from_settings(settings):
+    path = Path(__file__).resolve().parent.parent / "examples" / "custom_topics.yaml"
+    with TestClient(create_app(settings(model="default", custom_topics=path))) as c:
+        r = c.post("/v1/classify", json=_one("The pizza arrived cold"), headers=AUTH)
+    assert r.status_code == 200
+    assert "cold_food" in {t["topic"] for t in r.json()["items"][0]["topics"]}
