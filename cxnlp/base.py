@@ -73,9 +73,7 @@ class SentimentModel:
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
     ) -> np.ndarray:
         """The pooled encoder features of each text, shape (n, d): what topics are read from."""
-        self._check_fitted()
-        normalised, _ = self.prepare(texts, langs)
-        _, features = self._forward(normalised)
+        _, features = self.predict_proba_and_features(texts, langs)
         if features is None:
             raise TypeError(f"a {self.kind!r} model has no encoder features (topics need one)")
         return features

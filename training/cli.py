@@ -125,7 +125,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         from training.gate import write_metrics
 
         model_dir = resolve_model(args.model)
-        write_metrics(model_dir, report)
+        # Topic scores live beside the topic head (topics/metrics.json), not twice.
+        write_metrics(model_dir, {k: v for k, v in report.items() if k != "topics"})
         if "topics" in report:
             from cxnlp.topics import TOPICS_DIR
 
