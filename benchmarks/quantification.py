@@ -5,6 +5,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/quantification.py --model default [--data ../shared/data]
         [--langs fa ar en] [--splits test] [--per-dataset] [--limit N] [--json results.json]
+        [--labeled-sample N [--shifted K]]
 
 `--data` is the shared corpus directory (`{fa,ar,en}/<dataset>.jsonl`; rows of the held-out
 `--splits` whose label is one of the three sentiments) or one labeled file (`text,label[,lang]`).
@@ -13,6 +14,14 @@ the model's `dev_confusion.json`, never from these labels), printed per language
 with `--per-dataset`) next to the true shares, with absolute errors in percentage points. The
 target of issue 5: corrected shares within ±3 points of the true ones. `--limit N` labels a random
 N rows per language, for a quick run.
+
+`--labeled-sample N` (corpus directory only) measures what a team gains by hand-labeling a sample
+of its own channel: for each dataset with a dev split, N random dev rows of that dataset are the
+labeled sample (`cxnlp report --gold-col`), and ACC and PACC from its confusion are compared with
+the dev-matrix ACC on that dataset's test rows. Dev and test of one dataset share their class mix,
+so `--shifted K` also draws K test subsamples per dataset with random class mixes (300 rows each,
+mixes from a flat Dirichlet over the labels the dataset has): the sample must then correct a
+prevalence it did not see. `--limit` applies per dataset here.
 """
 
 from __future__ import annotations
@@ -34,16 +43,20 @@ from cxnlp.rollup import load_confusion, summarize  # noqa: E402
 from cxnlp.store import load, resolve_model  # noqa: E402
 
 TARGET_POINTS = 3.0
-METHODS = ("raw", "pcc", "acc")
+METHODS = ("raw", "pcc", "acc", "sample_acc", "sample_pacc")
+SHIFTED_ROWS = 300
 
 
 def load_labeled(data: Path, langs: tuple[str, ...], splits: tuple[str, ...]) -> pd.DataFrame:
-    """Held-out rows with a three-way sentiment label: text, label, lang, dataset."""
+    """Held-out rows with a three-way sentiment label: text, label, lang, dataset (and split)."""
     if data.is_dir():
         from training.data import load_corpus
 
         frame = load_corpus(data, langs=langs)
         frame = frame[frame["split"].isin(splits)]
+        return frame[frame["label"].isin(SENTIMENTS)][
+            ["text", "label", "lang", "dataset", "split"]
+        ].reset_index(drop=True)
     else:
         from training.evaluate import load_eval_frame
 
@@ -77,12 +90,16 @@ def classify(model, frame: pd.DataFrame, batch: int) -> pd.DataFrame:
     return out
 
 
-def compare(name: str, segment: dict, labels: pd.Series) -> dict:
-    """True shares and each method's shares and absolute errors (points) for one segment."""
+def compare(name: str, segment: dict, labels: pd.Series, sample: dict | None = None) -> dict:
+    """True shares and each method's shares and absolute errors (points) for one segment;
+    `sample` is the same segment summarised with a labeled sample (its ACC and PACC)."""
     true = labels.value_counts(normalize=True).reindex(SENTIMENTS, fill_value=0.0)
     row = {"segment": name, "n": int(segment["n"]), "true": true.to_dict()}
+    estimates = dict(segment)
+    if sample is not None:
+        estimates.update(sample_acc=sample.get("acc"), sample_pacc=sample.get("pacc"))
     for method in METHODS:
-        estimate = segment.get(method)
+        estimate = estimates.get(method)
         if not estimate:
             continue
         shares = estimate["shares"]
@@ -92,17 +109,72 @@ def compare(name: str, segment: dict, labels: pd.Series) -> dict:
 
 
 def print_rows(rows: list[dict]) -> None:
-    header = f"{'segment':<44}{'n':>7}  {'':<5}" + "".join(f"{s:>10}" for s in SENTIMENTS)
+    width = max(len(m) for m in METHODS) + 1
+    header = f"{'segment':<44}{'n':>7}  {'':<{width}}" + "".join(f"{s:>10}" for s in SENTIMENTS)
     print(header + f"{'max err':>10}")
     for row in rows:
-        print(f"{row['segment'][:43]:<44}{row['n']:>7}  {'true':<5}" + _pcts(row["true"]))
+        print(f"{row['segment'][:43]:<44}{row['n']:>7}  {'true':<{width}}" + _pcts(row["true"]))
         for method in METHODS:
             if method in row:
                 r = row[method]
                 errors = "".join(f"{r['abs_error_points'][s]:>10.1f}" for s in SENTIMENTS)
-                print(f"{'':<51}{method:<5}" + _pcts(r["shares"]) + f"{r['max']:>10.1f}")
-                print(f"{'':<51}{'|err|':<5}" + errors)
+                print(f"{'':<53}{method:<{width}}" + _pcts(r["shares"]) + f"{r['max']:>10.1f}")
+                print(f"{'':<53}{'|err|':<{width}}" + errors)
     print()
+
+
+def print_within(title: str, rows: list[dict]) -> None:
+    """Per method: how many segments land within the target, and the median worst error."""
+    print(title)
+    for method in METHODS:
+        worst = [r[method]["max"] for r in rows if method in r]
+        if worst:
+            within = sum(w <= TARGET_POINTS for w in worst)
+            print(
+                f"  {method:<12} {within}/{len(worst)} within ±{TARGET_POINTS:g} points; "
+                f"median worst-label error {float(np.median(worst)):.1f}"
+            )
+
+
+def per_dataset_with_sample(
+    test: pd.DataFrame,
+    dev: pd.DataFrame,
+    confusion: dict | None,
+    n_sample: int,
+    shifted: int,
+    seed: int,
+) -> tuple[list[dict], list[dict]]:
+    """Rows comparing every method per dataset, the labeled sample being `n_sample` random dev
+    rows of the same dataset; then the same on `shifted` re-mixed test subsamples per dataset."""
+    rng = np.random.default_rng(seed)
+    natural, remixed = [], []
+    for dataset, part in test.groupby("dataset", sort=True):
+        pool = dev[dev["dataset"] == dataset]
+        if len(pool) < 30:
+            continue
+        sample = pool.sample(min(len(pool), n_sample), random_state=seed)
+        name = f"{part['lang'].iloc[0]}/{dataset}"
+
+        natural.append(_with_sample(part, name, confusion, sample))
+        present = [s for s in SENTIMENTS if (part["label"] == s).sum() >= 20]
+        for k in range(shifted):
+            mix = rng.dirichlet(np.ones(len(present)))
+            counts = np.round(mix * SHIFTED_ROWS).astype(int)
+            drawn = [
+                part[part["label"] == label].sample(int(c), replace=True, random_state=rng)
+                for label, c in zip(present, counts, strict=True)
+                if c
+            ]
+            remixed.append(
+                _with_sample(pd.concat(drawn), f"{name} re-mixed #{k + 1}", confusion, sample)
+            )
+    return natural, remixed
+
+
+def _with_sample(rows: pd.DataFrame, name: str, confusion: dict | None, sample: pd.DataFrame):
+    plain = summarize(rows, confusion=confusion)["overall"]
+    with_sample = summarize(rows, labeled=sample, gold_col="label")["overall"]
+    return compare(name, plain, rows["label"], with_sample)
 
 
 def _pcts(shares: dict) -> str:
@@ -120,47 +192,67 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument(
+        "--labeled-sample",
+        type=int,
+        default=0,
+        help="rows of each dataset's dev split that stand for a team's hand-labeled sample",
+    )
+    parser.add_argument(
+        "--shifted", type=int, default=0, help="re-mixed test subsamples per dataset"
+    )
     args = parser.parse_args()
 
     model_dir = resolve_model(args.model)
     confusion = load_confusion(model_dir)
     if confusion is None:
         print(f"note: {model_dir} has no dev_confusion.json; ACC is left out", file=sys.stderr)
-    frame = load_labeled(Path(args.data), tuple(args.langs), tuple(args.splits))
+    data = Path(args.data)
+    if args.labeled_sample and not data.is_dir():
+        raise SystemExit("--labeled-sample needs the corpus directory (dev splits per dataset)")
+    splits = tuple(args.splits) + (("dev",) if args.labeled_sample else ())
+    frame = load_labeled(data, tuple(args.langs), splits)
     if args.limit:
+        by = ["dataset", "split"] if args.labeled_sample else ["lang"]
         frame = pd.concat(
             [
                 g.sample(min(len(g), args.limit), random_state=args.seed)
-                for _, g in frame.groupby("lang")
+                for _, g in frame.groupby(by)
             ],
             ignore_index=True,
         )
     print(f"model {model_dir}; {len(frame)} labeled rows from {args.data}", file=sys.stderr)
     labeled = classify(load(model_dir), frame, args.batch)
-    group_by = ["dataset"] if args.per_dataset else []
-    summary = summarize(labeled, group_by=group_by, confusion=confusion, max_groups=1000)
-
-    rows = [compare("all", summary["overall"], labeled["label"])]
-    for lang, segment in summary["by_lang"].items():
-        rows.append(compare(lang, segment, labeled.loc[labeled["lang"] == lang, "label"]))
-    if args.per_dataset:
-        for dataset, segment in summary["by_group"]["dataset"].items():
-            labels = labeled.loc[labeled["dataset"] == dataset, "label"]
-            rows.append(
-                compare(f"{labeled.loc[labels.index[0], 'lang']}/{dataset}", segment, labels)
-            )
-    print_rows(rows)
-    langs = [r for r in rows if r["segment"] in LANGS]
-    for method in METHODS:
-        worst = [r[method]["max"] for r in langs if method in r]
-        if worst:
-            within = sum(w <= TARGET_POINTS for w in worst)
-            print(
-                f"{method}: worst language error {max(worst):.1f} points; "
-                f"{within}/{len(worst)} languages within ±{TARGET_POINTS:g}"
-            )
+    results: dict = {"model": str(model_dir), "data": args.data, "splits": args.splits}
+    if args.labeled_sample:
+        dev = labeled[labeled["split"] == "dev"]
+        test = labeled[labeled["split"].isin(args.splits)]
+        natural, remixed = per_dataset_with_sample(
+            test, dev, confusion, args.labeled_sample, args.shifted, args.seed
+        )
+        print_rows(natural + remixed)
+        print_within(f"test files as they are ({len(natural)} datasets with a dev split):", natural)
+        if remixed:
+            print_within(f"re-mixed test subsamples ({len(remixed)}):", remixed)
+        results.update(labeled_sample=args.labeled_sample, rows=natural, shifted_rows=remixed)
+    else:
+        group_by = ["dataset"] if args.per_dataset else []
+        summary = summarize(labeled, group_by=group_by, confusion=confusion, max_groups=1000)
+        rows = [compare("all", summary["overall"], labeled["label"])]
+        for lang, segment in summary["by_lang"].items():
+            rows.append(compare(lang, segment, labeled.loc[labeled["lang"] == lang, "label"]))
+        if args.per_dataset:
+            for dataset, segment in summary["by_group"]["dataset"].items():
+                labels = labeled.loc[labeled["dataset"] == dataset, "label"]
+                rows.append(
+                    compare(f"{labeled.loc[labels.index[0], 'lang']}/{dataset}", segment, labels)
+                )
+        print_rows(rows)
+        print_within("languages:", [r for r in rows if r["segment"] in LANGS])
+        if args.per_dataset:
+            print_within("test files:", [r for r in rows if "/" in r["segment"]])
+        results["rows"] = rows
     if args.json:
-        results = {"model": str(model_dir), "data": args.data, "splits": args.splits, "rows": rows}
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 

@@ -76,6 +76,8 @@ def _report(args: argparse.Namespace) -> int:
     from cxnlp.rollup import load_confusion, summarize
     from cxnlp.store import resolve_model
 
+    if args.labeled and not args.gold_col:
+        raise ValueError("--labeled needs --gold-col: the column that holds the hand-given labels")
     frame = read_table(args.input)
     confusion, note = None, None
     try:
@@ -88,8 +90,13 @@ def _report(args: argparse.Namespace) -> int:
         confusion = load_confusion(model_dir)
         if confusion is None:
             note = f"ACC omitted: the model {model_dir} has no dev_confusion.json"
+    labeled = None
+    if args.gold_col:
+        labeled = read_table(args.labeled) if args.labeled else frame
     summary = summarize(
         frame,
+        labeled=labeled,
+        gold_col=args.gold_col or "label",
         group_by=_column_list(args.group_by),
         date_col=args.date_col,
         period=args.period,
@@ -100,7 +107,7 @@ def _report(args: argparse.Namespace) -> int:
         baseline=args.baseline,
         text_col=args.text_col,
     )
-    if note:
+    if note and labeled is None:
         summary["notes"] = [note] + [n for n in summary["notes"] if not n.startswith("ACC omitted")]
     summary["source"] = str(args.input)
     text = json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
@@ -189,6 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         help="model whose dev confusion matrix corrects the shares (ACC); default: 'default'",
+    )
+    p.add_argument(
+        "--gold-col",
+        default=None,
+        help="column with hand-given sentiments for a sample of rows: ACC then uses the sample's "
+        "confusion matrix instead of the model's dev one, PACC is added, and the model's "
+        "accuracy on the sample is reported",
+    )
+    p.add_argument(
+        "--labeled",
+        default=None,
+        help="a separate `cxnlp classify` output holding the labeled sample (with --gold-col), "
+        "e.g. last quarter's hand-checked rows from the same channel; default: the input",
     )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of alerts")
     p.add_argument(

@@ -74,11 +74,13 @@ def share_bars(segments: dict[str, dict[str, Any]], width: int = 260) -> str:
     """An HTML table with one stacked share bar (inline SVG) per segment, plus the raw shares with
     their intervals, net sentiment, the ratio and the corrected shares."""
     has_acc = any(s.get("acc") for s in segments.values())
+    has_pacc = any(s.get("pacc") for s in segments.values())
     head = (
         "<tr><th>segment</th><th>raw shares</th><th>n</th><th>negative [95% CI]</th>"
         "<th>neutral</th><th>positive [95% CI]</th><th>net</th><th>pos:neg</th>"
         "<th>PCC neg / neu / pos</th>"
         + ("<th>ACC neg / neu / pos</th>" if has_acc else "")
+        + ("<th>PACC neg / neu / pos</th>" if has_pacc else "")
         + "</tr>"
     )
     rows = []
@@ -97,6 +99,8 @@ def share_bars(segments: dict[str, dict[str, Any]], width: int = 260) -> str:
         ]
         if has_acc:
             cells.append(f'<td class="num">{_triple(s.get("acc"))}</td>')
+        if has_pacc:
+            cells.append(f'<td class="num">{_triple(s.get("pacc"))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table>{head}{''.join(rows)}</table>"
 
@@ -242,6 +246,7 @@ def _overview(summary: dict[str, Any]) -> str:
         _legend(),
         share_bars({"all rows": overall}),
         _methods(summary),
+        _labeled_sample(summary),
     ]
     reasons = summary.get("error_reasons") or {}
     if reasons:
@@ -253,8 +258,23 @@ def _overview(summary: dict[str, Any]) -> str:
     return "".join(html)
 
 
+def _labeled_sample(summary: dict[str, Any]) -> str:
+    sample = summary.get("labeled_sample")
+    if not sample:
+        return ""
+    parts = "; ".join(
+        f"{escape(key if key != '*' else 'all')}: {q['n']} rows, accuracy {_pct(q['accuracy'])}, "
+        f"macro-F1 {q['macro_f1']:.2f}"
+        for key, q in sample["by_lang"].items()
+    )
+    return (
+        f"<p class='muted'>Labeled sample ({escape(str(sample['gold_col']))}): the model against "
+        f"the hand-given sentiment, {parts}. ACC and PACC use its confusion.</p>"
+    )
+
+
 def _methods(summary: dict[str, Any]) -> str:
-    names = {"raw": "Raw", "pcc": "PCC", "acc": "ACC"}
+    names = {"raw": "Raw", "pcc": "PCC", "acc": "ACC", "pacc": "PACC"}
     items = "".join(
         f"<li><b>{names.get(k, escape(k))}</b>: {escape(v)}</li>"
         for k, v in summary.get("methods", {}).items()

@@ -10,14 +10,17 @@ Why corrected shares: a classifier's raw shares (classify-and-count) are biased 
 mix differs from the data it was tuned on, e.g. a model that calls 10% of negatives neutral
 under-counts negatives most in the weeks that have the most. Two corrections are given: the mean
 of the calibrated probabilities (PCC), and, from the model's dev confusion matrix, adjusted
-classify-and-count (ACC).
+classify-and-count (ACC). A model's confusion on its own dev data is not its confusion on a
+company's channel; given a sample of the company's texts labeled by hand (`labeled`), ACC uses
+that sample's confusion instead, and probabilistic ACC (PACC) its mean probabilities per true
+label, and the sample's accuracy and macro-F1 are reported.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,14 @@ METHODS = {
     "acc": "adjusted classify-and-count: the true shares that best explain the raw shares through "
     "the model's dev confusion matrix (per language where the model has one)",
 }
+LABELED_METHODS = {
+    "acc": "adjusted classify-and-count: the true shares that best explain the raw shares through "
+    "the confusion matrix of the hand-labeled sample (per language where the sample has at least "
+    "{min_rows} labeled rows of it); a label absent from the sample's gold gets share 0",
+    "pacc": "probabilistic adjusted classify-and-count: the true shares that best explain the PCC "
+    "shares through the mean probabilities of the hand-labeled sample's texts of each true label",
+}
+MIN_LABELED_ROWS = 30
 _P_COLUMNS = [f"p_{label}" for label in SENTIMENTS]
 
 
@@ -81,6 +92,71 @@ def load_confusion(model_dir: str | Path) -> dict[str, list[list[float]]] | None
     return matrices
 
 
+def labeled_confusions(
+    frame: pd.DataFrame, gold_col: str, min_rows: int = MIN_LABELED_ROWS
+) -> dict[str, Any]:
+    """Confusion matrices of the model on a hand-labeled sample: rows of `cxnlp classify` output
+    whose `gold_col` holds one of the three sentiments (any case); other rows are not part of it.
+
+    Returns {"hard": {key: counts}, "soft": {key: summed probabilities}, "quality": {key: {n,
+    accuracy, macro_f1, gold_shares}}, "n": labeled rows, "unknown_labels": {value: count}}, with
+    keys "*" and each language with at least `min_rows` labeled rows; rows = true label and
+    columns = predicted, in `SENTIMENTS` order. Raises ValueError without `min_rows` usable rows.
+    """
+    if gold_col not in frame.columns:
+        raise ValueError(f"no gold label column {gold_col!r}; the table has {list(frame.columns)}")
+    data = _prepare(frame)
+    gold = frame[gold_col].reset_index(drop=True).astype("string").str.strip().str.lower()
+    known = gold.isin(SENTIMENTS).fillna(False)
+    unknown = gold[~known & gold.notna() & (gold != "")].value_counts().head(10)
+    rows = data[known & data["_ok"]].assign(_gold=gold[known & data["_ok"]])
+    if len(rows) < min_rows:
+        raise ValueError(
+            f"{len(rows)} classified rows have a sentiment in {gold_col!r}; a labeled sample "
+            f"needs at least {min_rows} (values must be one of {list(SENTIMENTS)})"
+        )
+    parts = {"*": rows}
+    if "lang" in rows.columns:
+        parts.update(
+            (str(lang), part)
+            for lang, part in rows.groupby("lang", sort=True)
+            if len(part) >= min_rows and lang != MISSING_GROUP
+        )
+    index = {label: i for i, label in enumerate(SENTIMENTS)}
+    hard, soft, quality = {}, {}, {}
+    for key, part in parts.items():
+        truth = part["_gold"].map(index).to_numpy()
+        predicted = part["_sentiment"].map(index).to_numpy()
+        probabilities = part[[f"_p_{label}" for label in SENTIMENTS]].to_numpy()
+        counts, sums = np.zeros((3, 3)), np.zeros((3, 3))
+        np.add.at(counts, (truth, predicted), 1)
+        np.add.at(sums, truth, probabilities)
+        hard[key], soft[key] = counts.tolist(), sums.tolist()
+        quality[key] = {
+            "n": len(part),
+            "accuracy": float((truth == predicted).mean()),
+            "macro_f1": _macro_f1(counts),
+            "gold_shares": dict(zip(SENTIMENTS, (counts.sum(1) / len(part)).tolist(), strict=True)),
+        }
+    return {
+        "hard": hard,
+        "soft": soft,
+        "quality": quality,
+        "n": len(rows),
+        "unknown_labels": {str(k): int(v) for k, v in unknown.items()},
+    }
+
+
+def _macro_f1(counts: np.ndarray) -> float:
+    """Macro-F1 over the labels present in the gold or the predictions of a confusion matrix."""
+    scores = []
+    for i in range(len(counts)):
+        gold, predicted, hit = counts[i].sum(), counts[:, i].sum(), counts[i, i]
+        if gold or predicted:
+            scores.append(2 * hit / (gold + predicted))
+    return float(np.mean(scores))
+
+
 def summarize(
     frame: pd.DataFrame,
     *,
@@ -90,6 +166,8 @@ def summarize(
     score_col: str | None = None,
     score_kind: str | None = None,
     confusion: dict[str, list[list[float]]] | None = None,
+    labeled: pd.DataFrame | None = None,
+    gold_col: str = "label",
     alpha: float = 0.05,
     baseline: str = "previous",
     text_col: str = "text",
@@ -102,7 +180,10 @@ def summarize(
 
     Rows with `error` set count as errors and stay out of every share. `period` (day, week, month,
     quarter, year; default week) needs `date_col`; `score_kind` (nps, csat, ces) goes with
-    `score_col`; `confusion` (see `load_confusion`) adds ACC shares. Alerts test whether the
+    `score_col`; `confusion` (see `load_confusion`) adds ACC shares. `labeled` (classified rows
+    with a hand-given sentiment in `gold_col`; it may be `frame` itself, whose other rows then have
+    it empty) replaces `confusion` with the sample's own (see `labeled_confusions`) and adds PACC
+    shares and the model's scores on the sample. Alerts test whether the
     negative share or a topic's share rose from the `baseline` ("previous" period or "all" earlier
     ones) to the last period, at level `alpha`.
 
@@ -119,12 +200,21 @@ def summarize(
     notes: list[str] = []
     data = _prepare(frame)
     mentions, unparsable = mentions_table(data)
-    rates = _confusion_rates(confusion, notes)
+    sample = labeled_confusions(labeled, gold_col) if labeled is not None else None
+    methods = dict(METHODS)
+    if sample is None:
+        rates = _confusion_rates(confusion, notes)
+        soft_rates: dict[str, np.ndarray] = {}
+    else:
+        rates = _confusion_rates(sample["hard"], notes, allow_empty_rows=True)
+        soft_rates = _confusion_rates(sample["soft"], notes, allow_empty_rows=True)
+        methods.update({k: v.format(min_rows=MIN_LABELED_ROWS) for k, v in LABELED_METHODS.items()})
+        notes.extend(_sample_notes(sample, gold_col))
     scores = scores_from(frame[score_col], score_kind) if score_col else None
     # Segments read only these columns; a slim copy keeps slicing fast on wide exports.
     core = ["_ok", "_sentiment", *(f"_p_{s}" for s in SENTIMENTS)]
     core += ["lang"] if "lang" in data.columns else []
-    segment = _Segmenter(data[core], rates, scores, score_kind, confidence)
+    segment = _Segmenter(data[core], rates, soft_rates, scores, score_kind, confidence)
 
     summary: dict[str, Any] = {
         "labels": list(SENTIMENTS),
@@ -141,11 +231,23 @@ def summarize(
             "alpha": alpha,
             "baseline": baseline,
             "confidence": confidence,
+            "confusion_source": "labeled sample" if sample else "model dev set",
         },
-        "methods": {k: v for k, v in METHODS.items() if k != "acc" or rates},
+        "methods": {
+            k: v
+            for k, v in methods.items()
+            if (k != "acc" or rates) and (k != "pacc" or soft_rates)
+        },
         "overall": segment(data.index),
     }
-    if confusion is None:
+    if sample is not None:
+        summary["labeled_sample"] = {
+            "gold_col": gold_col,
+            "n": sample["n"],
+            "unknown_labels": sample["unknown_labels"],
+            "by_lang": sample["quality"],
+        }
+    elif confusion is None:
         notes.append("ACC omitted: no dev confusion matrix for the model (dev_confusion.json)")
     ok = data[data["_ok"]]
     if "lang" in data.columns:
@@ -238,14 +340,34 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
     return data
 
 
+def _sample_notes(sample: dict[str, Any], gold_col: str) -> list[str]:
+    notes = []
+    if sample["unknown_labels"]:
+        notes.append(
+            f"labeled sample: values of {gold_col!r} that are not a sentiment were left out: "
+            f"{sample['unknown_labels']}"
+        )
+    for key, quality in sample["quality"].items():
+        absent = [label for label, share in quality["gold_shares"].items() if share == 0]
+        if absent:
+            where = "the sample" if key == "*" else f"the sample's {key} rows"
+            notes.append(
+                f"labeled sample: {where} have no {' or '.join(absent)} gold, so ACC and PACC "
+                "put their share at 0 there"
+            )
+    return notes
+
+
 def _confusion_rates(
-    confusion: dict[str, list[list[float]]] | None, notes: list[str]
+    confusion: dict[str, list[list[float]]] | None,
+    notes: list[str],
+    allow_empty_rows: bool = False,
 ) -> dict[str, np.ndarray]:
     """Row-normalised matrices by key; unusable ones are skipped with a note."""
     rates = {}
     for key, matrix in (confusion or {}).items():
         try:
-            rates[str(key)] = normalise_confusion(matrix)
+            rates[str(key)] = normalise_confusion(matrix, allow_empty_rows=allow_empty_rows)
         except ValueError as exc:
             notes.append(f"dev confusion matrix {key!r} not used for ACC: {exc}")
             continue
@@ -269,11 +391,12 @@ class _Segmenter:
         self,
         data: pd.DataFrame,
         rates: dict[str, np.ndarray],
+        soft_rates: dict[str, np.ndarray],
         scores: pd.Series | None,
         score_kind: str | None,
         confidence: float,
     ) -> None:
-        self.data, self.rates, self.scores = data, rates, scores
+        self.data, self.rates, self.soft_rates, self.scores = data, rates, soft_rates, scores
         self.score_kind, self.confidence = score_kind, confidence
 
     def __call__(self, index: pd.Index) -> dict[str, Any]:
@@ -299,27 +422,41 @@ class _Segmenter:
         else:
             segment["pcc"] = None
         if self.rates:
-            segment["acc"] = self._acc(ok)
+            segment["acc"] = self._adjusted(ok, self.rates, self._raw_shares)
+        if self.soft_rates:
+            segment["pacc"] = self._adjusted(ok, self.soft_rates, self._mean_probabilities)
         if self.scores is not None:
             segment["score"] = score_summary(
                 self.scores.loc[index], self.score_kind, self.confidence
             )
         return segment
 
-    def _acc(self, ok: pd.DataFrame) -> dict[str, Any] | None:
-        """ACC per language (its own matrix, else "*"), combined weighted by row count."""
+    @staticmethod
+    def _raw_shares(part: pd.DataFrame) -> np.ndarray:
+        found = part["_sentiment"].value_counts(normalize=True)
+        return np.array([found.get(s, 0.0) for s in SENTIMENTS])
+
+    @staticmethod
+    def _mean_probabilities(part: pd.DataFrame) -> np.ndarray:
+        return part[[f"_p_{s}" for s in SENTIMENTS]].mean().to_numpy()
+
+    def _adjusted(
+        self,
+        ok: pd.DataFrame,
+        rates: dict[str, np.ndarray],
+        observed: Callable[[pd.DataFrame], np.ndarray],
+    ) -> dict[str, Any] | None:
+        """(P)ACC per language (its own matrix, else "*"), combined weighted by row count."""
         if ok.empty:
             return None
         langs = ok["lang"] if "lang" in ok.columns else pd.Series("*", index=ok.index)
         total = np.zeros(len(SENTIMENTS))
         used: dict[str, int] = {}
         for lang, part in ok.groupby(langs, sort=True):
-            key = lang if lang in self.rates else "*"
-            if key not in self.rates:
+            key = lang if lang in rates else "*"
+            if key not in rates:
                 return None
-            found = part["_sentiment"].value_counts(normalize=True)
-            predicted = np.array([found.get(s, 0.0) for s in SENTIMENTS])
-            total += len(part) * adjusted_shares(predicted, self.rates[key])
+            total += len(part) * adjusted_shares(observed(part), rates[key])
             used[str(key)] = used.get(str(key), 0) + len(part)
         shares = dict(zip(SENTIMENTS, (total / len(ok)).tolist(), strict=True))
         return {"shares": shares, "net_sentiment": _net(shares), "matrix_rows": used}

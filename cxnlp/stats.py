@@ -92,19 +92,23 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def normalise_confusion(matrix: Sequence[Sequence[float]]) -> np.ndarray:
+def normalise_confusion(
+    matrix: Sequence[Sequence[float]], allow_empty_rows: bool = False
+) -> np.ndarray:
     """A confusion matrix (rows = true label, columns = predicted; counts or rates) as row rates
-    P(predicted | true). Raises ValueError for a non-square or negative matrix or an empty row."""
+    P(predicted | true). Raises ValueError for a non-square or negative matrix, or for an empty
+    row unless `allow_empty_rows` (an empty row then stays all zeros; at least one must not)."""
     c = np.asarray(matrix, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] != c.shape[1]:
         raise ValueError(f"a confusion matrix must be square, got shape {c.shape}")
     if (c < 0).any() or not np.isfinite(c).all():
         raise ValueError("a confusion matrix must hold finite non-negative counts")
     totals = c.sum(axis=1, keepdims=True)
-    if (totals == 0).any():
-        empty = [int(i) for i in np.flatnonzero(totals[:, 0] == 0)]
-        raise ValueError(f"confusion matrix rows {empty} are empty (no dev texts of that label)")
-    return c / totals
+    empty = totals[:, 0] == 0
+    if empty.all() or (empty.any() and not allow_empty_rows):
+        rows = [int(i) for i in np.flatnonzero(empty)]
+        raise ValueError(f"confusion matrix rows {rows} are empty (no texts of that label)")
+    return c / np.where(totals == 0, 1.0, totals)
 
 
 def adjusted_shares(
@@ -115,22 +119,24 @@ def adjusted_shares(
     With C[i, j] = P(predicted j | true i), the predicted shares are q = Cᵀ p. This solves
     min ‖Cᵀp − q‖² subject to p ≥ 0 and Σp = 1 exactly: the equality-constrained least squares
     on every face of the simplex (7 faces for three labels), keeping the best feasible answer, so
-    a noisy q never yields negative shares.
+    a noisy q never yields negative shares. A label whose row is empty (no labeled texts of it,
+    as in a sample whose gold has no neutral) gets share 0.
 
     >>> c = [[0.8, 0.1, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]]
     >>> q = np.array(c).T @ [0.5, 0.2, 0.3]
     >>> [round(float(x), 6) for x in adjusted_shares(q, c)]
     [0.5, 0.2, 0.3]
     """
-    rates = normalise_confusion(matrix)
+    rates = normalise_confusion(matrix, allow_empty_rows=True)
     q = np.asarray(predicted_shares, dtype=np.float64)
     k = rates.shape[0]
     if q.shape != (k,):
         raise ValueError(f"expected {k} predicted shares, got shape {q.shape}")
     a = rates.T
+    present = [i for i in range(k) if rates[i].sum() > 0]
     best, best_loss = None, math.inf
-    for size in range(k, 0, -1):
-        for support in itertools.combinations(range(k), size):
+    for size in range(len(present), 0, -1):
+        for support in itertools.combinations(present, size):
             cols = list(support)
             sub = a[:, cols]
             # KKT system of min ‖sub·x − q‖² s.t. Σx = 1.

@@ -191,6 +191,8 @@ def test_cli_report_notes_that_acc_is_omitted_without_a_confusion_file(tmp_path,
         (["--period", "week"], "needs a date column"),
         (["--score-col", "score"], "score_col and score_kind go together"),
         (["--model", "no-such-model"], "no model 'no-such-model'"),
+        (["--labeled", "x.csv"], "--labeled needs --gold-col"),
+        (["--gold-col", "verdict"], "no gold label column 'verdict'"),
     ],
 )
 def test_cli_report_errors_exit_2_with_the_reason(tmp_path, export_csv, capsys, extra, message):
@@ -206,3 +208,24 @@ def test_cli_report_prints_json_when_no_output_is_named(tmp_path, export_csv, ca
     model = fake_model_dir(tmp_path / "model", None)
     assert main(["report", str(export_csv), "--model", str(model)]) == 0
     assert json.loads(capsys.readouterr().out)["classified"] == 240
+
+
+def test_cli_report_uses_a_hand_labeled_sample_from_another_file(tmp_path, export_csv):
+    export = pd.read_csv(export_csv)
+    sample = export.head(90).assign(checked=lambda f: f["sentiment"])
+    sample.loc[:9, "checked"] = "neutral"  # ten rows the model got wrong
+    write_table(sample, tmp_path / "checked.csv")
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    args = ["report", str(export_csv), "--labeled", str(tmp_path / "checked.csv")]
+    args += ["--gold-col", "checked", "--json", str(out_json), "--html", str(out_html)]
+    assert main(args) == 0
+    summary = json.loads(out_json.read_text(encoding="utf-8"))
+    ok = sample[sample["error"].isna()]
+    expected = (ok["checked"] == ok["sentiment"]).mean()
+    assert summary["labeled_sample"]["by_lang"]["*"]["accuracy"] == pytest.approx(expected)
+    assert summary["labeled_sample"]["by_lang"]["*"]["accuracy"] < 1
+    assert summary["settings"]["confusion_source"] == "labeled sample"
+    assert "pacc" in summary["overall"] and "pacc" in summary["by_lang"]["fa"]
+    assert not any(n.startswith("ACC omitted") for n in summary["notes"])
+    page = out_html.read_text(encoding="utf-8")
+    assert "PACC neg / neu / pos" in page and "Labeled sample (checked)" in page

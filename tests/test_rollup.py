@@ -334,3 +334,90 @@ def test_periods_fill_gaps_and_count_undated_rows():
     assert summary["alerts"]["current"] == periods[-1]["period"]
     with pytest.raises(ValueError, match="no readable dates"):
         summarize(classified(["positive"], d=["soon"]), date_col="d")
+
+
+# --- a hand-labeled sample from the user's own channel -----------------------------------------
+
+
+def labeled_frame(rates: np.ndarray, shares, n: int, rng) -> pd.DataFrame:
+    truth, predicted = sample_through(rates, shares, n, rng)
+    frame = classified(predicted)
+    frame["label"] = [SENTIMENTS[t] for t in truth]
+    return frame
+
+
+def test_labeled_sample_corrects_a_prevalence_shift_the_dev_matrix_cannot_see():
+    rng = np.random.default_rng(11)
+    # The channel's confusion differs from the model's dev one: it calls many negatives neutral.
+    channel = np.array([[0.6, 0.35, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]])
+    sample = labeled_frame(channel, [1 / 3] * 3, 3000, rng)
+    export = labeled_frame(channel, [0.6, 0.1, 0.3], 20000, rng)
+    true = np.array([0.6, 0.1, 0.3])
+    dev_only = summarize(export.drop(columns="label"), confusion={"*": CONFUSION_RATES.tolist()})
+    corrected = summarize(
+        export.drop(columns="label"), labeled=sample, confusion={"*": CONFUSION_RATES.tolist()}
+    )
+    shares = {
+        method: np.array([summary["overall"][method]["shares"][s] for s in SENTIMENTS])
+        for method, summary in (("acc", dev_only), ("raw", corrected))
+    }
+    for method in ("acc", "pacc"):
+        shares[f"labeled {method}"] = np.array(
+            [corrected["overall"][method]["shares"][s] for s in SENTIMENTS]
+        )
+    assert np.abs(shares["raw"] - true).max() > 0.1
+    assert np.abs(shares["acc"] - true).max() > 0.1  # the wrong matrix does not fix it
+    assert np.abs(shares["labeled acc"] - true).max() < 0.02
+    assert np.abs(shares["labeled pacc"] - true).max() < 0.02
+    assert corrected["settings"]["confusion_source"] == "labeled sample"
+    assert "pacc" in corrected["methods"] and "hand-labeled" in corrected["methods"]["acc"]
+
+
+def test_labeled_rows_inside_the_export_give_its_exact_shares_and_the_models_scores():
+    rng = np.random.default_rng(5)
+    frame = labeled_frame(CONFUSION_RATES, [0.5, 0.2, 0.3], 600, rng)
+    frame.loc[::2, "label"] = None  # only half the rows were checked by hand
+    summary = summarize(frame, labeled=frame)
+    checked = frame[frame["label"].notna()]
+    truth = checked["label"].value_counts(normalize=True)
+    sample = summary["labeled_sample"]
+    assert sample["n"] == len(checked) == 300
+    quality = sample["by_lang"]["*"]
+    assert quality["accuracy"] == pytest.approx((checked["label"] == checked["sentiment"]).mean())
+    assert quality["gold_shares"]["negative"] == pytest.approx(truth["negative"])
+    assert set(sample["by_lang"]) == {"*", "en"}
+    from sklearn.metrics import f1_score
+
+    expected_f1 = f1_score(checked["label"], checked["sentiment"], average="macro")
+    assert quality["macro_f1"] == pytest.approx(expected_f1)
+    # Restricted to the checked rows, the correction reproduces their gold shares exactly.
+    exact = summarize(checked, labeled=checked)["overall"]
+    for method in ("acc", "pacc"):
+        for s in SENTIMENTS:
+            assert exact[method]["shares"][s] == pytest.approx(truth[s], abs=1e-9)
+
+
+def test_a_sample_without_neutral_gold_puts_neutral_at_zero_and_says_so():
+    rng = np.random.default_rng(2)
+    sample = labeled_frame(CONFUSION_RATES, [0.5, 0.0, 0.5], 400, rng)
+    export = labeled_frame(CONFUSION_RATES, [0.7, 0.0, 0.3], 4000, rng).drop(columns="label")
+    summary = summarize(export, labeled=sample)
+    acc = summary["overall"]["acc"]["shares"]
+    assert acc["neutral"] == 0.0
+    assert acc["negative"] == pytest.approx(0.7, abs=0.04)
+    assert summary["overall"]["raw"]["shares"]["neutral"] > 0.1
+    assert any("no neutral gold" in note for note in summary["notes"])
+
+
+def test_a_labeled_sample_must_hold_enough_known_labels():
+    frame = classified(["positive"] * 40)
+    frame["label"] = ["postive"] * 35 + ["positive"] * 5
+    with pytest.raises(ValueError, match="5 classified rows have a sentiment in 'label'"):
+        summarize(frame, labeled=frame)
+    with pytest.raises(ValueError, match="no gold label column 'gold'"):
+        summarize(frame, labeled=frame, gold_col="gold")
+    frame["label"] = ["postive"] * 5 + ["Positive "] * 35
+    summary = summarize(frame, labeled=frame)
+    assert summary["labeled_sample"]["n"] == 35
+    assert summary["labeled_sample"]["unknown_labels"] == {"postive": 5}
+    assert any("'postive'" in note for note in summary["notes"])
