@@ -15,6 +15,22 @@ from cxnlp.labels import SENTIMENTS
 POLAR = ("negative", "positive")
 
 
+def macro_f1_from_confusion(counts: np.ndarray | list[list[float]]) -> float:
+    """Macro-F1 from a confusion matrix (rows gold, columns predicted), over the labels present in
+    the gold or the predictions, as scikit-learn's `f1_score(average="macro")` counts them.
+
+    >>> round(macro_f1_from_confusion([[8, 2, 0], [1, 3, 1], [0, 0, 0]]), 4)  # label 2: F1 0
+    0.4807
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    scores = [
+        2 * counts[i, i] / (counts[i].sum() + counts[:, i].sum())
+        for i in range(len(counts))
+        if counts[i].sum() or counts[:, i].sum()
+    ]
+    return float(np.mean(scores))
+
+
 def score(probabilities: np.ndarray, gold: list[str] | np.ndarray) -> dict[str, Any]:
     """Scores for one group of texts whose gold labels are among the three sentiments.
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxnlp.evaluation import macro_f1_from_confusion
 from cxnlp.labels import SENTIMENTS
 from cxnlp.scores import SCORE_KINDS, score_drivers, score_summary, scores_from
 from cxnlp.stats import adjusted_shares, holm_adjust, normalise_confusion, two_proportion_test
@@ -135,7 +136,7 @@ def labeled_confusions(
         quality[key] = {
             "n": len(part),
             "accuracy": float((truth == predicted).mean()),
-            "macro_f1": _macro_f1(counts),
+            "macro_f1": macro_f1_from_confusion(counts),
             "gold_shares": dict(zip(SENTIMENTS, (counts.sum(1) / len(part)).tolist(), strict=True)),
         }
     return {
@@ -145,16 +146,6 @@ def labeled_confusions(
         "n": len(rows),
         "unknown_labels": {str(k): int(v) for k, v in unknown.items()},
     }
-
-
-def _macro_f1(counts: np.ndarray) -> float:
-    """Macro-F1 over the labels present in the gold or the predictions of a confusion matrix."""
-    scores = []
-    for i in range(len(counts)):
-        gold, predicted, hit = counts[i].sum(), counts[:, i].sum(), counts[i, i]
-        if gold or predicted:
-            scores.append(2 * hit / (gold + predicted))
-    return float(np.mean(scores))
 
 
 def summarize(

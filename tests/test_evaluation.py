@@ -159,3 +159,37 @@ def test_as_sourced_scores_decide_polar_only_datasets_between_positive_and_negat
     assert report["by_lang"]["fa"]["accuracy"] == pytest.approx(0.25)
     # The polar-only rows are now decided positive / negative; the 3-class rows are unchanged.
     assert report["by_lang_as_sourced"]["fa"]["accuracy"] == pytest.approx(0.75)
+
+
+def test_macro_f1_from_confusion_matches_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from cxnlp.evaluation import macro_f1_from_confusion
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        gold = rng.integers(0, 3, size=60)
+        predicted = np.where(rng.random(60) < 0.6, gold, rng.integers(0, 3, size=60))
+        gold[gold == 2] = rng.choice([0, 1, 2], p=[0.5, 0.5, 0.0])  # sometimes a label is absent
+        counts = np.zeros((3, 3))
+        np.add.at(counts, (gold, predicted), 1)
+        assert macro_f1_from_confusion(counts) == pytest.approx(
+            f1_score(gold, predicted, average="macro")
+        )
+
+
+def test_dev_scores_read_a_model_directorys_dev_confusion(tmp_path):
+    import json
+
+    from training.train import DEV_CONFUSION_FILE, dev_scores
+
+    assert dev_scores(tmp_path) == {}
+    (tmp_path / DEV_CONFUSION_FILE).write_text(
+        json.dumps(
+            {"*": [[8, 2, 0], [1, 3, 1], [0, 0, 5]], "fa": [[4, 0, 0], [0, 2, 0], [0, 0, 1]]}
+        )
+    )
+    scores = dev_scores(tmp_path)
+    assert list(scores) == ["*", "fa"]
+    assert scores["fa"] == 1.0
+    assert scores["*"] == pytest.approx((16 / 19 + 6 / 10 + 10 / 11) / 3)

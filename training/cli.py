@@ -71,7 +71,7 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from cxnlp.store import models_dir, resolve_model
     from training.config import Config
-    from training.train import TRAINING_CONFIG_FILE, train
+    from training.train import TRAINING_CONFIG_FILE, dev_scores, train
 
     if args.base:
         base = resolve_model(args.base)
@@ -90,6 +90,9 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else models_dir() / config.name
     path = train(config, out, base=base, data_file=args.data)
     print(f"saved {path}")
+    dev = dev_scores(path)
+    if dev:
+        print("dev macro-F1: " + ", ".join(f"{lang} {f1:.4f}" for lang, f1 in dev.items()))
     from cxnlp.topics import has_topics
 
     if base is not None and has_topics(base) and not has_topics(path):

@@ -13,6 +13,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from cxnlp.base import SentimentModel, read_config
 from cxnlp.calibration import fit_temperature
+from cxnlp.evaluation import macro_f1_from_confusion
 from cxnlp.labels import SENTIMENTS
 from cxnlp.normalize import normalize
 from training.config import Config
@@ -101,6 +102,16 @@ def write_dev_confusion(model_dir: Path, confusion: dict[str, list[list[int]]]) 
     (Path(model_dir) / DEV_CONFUSION_FILE).write_text(
         json.dumps(confusion, indent=1) + "\n", encoding="utf-8"
     )
+
+
+def dev_scores(model_dir: Path) -> dict[str, float]:
+    """Macro-F1 per language ("*" for all) on the dev rows of the run that wrote `model_dir`, from
+    its dev confusion matrices; empty when it has none."""
+    path = Path(model_dir) / DEV_CONFUSION_FILE
+    if not path.exists():
+        return {}
+    confusion = json.loads(path.read_text(encoding="utf-8"))
+    return {key: macro_f1_from_confusion(counts) for key, counts in sorted(confusion.items())}
 
 
 def fit_fast(config: Config, train_frame: pd.DataFrame) -> SentimentModel:
