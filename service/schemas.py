@@ -56,6 +56,12 @@ class AnalyzeRequest(BaseModel):
     period: Period | None = Field(None, description="trend period (with date_col; default week)")
     score_col: str | None = Field(None, description="item field holding a survey score")
     score_kind: ScoreKind | None = Field(None, description="how to read score_col")
+    gold_col: str | None = Field(
+        None,
+        description="item field holding a hand-given sentiment (positive / neutral / negative) "
+        "on some items: their confusion matrix corrects the shares (ACC, PACC), and the model's "
+        "accuracy on them is reported; at least 30 such items",
+    )
 
 
 class ItemResult(BaseModel):

@@ -184,6 +184,23 @@ def test_analyze_returns_items_and_rollup_grouped_by_item_fields(client):
     assert "scores" in summary
 
 
+def test_analyze_corrects_shares_with_the_items_hand_given_labels(client):
+    texts = [TEXTS["en"], TEXTS["ar"], TEXTS["fa"]] * 16
+    items = [
+        {"id": n, "text": t, "checked": "negative" if n % 4 else None} for n, t in enumerate(texts)
+    ]
+    r = client.post("/v1/analyze", json={"items": items, "gold_col": "checked"}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    summary = r.json()["summary"]
+    assert summary["labeled_sample"]["n"] == 36
+    assert summary["settings"]["confusion_source"] == "labeled sample"
+    assert summary["overall"]["pacc"]["shares"]["negative"] == 1.0  # the sample's only label
+    r = client.post("/v1/analyze", json={"items": items[:20], "gold_col": "checked"}, headers=AUTH)
+    assert r.status_code == 422 and "at least 30" in r.json()["error"]
+    r = client.post("/v1/analyze", json={**_one(), "gold_col": "verdict"}, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "gold_col"
+
+
 def test_analyze_uses_an_items_own_lang_instead_of_detecting_it(client):
     items = [{"text": TEXTS["en"], "lang": "ar"}, {"text": TEXTS["en"]}]
     r = client.post("/v1/analyze", json={"items": items}, headers=AUTH)

@@ -84,6 +84,8 @@ async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> A
             score_col=body.score_col,
             score_kind=body.score_kind,
             confusion=handle.confusion,
+            labeled=labeled if body.gold_col else None,
+            gold_col=body.gold_col or "label",
         )
     except (KeyError, ValueError, TypeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
@@ -100,7 +102,12 @@ def _frame(body: AnalyzeRequest) -> pd.DataFrame:
             row[LANG_HINT_COL] = item.lang
         rows.append(row)
     frame = pd.DataFrame(rows)
-    named = {"group_by": body.group_by, "date_col": [body.date_col], "score_col": [body.score_col]}
+    named = {
+        "group_by": body.group_by,
+        "date_col": [body.date_col],
+        "score_col": [body.score_col],
+        "gold_col": [body.gold_col],
+    }
     errors = []
     for param, columns in named.items():
         for k, column in enumerate(columns):
