@@ -254,3 +254,35 @@ def test_topic_config_loads_and_rejects_unknown_keys(tmp_path: Path) -> None:
     bad.write_text("epochs: 3\nepoch: 4\n", encoding="utf-8")
     with pytest.raises(ValueError, match="unknown setting"):
         TopicConfig.from_yaml(bad)
+
+
+def test_cli_promote_reuses_saved_reports_and_refuses_mismatched_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxnlp.cli import main
+
+    monkeypatch.setenv("CXNLP_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr(
+        "training.evaluate.evaluate",
+        lambda *a, **k: pytest.fail("a saved report was given: nothing is evaluated"),
+    )
+    _model_dir(tmp_path / "models" / "default", "old")
+    candidate = _model_dir(tmp_path / "runs" / "v3", "new")
+    reports = {
+        "current": {**_report(fa=0.64, ar=0.74), "data": "corpus"},
+        "candidate": {**_report(fa=0.66, ar=0.735), "data": "corpus", "topics": {"x": 1}},
+        "elsewhere": {**_report(fa=0.66, ar=0.74), "data": "other"},
+    }
+    for name, report in reports.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(report), encoding="utf-8")
+    args = ["promote", str(candidate), "--current-report", str(tmp_path / "current.json")]
+    bad = args + ["--candidate-report", str(tmp_path / "elsewhere.json")]
+    assert main(bad) == 2
+    assert json.loads((tmp_path / "models" / "default" / "config.json").read_text()) == {
+        "marker": "old"
+    }
+    assert main(args + ["--candidate-report", str(tmp_path / "candidate.json")]) == 0
+    default = tmp_path / "models" / "default"
+    assert json.loads((default / "config.json").read_text())["marker"] == "new"
+    assert json.loads((default / "gate.json").read_text())["promoted"] is True
+    assert "topics" not in json.loads((default / "metrics.json").read_text())

@@ -47,6 +47,15 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--test-data", default=DEFAULT_TEST_DATA)
     p.add_argument("--margin", type=float, default=0.01)
     p.add_argument("--current", default="default", help="the model to compare with and replace")
+    p.add_argument(
+        "--candidate-report",
+        help="the candidate's saved `cxnlp evaluate --json` report on --test-data, used instead "
+        "of evaluating it again",
+    )
+    p.add_argument(
+        "--current-report",
+        help="the same for the current model (both reports must name the same data)",
+    )
     p.set_defaults(handler=_promote)
 
     p = verbs.add_parser("models", help="list model versions with their metrics")
@@ -157,10 +166,21 @@ def _gate(candidate: Path, current_name: str, args: argparse.Namespace) -> int:
     from training.gate import compare, promote, save_gate, write_metrics
 
     current_dir = models_dir() / current_name
-    candidate_report = evaluate(load(candidate), args.test_data)
+    saved = {
+        "candidate": _saved_report(getattr(args, "candidate_report", None)),
+        "current": _saved_report(getattr(args, "current_report", None)),
+    }
+    reports = [r for r in saved.values() if r is not None]
+    if len({str(r.get("data")) for r in reports}) > 1:
+        raise ValueError(
+            "the saved reports were made on different data: "
+            + ", ".join(f"{k} {r.get('data')!r}" for k, r in saved.items() if r is not None)
+        )
+    candidate_report = saved["candidate"] or evaluate(load(candidate), args.test_data)
     write_metrics(candidate, candidate_report)
     if current_dir.exists():
-        result = compare(evaluate(load(current_dir), args.test_data), candidate_report, args.margin)
+        current_report = saved["current"] or evaluate(load(current_dir), args.test_data)
+        result = compare(current_report, candidate_report, args.margin)
     else:
         result = compare({}, candidate_report, args.margin)
         result.promoted = True
@@ -175,6 +195,16 @@ def _gate(candidate: Path, current_name: str, args: argparse.Namespace) -> int:
         return 0
     print(f"{current_dir} unchanged", file=sys.stderr)
     return 1
+
+
+def _saved_report(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    report = json.loads(Path(path).read_text(encoding="utf-8"))
+    if "by_lang" not in report:
+        raise ValueError(f"{path} is not a `cxnlp evaluate --json` report (no 'by_lang')")
+    report.pop("topics", None)  # topic scores live beside the topic head, not in metrics.json
+    return report
 
 
 def _train_topics(args: argparse.Namespace) -> int:
