@@ -106,6 +106,12 @@ def labeled_confusions(
     """
     if gold_col not in frame.columns:
         raise ValueError(f"no gold label column {gold_col!r}; the table has {list(frame.columns)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"the labeled sample lacks {missing}: it must be `cxnlp classify` output (classify the "
+            "hand-labeled rows with the same model first)"
+        )
     data = _prepare(frame)
     gold = frame[gold_col].reset_index(drop=True).astype("string").str.strip().str.lower()
     known = gold.isin(SENTIMENTS).fillna(False)

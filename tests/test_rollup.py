@@ -421,3 +421,9 @@ def test_a_labeled_sample_must_hold_enough_known_labels():
     assert summary["labeled_sample"]["n"] == 35
     assert summary["labeled_sample"]["unknown_labels"] == {"postive": 5}
     assert any("'postive'" in note for note in summary["notes"])
+
+
+def test_a_labeled_sample_that_was_never_classified_is_refused_with_the_fix():
+    raw = pd.DataFrame({"text": ["a"] * 40, "label": ["positive"] * 40})
+    with pytest.raises(ValueError, match="must be `cxnlp classify` output"):
+        summarize(classified(["positive"]), labeled=raw)
