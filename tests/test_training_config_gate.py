@@ -286,3 +286,18 @@ def test_cli_promote_reuses_saved_reports_and_refuses_mismatched_data(
     assert json.loads((default / "config.json").read_text())["marker"] == "new"
     assert json.loads((default / "gate.json").read_text())["promoted"] is True
     assert "topics" not in json.loads((default / "metrics.json").read_text())
+
+
+def test_write_metrics_keeps_topic_scores_beside_the_topic_head(tmp_path: Path) -> None:
+    from training.gate import write_metrics
+
+    report = {**_report(fa=0.7), "topics": {"blocks": {"fa_food": {"f1": 0.8}}}}
+    plain = _model_dir(tmp_path / "plain", "no topics")
+    write_metrics(plain, report)
+    assert json.loads((plain / "metrics.json").read_text()) == _report(fa=0.7)
+    assert not (plain / "topics").exists()
+    tagged = _model_dir(tmp_path / "tagged", "topics")
+    (tagged / "topics").mkdir()
+    write_metrics(tagged, report)
+    assert "topics" not in json.loads((tagged / "metrics.json").read_text())
+    assert json.loads((tagged / "topics" / "metrics.json").read_text()) == report["topics"]

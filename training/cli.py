@@ -137,14 +137,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         from training.gate import write_metrics
 
         model_dir = resolve_model(args.model)
-        # Topic scores live beside the topic head (topics/metrics.json), not twice.
-        write_metrics(model_dir, {k: v for k, v in report.items() if k != "topics"})
-        if "topics" in report:
-            from cxnlp.topics import TOPICS_DIR
-
-            (model_dir / TOPICS_DIR / "metrics.json").write_text(
-                json.dumps(report["topics"], indent=2) + "\n", encoding="utf-8"
-            )
+        write_metrics(model_dir, report)
         name = model_dir.name
         command = (
             f"cxnlp train --config training/configs/{name}.yaml --out models/{name}\n"
@@ -203,7 +196,6 @@ def _saved_report(path: str | None) -> dict | None:
     report = json.loads(Path(path).read_text(encoding="utf-8"))
     if "by_lang" not in report:
         raise ValueError(f"{path} is not a `cxnlp evaluate --json` report (no 'by_lang')")
-    report.pop("topics", None)  # topic scores live beside the topic head, not in metrics.json
     return report
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cxnlp.base import METRICS_FILE
+from cxnlp.topics import TOPICS_DIR
 
 
 @dataclass
@@ -89,4 +90,11 @@ def save_gate(result: GateResult, path: Path) -> None:
 
 
 def write_metrics(model_dir: Path, report: dict[str, Any]) -> None:
-    (model_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    """Save an evaluation report in a model directory: sentiment scores as metrics.json, topic
+    scores (if the report has them) beside the topic head, topics/metrics.json, not twice."""
+    sentiment = {k: v for k, v in report.items() if k != "topics"}
+    (model_dir / METRICS_FILE).write_text(json.dumps(sentiment, indent=2) + "\n", encoding="utf-8")
+    if report.get("topics") and (model_dir / TOPICS_DIR).is_dir():
+        (model_dir / TOPICS_DIR / METRICS_FILE).write_text(
+            json.dumps(report["topics"], indent=2) + "\n", encoding="utf-8"
+        )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix
 
 from cxnlp.base import SentimentModel, read_config
 from cxnlp.calibration import fit_temperature
@@ -79,19 +79,14 @@ def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, dict]:
     predicted = logits.argmax(axis=1)
     temperatures = {"*": fit_temperature(logits, y)}
     confusion = {"*": _confusion(y, predicted)}
-    logger.info("dev *: macro-F1 %.4f", _macro_f1(y, predicted))
     for lang, rows in dev.groupby("lang").indices.items():
         confusion[str(lang)] = _confusion(y[rows], predicted[rows])
-        logger.info("dev %s: macro-F1 %.4f", lang, _macro_f1(y[rows], predicted[rows]))
         if len(rows) >= 200:
             temperatures[str(lang)] = fit_temperature(logits[rows], y[rows])
     model.temperatures_ = temperatures
+    for key, matrix in confusion.items():
+        logger.info("dev %s: macro-F1 %.4f", key, macro_f1_from_confusion(matrix))
     return {"temperatures": temperatures, "confusion": confusion}
-
-
-def _macro_f1(gold: np.ndarray, predicted: np.ndarray) -> float:
-    labels = list(range(len(SENTIMENTS)))
-    return float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0))
 
 
 def _confusion(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
@@ -149,7 +144,10 @@ def blend_with_fast(
     scores = {}
     for weight in BLEND_WEIGHTS:
         predicted = ((1 - weight) * parts[0] + weight * parts[1]).argmax(axis=1)
-        per_lang = [_macro_f1(y[langs == lang], predicted[langs == lang]) for lang in set(langs)]
+        per_lang = [
+            macro_f1_from_confusion(_confusion(y[langs == lang], predicted[langs == lang]))
+            for lang in set(langs)
+        ]
         scores[float(weight)] = float(np.mean(per_lang))
     best = max(scores, key=lambda w: (scores[w], -w))
     logger.info(
