@@ -48,15 +48,13 @@ SHIFTED_ROWS = 300
 
 
 def load_labeled(data: Path, langs: tuple[str, ...], splits: tuple[str, ...]) -> pd.DataFrame:
-    """Held-out rows with a three-way sentiment label: text, label, lang, dataset (and split)."""
+    """Held-out rows with a three-way sentiment label: text, label, lang, dataset (and split, for
+    the corpus directory)."""
     if data.is_dir():
         from training.data import load_corpus
 
         frame = load_corpus(data, langs=langs)
         frame = frame[frame["split"].isin(splits)]
-        return frame[frame["label"].isin(SENTIMENTS)][
-            ["text", "label", "lang", "dataset", "split"]
-        ].reset_index(drop=True)
     else:
         from training.evaluate import load_eval_frame
 
@@ -65,7 +63,8 @@ def load_labeled(data: Path, langs: tuple[str, ...], splits: tuple[str, ...]) ->
     frame = frame[frame["label"].isin(SENTIMENTS)]
     if frame.empty:
         raise SystemExit(f"no rows of {langs} with splits {splits} and a sentiment label in {data}")
-    return frame[["text", "label", "lang", "dataset"]].reset_index(drop=True)
+    columns = ["text", "label", "lang", "dataset"] + (["split"] if "split" in frame else [])
+    return frame[columns].reset_index(drop=True)
 
 
 def classify(model, frame: pd.DataFrame, batch: int) -> pd.DataFrame:
