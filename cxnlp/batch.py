@@ -43,6 +43,8 @@ class BatchStats:
     rows: int
     errors: int
     seconds: float
+    # The encoding a CSV input was read in (None for the other formats).
+    encoding: str | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -160,8 +162,10 @@ def classify_file(
         (work / _STATE_FILE).write_text(json.dumps(state))
 
     started, rows, errors, offset = time.time(), 0, 0, 0
+    encodings: list[str] = []
     bar = tqdm(desc="classifying", unit="row", disable=not progress)
-    for index, chunk in enumerate(iter_table(input_path, chunk_rows=chunk_rows)):
+    chunks = iter_table(input_path, chunk_rows=chunk_rows, on_encoding=encodings.append)
+    for index, chunk in enumerate(chunks):
         if index == 0 and text_col not in chunk.columns:
             shutil.rmtree(work)
             raise KeyError(
@@ -188,7 +192,12 @@ def classify_file(
     bar.close()
     _assemble(sorted(work.glob("part-*.parquet")), output_path)
     shutil.rmtree(work)
-    stats = BatchStats(rows=rows, errors=errors, seconds=time.time() - started)
+    stats = BatchStats(
+        rows=rows,
+        errors=errors,
+        seconds=time.time() - started,
+        encoding=encodings[0] if encodings else None,
+    )
     logger.info("%d rows (%d errors) in %.1f s", rows, errors, stats.seconds)
     return stats
 

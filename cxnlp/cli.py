@@ -60,9 +60,10 @@ def _classify(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
     )
+    read_as = f"read as {stats.encoding}; " if stats.encoding else ""
     print(
-        f"{stats.rows} rows classified into {args.output} ({stats.errors} with errors) "
-        f"in {stats.seconds:.1f} s, {stats.rows_per_second:.1f} rows/s",
+        f"{stats.rows} rows classified into {args.output} ({stats.errors} with errors; "
+        f"{read_as}in {stats.seconds:.1f} s, {stats.rows_per_second:.1f} rows/s)",
         file=sys.stderr,
     )
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -40,31 +40,92 @@ def table_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+class EncodingError(ValueError):
+    """A CSV whose bytes do not decode in one encoding from start to end."""
+
+
 def detect_encoding(path: str | Path) -> str:
-    """The text encoding of a CSV: a byte-order mark decides, else NUL bytes mean UTF-16, else the
-    first of `CSV_ENCODINGS` that decodes the start of the file."""
+    """The text encoding of a CSV, checked over the whole file, not guessed from its start.
+
+    A byte-order mark decides, else NUL bytes mean UTF-16, else UTF-8 when every byte of the file
+    decodes as UTF-8, else Windows-1256 when the file is not UTF-8 from its first block on. A file
+    that decodes as UTF-8 for a while and then not, or a Windows-1256 file with UTF-8 lines in it,
+    mixes encodings: `EncodingError` says where, instead of garbling one part of it.
+    """
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if head.startswith(codecs.BOM_UTF8):
+        _check_decodes(path, "utf-8-sig")
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        _check_decodes(path, "utf-16")
         return "utf-16"
     if b"\x00" in head:
         # No text encoding but UTF-16 puts NUL bytes in a CSV (the high byte of every ASCII
         # delimiter and digit); where they sit tells the byte order of a file saved without a BOM.
         odd = head[1::2].count(0)
-        return "utf-16-le" if odd >= head[0::2].count(0) else "utf-16-be"
-    # A multi-byte character may be cut at the sniff boundary: ignore the last 3 bytes then, and
-    # only then (in a short file they may hold its only non-ASCII character).
-    if len(head) == _SNIFF_BYTES:
-        head = head[:-3]
-    for encoding in CSV_ENCODINGS:
+        encoding = "utf-16-le" if odd >= head[0::2].count(0) else "utf-16-be"
+        _check_decodes(path, encoding)
+        return encoding
+    bad_at = _first_undecodable(path, "utf-8")
+    if bad_at is None:
+        return "utf-8"
+    if bad_at >= _SNIFF_BYTES:
+        line = _line_of(path, bad_at)
+        raise EncodingError(
+            f"{path} decodes as UTF-8 up to line {line} (byte {bad_at}), then not: the file mixes "
+            "encodings (e.g. rows appended from another program). Re-save it as UTF-8 and retry."
+        )
+    # Windows-1256 accepts almost any byte, so a UTF-8 part in it would be garbled without a
+    # word: a non-ASCII line that is valid UTF-8 is such a part (Arabic letters in Windows-1256
+    # almost never form valid UTF-8 sequences over a whole line).
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.isascii():
+                continue
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            raise EncodingError(
+                f"{path} is not UTF-8 (first bad byte at {bad_at}) but line {number} is: the file "
+                "mixes Windows-1256 and UTF-8. Re-save it in one encoding (UTF-8) and retry."
+            )
+    return "cp1256"
+
+
+def _first_undecodable(path: str | Path, encoding: str) -> int | None:
+    """The byte offset of the first byte that does not decode, or None when the whole file does."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    offset = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            held = len(decoder.getstate()[0])  # a character cut by the previous block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                # exc.start counts from the held-back bytes plus this block.
+                return max(offset - held + exc.start, 0)
+            offset += len(block)
         try:
-            head.decode(encoding)
-            return encoding
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            continue
-    return "utf-8"
+            return offset
+    return None
+
+
+def _check_decodes(path: str | Path, encoding: str) -> None:
+    bad_at = _first_undecodable(path, encoding)
+    if bad_at is not None:
+        raise EncodingError(
+            f"{path} starts as {encoding} but byte {bad_at} (line {_line_of(path, bad_at)}) does "
+            "not decode in it: the file is damaged or mixes encodings. Re-save it as UTF-8."
+        )
+
+
+def _line_of(path: str | Path, offset: int) -> int:
+    with open(path, "rb") as handle:
+        return handle.read(offset).count(b"\n") + 1
 
 
 def detect_delimiter(path: str | Path, encoding: str) -> str:
@@ -76,11 +137,16 @@ def detect_delimiter(path: str | Path, encoding: str) -> str:
         return "\t" if Path(path).suffix.lower() == ".tsv" else ","
 
 
-def iter_table(path: str | Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
+def iter_table(
+    path: str | Path,
+    chunk_rows: int = 10_000,
+    on_encoding: Callable[[str], None] | None = None,
+) -> Iterator[pd.DataFrame]:
     """Yield the rows of a table in chunks of at most `chunk_rows`, every cell kept as read.
 
     CSV and JSONL stream; Parquet streams by record batch; XLSX is read whole (the format
-    has no streaming reader worth its cost, and spreadsheets are small).
+    has no streaming reader worth its cost, and spreadsheets are small). For a CSV,
+    `on_encoding` is called with the encoding it is read in, before the first chunk.
     """
     path = Path(path)
     if not path.exists():
@@ -90,11 +156,15 @@ def iter_table(path: str | Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFr
         encoding = detect_encoding(path)
         delimiter = detect_delimiter(path, encoding)
         logger.info("reading %s as CSV (%s, delimiter %r)", path, encoding, delimiter)
+        if on_encoding is not None:
+            on_encoding(encoding)
         yield from pd.read_csv(
             path,
             sep=delimiter,
             encoding=encoding,
-            encoding_errors="replace",
+            # Checked whole by detect_encoding: a byte that does not decode is an error, never a
+            # silently replaced character.
+            encoding_errors="strict",
             dtype=str,
             keep_default_na=False,
             chunksize=chunk_rows,

@@ -169,3 +169,57 @@ def test_write_table_unsupported_type(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported file type '.xls'"):
         io.write_table(FRAME, tmp_path / "out.xls")
     assert not (tmp_path / "out.xls").exists()
+
+
+@pytest.mark.parametrize("pad", range(4))
+def test_detect_encoding_reads_large_utf8_persian_csv_whole(tmp_path: Path, pad: int) -> None:
+    # Regression: the 64 KiB sniff sample minus 3 bytes could end inside a 2-byte Persian letter,
+    # the check failed and Windows-1256 garbled every row without an error.
+    body = "id,text\np," + "x" * pad + "\n" + "".join(f"{i},غذا سرد بود!!!\n" for i in range(9000))
+    path = tmp_path / "e.csv"
+    path.write_bytes(body.encode("utf-8"))
+    assert io.detect_encoding(path) == "utf-8"
+    texts = io.read_table(path)["text"].tolist()
+    assert texts[1:] == ["غذا سرد بود!!!"] * 9000
+
+
+def test_detect_encoding_every_cut_of_the_sample_stays_utf8(tmp_path: Path) -> None:
+    # Every offset of the sample boundary within the multi-byte characters around it.
+    for shift in range(6):
+        data = ("a" * shift + "ب" * (io._SNIFF_BYTES // 2 + 10)).encode("utf-8")
+        path = tmp_path / f"s{shift}.csv"
+        path.write_bytes(b"text\n" + data + b"\n")
+        assert io.detect_encoding(path) == "utf-8", shift
+
+
+def test_detect_encoding_utf8_then_windows_1256_is_an_error(tmp_path: Path) -> None:
+    head = "".join(f"{i},غذا سرد بود\n" for i in range(6000)).encode("utf-8")
+    tail = "6000,غذا سرد بود\n".encode("cp1256")
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"id,text\n" + head + tail)
+    with pytest.raises(io.EncodingError, match=r"decodes as UTF-8 up to line 6002 .*mixes"):
+        io.detect_encoding(path)
+    with pytest.raises(io.EncodingError):
+        io.read_table(path)
+
+
+def test_detect_encoding_windows_1256_with_a_utf8_line_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_bytes("id,text\n1,غذا سرد بود\n".encode("cp1256") + "2,الخدمة ممتازة\n".encode())
+    with pytest.raises(io.EncodingError, match=r"line 3 is: the file mixes Windows-1256 and UTF-8"):
+        io.detect_encoding(path)
+
+
+def test_detect_encoding_damaged_utf16_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "u16.csv"
+    path.write_bytes(_csv_text(FRAME).encode("utf-16") + b"\x00\xd8")  # a lone high surrogate
+    with pytest.raises(io.EncodingError, match="does not decode"):
+        io.detect_encoding(path)
+
+
+def test_iter_table_reports_the_encoding_it_read_with(tmp_path: Path) -> None:
+    path = tmp_path / "w.csv"
+    path.write_bytes(_csv_text(FRAME).encode("cp1256"))
+    seen: list[str] = []
+    list(io.iter_table(path, on_encoding=seen.append))
+    assert seen == ["cp1256"]
