@@ -34,6 +34,32 @@ E5_PREFIX = "query: "
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "int8", "int8-all")
 
 
+WEIGHTS_DTYPES = ("float16", "int8")
+# An int8-stored matrix `name` keeps its per-row float16 scales under `name + INT8_SCALE_SUFFIX`.
+INT8_SCALE_SUFFIX = ".int8_scale"
+
+
+def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 per output row: weight ~= q * scale[:, None]."""
+    scale = weight.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+    q = torch.round(weight / scale[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.contiguous(), scale.to(torch.float16).contiguous()
+
+
+def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Float32 tensors from a saved state, int8 matrices multiplied back by their row scales."""
+    out = {}
+    for name, tensor in state.items():
+        if name.endswith(INT8_SCALE_SUFFIX):
+            continue
+        scale = state.get(name + INT8_SCALE_SUFFIX)
+        if scale is not None:
+            out[name] = tensor.float() * scale.float()[:, None]
+        else:
+            out[name] = tensor.float()
+    return out
+
+
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU multiplies bfloat16 in hardware (AMX or AVX-512 BF16); elsewhere torch
     emulates it at a small fraction of float32 speed."""
@@ -160,6 +186,7 @@ class TransformerSentimentModel(SentimentModel):
         backbone: str = BACKBONE_ID,
         batch_size: int = 64,
         dtype: str = "auto",
+        weights_dtype: str = "float16",
     ) -> None:
         super().__init__()
         self.tokenizer = tokenizer
@@ -169,6 +196,11 @@ class TransformerSentimentModel(SentimentModel):
         self.backbone = backbone
         self.batch_size = batch_size
         self.dtype = dtype
+        if weights_dtype not in WEIGHTS_DTYPES:
+            raise ValueError(
+                f"weights_dtype must be one of {WEIGHTS_DTYPES}, got {weights_dtype!r}"
+            )
+        self.weights_dtype = weights_dtype
         self.fitted_ = True
         self._runtime: tuple[str, nn.Module] | None = None
         self.similarity_layers: nn.ModuleList | None = None
@@ -246,11 +278,16 @@ class TransformerSentimentModel(SentimentModel):
         prefixes = tuple(
             f"encoder.encoder.layer.{i}." for i in range(self.trained_from_layer, 99)
         ) + ("head.",)
-        return {
-            name: tensor.detach().to(torch.float16).contiguous()
-            for name, tensor in self.net.state_dict().items()
-            if name.startswith(prefixes)
-        }
+        state = {}
+        for name, tensor in self.net.state_dict().items():
+            if not name.startswith(prefixes):
+                continue
+            tensor = tensor.detach().float()
+            if self.weights_dtype == "int8" and tensor.ndim == 2 and not name.startswith("head."):
+                state[name], state[name + INT8_SCALE_SUFFIX] = quantize_rows(tensor)
+            else:
+                state[name] = tensor.to(torch.float16).contiguous()
+        return state
 
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:
         from cxnlp.backbone import source_sha256
@@ -273,6 +310,7 @@ class TransformerSentimentModel(SentimentModel):
                 "max_length": self.max_length,
                 "trained_from_layer": self.trained_from_layer,
                 "inference_dtype": self.dtype,
+                "weights_dtype": self.weights_dtype,
                 "normalization": "cxnlp.normalize",
                 "torch_version": torch.__version__,
                 "transformers_version": transformers.__version__,
@@ -288,7 +326,7 @@ class TransformerSentimentModel(SentimentModel):
         config = read_config(path)
         _check_backbone(path, config)
         tokenizer, net = build_net(config["backbone"], len(config["labels"]))
-        state = load_file(str(path / WEIGHTS_FILE))
+        state = dequantize_state(load_file(str(path / WEIGHTS_FILE)))
         missing = set(state) - set(net.state_dict())
         if missing:
             raise ValueError(
@@ -302,6 +340,7 @@ class TransformerSentimentModel(SentimentModel):
             trained_from_layer=config["trained_from_layer"],
             backbone=config["backbone"],
             dtype=config.get("inference_dtype", "auto"),
+            weights_dtype=config.get("weights_dtype", "float16"),
         )
         model.labels = tuple(config["labels"])
         model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))

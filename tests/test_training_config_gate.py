@@ -301,3 +301,36 @@ def test_write_metrics_keeps_topic_scores_beside_the_topic_head(tmp_path: Path) 
     write_metrics(tagged, report)
     assert "topics" not in json.loads((tagged / "metrics.json").read_text())
     assert json.loads((tagged / "topics" / "metrics.json").read_text()) == report["topics"]
+
+
+def test_draw_weights_dataset_temperature_shares_by_a_power_of_size() -> None:
+    frame = pd.DataFrame(
+        {
+            "lang": ["fa"] * 500,
+            "label": ["positive"] * 500,
+            "dataset": ["big"] * 400 + ["small"] * 100,
+        }
+    )
+    for alpha, small_share in [(1.0, 0.2), (0.5, 10 / 30), (0.0, 0.5)]:
+        weights = draw_weights(frame, DataConfig(dataset_temperature=alpha))
+        assert _shares(frame, weights, "dataset")["small"] == pytest.approx(small_share)
+        # Rows of one dataset stay equally likely.
+        assert np.ptp(weights[:400]) == pytest.approx(0.0)
+
+
+def test_cap_per_dataset_none_keeps_the_whole_pool() -> None:
+    pool = _pool()
+    assert len(cap_per_dataset(pool, None, seed=1)) == len(pool)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"model": {"weights_dtype": "int4"}}, "weights_dtype must be float16 or int8"),
+        ({"data": {"dataset_temperature": 2}}, r"dataset_temperature must be in \[0, 1\]"),
+        ({"data": {"max_per_dataset": 0}}, "max_per_dataset must be >= 1, or null"),
+    ],
+)
+def test_config_rejects_bad_v4_settings(raw: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Config.from_dict(raw)

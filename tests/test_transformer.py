@@ -239,3 +239,68 @@ def test_retraining_a_model_with_topics_says_the_topic_head_was_not_carried_over
     assert load(out).topic_tagger is None
     message = capsys.readouterr().err
     assert "has no topic head" in message and "cxnlp train-topics" in message
+
+
+def test_label_set_loss_leaves_neutral_alone_for_a_binary_dataset():
+    frame = pd.DataFrame(
+        {
+            "label": ["positive", "negative", "neutral", "positive", "negative"],
+            "dataset": ["bin", "bin", "three", "three", "three"],
+        }
+    )
+    masks = transformer_trainer.label_masks(frame, label_set_loss=True)
+    assert masks.tolist() == [[1, 0, 1], [1, 0, 1]] + [[1, 1, 1]] * 3
+    assert transformer_trainer.label_masks(frame, label_set_loss=False).min() == 1
+    logits = torch.tensor([[0.0, 5.0, 1.0]], requires_grad=True)
+    target = torch.tensor([SENTIMENTS.index("positive")])
+    loss = transformer_trainer.label_set_cross_entropy(logits, target, masks[:1])
+    loss.backward()
+    # -log(p_pos / (p_pos + p_neg)) with p from logits 0 (negative) and 1 (positive).
+    assert float(loss) == pytest.approx(float(torch.log1p(torch.exp(torch.tensor(-1.0)))))
+    assert logits.grad[0, SENTIMENTS.index("neutral")] == 0
+    # The full cross-entropy would push the large neutral logit down.
+    plain = torch.nn.functional.cross_entropy(logits.detach(), target)
+    assert float(plain) > float(loss) + 3
+
+
+def test_transformer_int8_weights_halve_the_file_and_keep_probabilities(
+    tiny_backbone: Path, tmp_path: Path
+):
+    tokenizer, net = build_net(str(tiny_backbone))
+    torch.nn.init.normal_(net.head.weight, std=1.0)
+    texts = ["غذا سرد بود", "great food", "الخدمة سيئة"]
+    sizes = {}
+    for dtype in ("float16", "int8"):
+        model = TransformerSentimentModel(
+            tokenizer, net, backbone=str(tiny_backbone), dtype="float32", weights_dtype=dtype
+        )
+        model.save(tmp_path / dtype)
+        sizes[dtype] = (tmp_path / dtype / "model.safetensors").stat().st_size
+        loaded = TransformerSentimentModel.load(tmp_path / dtype)
+        assert loaded.weights_dtype == dtype
+        np.testing.assert_allclose(
+            model.predict_proba(texts, ["fa", "en", "ar"]),
+            loaded.predict_proba(texts, ["fa", "en", "ar"]),
+            atol=2e-2,
+        )
+    # Biases and LayerNorms stay float16: a large share of a tiny encoder, under 1% of e5-small.
+    assert sizes["int8"] < 0.7 * sizes["float16"]
+
+
+def test_train_every_layer_with_label_set_loss_and_int8_weights(
+    tiny_backbone: Path, labeled_csv: Path, tmp_path: Path
+):
+    config = tiny_config(tiny_backbone)
+    config.model.trained_from_layer = 0
+    config.model.label_set_loss = True
+    config.model.weights_dtype = "int8"
+    out = train(config, tmp_path / "model", data_file=labeled_csv)
+    from safetensors.torch import load_file
+
+    saved = load_file(str(out / "model.safetensors"))
+    assert any(k.startswith("encoder.encoder.layer.0.") for k in saved)
+    assert any(v.dtype == torch.int8 for v in saved.values())
+    from cxnlp.store import load
+
+    predictions = load(out).predict(["الخدمة سيئة", "Love this app"])
+    assert all(p.sentiment in SENTIMENTS for p in predictions)

@@ -19,8 +19,9 @@ class DataConfig:
     langs: list[str] = field(default_factory=lambda: list(LANGS))
     commercial_only: bool = False
     exclude: list[str] = field(default_factory=list)
-    # Large datasets are capped so that no one source (or domain) dominates the mix.
-    max_per_dataset: int = 12000
+    # Large datasets are capped so that no one source (or domain) dominates the mix; null keeps
+    # the whole pool and leaves the balance to the draw weights (see dataset_temperature).
+    max_per_dataset: int | None = 12000
     # Per-dataset exceptions to the cap, e.g. more of a source whose domain the tool must serve.
     cap_overrides: dict[str, int] = field(default_factory=dict)
     # Share of each epoch's draws per language; Persian, the smallest pool, is drawn as often as
@@ -29,6 +30,10 @@ class DataConfig:
         default_factory=lambda: {"fa": 1.0, "ar": 1.0, "en": 1.0}
     )
     balance_classes: bool = True
+    # Within a language and label, each dataset's share of the draws grows as (its rows) ** this:
+    # 1 draws every row equally often (big sources dominate), 0 gives every dataset the same share,
+    # 0.5 is in between (temperature sampling).
+    dataset_temperature: float = 1.0
     dev_per_lang: int = 2000
 
 
@@ -39,6 +44,12 @@ class ModelConfig:
     # Layers below this index stay frozen (their outputs are computed once and cached).
     trained_from_layer: int = 8
     dropout: float = 0.1
+    # A row from a dataset whose gold labels lack a class (e.g. positive / negative only) trains on
+    # the probabilities renormalised over the labels that dataset has, so it is not pushed away
+    # from the classes its annotators could not choose.
+    label_set_loss: bool = False
+    # How the fine-tuned layers are stored: float16, or int8 per output row (half the size).
+    weights_dtype: str = "float16"
     # Transformer only: also train the fast tier on the same rows and blend the two, with the
     # weight chosen on dev (see cxnlp.blend).
     blend_fast: bool = False
@@ -78,6 +89,16 @@ class Config:
         if not 0 <= self.model.trained_from_layer < 12:
             raise ValueError(
                 f"model.trained_from_layer must be in 0..11, got {self.model.trained_from_layer}"
+            )
+        if self.model.weights_dtype not in ("float16", "int8"):
+            raise ValueError(
+                f"model.weights_dtype must be float16 or int8, got {self.model.weights_dtype!r}"
+            )
+        if self.data.max_per_dataset is not None and self.data.max_per_dataset < 1:
+            raise ValueError("data.max_per_dataset must be >= 1, or null for the whole pool")
+        if not 0.0 <= self.data.dataset_temperature <= 1.0:
+            raise ValueError(
+                f"data.dataset_temperature must be in [0, 1], got {self.data.dataset_temperature}"
             )
         if self.train.batch_size < 1 or self.train.epochs <= 0:
             raise ValueError("train.batch_size must be >= 1 and train.epochs > 0")

@@ -10,10 +10,13 @@ from training.config import DataConfig
 
 
 def cap_per_dataset(
-    frame: pd.DataFrame, cap: int, seed: int, overrides: dict[str, int] | None = None
+    frame: pd.DataFrame, cap: int | None, seed: int, overrides: dict[str, int] | None = None
 ) -> pd.DataFrame:
     """At most `cap` rows of each dataset (or its entry in `overrides`), drawn at random but
-    stratified by label."""
+    stratified by label; `cap=None` (and no overrides) keeps every row."""
+    if cap is None and not overrides:
+        return frame.copy()
+    cap = cap if cap is not None else len(frame)
     parts = []
     for name, rows in frame.groupby("dataset", sort=True):
         limit = (overrides or {}).get(str(name), cap)
@@ -40,10 +43,16 @@ def _stratified_sample(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 def draw_weights(frame: pd.DataFrame, config: DataConfig) -> np.ndarray:
     """A probability per row: each language gets its configured share of the draws and, within a
-    language, each label an equal share when `balance_classes` is set."""
+    language, each label an equal share when `balance_classes` is set. Within a language and label,
+    datasets share by (rows ** `dataset_temperature`), split evenly over their rows."""
     weights = np.zeros(len(frame))
+    datasets = (
+        frame["dataset"].astype(str).to_numpy()
+        if "dataset" in frame.columns
+        else np.zeros(len(frame), dtype=str)
+    )
+    alpha = config.dataset_temperature
     lang_weights = {lang: config.lang_weights.get(lang, 1.0) for lang in frame["lang"].unique()}
-    total_lang = sum(lang_weights.values())
     langs = frame["lang"].to_numpy()
     labels = frame["label"].to_numpy()
     for lang, lang_weight in lang_weights.items():
@@ -52,10 +61,20 @@ def draw_weights(frame: pd.DataFrame, config: DataConfig) -> np.ndarray:
             present = np.unique(labels[in_lang])
             for label in present:
                 rows = in_lang & (labels == label)
-                weights[rows] = lang_weight / total_lang / len(present) / rows.sum()
+                weights[rows] = _within(rows, datasets, alpha) * lang_weight / len(present)
         else:
-            weights[in_lang] = lang_weight / total_lang / in_lang.sum()
+            weights[in_lang] = _within(in_lang, datasets, alpha) * lang_weight
     return weights / weights.sum()
+
+
+def _within(rows: np.ndarray, datasets: np.ndarray, alpha: float) -> np.ndarray:
+    """Weights summing to 1 over `rows`: dataset d gets n_d ** alpha of the mass, split evenly
+    (alpha = 1 is every row alike)."""
+    names, counts = np.unique(datasets[rows], return_counts=True)
+    mass = counts.astype(float) ** alpha
+    mass /= mass.sum()
+    per_row = dict(zip(names, mass / counts, strict=True))
+    return np.array([per_row[d] for d in datasets[rows]])
 
 
 def epoch_batches(

@@ -174,7 +174,9 @@ def _base_transformer_state(base: Path) -> dict:
         config = read_config(base)
     if config["kind"] != "transformer":
         raise ValueError(f"--base {base} is a {config['kind']} model; expected transformer")
-    return load_file(str(base / WEIGHTS_FILE))
+    from cxnlp.transformer import dequantize_state
+
+    return dequantize_state(load_file(str(base / WEIGHTS_FILE)))
 
 
 def train(

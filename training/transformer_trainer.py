@@ -96,6 +96,44 @@ def cache_lower_layers(net, ids: list[list[int]], n_layers: int, batch_size: int
     return cache
 
 
+def label_masks(train: pd.DataFrame, label_set_loss: bool) -> torch.Tensor:
+    """Per row, 1 for each label its dataset's gold can take (all labels without
+    `label_set_loss`, or for a frame without a `dataset` column)."""
+    masks = torch.ones((len(train), len(SENTIMENTS)))
+    if not label_set_loss or "dataset" not in train.columns:
+        return masks
+    for name, rows in train.groupby("dataset").indices.items():
+        present = set(train["label"].iloc[rows])
+        allowed = torch.tensor([float(label in present) for label in SENTIMENTS])
+        masks[rows] = allowed
+        if len(present) < len(SENTIMENTS):
+            logger.info("label-set loss: %s trains on %s only", name, sorted(present))
+    return masks
+
+
+def label_set_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, masks: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy over the labels each row's dataset has: for a positive / negative set this is
+    -log p(gold) / (p(positive) + p(negative)), which leaves the neutral logit untouched."""
+    masked = logits.masked_fill(masks <= 0, torch.finfo(logits.dtype).min)
+    return torch.nn.functional.cross_entropy(masked, target)
+
+
+def _embed(net, ids: list[list[int]], batch, pad_id: int, device) -> tuple:
+    """Embedding-layer output of a batch of token ids (the frozen word embeddings, computed on the
+    fly: caching them for a whole pool would take more memory than the machine has)."""
+    length = max(len(ids[j]) for j in batch)
+    input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for row, j in enumerate(batch):
+        input_ids[row, : len(ids[j])] = torch.tensor(ids[j])
+        mask[row, : len(ids[j])] = 1
+    with torch.no_grad():
+        hidden = net.encoder.embeddings(input_ids=input_ids.to(device))
+    return hidden, mask
+
+
 def _trainable(net, first_layer: int) -> list[tuple[str, torch.nn.Parameter]]:
     for parameter in net.parameters():
         parameter.requires_grad_(False)
@@ -172,8 +210,11 @@ def fit_transformer(
 
     ids = tokenize(tokenizer, train["text"].tolist(), mc.max_length)
     lengths = np.array([len(x) for x in ids])
-    cache = cache_lower_layers(net, ids, first)
+    # With every layer trained only the embeddings are frozen: computed per batch, not cached.
+    cache = cache_lower_layers(net, ids, first) if first > 0 else None
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     labels = torch.tensor([SENTIMENTS.index(label) for label in train["label"]])
+    masks = label_masks(train, mc.label_set_loss)
     weights = draw_weights(train, config.data)
 
     params = _trainable(net, first)
@@ -216,11 +257,16 @@ def fit_transformer(
                 continue
             if global_step >= total:
                 break
-            hidden, mask = _pad([cache[j] for j in batch])
+            if cache is None:
+                hidden, mask = _embed(net, ids, batch, pad_id, device)
+            else:
+                hidden, mask = _pad([cache[j] for j in batch])
             hidden = hidden.to(device, torch.bfloat16 if autocast else torch.float32)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = net.forward_from(hidden, mask.to(device), first)
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels[batch].to(device))
+            loss = label_set_cross_entropy(
+                logits.float(), labels[batch].to(device), masks[batch].to(device)
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
@@ -237,7 +283,12 @@ def fit_transformer(
     logger.info("trained %d steps in %.0f s", step, time.time() - started)
     net.to("cpu").eval()
     model = TransformerSentimentModel(
-        tokenizer, net, max_length=mc.max_length, trained_from_layer=first, backbone=mc.backbone
+        tokenizer,
+        net,
+        max_length=mc.max_length,
+        trained_from_layer=first,
+        backbone=mc.backbone,
+        weights_dtype=mc.weights_dtype,
     )
     model.training_losses_ = losses
     return model
