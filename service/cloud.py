@@ -18,7 +18,7 @@ from typing import Any
 import regex
 
 from cxnlp import detect_language
-from cxnlp.labels import LANGS
+from cxnlp.labels import LANGS, SENTIMENTS
 
 UNICODE_CODE_POINT, UTF16_CODE_UNIT, TEXT_ELEMENTS_V8 = (
     "UnicodeCodePoint",
@@ -103,21 +103,37 @@ def to_index_units(text: str, start: int, end: int, kind: str) -> tuple[int, int
 
 
 def is_mixed(prediction: Any) -> bool:
-    """The prediction's mixed flag, where the model sets one (none of the shipped ones does)."""
+    """The prediction's mixed flag (a confidently positive and a confidently negative clause),
+    where the model sets one."""
     return bool(getattr(prediction, "mixed", False))
 
 
 def mixed_score(prediction: Any) -> float:
-    """The probability of `mixed`, where the model gives one; else 0."""
+    """The probability of `mixed`, where the model gives one; else 0 (the flag has none)."""
     probabilities = getattr(prediction, "probabilities", {}) or {}
     return float(probabilities.get("mixed", 0.0))
 
 
-def opinions(prediction: Any) -> list[dict[str, Any]]:
-    """The aspect evidence of a prediction: spans of a target and of the words that judge it.
-    The shipped models tag topics for the whole text but locate no target in it, so this is
-    empty until a model sets `prediction.aspects` to items of the form
-    `{"target": {"start", "end", "sentiment", "positive", "negative"},
-    "assessments": [{"start", "end", "sentiment", "positive", "negative", "negated"}]}`
-    (code-point spans in the document)."""
-    return list(getattr(prediction, "aspects", None) or [])
+def opinions(prediction: Any, text: str) -> list[dict[str, Any]]:
+    """The aspect evidence of a prediction: each topic that carries `evidence` (the clause or cue
+    match of `cxnlp.aspects`, `{"start", "end", "text"}` code-point offsets into `text`) as
+    `{"topic", "polarity", "score", "start", "end"}`, in text order. Topics without evidence
+    (models or versions that tag the whole text only) give none."""
+    found = []
+    for topic in getattr(prediction, "topics", None) or []:
+        evidence = topic.get("evidence") if isinstance(topic, dict) else None
+        if not isinstance(evidence, dict) or topic.get("polarity") not in SENTIMENTS:
+            continue
+        start, end = evidence.get("start"), evidence.get("end")
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            continue
+        found.append(
+            {
+                "topic": topic.get("topic"),
+                "polarity": topic.get("polarity"),
+                "score": float(topic.get("score", 1.0)),
+                "start": start,
+                "end": end,
+            }
+        )
+    return sorted(found, key=lambda o: (o["start"], o["end"]))

@@ -83,7 +83,8 @@ class TargetRelation(BaseModel):
 
 
 class SentenceTarget(BaseModel):
-    sentiment: Literal["positive", "mixed", "negative"]
+    # Azure's targets are positive, mixed or negative; a topic cxnlp reads as neutral is neutral.
+    sentiment: Literal["positive", "mixed", "negative", "neutral"]
     confidenceScores: TargetConfidenceScores
     offset: int
     length: int

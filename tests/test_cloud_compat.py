@@ -537,8 +537,9 @@ def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 class AspectModel:
-    """The tiny model, plus one aspect per text containing "food": the word as its target,
-    judged by "delicious"."""
+    """The tiny model, plus aspect evidence in the form `cxnlp.aspects` gives it: a text with
+    "food" and "crashing" has the topics product_quality (positive, its evidence the clause
+    "The food was delicious") and app_website (negative, "The app keeps crashing"), and is mixed."""
 
     kind = "fast"
 
@@ -549,22 +550,26 @@ class AspectModel:
         out = []
         for text, p in zip(texts, self.model.predict(texts, langs), strict=True):
             p = AspectPrediction(**p.to_dict())
-            if "food" in text and "delicious" in text:
-                t, a = text.index("food"), text.index("delicious")
-                judged = {"sentiment": "positive", "positive": 0.9, "negative": 0.1}
-                p.aspects = [
-                    {
-                        "target": {"start": t, "end": t + 4, **judged},
-                        "assessments": [{"start": a, "end": a + 9, **judged, "negated": False}],
-                    }
+            if "food" in text and "crashing" in text:
+                p.mixed = True
+                p.topics = [
+                    _topic(text, "app_website", "negative", 0.8, "The app keeps crashing"),
+                    _topic(text, "product_quality", "positive", 0.9, "The food was delicious"),
+                    {"topic": "price", "polarity": "negative", "score": 0.7},  # no evidence
                 ]
             out.append(p)
         return out
 
 
+def _topic(text: str, name: str, polarity: str, score: float, clause: str) -> dict[str, Any]:
+    start = text.index(clause)
+    evidence = {"start": start, "end": start + len(clause), "text": clause}
+    return {"topic": name, "polarity": polarity, "score": score, "evidence": evidence}
+
+
 @dataclass
 class AspectPrediction(Prediction):
-    aspects: list | None = None
+    mixed: bool = False
 
 
 @pytest.fixture(scope="module")
@@ -576,23 +581,32 @@ def live_aspects(tiny_model_dir, tmp_path_factory) -> Iterator[Live]:
     yield from _serve(app)
 
 
-def test_aspect_evidence_becomes_azure_opinions_and_aws_entities(live_aspects):
+def test_aspect_evidence_becomes_azure_targets_and_aws_entities(live_aspects):
     text = "Hello. " + TWO_SENTENCES
-    (result,) = _azure(live_aspects).analyze_sentiment(
-        [TEXTS["en"], text], show_opinion_mining=True
-    )[1:]
-    mined = [s.mined_opinions for s in result.sentences]
-    assert mined[0] == [] and mined[2] == []
-    (opinion,) = mined[1]
-    assert opinion.target.text == "food" and opinion.target.sentiment == "positive"
-    assert opinion.target.offset == text.index("food")
-    (assessment,) = opinion.assessments
-    assert assessment.text == "delicious" and assessment.is_negated is False
-    response = _aws(live_aspects).detect_targeted_sentiment(Text=text, LanguageCode="en")
-    (entity,) = response["Entities"]
-    (mention,) = entity["Mentions"]
-    assert mention["Text"] == "food" and mention["MentionSentiment"]["Sentiment"] == "POSITIVE"
-    assert text[mention["BeginOffset"] : mention["EndOffset"]] == "food"
+    results = _azure(live_aspects).analyze_sentiment(
+        [TEXTS["en"], text], show_opinion_mining=True, string_index_type="UnicodeCodePoint"
+    )
+    assert results[0].sentiment != "mixed" and results[1].sentiment == "mixed"
+    mined = [s.mined_opinions for s in results[1].sentences]
+    assert [len(m) for m in mined] == [0, 1, 1]
+    food, app = mined[1][0].target, mined[2][0].target
+    assert (food.text, food.sentiment) == ("The food was delicious", "positive")
+    assert (app.text, app.sentiment) == ("The app keeps crashing", "negative")
+    assert text[food.offset : food.offset + food.length] == food.text
+    # The target's scores are its clause's, classified on its own in the document's language.
+    clause = live_aspects.classify("The food was delicious", "en")
+    assert food.confidence_scores.positive == pytest.approx(clause["probabilities"]["positive"])
+    assert mined[1][0].assessments == []
+
+    aws = _aws(live_aspects)
+    assert aws.detect_sentiment(Text=text, LanguageCode="en")["Sentiment"] == "MIXED"
+    entities = aws.detect_targeted_sentiment(Text=text, LanguageCode="en")["Entities"]
+    mentions = [e["Mentions"][0] for e in entities]
+    assert [m["Text"] for m in mentions] == ["The food was delicious", "The app keeps crashing"]
+    assert [m["MentionSentiment"]["Sentiment"] for m in mentions] == ["POSITIVE", "NEGATIVE"]
+    assert [m["Score"] for m in mentions] == [0.9, 0.8]
+    for m in mentions:
+        assert text[m["BeginOffset"] : m["EndOffset"]] == m["Text"]
 
 
 # --- SigV4 against botocore's own signer -------------------------------------------------------

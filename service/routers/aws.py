@@ -371,26 +371,26 @@ async def detect_targeted_sentiment(state, handle: LoadedModel, params) -> dict[
     _raise(_text_problem(params.Text, MAX_TEXT_BYTES, state.settings.max_text_chars))
     hint, _ = resolve_language(lang, params.Text)
     (prediction,) = await _predict(state, handle, [params.Text], [hint])
+    # Each topic with evidence is an entity of one mention: the evidence span, the topic's
+    # polarity and presence score, and the probabilities of that clause on its own.
+    ops = opinions(prediction, params.Text)
+    lang = prediction.lang if prediction.lang in LANGS else hint
+    clauses = await _predict(
+        state, handle, [params.Text[o["start"] : o["end"]] for o in ops], [lang] * len(ops)
+    )
     entities = []
-    for opinion in opinions(prediction):
-        target = opinion["target"]
-        scores = {
-            "Positive": float(target["positive"]),
-            "Negative": float(target["negative"]),
-            "Neutral": float(target.get("neutral", 0.0)),
-            "Mixed": float(target.get("mixed", 0.0)),
-        }
+    for opinion, clause in zip(ops, clauses, strict=True):
         mention = {
-            "Score": float(target.get("score", 1.0)),
+            "Score": opinion["score"],
             "GroupScore": 1.0,
-            "Text": params.Text[target["start"] : target["end"]],
+            "Text": params.Text[opinion["start"] : opinion["end"]],
             "Type": "OTHER",
             "MentionSentiment": {
-                "Sentiment": target["sentiment"].upper(),
-                "SentimentScore": scores,
+                "Sentiment": str(opinion["polarity"]).upper(),
+                "SentimentScore": _sentiment(clause)["SentimentScore"],
             },
-            "BeginOffset": target["start"],
-            "EndOffset": target["end"],
+            "BeginOffset": opinion["start"],
+            "EndOffset": opinion["end"],
         }
         entities.append({"DescriptiveMentionIndex": [0], "Mentions": [mention]})
     return {"Entities": entities}

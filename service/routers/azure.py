@@ -418,30 +418,37 @@ async def _sentiment(
     predictions = await _predict(
         state, handle, [d.text for d, _, _ in accepted], [h for _, h, _ in accepted]
     )
-    # Sentences of documents with more than one, classified in the document's language.
+    # Sentences of documents with more than one, and (for opinion mining) the clauses that are
+    # the evidence of a topic, classified in the document's language, in one more model call.
     spans = [split_sentences(d.text) for d, _, _ in accepted]
+    found = [
+        opinions(p, d.text) if options.opinionMining else []
+        for (d, _, _), p in zip(accepted, predictions, strict=True)
+    ]
     pending: list[tuple[str, str | None]] = []
-    for (doc, hint, _), doc_spans, prediction in zip(accepted, spans, predictions, strict=True):
+    for (doc, hint, _), doc_spans, prediction, ops in zip(
+        accepted, spans, predictions, found, strict=True
+    ):
+        lang = prediction.lang if prediction.lang in LANGS else hint
         if len(doc_spans) > 1:
-            lang = prediction.lang if prediction.lang in LANGS else hint
             pending += [(doc.text[a:b], lang) for a, b in doc_spans]
-    sentence_predictions = iter(
+        pending += [(doc.text[o["start"] : o["end"]], lang) for o in ops]
+    extra = iter(
         await _predict(state, handle, [t for t, _ in pending], [lang for _, lang in pending])
     )
 
     documents = []
-    for n, ((doc, _, warnings), doc_spans, prediction) in enumerate(
-        zip(accepted, spans, predictions, strict=True)
+    for (doc, _, warnings), doc_spans, prediction, ops in zip(
+        accepted, spans, predictions, found, strict=True
     ):
-        per_sentence = (
-            [next(sentence_predictions) for _ in doc_spans] if len(doc_spans) > 1 else [prediction]
-        )
+        per_sentence = [next(extra) for _ in doc_spans] if len(doc_spans) > 1 else [prediction]
+        per_opinion = [next(extra) for _ in ops]
         sentences = [
             _sentence(doc.text, span, sp, options.stringIndexType)
             for span, sp in zip(doc_spans, per_sentence, strict=True)
         ]
         if options.opinionMining:
-            _add_opinions(n, doc.text, doc_spans, sentences, prediction, options.stringIndexType)
+            _add_opinions(doc.text, doc_spans, sentences, ops, per_opinion, options.stringIndexType)
         result: dict[str, Any] = {
             "id": doc.id,
             "sentiment": "mixed" if is_mixed(prediction) else prediction.sentiment,
@@ -474,47 +481,35 @@ def _sentence(text: str, span: tuple[int, int], prediction: Any, index_type: str
 
 
 def _add_opinions(
-    doc_index: int,
     text: str,
     spans: list[tuple[int, int]],
     sentences: list[dict],
-    prediction: Any,
+    ops: list[dict[str, Any]],
+    clause_predictions: list[Any],
     index_type: str,
 ) -> None:
-    """Targets and assessments from the prediction's aspect evidence (see
-    `service.cloud.opinions`), each in the sentence holding its target."""
+    """Targets from the aspect evidence (`service.cloud.opinions`): each topic's evidence span,
+    with the topic's polarity and its clause's probabilities, in the sentence holding its start.
+    The evidence is a clause or cue, not a single opinion word, so there are no assessments."""
     for sentence in sentences:
         sentence["targets"], sentence["assessments"] = [], []
-    for opinion in opinions(prediction):
-        target = opinion["target"]
-        s = next((i for i, (a, b) in enumerate(spans) if a <= target["start"] < b), len(spans) - 1)
-        sentence = sentences[s]
-        relations = []
-        for assessment in opinion.get("assessments", []):
-            k = len(sentence["assessments"])
-            sentence["assessments"].append(
-                {**_span_entry(text, assessment, index_type), "isNegated": assessment["negated"]}
-            )
-            relations.append(
-                {
-                    "relationType": "assessment",
-                    "ref": f"#/documents/{doc_index}/sentences/{s}/assessments/{k}",
-                }
-            )
-        sentence["targets"].append(
-            {**_span_entry(text, target, index_type), "relations": relations}
+    for opinion, clause in zip(ops, clause_predictions, strict=True):
+        start, end = opinion["start"], opinion["end"]
+        s = next((i for i, (a, b) in enumerate(spans) if a <= start < b), len(spans) - 1)
+        offset, length = to_index_units(text, start, end, index_type)
+        sentences[s]["targets"].append(
+            {
+                "sentiment": opinion["polarity"],
+                "confidenceScores": {
+                    "positive": float(clause.probabilities["positive"]),
+                    "negative": float(clause.probabilities["negative"]),
+                },
+                "offset": offset,
+                "length": length,
+                "text": text[start:end],
+                "relations": [],
+            }
         )
-
-
-def _span_entry(text: str, item: dict[str, Any], index_type: str) -> dict[str, Any]:
-    offset, length = to_index_units(text, item["start"], item["end"], index_type)
-    return {
-        "sentiment": item["sentiment"],
-        "confidenceScores": {"positive": item["positive"], "negative": item["negative"]},
-        "offset": offset,
-        "length": length,
-        "text": text[item["start"] : item["end"]],
-    }
 
 
 async def _languages(
