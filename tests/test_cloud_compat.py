@@ -488,8 +488,8 @@ def test_cloud_calls_go_through_the_batcher_and_the_metrics(live):
 
 
 def test_cloud_routes_answer_busy_in_each_clouds_retryable_shape(tiny_model_dir, tmp_path):
-    settings = _settings(tiny_model_dir, tmp_path, queue_size=1, max_batch=1)
-    gate = threading.Event()
+    settings = _settings(tiny_model_dir, tmp_path, queue_size=1, max_batch=1, auth=False)
+    gate, entered = threading.Event(), threading.Event()
 
     class Blocking:
         kind = "fast"
@@ -498,28 +498,33 @@ def test_cloud_routes_answer_busy_in_each_clouds_retryable_shape(tiny_model_dir,
             self.model = model
 
         def predict(self, texts, langs=None):
+            entered.set()
             gate.wait(20)
             return self.model.predict(texts, langs)
 
     from cxnlp import load
 
     app = create_app(settings, model=wrap_model(Blocking(load(tiny_model_dir)), name="tiny"))
+    body = {
+        "kind": "SentimentAnalysis",
+        "analysisInput": {"documents": [{"id": "1", "text": TEXTS["en"]}]},
+    }
+    url = "/language/:analyze-text?api-version=2023-04-01"
+    aws_body = {"Text": TEXTS["en"], "LanguageCode": "en"}
+    aws_headers = {"X-Amz-Target": "Comprehend_20171127.DetectSentiment"}
     with TestClient(app) as client:
-        body = {
-            "kind": "SentimentAnalysis",
-            "analysisInput": {"documents": [{"id": "1", "text": TEXTS["en"]}]},
-        }
-        url = "/language/:analyze-text?api-version=2023-04-01"
-        headers = {"Ocp-Apim-Subscription-Key": KEY}
-        first = threading.Thread(target=lambda: client.post(url, json=body, headers=headers))
-        second = threading.Thread(target=lambda: client.post(url, json=body, headers=headers))
+        first = threading.Thread(target=lambda: client.post(url, json=body))
         first.start()
-        _wait(lambda: app.state.cxnlp.batcher.depth == 0 and gate is not None)
+        assert entered.wait(20)  # the model is busy with the first request
+        second = threading.Thread(target=lambda: client.post(url, json=body))
         second.start()
-        _wait(lambda: app.state.cxnlp.batcher.depth == 1)
-        r = client.post(url, json=body, headers=headers)
+        _wait(lambda: app.state.cxnlp.batcher.depth == 1)  # the second one waits: queue full
+        r = client.post(url, json=body)
         assert r.status_code == 429 and r.headers["Retry-After"] == "1"
         assert r.json()["error"]["code"] == "TooManyRequests"
+        r = client.post("/", json=aws_body, headers=aws_headers)
+        assert r.status_code == 400 and r.headers["Retry-After"] == "1"
+        assert r.json()["__type"] == "ThrottlingException"
         gate.set()
         first.join(10)
         second.join(10)
