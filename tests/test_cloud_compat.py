@@ -27,9 +27,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 
-from cxnlp.base import Prediction
+from cxnlp import Prediction
 from service import Settings, create_app
-from service.cloud import split_sentences, to_index_units
+from service.cloud import opinions, resolve_language, split_sentences, to_index_units
 from service.loading import wrap_model
 from service.sigv4 import SigV4Error, verify
 
@@ -714,3 +714,39 @@ def test_sigv4_refuses_altered_late_or_foreign_requests():
         service="comprehend",
         now=now + timedelta(minutes=14),
     )
+
+
+# --- the shared helpers ------------------------------------------------------------------------
+
+
+def test_sentences_split_at_terminal_punctuation_of_the_three_languages():
+    text = "غذا سرد بود؟ پیک دیر رسید!\nالسعر 3.5 دينار. موقع x.com بطيء"
+    pieces = [text[a:b] for a, b in split_sentences(text)]
+    assert pieces == ["غذا سرد بود؟", "پیک دیر رسید!", "السعر 3.5 دينار.", "موقع x.com بطيء"]
+    assert split_sentences("  no punctuation here  ") == [(2, 21)]
+
+
+def test_declared_language_is_kept_unless_the_script_contradicts_it():
+    assert resolve_language("ar", TEXTS["fa"]) == ("ar", None)  # same script: trusted
+    hint, warning = resolve_language("en", TEXTS["ar"])
+    assert hint is None and "'ar'" in warning
+    assert resolve_language("fa", TEXTS["en"])[0] is None
+    assert resolve_language("en", "😂😂 100") == ("en", None)  # nothing to contradict it
+    assert resolve_language(None, TEXTS["en"]) == (None, None)
+
+
+def test_opinions_read_only_topics_with_valid_evidence():
+    text = "The food was delicious but the app keeps crashing"
+    topics = [
+        _topic(text, "app_website", "negative", 0.8, "the app keeps crashing"),
+        _topic(text, "product_quality", "positive", 0.9, "The food was delicious"),
+        {"topic": "price", "polarity": "negative", "score": 0.5},
+        {"topic": "x", "polarity": "negative", "score": 0.5, "evidence": {"start": 5, "end": 99}},
+        {"topic": "y", "polarity": None, "score": 0.5, "evidence": {"start": 0, "end": 3}},
+    ]
+    prediction = Prediction("negative", {"negative": 1.0}, "en", 1.0, topics)
+    found = opinions(prediction, text)
+    assert [(o["topic"], text[o["start"] : o["end"]]) for o in found] == [
+        ("product_quality", "The food was delicious"),
+        ("app_website", "the app keeps crashing"),
+    ]
