@@ -289,9 +289,10 @@ def test_azure_request_errors_keep_azures_shape(live):
         r = httpx.post(url + query, json=payload, headers=headers)
         assert r.status_code == 400, (payload, r.text)
         assert r.json()["error"]["innererror"]["code"] == inner, r.text
-    r = httpx.post(url + "?api-version=2023-04-01", content=b"{not json", headers=headers | _JSON)
-    assert r.status_code == 400
-    assert r.json()["error"]["innererror"]["code"] == "InvalidRequestBodyFormat"
+    for raw in (b"{not json", b"\x88\xed"):  # not JSON; not even UTF-8
+        r = httpx.post(url + "?api-version=2023-04-01", content=raw, headers=headers | _JSON)
+        assert r.status_code == 400
+        assert r.json()["error"]["innererror"]["code"] == "InvalidRequestBodyFormat"
     dup = {
         "kind": "SentimentAnalysis",
         "analysisInput": {"documents": [{"id": "1", "text": "x"}] * 2},

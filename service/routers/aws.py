@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
 from cxnlp.labels import LANGS
@@ -115,21 +116,35 @@ class AwsRoute(APIRoute):
 router = APIRouter(tags=["aws"], route_class=AwsRoute)
 
 _OPERATIONS_DOC = ", ".join(REQUESTS)
-_OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            CONTENT_TYPE: {
-                "schema": {
-                    "oneOf": [
-                        {**model.model_json_schema(), "title": name}
-                        for name, model in REQUESTS.items()
-                    ]
-                }
-            }
-        },
+
+
+def _inline(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """A model's JSON schema with its `$defs` references replaced by the definitions, so that
+    it can sit inside the OpenAPI document (the models are not recursive)."""
+    if defs is None:
+        defs = schema.pop("$defs", {}) if isinstance(schema, dict) else {}
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(dict(defs[ref.removeprefix("#/$defs/")]), defs)
+        return {k: _inline(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
+def _one_of(models: dict[str, type[BaseModel]], suffix: str = "") -> dict[str, Any]:
+    schema = {
+        "oneOf": [
+            {**_inline(model.model_json_schema()), "title": f"{name}{suffix}"}
+            for name, model in models.items()
+        ]
     }
-}
+    # botocore sends application/x-amz-json-1.1; the body is plain JSON either way.
+    return {media: {"schema": schema} for media in (CONTENT_TYPE, "application/json")}
+
+
+_OPENAPI = {"requestBody": {"required": True, "content": _one_of(REQUESTS)}}
 
 
 @router.post(
@@ -137,19 +152,7 @@ _OPENAPI = {
     summary="AWS Comprehend (JSON protocol): " + _OPERATIONS_DOC,
     openapi_extra=_OPENAPI,
     responses={
-        200: {
-            "description": "the operation's response",
-            "content": {
-                CONTENT_TYPE: {
-                    "schema": {
-                        "oneOf": [
-                            {**model.model_json_schema(), "title": f"{name}Response"}
-                            for name, model in RESPONSES.items()
-                        ]
-                    }
-                }
-            },
-        },
+        200: {"description": "the operation's response", "content": _one_of(RESPONSES, "Response")},
         400: {"model": AwsErrorResponse, "description": "AWS-shaped error"},
     },
 )

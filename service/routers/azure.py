@@ -16,12 +16,13 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
 from cxnlp.labels import LANGS
@@ -125,6 +126,8 @@ def _from_http(exc: HTTPException) -> AzureError:
         return AzureError(413, "InvalidRequest", message, "InvalidDocumentBatch", message)
     if exc.status_code == 503:
         return AzureError(503, "ServiceUnavailable", message, headers=exc.headers)
+    if exc.status_code == 400:  # a body FastAPI could not decode
+        return _invalid_request("InvalidRequestBodyFormat", f"Request body is invalid: {message}.")
     return AzureError(exc.status_code, "InvalidRequest", message, headers=exc.headers)
 
 
