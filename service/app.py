@@ -26,7 +26,7 @@ from service.jobs import JobRunner
 from service.limits import BodyLimitMiddleware
 from service.loading import LoadedModel, load_model, wrap_model
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.routers import classify, health, jobs, models
+from service.routers import aws, azure, classify, health, jobs, models
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ def check_auth(settings: Settings) -> tuple[list[bytes], list[bytes]]:
             "API-key auth is on but no keys are configured: set CXNLP_API_KEYS=key1,key2 or "
             "CXNLP_API_KEYS_FILE=/path/to/keys (one per line), or CXNLP_AUTH=off for local use only"
         )
+    if settings.aws_api:
+        aws.access_keys(settings)  # refuses CXNLP_AWS_API=on without valid key pairs
     return keys, admin
 
 
@@ -93,6 +95,10 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
     metrics.add_gauge("cxnlp_jobs_queued", "Jobs waiting to run.", lambda: _read(app, "queued"))
     for router in (classify.router, jobs.router, models.router, health.router):
         app.include_router(router)
+    if settings.azure_api:
+        app.include_router(azure.router)
+    if settings.aws_api:
+        app.include_router(aws.router)
     # Added last = outermost: metrics see every response, including the 413s of the body limit.
     app.add_middleware(
         BodyLimitMiddleware,

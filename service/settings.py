@@ -53,7 +53,16 @@ class Settings(BaseSettings):
         default_factory=list, description="comma-separated origins; CORS is off when empty"
     )
 
-    @field_validator("api_keys", "admin_keys", "cors_origins", mode="before")
+    azure_api: bool = Field(
+        False, description="answer Azure AI Language's sentiment and language detection routes"
+    )
+    aws_api: bool = Field(False, description="answer AWS Comprehend's sentiment and language calls")
+    aws_keys: CommaList = Field(
+        default_factory=list,
+        description="comma-separated ACCESS_KEY_ID:SECRET pairs AWS clients sign requests with",
+    )
+
+    @field_validator("api_keys", "admin_keys", "cors_origins", "aws_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
