@@ -36,8 +36,8 @@ def main() -> None:
     from sklearn.metrics import f1_score
 
     from cxnlp.labels import SENTIMENTS
-    from cxnlp.normalize import normalize
-    from cxnlp.transformer import E5_PREFIX, build_net, mean_pool
+    from cxnlp.models.transformer import E5_PREFIX, build_net, mean_pool
+    from cxnlp.text.normalize import normalize
     from training.data import load_corpus
 
     corpus = load_corpus(args.data)

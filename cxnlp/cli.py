@@ -17,7 +17,7 @@ VERB_GROUP = "cxnlp.verbs"
 
 
 def _backbone(args: argparse.Namespace) -> int:
-    from cxnlp.backbone import build_backbone, verify_backbone
+    from cxnlp.backbone.build import build_backbone, verify_backbone
 
     path = build_backbone(cache_dir=args.cache_dir, force=args.force)
     if args.verify and not verify_backbone(path):
@@ -28,7 +28,7 @@ def _backbone(args: argparse.Namespace) -> int:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from cxnlp.normalize import normalize
+    from cxnlp.text.normalize import normalize
 
     for text in _texts_from(args):
         print(normalize(text, lang=args.lang))
@@ -36,7 +36,7 @@ def _normalize(args: argparse.Namespace) -> int:
 
 
 def _detect_lang(args: argparse.Namespace) -> int:
-    from cxnlp.langid import detect_language
+    from cxnlp.text.langid import detect_language
 
     for text in _texts_from(args):
         print(detect_language(text))
@@ -44,8 +44,8 @@ def _detect_lang(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from cxnlp.batch import classify_file
-    from cxnlp.store import load
+    from cxnlp.io.batch import classify_file
+    from cxnlp.models.store import load
 
     model = load(args.model)
     if args.custom_topics:
@@ -72,10 +72,10 @@ def _classify(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import json
 
-    from cxnlp.io import read_table
-    from cxnlp.report_html import write_html
-    from cxnlp.rollup import load_confusion, summarize
-    from cxnlp.store import resolve_model
+    from cxnlp.io.tables import read_table
+    from cxnlp.models.store import resolve_model
+    from cxnlp.report.html import write_html
+    from cxnlp.report.summary import load_confusion, summarize
 
     if args.labeled and not args.gold_col:
         raise ValueError("--labeled needs --gold-col: the column that holds the hand-given labels")

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxnlp.base import METRICS_FILE, read_config
-from cxnlp.rollup import load_confusion
-from cxnlp.store import load, resolve_model
+from cxnlp.models.base import METRICS_FILE, read_config
+from cxnlp.models.store import load, resolve_model
+from cxnlp.report.summary import load_confusion
 
 logger = logging.getLogger(__name__)
 

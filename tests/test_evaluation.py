@@ -1,4 +1,4 @@
-"""Tests for cxnlp.evaluation: scores against scikit-learn, binary scoring, per-group reports."""
+"""Tests for cxnlp.models.evaluation: scores against scikit-learn, binary scoring, per-group reports."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from cxnlp.calibration import expected_calibration_error
-from cxnlp.evaluation import evaluate_frame, format_report, score
 from cxnlp.labels import SENTIMENTS
+from cxnlp.models.calibration import expected_calibration_error
+from cxnlp.models.evaluation import evaluate_frame, format_report, score
 
 NEG, NEU, POS = (SENTIMENTS.index(s) for s in ("negative", "neutral", "positive"))
 
@@ -164,7 +164,7 @@ def test_as_sourced_scores_decide_polar_only_datasets_between_positive_and_negat
 def test_macro_f1_from_confusion_matches_scikit_learn():
     from sklearn.metrics import f1_score
 
-    from cxnlp.evaluation import macro_f1_from_confusion
+    from cxnlp.models.evaluation import macro_f1_from_confusion
 
     rng = np.random.default_rng(4)
     for _ in range(20):

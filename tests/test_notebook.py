@@ -10,9 +10,9 @@ import pytest
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
-from cxnlp.fast import FastSentimentModel  # noqa: E402
-from cxnlp.io import read_table  # noqa: E402
+from cxnlp.io.tables import read_table  # noqa: E402
 from cxnlp.labels import SENTIMENTS  # noqa: E402
+from cxnlp.models.fast import FastSentimentModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "classify_and_report.ipynb"

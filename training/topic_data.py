@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 from cxnlp.labels import LANGS, SENTIMENTS
-from cxnlp.taxonomy import TOPICS
+from cxnlp.topics.taxonomy import TOPICS
 from training.data import dataset_catalog, text_key
 
 logger = logging.getLogger(__name__)

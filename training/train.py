@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from cxnlp.base import SentimentModel, read_config
-from cxnlp.calibration import fit_temperature
-from cxnlp.evaluation import macro_f1_from_confusion
 from cxnlp.labels import SENTIMENTS
-from cxnlp.normalize import normalize
+from cxnlp.models.base import SentimentModel, read_config
+from cxnlp.models.calibration import fit_temperature
+from cxnlp.models.evaluation import macro_f1_from_confusion
+from cxnlp.text.normalize import normalize
 from training.config import Config
 from training.data import load_corpus, read_labeled
 from training.sampling import cap_per_dataset, draw_weights
@@ -110,7 +110,7 @@ def dev_scores(model_dir: Path) -> dict[str, float]:
 
 
 def fit_fast(config: Config, train_frame: pd.DataFrame) -> SentimentModel:
-    from cxnlp.fast import FastSentimentModel
+    from cxnlp.models.fast import FastSentimentModel
 
     model = FastSentimentModel(n_features=config.model.n_features, C=config.model.C)
     weights = draw_weights(train_frame, config.data) * len(train_frame)
@@ -132,7 +132,7 @@ def blend_with_fast(
     languages (the transformer alone when no dev rows are given)."""
     from scipy.special import log_softmax
 
-    from cxnlp.blend import BlendedSentimentModel
+    from cxnlp.models.blend import BlendedSentimentModel
 
     if dev.empty:
         logger.warning("no dev rows to choose a blend weight on: keeping the transformer alone")
@@ -163,7 +163,7 @@ def _base_transformer_state(base: Path) -> dict:
     """The fine-tuned weights of a transformer model, or of a blend's transformer member."""
     from safetensors.torch import load_file
 
-    from cxnlp.base import WEIGHTS_FILE
+    from cxnlp.models.base import WEIGHTS_FILE
 
     config = read_config(base)
     if config["kind"] == "blend":

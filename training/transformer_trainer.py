@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.transformer import (
+from cxnlp.models.transformer import (
     E5_PREFIX,
     TransformerSentimentModel,
     build_net,

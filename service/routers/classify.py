@@ -8,8 +8,8 @@ import pandas as pd
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from cxnlp.batch import classify_frame
-from cxnlp.rollup import summarize
+from cxnlp.io.batch import classify_frame
+from cxnlp.report.summary import summarize
 from service.batcher import QueueFull
 from service.deps import Authorized, CurrentModel, State
 from service.errors import ApiError, field_error
@@ -60,7 +60,7 @@ async def classify(body: ClassifyRequest, state: State, handle: CurrentModel) ->
 
 @router.post("/analyze", response_model=AnalyzeResponse)
 async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> AnalyzeResponse:
-    """The classified items plus the rollup of `cxnlp.rollup.summarize` over them, grouped by
+    """The classified items plus the rollup of `cxnlp.report.summary.summarize` over them, grouped by
     `group_by` fields the items carry."""
     check_items(body.items, state.settings.max_items, state.settings.max_text_chars)
     frame = _frame(body)

@@ -1,4 +1,4 @@
-"""Topic rollups for `cxnlp.rollup`: the `topics` column of a classified export (a JSON list of
+"""Topic rollups for `cxnlp.report.summary`: the `topics` column of a classified export (a JSON list of
 {"topic", "polarity", "score"} per row) counted by volume and by negative share."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.stats import wilson_interval
+from cxnlp.report.stats import wilson_interval
 
 EXAMPLE_CHARS = 280
 
@@ -55,7 +55,7 @@ def parse_topics(value: object, sentiment: str | None) -> list[dict[str, Any]] |
 
 
 def mentions_table(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One row per (row, topic) of the classified rows of `data` (prepared by `cxnlp.rollup`):
+    """One row per (row, topic) of the classified rows of `data` (prepared by `cxnlp.report.summary`):
     columns `row` (the index label), `topic`, `polarity`; and the number of unparsable cells."""
     rows, names, polarities, bad = [], [], [], 0
     raw = data["topics"] if "topics" in data.columns else pd.Series(None, index=data.index)

@@ -1,7 +1,7 @@
 """Text normalisation for Persian, Arabic and English customer feedback.
 
 :func:`normalize` runs common steps for every text and one language-specific step chosen from
-:data:`_LANG_STEPS` (detected with :func:`cxnlp.langid.detect_language` when ``lang`` is None):
+:data:`_LANG_STEPS` (detected with :func:`cxnlp.text.langid.detect_language` when ``lang`` is None):
 
 Common, in this order:
   * Unicode NFKC (full-width forms, Arabic presentation forms and ligatures, odd spaces), except
@@ -45,7 +45,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from cxnlp._text import (
+from cxnlp.text.clean import (
     EMAIL_TOKEN,
     PHONE_TOKEN,
     URL_TOKEN,
@@ -54,7 +54,7 @@ from cxnlp._text import (
     collapse_repeated_letters,
     replace_contacts,
 )
-from cxnlp.langid import OTHER, SUPPORTED_LANGS, detect_language
+from cxnlp.text.langid import OTHER, SUPPORTED_LANGS, detect_language
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def normalize(text: str, lang: str | None = None) -> str:
     Args:
         text: the raw text.
         lang: ``"fa"``, ``"ar"``, ``"en"``, ``"other"`` (common steps only), or None to detect it
-            with :func:`cxnlp.langid.detect_language`.
+            with :func:`cxnlp.text.langid.detect_language`.
 
     Returns:
         The normalised text (see the module docstring for every step).

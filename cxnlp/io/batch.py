@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxnlp.base import SentimentModel
-from cxnlp.io import iter_table, table_format, write_table
+from cxnlp.io.tables import iter_table, table_format, write_table
+from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
 

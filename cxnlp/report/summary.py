@@ -4,7 +4,7 @@
 with Wilson intervals, net sentiment and the positive:negative ratio, overall and per language,
 group column and period; prevalence-corrected shares beside the raw ones; topics ranked by volume
 and by negative share; NPS / CSAT / CES with the topics over-represented among detractors; and
-alerts comparing the last period with the one before. `cxnlp.report_html` renders the dict.
+alerts comparing the last period with the one before. `cxnlp.report.html` renders the dict.
 
 Why corrected shares: a classifier's raw shares (classify-and-count) are biased whenever the class
 mix differs from the data it was tuned on, e.g. a model that calls 10% of negatives neutral
@@ -27,12 +27,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxnlp.evaluation import macro_f1_from_confusion
 from cxnlp.labels import SENTIMENTS
-from cxnlp.scores import SCORE_KINDS, score_drivers, score_summary, scores_from
-from cxnlp.stats import adjusted_shares, holm_adjust, normalise_confusion, two_proportion_test
-from cxnlp.stats import wilson_interval as _wilson
-from cxnlp.topic_stats import mentions_table, topic_rows, topic_summary
+from cxnlp.models.evaluation import macro_f1_from_confusion
+from cxnlp.report.scores import SCORE_KINDS, score_drivers, score_summary, scores_from
+from cxnlp.report.stats import (
+    adjusted_shares,
+    holm_adjust,
+    normalise_confusion,
+    two_proportion_test,
+)
+from cxnlp.report.stats import wilson_interval as _wilson
+from cxnlp.report.topics import mentions_table, topic_rows, topic_summary
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxnlp.calibration import softmax
 from cxnlp.labels import SENTIMENTS
-from cxnlp.langid import detect_language
-from cxnlp.normalize import normalize
-from cxnlp.taxonomy import Topic, load_taxonomy, topic_phrases
-from cxnlp.topics import TOPICS_DIR, TopicTagger
+from cxnlp.models.calibration import softmax
+from cxnlp.text.langid import detect_language
+from cxnlp.text.normalize import normalize
+from cxnlp.topics.tagger import TOPICS_DIR, TopicTagger
+from cxnlp.topics.taxonomy import Topic, load_taxonomy, topic_phrases
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class SentimentModel:
 
     def add_custom_topics(self, topics: Sequence[Topic] | str | Path) -> list[str]:
         """Tag extra topics from now on, with no retraining: `Topic`s, or a file in the taxonomy's
-        format (see `cxnlp.taxonomy`). Returns the names added.
+        format (see `cxnlp.topics.taxonomy`). Returns the names added.
 
         Each topic is matched by embedding similarity to its definition and cues (any of
         fa / ar / en), with the calibrated threshold stored in the model's topics/ directory.

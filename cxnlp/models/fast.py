@@ -16,8 +16,8 @@ from safetensors.numpy import load_file, save_file
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
-from cxnlp.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
 from cxnlp.labels import SENTIMENTS
+from cxnlp.models.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
 
 
 class FastSentimentModel(SentimentModel):

@@ -5,7 +5,7 @@ Persian and Arabic share a script, and fastText's language-id model (``lid.176.f
 typed text: Persian typed on an Arabic keyboard (``ي``/``ك`` for ``ی``/``ک``) is called Arabic,
 and short Arabic reviews are called Persian or Egyptian Arabic (``arz``). fastText is also shaky on
 short informal English ("I love my macbook pro!" -> Italian). So the decision is layered, cheapest
-evidence first, on the text as :func:`cxnlp.normalize.normalize` would leave it (so normalising a
+evidence first, on the text as :func:`cxnlp.text.normalize.normalize` would leave it (so normalising a
 text never changes its language):
 
 1. Script. URLs, e-mails, phone numbers, @mentions and placeholders are dropped and letters are
@@ -30,7 +30,7 @@ import re
 import threading
 from typing import Any
 
-from cxnlp._text import clean_unicode, collapse_repeated_letters, replace_contacts
+from cxnlp.text.clean import clean_unicode, collapse_repeated_letters, replace_contacts
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.taxonomy import Topic
+from cxnlp.topics.taxonomy import Topic
 
 TOPICS_DIR = "topics"
 TOPICS_CONFIG = "config.json"

@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from cxnlp.backbone import BACKBONE_ID, resolve_backbone
-from cxnlp.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
+from cxnlp.backbone.build import BACKBONE_ID, resolve_backbone
 from cxnlp.labels import SENTIMENTS
+from cxnlp.models.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class TransformerSentimentModel(SentimentModel):
         }
 
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:
-        from cxnlp.backbone import source_sha256
+        from cxnlp.backbone.build import source_sha256
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -314,7 +314,7 @@ def _check_backbone(path: Path, config: dict[str, Any]) -> None:
     expected = config.get("backbone_sha256")
     if config.get("backbone") != BACKBONE_ID or not expected:
         return
-    from cxnlp.backbone import source_sha256
+    from cxnlp.backbone.build import source_sha256
 
     if source_sha256() != expected:
         logger.warning(

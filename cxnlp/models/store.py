@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cxnlp.base import CONFIG_FILE, METRICS_FILE, SentimentModel, read_config
-from cxnlp.topics import TOPICS_DIR, TopicTagger, has_topics
+from cxnlp.models.base import CONFIG_FILE, METRICS_FILE, SentimentModel, read_config
+from cxnlp.topics.tagger import TOPICS_DIR, TopicTagger, has_topics
 
 MODELS_DIR_ENV = "CXNLP_MODELS_DIR"
 
@@ -19,7 +19,7 @@ def models_dir() -> Path:
     cxnlp runs from, else `./models`."""
     if os.environ.get(MODELS_DIR_ENV):
         return Path(os.environ[MODELS_DIR_ENV]).expanduser()
-    checkout = Path(__file__).resolve().parent.parent / "models"
+    checkout = Path(__file__).resolve().parents[2] / "models"
     return checkout if checkout.is_dir() else Path.cwd() / "models"
 
 
@@ -49,15 +49,15 @@ def load(name_or_path: str | Path = "default") -> SentimentModel:
     path = resolve_model(name_or_path)
     kind = read_config(path).get("kind")
     if kind == "transformer":
-        from cxnlp.transformer import TransformerSentimentModel
+        from cxnlp.models.transformer import TransformerSentimentModel
 
         model: SentimentModel = TransformerSentimentModel.load(path)
     elif kind == "fast":
-        from cxnlp.fast import FastSentimentModel
+        from cxnlp.models.fast import FastSentimentModel
 
         model = FastSentimentModel.load(path)
     elif kind == "blend":
-        from cxnlp.blend import BlendedSentimentModel
+        from cxnlp.models.blend import BlendedSentimentModel
 
         model = BlendedSentimentModel.load(path)
     else:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.special import log_softmax
 
-from cxnlp.base import SentimentModel, read_config, write_config
+from cxnlp.models.base import SentimentModel, read_config, write_config
 
 MEMBERS_DIR = "members"
 
@@ -83,7 +83,7 @@ class BlendedSentimentModel(SentimentModel):
 
     @classmethod
     def load(cls, path: str | Path) -> BlendedSentimentModel:
-        from cxnlp.store import load
+        from cxnlp.models.store import load
 
         path = Path(path)
         config = read_config(path)
