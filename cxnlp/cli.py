@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
-from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int]
 # The training and service packages add their verbs (train, evaluate, serve, ...) through this
@@ -70,56 +69,27 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import json
+    from cxnlp.report.build import build_report, report_json
 
-    from cxnlp.io.tables import read_table
-    from cxnlp.models.store import resolve_model
-    from cxnlp.report.html import write_html
-    from cxnlp.report.summary import load_confusion, summarize
-
-    if args.labeled and not args.gold_col:
-        raise ValueError("--labeled needs --gold-col: the column that holds the hand-given labels")
-    frame = read_table(args.input)
-    confusion, note = None, None
-    try:
-        model_dir = resolve_model(args.model or "default")
-    except FileNotFoundError:
-        if args.model:  # a model asked for by name must exist; the default one may not
-            raise
-        note = "ACC omitted: no default model to read a dev confusion matrix from (pass --model)"
-    else:
-        confusion = load_confusion(model_dir)
-        if confusion is None:
-            note = f"ACC omitted: the model {model_dir} has no dev_confusion.json"
-    labeled = None
-    if args.gold_col:
-        labeled = read_table(args.labeled) if args.labeled else frame
-    summary = summarize(
-        frame,
-        labeled=labeled,
-        gold_col=args.gold_col or "label",
+    summary = build_report(
+        args.input,
+        model=args.model,
+        gold_col=args.gold_col,
+        labeled=args.labeled,
         group_by=_column_list(args.group_by),
         date_col=args.date_col,
         period=args.period,
         score_col=args.score_col,
         score_kind=args.score_kind,
-        confusion=confusion,
         alpha=args.alpha,
         baseline=args.baseline,
         text_col=args.text_col,
+        json_path=args.json,
+        html_path=args.html,
+        title=args.title,
     )
-    if note and labeled is None:
-        summary["notes"] = [note] + [n for n in summary["notes"] if not n.startswith("ACC omitted")]
-    summary["source"] = str(args.input)
-    text = json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
-    if args.json:
-        Path(args.json).write_text(text, encoding="utf-8")
-    if args.html:
-        write_html(
-            summary, args.html, title=args.title or f"Customer feedback: {Path(args.input).name}"
-        )
     if not (args.json or args.html):
-        sys.stdout.write(text)
+        sys.stdout.write(report_json(summary))
     overall = summary["overall"]["raw"]["shares"]
     print(
         f"{summary['classified']} classified rows ({summary['errors']} errors): "

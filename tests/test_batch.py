@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxnlp.io.batch import RESULT_COLUMNS, classify_file, classify_frame
+from cxnlp.io.batch import classify_file, classify_frame
 from cxnlp.io.tables import read_table, write_table
-from cxnlp.labels import SENTIMENTS
+from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS
 
 TEXTS = [
     "غذا خیلی خوشمزه بود",

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from cxnlp.models.base import read_config, write_config
+from cxnlp.modeldir import read_config, write_config
 from training.card import write_model_card
 
 

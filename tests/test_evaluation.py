@@ -181,7 +181,8 @@ def test_macro_f1_from_confusion_matches_scikit_learn():
 def test_dev_scores_read_a_model_directorys_dev_confusion(tmp_path):
     import json
 
-    from training.train import DEV_CONFUSION_FILE, dev_scores
+    from cxnlp.modeldir import DEV_CONFUSION_FILE
+    from training.train import dev_scores
 
     assert dev_scores(tmp_path) == {}
     (tmp_path / DEV_CONFUSION_FILE).write_text(

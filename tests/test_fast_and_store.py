@@ -10,7 +10,8 @@ import pytest
 
 import cxnlp
 from cxnlp.labels import SENTIMENTS
-from cxnlp.models.base import CONFIG_FILE, NotFittedError
+from cxnlp.modeldir import CONFIG_FILE
+from cxnlp.models.base import NotFittedError
 from cxnlp.models.fast import FastSentimentModel
 from cxnlp.models.store import MODELS_DIR_ENV, list_models, resolve_model
 

@@ -12,10 +12,11 @@ import torch
 import yaml
 
 from cxnlp.labels import SENTIMENTS
+from cxnlp.modeldir import TOPICS_DIR
 from cxnlp.models.blend import BlendedSentimentModel
 from cxnlp.models.store import load
 from cxnlp.models.transformer import TransformerSentimentModel, build_net
-from cxnlp.topics.tagger import TOPICS_DIR, CustomTopicMatcher, TopicTagger
+from cxnlp.topics.tagger import CustomTopicMatcher, TopicTagger
 from cxnlp.topics.taxonomy import TOPICS, Topic
 from training.topic_eval import score_topics
 from training.topic_trainer import (

@@ -289,7 +289,7 @@ def test_cli_promote_reuses_saved_reports_and_refuses_mismatched_data(
 
 
 def test_write_metrics_keeps_topic_scores_beside_the_topic_head(tmp_path: Path) -> None:
-    from training.gate import write_metrics
+    from cxnlp.modeldir import write_metrics
 
     report = {**_report(fa=0.7), "topics": {"blocks": {"fa_food": {"f1": 0.8}}}}
     plain = _model_dir(tmp_path / "plain", "no topics")

@@ -225,8 +225,9 @@ def test_retraining_a_model_with_topics_says_the_topic_head_was_not_carried_over
     tiny_backbone: Path, labeled_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ):
     from cxnlp.cli import main
+    from cxnlp.modeldir import TOPICS_DIR
     from cxnlp.models.store import load
-    from cxnlp.topics.tagger import TOPICS_DIR, TopicTagger
+    from cxnlp.topics.tagger import TopicTagger
     from cxnlp.topics.taxonomy import TOPICS
 
     base = train(tiny_config(tiny_backbone), tmp_path / "base", data_file=labeled_csv)

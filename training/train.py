@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -12,7 +11,14 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.models.base import SentimentModel, read_config
+from cxnlp.modeldir import (
+    WEIGHTS_FILE,
+    read_config,
+    read_dev_confusion,
+    write_dev_confusion,
+    write_training_config,
+)
+from cxnlp.models.base import SentimentModel
 from cxnlp.models.calibration import fit_temperature
 from cxnlp.models.evaluation import macro_f1_from_confusion
 from cxnlp.text.normalize import normalize
@@ -21,8 +27,6 @@ from training.data import load_corpus, read_labeled
 from training.sampling import cap_per_dataset, draw_weights
 
 logger = logging.getLogger(__name__)
-
-TRAINING_CONFIG_FILE = "training_config.json"
 
 
 def prepare_frames(config: Config, data_file: str | Path | None = None):
@@ -62,9 +66,6 @@ def prepare_frames(config: Config, data_file: str | Path | None = None):
     return train, dev
 
 
-DEV_CONFUSION_FILE = "dev_confusion.json"
-
-
 def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, dict]:
     """Fit one temperature per language on the dev rows (and "*" on all of them).
 
@@ -93,19 +94,10 @@ def _confusion(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
     return confusion_matrix(gold, predicted, labels=list(range(len(SENTIMENTS)))).tolist()
 
 
-def write_dev_confusion(model_dir: Path, confusion: dict[str, list[list[int]]]) -> None:
-    (Path(model_dir) / DEV_CONFUSION_FILE).write_text(
-        json.dumps(confusion, indent=1) + "\n", encoding="utf-8"
-    )
-
-
 def dev_scores(model_dir: Path) -> dict[str, float]:
     """Macro-F1 per language ("*" for all) on the dev rows of the run that wrote `model_dir`, from
     its dev confusion matrices; empty when it has none."""
-    path = Path(model_dir) / DEV_CONFUSION_FILE
-    if not path.exists():
-        return {}
-    confusion = json.loads(path.read_text(encoding="utf-8"))
+    confusion = read_dev_confusion(model_dir) or {}
     return {key: macro_f1_from_confusion(counts) for key, counts in sorted(confusion.items())}
 
 
@@ -163,8 +155,6 @@ def _base_transformer_state(base: Path) -> dict:
     """The fine-tuned weights of a transformer model, or of a blend's transformer member."""
     from safetensors.torch import load_file
 
-    from cxnlp.models.base import WEIGHTS_FILE
-
     config = read_config(base)
     if config["kind"] == "blend":
         member = next((m for m in config["members"] if m["dir"].endswith("transformer")), None)
@@ -218,9 +208,7 @@ def train(
         },
     )
     write_dev_confusion(staging, calibration["confusion"])
-    (staging / TRAINING_CONFIG_FILE).write_text(
-        json.dumps(config.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    write_training_config(staging, config.to_dict())
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)

@@ -17,7 +17,8 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.models.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
+from cxnlp.modeldir import WEIGHTS_FILE, read_config, write_config
+from cxnlp.models.base import SentimentModel
 
 
 class FastSentimentModel(SentimentModel):

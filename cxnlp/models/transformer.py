@@ -20,7 +20,8 @@ from torch import nn
 
 from cxnlp.backbone.build import BACKBONE_ID, resolve_backbone
 from cxnlp.labels import SENTIMENTS
-from cxnlp.models.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
+from cxnlp.modeldir import WEIGHTS_FILE, read_config, write_config
+from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
 
