@@ -35,8 +35,9 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
+    from cxnlp.backbone.spec import E5_PREFIX, mean_pool
     from cxnlp.labels import SENTIMENTS
-    from cxnlp.models.transformer import E5_PREFIX, build_net, mean_pool
+    from cxnlp.models.transformer import build_net
     from cxnlp.text.normalize import normalize
     from training.data import load_corpus
 

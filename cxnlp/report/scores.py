@@ -92,7 +92,7 @@ def score_drivers(
     """Lift of each topic and sentiment among detractors: its share among detractors divided by
     its share among all scored, classified rows, with a two-proportion test of detractors against
     the other respondents (p-values Holm-adjusted within topics and within sentiments). `data` and
-    `mentions` are prepared by `cxnlp.report.summary`."""
+    `mentions` are prepared by `cxnlp.report.topics.mentions_table`."""
     if kind not in DETRACTORS:
         return {"note": f"no detractor group is defined for {kind.upper()}: scales differ"}
     name, cutoff = DETRACTORS[kind]

@@ -15,7 +15,7 @@ EXAMPLE_CHARS = 280
 
 
 def mentions_table(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One row per (row, topic) of the classified rows of `data` (prepared by `cxnlp.report.summary`):
+    """One row per (row, topic) of the classified rows of `data` (prepared by `cxnlp.report.rows.prepare`):
     columns `row` (the index label), `topic`, `polarity`; and the number of unparsable cells."""
     rows, names, polarities, bad = [], [], [], 0
     raw = (

@@ -28,9 +28,20 @@ import io
 import logging
 import re
 import threading
+from importlib import resources
 from typing import Any
 
 from cxnlp.text.clean import clean_unicode, collapse_repeated_letters, replace_contacts
+from cxnlp.text.script import (
+    ARABIC_LETTER_RANGES,
+    FASTTEXT_TABLE,
+    LANGID_MARKS_RE,
+    OTHER_ARABIC_SCRIPT_LETTERS,
+    PERSIAN_ONLY_LETTERS,
+    TEH_MARBUTA,
+    WORD_KEY_TABLE,
+    ZWNJ,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +59,10 @@ _SCAN_CHARS = 1000  # letter and word evidence is read from at most this many ch
 
 # Placeholders of cxnlp.normalize (URL EMAIL PHONE @user) and of some source data sets, "RT".
 _PLACEHOLDER_RE = re.compile(r"@\w+|\b(?:URL|EMAIL|PHONE|LINK|USERNAME|USER|NUM\d*|RT)\b")
-_ARABIC_LETTER_RE = re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06fa-\u06ff\u0750-\u077f]")
+_ARABIC_LETTER_RE = re.compile(f"[{ARABIC_LETTER_RANGES}]")
 _LATIN_LETTER_RE = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _ANY_LETTER_RE = re.compile(r"[^\W\d_]")
-_MARKS_RE = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")  # tashkeel, tatweel
-_ARABIC_WORD_RE = re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06fa-\u06ff\u0750-\u077f]+")
+_ARABIC_WORD_RE = re.compile(f"[{ARABIC_LETTER_RANGES}]+")
 _LATIN_WORD_RE = re.compile(r"[a-z']+")
 
 # Letters that one of the two languages uses and the other (almost) never does. Measured on the
@@ -61,393 +71,49 @@ _LATIN_WORD_RE = re.compile(r"[a-z']+")
 # keyboard. ى أ إ and the two digit sets would be good evidence too, but normalize() rewrites them
 # (ى -> ي, أ -> ا, digits -> ASCII) and the language of a text must not change when it is
 # normalised; ة, ی/ک and ZWNJ survive normalisation in the language they point to.
-_FA_LETTER_RE = re.compile("[پچژگیک\u200c]")
+_FA_LETTER_RE = re.compile(f"[{PERSIAN_ONLY_LETTERS}{ZWNJ}]")
 _FA_LETTER_WEIGHT = 2.0
 _AR_LETTER_WEIGHT = 3.0
 _ARTICLE_WEIGHT = 2.0
 
 # Letters of other languages written in Arabic script (Urdu, Pashto, Kurdish, Sindhi, Uyghur).
 _FOREIGN_LETTER_SHARE = 0.05
-_OTHER_ARABIC_SCRIPT_RE = re.compile(r"[ٹڈڑںھےۓښږځڅټډړۍېێۆڵڕەۇۈۋڤڭڻڦ]")
+_OTHER_ARABIC_SCRIPT_RE = re.compile(f"[{OTHER_ARABIC_SCRIPT_LETTERS}]")
 
-_WORD_KEY_TABLE = str.maketrans({"ي": "ی", "ك": "ک", "ى": "ی", "أ": "ا", "إ": "ا", "ٱ": "ا"})
-# Word lists are compared after _WORD_KEY_TABLE (ي ى→ی, ك→ک, أ إ ٱ→ا; آ kept: it is typical of
+# The word lists are data files in cxnlp/data/langid/ (whitespace-separated words, # comments).
+# They are compared after WORD_KEY_TABLE (ي ى→ی, ك→ک, أ إ ٱ→ا; آ kept: it is typical of
 # Persian), so Persian typed on an Arabic keyboard and normalised Arabic still match. Chosen from document frequencies on the
 # labelled fa/ar sets (strong: >= 40 times likelier in one language, weak: 10-40 times), keeping
 # general vocabulary and leaving out names, places and news topics. Words both languages use
 # (من، ما، یا، کل، بعد، اما، الان، بس، یعنی، هی) are in neither list.
-_FA_STRONG = """
-از که بود این خیلی با رو در خوب برای کیفیت تو داره شده واقعا می یه هست تا میشه کنید یک نیست
-ها بسیار استفاده کار همه گوشی کردم خوبه است قیمت را شما دیگه باید خوبی نمیشه چرا میکنم نسبت
-نداره هر غذا باشه میکنه راضی شد ممنون کنم نبود خریدم رسید کرد اینکه سفارش هیچ چون لطفا همیشه
-داشت خوشمزه روی همراه اگه دو کردن دارم وقتی چند بسته نمی بیشتر بهتر بودم کنه زیاد چه خدا میده
-اگر کالا بشه پیشنهاد کرده بودن دست نه نمیکنه تر قیمتش بالا مردم پول توی یکی همین انجام البته
-بهترین متاسفانه تازه خود خوش چی العاده خوبیه گرفتم نداشت هستم ازش دادم پایین توجه درست افتضاح
-مزه داشته کمی دوستان محصول دارد میگه داشتم ارزش دوست هستش راضیم داده یکم حالا باشید پیش ترین
-آقای تشکر بگم تنها معمولی چیزی میاد شود واسه کنیم خسته باشد سه چیز قبلا خودش شدم نظرم اندازه
-شدن بهتره داد همش ممنونم باهاش کسی هنوز نشده کننده شاید بوده امروز زیادی امیدوارم کنی بقیه
-دوباره نکنید نمیده خودم همون دارن باعث دیگر راه اینه کمتر کنین میشد بخرید هفته توصیه میدم
-نمیدونم بعضی کنن دادن انگار دیدم هایی نمیاد هستند ندارد چقدر مونده نیاز برام بهش هستن بخاطر
-داری گفت نمیکنم حداقل گرفته تومن دارید اینو داریم میکنن نشد جالب میکنید اومد اینجا میخوام
-دارند اونم بازم نکردم نشون هستی خب نمیتونم مزخرف عاشقتم
-"""
-_FA_WEAK = "به هم ولی عالی های اصلا بی بد اون کاملا مشکل کلا حتما آن فکر بده خراب دیر کاش مسخره"
-_AR_STRONG = """
-فی على انا مع فیه لا عندهم عن الى هذا کان شی اللی رائع مکان هو انصح مرة افضل ولا انه لکن کتیر
-الی فیها ممتاز کانت جید ممتازة علیه مش نظیف الا اذا لو مره هناک فى ولکن لم جمیل التی عنده مستوی لدی
-خدمة بصراحة حلوة جیدة احب لما یوجد شوی بعض لانه حلوه یکون کثیر کنت یوم کمان انو رائعة والله
-جمیع بشکل لان عند حیث ممیز لی الذی طبعا وانا کبیر ممتازه مناسبة انصحکم وفی وکل وهو عشان ایضا
-انها احد احسن وما هذه روعة کما غالیة علیها بصراحه اکل جربت بکل سنة زی عندو شیء واحدة انی
-وبعد ومن احلى زاکی یقدم خاصة یمکن جد غالی عام کلها ابدا انک طیب بها فیهم انت راقی للاسف اکتر
-ناحیة بنصح منها وکان ذلک انهم یستحق جیده غالیه دایما لها کذا ایام اروح لانو راح بحب لیس اجمل
-جودة صغیر اشی لهم سیء رائعه رحت هیک اروع اخرى وهذا لکل خلال اتمنى هل ابو سریعة سیئة تجربة
-لذیذة منهم عندی لدیهم لن وعندهم صراحة اکید نوعا مستوى طلبت وهی مافی بالاضافة بسبب فهو بالنسبه
-اکبر وفیه لانها شئ علیهم معقولة فترة وکمان اهم عندما حسب یعتبر قریب الکثیر مقارنة ویوجد اللهم
-کثیرة الیه هنا وکانت مریحة مرات شاء متنوعة سعر یعجبنی عادیة صار یروح اشتری روعه ناس ساعة رح
-لنا وعلى یستاهل مریح قال زین هاد وخصوصا معهم عنه تلاقی عالیة یتمیز علیک طریقة اشیاء جمیله لانی
-ثم وغیر وانت وحتى لکم کثیرا بل ثانی جدآ دون جدیدة ولم لذیذه حقا ده
-"""
-_AR_WEAK = "جدا ان او اکثر له لذیذ منه تکون خصوصا دائما نفس قد اقل کله تم وان اغلب رغم ابد ایش مین"
 _STRONG_WORD_WEIGHT = 3.0
 _WEAK_WORD_WEIGHT = 1.0
 
 
+def _word_list(name: str) -> list[str]:
+    """The words of `cxnlp/data/langid/<name>.txt`."""
+    text = (resources.files("cxnlp") / "data" / "langid" / f"{name}.txt").read_text("utf-8")
+    return [w for line in text.splitlines() if not line.startswith("#") for w in line.split()]
+
+
 def _word_table(strong: str, weak: str) -> dict[str, float]:
-    table = {w.translate(_WORD_KEY_TABLE): _WEAK_WORD_WEIGHT for w in weak.split()}
-    table.update({w.translate(_WORD_KEY_TABLE): _STRONG_WORD_WEIGHT for w in strong.split()})
+    table = {w.translate(WORD_KEY_TABLE): _WEAK_WORD_WEIGHT for w in _word_list(weak)}
+    table.update({w.translate(WORD_KEY_TABLE): _STRONG_WORD_WEIGHT for w in _word_list(strong)})
     return table
 
 
-_FA_WORDS = _word_table(_FA_STRONG, _FA_WEAK)
-_AR_WORDS = _word_table(_AR_STRONG, _AR_WEAK)
+_FA_WORDS = _word_table("fa_strong", "fa_weak")
+_AR_WORDS = _word_table("ar_strong", "ar_weak")
 # Persian words that begin with the Arabic article's letters.
-_FA_AL_WORDS = frozenset(
-    [
-        "البته",
-        "الان",
-        "الانم",
-        "الکی",
-        "الکیه",
-        "الو",
-        "الکترونیک",
-        "الکترونیکی",
-        "الهام",
-        "الماس",
-        "الگو",
-        "العاده",
-        "العادس",
-        "العادست",
-        "العادهای",
-        "الهی",
-        "التماس",
-        "الویه",
-        "الترا",
-        "المللی",
-        "التهاب",
-        "المان",
-    ]
-)
+_FA_AL_WORDS = frozenset(_word_list("fa_al"))
 
-_FT_TABLE = str.maketrans({"ى": "ي", "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا"})
 # fastText labels counted as Persian or Arabic when it breaks a tie between the two.
 _FT_FAMILY = {"fa": "fa", "mzn": "fa", "glk": "fa", "azb": "fa", "ar": "ar", "arz": "ar"}
 
 # Very common English words, including chat spellings, that are not also common words of other
 # Latin-script languages (no "a", "in", "die", "me", "no", "so", "was"): short informal English is
 # where fastText's lite model goes wrong ("I love my macbook pro!" -> Italian).
-_ENGLISH_WORDS = frozenset(
-    [
-        "the",
-        "and",
-        "is",
-        "are",
-        "be",
-        "been",
-        "being",
-        "am",
-        "i",
-        "i'm",
-        "im",
-        "i've",
-        "ive",
-        "i'd",
-        "i'll",
-        "you",
-        "you're",
-        "your",
-        "yours",
-        "u",
-        "ur",
-        "ya",
-        "it",
-        "it's",
-        "its",
-        "this",
-        "that",
-        "these",
-        "those",
-        "of",
-        "for",
-        "with",
-        "from",
-        "at",
-        "by",
-        "not",
-        "don't",
-        "dont",
-        "didn't",
-        "didnt",
-        "doesn't",
-        "isn't",
-        "wasn't",
-        "can't",
-        "cant",
-        "won't",
-        "wont",
-        "very",
-        "too",
-        "just",
-        "have",
-        "has",
-        "had",
-        "having",
-        "do",
-        "does",
-        "did",
-        "doing",
-        "can",
-        "will",
-        "would",
-        "should",
-        "could",
-        "must",
-        "all",
-        "any",
-        "some",
-        "if",
-        "what",
-        "when",
-        "where",
-        "why",
-        "how",
-        "who",
-        "which",
-        "there",
-        "here",
-        "they",
-        "them",
-        "their",
-        "we",
-        "our",
-        "us",
-        "my",
-        "he",
-        "she",
-        "his",
-        "her",
-        "him",
-        "an",
-        "or",
-        "but",
-        "get",
-        "got",
-        "gets",
-        "good",
-        "great",
-        "bad",
-        "love",
-        "loved",
-        "like",
-        "liked",
-        "thanks",
-        "thank",
-        "thx",
-        "please",
-        "pls",
-        "plz",
-        "service",
-        "food",
-        "place",
-        "best",
-        "worst",
-        "ever",
-        "never",
-        "always",
-        "really",
-        "nice",
-        "awesome",
-        "amazing",
-        "terrible",
-        "awful",
-        "horrible",
-        "flight",
-        "hours",
-        "time",
-        "today",
-        "again",
-        "still",
-        "only",
-        "about",
-        "after",
-        "before",
-        "because",
-        "than",
-        "then",
-        "also",
-        "more",
-        "most",
-        "much",
-        "many",
-        "other",
-        "out",
-        "up",
-        "down",
-        "over",
-        "into",
-        "back",
-        "well",
-        "way",
-        "even",
-        "new",
-        "old",
-        "first",
-        "last",
-        "next",
-        "one",
-        "two",
-        "three",
-        "day",
-        "days",
-        "week",
-        "night",
-        "morning",
-        "tomorrow",
-        "yesterday",
-        "people",
-        "guys",
-        "know",
-        "think",
-        "want",
-        "need",
-        "make",
-        "made",
-        "go",
-        "going",
-        "gone",
-        "come",
-        "came",
-        "see",
-        "seen",
-        "look",
-        "take",
-        "took",
-        "give",
-        "gave",
-        "tell",
-        "told",
-        "say",
-        "said",
-        "work",
-        "works",
-        "worked",
-        "buy",
-        "bought",
-        "try",
-        "tried",
-        "use",
-        "used",
-        "phone",
-        "price",
-        "quality",
-        "staff",
-        "friendly",
-        "delicious",
-        "recommend",
-        "worth",
-        "visit",
-        "meal",
-        "order",
-        "ordered",
-        "customer",
-        "help",
-        "waiting",
-        "wait",
-        "hour",
-        "minutes",
-        "late",
-        "delayed",
-        "cancelled",
-        "money",
-        "pay",
-        "paid",
-        "free",
-        "easy",
-        "fast",
-        "slow",
-        "hot",
-        "cold",
-        "happy",
-        "sad",
-        "sorry",
-        "yes",
-        "yeah",
-        "yep",
-        "yup",
-        "ok",
-        "okay",
-        "hey",
-        "hi",
-        "hello",
-        "lol",
-        "omg",
-        "lmao",
-        "gonna",
-        "wanna",
-        "gotta",
-        "wat",
-        "dun",
-        "wan",
-        "tmr",
-        "cya",
-        "luv",
-        "something",
-        "nothing",
-        "everything",
-        "anyone",
-        "every",
-        "each",
-        "same",
-        "such",
-        "own",
-        "right",
-        "left",
-        "off",
-        "again",
-        "now",
-        "soon",
-        "life",
-        "home",
-        "thing",
-        "things",
-        "lot",
-        "lots",
-        "little",
-        "big",
-        "small",
-        "long",
-        "high",
-        "low",
-        "far",
-        "fine",
-        "sure",
-        "so-so",
-        "which",
-        "while",
-        "though",
-        "whatever",
-        "whenever",
-    ]
-)
+_ENGLISH_WORDS = frozenset(_word_list("en_common"))
 _EN_RESCUE_MIN_PROB = 0.05  # fastText must give English at least this much for a weak rescue
 _EN_RESCUE_MIN_SHARE = 0.3  # share of words in _ENGLISH_WORDS needed with that probability
 _EN_SURE_HITS, _EN_SURE_SHARE = 4, 0.4  # this many common English words skip fastText
@@ -485,8 +151,8 @@ def _fasttext(text: str, k: int = 10) -> dict[str, float]:
 def _arabic_script_scores(text: str) -> tuple[float, float]:
     """Evidence for Persian and for Arabic from letters and words one language does not use."""
     fa = _FA_LETTER_WEIGHT * len(_FA_LETTER_RE.findall(text))
-    ar = _AR_LETTER_WEIGHT * text.count("ة")
-    for key in _ARABIC_WORD_RE.findall(text.translate(_WORD_KEY_TABLE)):
+    ar = _AR_LETTER_WEIGHT * text.count(TEH_MARBUTA)
+    for key in _ARABIC_WORD_RE.findall(text.translate(WORD_KEY_TABLE)):
         if key in _FA_WORDS:
             fa += _FA_WORDS[key]
         elif key in _AR_WORDS:
@@ -507,7 +173,7 @@ def _fa_or_ar(text: str, n_arabic: int) -> str:
     if ar >= _DECISIVE_RATIO * fa and ar > 0:
         return "ar"
     # No evidence, or evidence both ways: fastText breaks the tie, helped by the evidence.
-    probs = _fasttext(text.translate(_FT_TABLE))
+    probs = _fasttext(text.translate(FASTTEXT_TABLE))
     p_fa = sum(p for lab, p in probs.items() if _FT_FAMILY.get(lab) == "fa")
     p_ar = sum(p for lab, p in probs.items() if _FT_FAMILY.get(lab) == "ar")
     return "fa" if p_fa * (1.0 + fa) >= p_ar * (1.0 + ar) else "ar"
@@ -535,7 +201,7 @@ def _prepare(text: str) -> str:
     text = replace_contacts(clean_unicode(text[:_SCAN_CHARS]))
     text = _PLACEHOLDER_RE.sub(" ", text)
     if not text.isascii():
-        text = _MARKS_RE.sub("", text)
+        text = LANGID_MARKS_RE.sub("", text)
     return collapse_repeated_letters(text).replace("#", " ").replace("_", " ")
 
 

@@ -55,6 +55,7 @@ from cxnlp.text.clean import (
     replace_contacts,
 )
 from cxnlp.text.langid import OTHER, SUPPORTED_LANGS, detect_language
+from cxnlp.text.script import ARABIC_TEXT_MARKS_RE, ARABIC_TEXT_TABLE
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,6 @@ _ZWNJ_EDGE_RE = re.compile(r"\u200c+(?=\s|$)|(?:(?<=\s)|^)\u200c+")
 _SPACES_RE = re.compile(r"[^\S\n]+")
 _NEWLINES_RE = re.compile(r" ?\n[\s]*")
 
-_AR_TASHKEEL_RE = re.compile(
-    "[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed]"
-)
-_AR_TABLE = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ک": "ك",
-                           "\u0640": None, "\u200c": None})  # fmt: skip
 
 # Latin model names ("S21", "128GB") and percentages, which hazm's tokenizer would split.
 _LATIN_ALNUM_RE = re.compile(
@@ -169,7 +165,7 @@ def _mark_index(code: str) -> int:
 
 
 def _arabic(text: str) -> str:
-    return _AR_TASHKEEL_RE.sub("", text).translate(_AR_TABLE)
+    return ARABIC_TEXT_MARKS_RE.sub("", text).translate(ARABIC_TEXT_TABLE)
 
 
 def _english(text: str) -> str:
