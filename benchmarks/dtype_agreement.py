@@ -30,7 +30,7 @@ def main() -> None:
 
     import cxnlp
     from cxnlp.labels import SENTIMENTS
-    from cxnlp.normalize import normalize
+    from cxnlp.text.normalize import normalize
     from training.data import load_corpus
 
     model = cxnlp.load(args.model)

@@ -1,4 +1,4 @@
-"""Accuracy and speed of cxnlp.langid.detect_language on the labelled data sets.
+"""Accuracy and speed of cxnlp.text.langid.detect_language on the labelled data sets.
 
 Usage (from the repository root)::
 
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from cxnlp.langid import detect_language  # noqa: E402
+from cxnlp.text.langid import detect_language  # noqa: E402
 
 LANGS = ("fa", "ar", "en")
 

@@ -35,9 +35,10 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
+    from cxnlp.backbone.spec import E5_PREFIX, mean_pool
     from cxnlp.labels import SENTIMENTS
-    from cxnlp.normalize import normalize
-    from cxnlp.transformer import E5_PREFIX, build_net, mean_pool
+    from cxnlp.models.transformer import build_net
+    from cxnlp.text.normalize import normalize
     from training.data import load_corpus
 
     corpus = load_corpus(args.data)

@@ -61,7 +61,7 @@ def rate(seconds: float, n: int) -> str:
 def plain_transformers(model, texts: list[str], batch_size: int = 32) -> float:
     import torch
 
-    from cxnlp.transformer import E5_PREFIX
+    from cxnlp.backbone.spec import E5_PREFIX
 
     net = model.net.float().eval()
     started = time.perf_counter()
@@ -92,7 +92,7 @@ def main() -> None:
     import torch
 
     import cxnlp
-    from cxnlp.transformer import cpu_has_fast_bf16, resolve_inference_dtype
+    from cxnlp.models.transformer import cpu_has_fast_bf16, resolve_inference_dtype
 
     torch.set_num_threads(args.threads)
     texts = review_texts(Path(args.data), args.n, max_chars=args.max_chars)

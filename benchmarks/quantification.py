@@ -9,7 +9,7 @@ Usage (from the repository root)::
 
 `--data` is the shared corpus directory (`{fa,ar,en}/<dataset>.jsonl`; rows of the held-out
 `--splits` whose label is one of the three sentiments) or one labeled file (`text,label[,lang]`).
-The model labels every text; `cxnlp.rollup.summarize` gives the raw, PCC and ACC shares (ACC from
+The model labels every text; `cxnlp.report.summary.summarize` gives the raw, PCC and ACC shares (ACC from
 the model's `dev_confusion.json`, never from these labels), printed per language (and per dataset
 with `--per-dataset`) next to the true shares, with absolute errors in percentage points. The
 target of issue 5: corrected shares within ±3 points of the true ones. `--limit N` labels a random
@@ -39,8 +39,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.labels import LANGS, SENTIMENTS  # noqa: E402
-from cxnlp.rollup import load_confusion, summarize  # noqa: E402
-from cxnlp.store import load, resolve_model  # noqa: E402
+from cxnlp.modeldir import DEV_CONFUSION_FILE, read_dev_confusion  # noqa: E402
+from cxnlp.models.store import load, resolve_model  # noqa: E402
+from cxnlp.report.summary import summarize  # noqa: E402
 
 TARGET_POINTS = 3.0
 METHODS = ("raw", "pcc", "acc", "sample_acc", "sample_pacc")
@@ -203,9 +204,9 @@ def main() -> None:
     args = parser.parse_args()
 
     model_dir = resolve_model(args.model)
-    confusion = load_confusion(model_dir)
+    confusion = read_dev_confusion(model_dir)
     if confusion is None:
-        print(f"note: {model_dir} has no dev_confusion.json; ACC is left out", file=sys.stderr)
+        print(f"note: {model_dir} has no {DEV_CONFUSION_FILE}; ACC is left out", file=sys.stderr)
     data = Path(args.data)
     if args.labeled_sample and not data.is_dir():
         raise SystemExit("--labeled-sample needs the corpus directory (dev splits per dataset)")

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from cxnlp.taxonomy import TOPICS  # noqa: E402
+from cxnlp.topics.taxonomy import TOPICS  # noqa: E402
 from training.topic_data import (  # noqa: E402
     TOPIC_POLARITIES,
     load_mapping,

@@ -8,22 +8,27 @@
 from importlib import import_module
 from typing import Any
 
-# Eager on purpose: `cxnlp.normalize` is also a submodule name, and importing the function here
-# keeps the package attribute bound to the function whichever module is imported first.
-from cxnlp.langid import detect_language
-from cxnlp.normalize import normalize
+# Eager: both are cheap (no torch), and `import cxnlp` is what most callers do first.
+from cxnlp.text.langid import detect_language
+from cxnlp.text.normalize import normalize
 
 __version__ = "0.1.0"
 
 # Public names and the module each lives in; modules are imported on first use so that
 # `import cxnlp` stays fast (torch and transformers load only when a model is needed).
 _EXPORTS = {
-    "build_backbone": "cxnlp.backbone",
-    "resolve_backbone": "cxnlp.backbone",
-    "load": "cxnlp.store",
-    "list_models": "cxnlp.store",
-    "Prediction": "cxnlp.base",
-    "SentimentModel": "cxnlp.base",
+    "build_backbone": "cxnlp.backbone.build",
+    "resolve_backbone": "cxnlp.backbone.build",
+    "load": "cxnlp.models.store",
+    "list_models": "cxnlp.models.store",
+    "Prediction": "cxnlp.models.base",
+    "SentimentModel": "cxnlp.models.base",
+    "classify_file": "cxnlp.io.batch",
+    "classify_frame": "cxnlp.io.batch",
+    "read_table": "cxnlp.io.tables",
+    "write_table": "cxnlp.io.tables",
+    "summarize": "cxnlp.report.summary",
+    "build_report": "cxnlp.report.build",
 }
 
 __all__ = ["__version__", "detect_language", "normalize", *_EXPORTS]

@@ -8,7 +8,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
-from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int]
 # The training and service packages add their verbs (train, evaluate, serve, ...) through this
@@ -17,7 +16,7 @@ VERB_GROUP = "cxnlp.verbs"
 
 
 def _backbone(args: argparse.Namespace) -> int:
-    from cxnlp.backbone import build_backbone, verify_backbone
+    from cxnlp.backbone.build import build_backbone, verify_backbone
 
     path = build_backbone(cache_dir=args.cache_dir, force=args.force)
     if args.verify and not verify_backbone(path):
@@ -28,7 +27,7 @@ def _backbone(args: argparse.Namespace) -> int:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from cxnlp.normalize import normalize
+    from cxnlp.text.normalize import normalize
 
     for text in _texts_from(args):
         print(normalize(text, lang=args.lang))
@@ -36,7 +35,7 @@ def _normalize(args: argparse.Namespace) -> int:
 
 
 def _detect_lang(args: argparse.Namespace) -> int:
-    from cxnlp.langid import detect_language
+    from cxnlp.text.langid import detect_language
 
     for text in _texts_from(args):
         print(detect_language(text))
@@ -44,8 +43,8 @@ def _detect_lang(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from cxnlp.batch import classify_file
-    from cxnlp.store import load
+    from cxnlp.io.batch import classify_file
+    from cxnlp.models.store import load
 
     model = load(args.model)
     if args.custom_topics:
@@ -70,56 +69,27 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import json
+    from cxnlp.report.build import build_report, report_json
 
-    from cxnlp.io import read_table
-    from cxnlp.report_html import write_html
-    from cxnlp.rollup import load_confusion, summarize
-    from cxnlp.store import resolve_model
-
-    if args.labeled and not args.gold_col:
-        raise ValueError("--labeled needs --gold-col: the column that holds the hand-given labels")
-    frame = read_table(args.input)
-    confusion, note = None, None
-    try:
-        model_dir = resolve_model(args.model or "default")
-    except FileNotFoundError:
-        if args.model:  # a model asked for by name must exist; the default one may not
-            raise
-        note = "ACC omitted: no default model to read a dev confusion matrix from (pass --model)"
-    else:
-        confusion = load_confusion(model_dir)
-        if confusion is None:
-            note = f"ACC omitted: the model {model_dir} has no dev_confusion.json"
-    labeled = None
-    if args.gold_col:
-        labeled = read_table(args.labeled) if args.labeled else frame
-    summary = summarize(
-        frame,
-        labeled=labeled,
-        gold_col=args.gold_col or "label",
+    summary = build_report(
+        args.input,
+        model=args.model,
+        gold_col=args.gold_col,
+        labeled=args.labeled,
         group_by=_column_list(args.group_by),
         date_col=args.date_col,
         period=args.period,
         score_col=args.score_col,
         score_kind=args.score_kind,
-        confusion=confusion,
         alpha=args.alpha,
         baseline=args.baseline,
         text_col=args.text_col,
+        json_path=args.json,
+        html_path=args.html,
+        title=args.title,
     )
-    if note and labeled is None:
-        summary["notes"] = [note] + [n for n in summary["notes"] if not n.startswith("ACC omitted")]
-    summary["source"] = str(args.input)
-    text = json.dumps(summary, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
-    if args.json:
-        Path(args.json).write_text(text, encoding="utf-8")
-    if args.html:
-        write_html(
-            summary, args.html, title=args.title or f"Customer feedback: {Path(args.input).name}"
-        )
     if not (args.json or args.html):
-        sys.stdout.write(text)
+        sys.stdout.write(report_json(summary))
     overall = summary["overall"]["raw"]["shares"]
     print(
         f"{summary['classified']} classified rows ({summary['errors']} errors): "

@@ -1,4 +1,118 @@
-"""The label sets every part of cxnlp agrees on."""
+"""The label sets every part of cxnlp agrees on, and the classified-table contract: the columns
+`cxnlp classify` adds to a table and how its `topics` cell is written and read.
+
+The `topics` cell is a list of `{"topic", "polarity", "score"}`. In text formats whose cells are
+strings (CSV, XLSX, Parquet) it is that list as a JSON string; in JSONL it is a JSON array. Both
+read back to the same list with `decode_topics`.
+
+>>> cell = encode_topics([{"topic": "delivery", "polarity": "negative", "score": 0.9}])
+>>> cell
+'[{"topic": "delivery", "polarity": "negative", "score": 0.9}]'
+>>> decode_topics(cell) == decode_topics(json.loads(cell))
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 LANGS: tuple[str, ...] = ("fa", "ar", "en")
+
+
+def probability_column(label: str) -> str:
+    """The column holding the calibrated probability of one sentiment: `p_<label>`."""
+    return f"p_{label}"
+
+
+# The probability columns in SENTIMENTS order (the order computations use).
+PROBABILITY_COLUMNS: tuple[str, ...] = tuple(probability_column(s) for s in SENTIMENTS)
+TOPICS_COLUMN = "topics"
+ERROR_COLUMN = "error"
+# What `cxnlp classify` adds to every row, in the order it writes them.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "sentiment",
+    probability_column("positive"),
+    probability_column("neutral"),
+    probability_column("negative"),
+    "confidence",
+    "lang",
+    TOPICS_COLUMN,
+    ERROR_COLUMN,
+)
+# What a report needs of a classified table.
+REPORT_COLUMNS: tuple[str, ...] = ("sentiment", *PROBABILITY_COLUMNS, ERROR_COLUMN)
+
+
+def encode_topics(topics: list[dict[str, Any]]) -> str:
+    """A row's topics as the JSON string a text cell holds."""
+    return json.dumps(topics, ensure_ascii=False)
+
+
+def decode_topics(value: object, sentiment: str | None = None) -> list[dict[str, Any]] | None:
+    """One row's topics from its cell (a JSON string, or a list as JSONL reads back), each topic
+    once (its first mention); None when the cell is not a list of topics. A topic without a
+    valid polarity takes the row's `sentiment`.
+
+    >>> decode_topics('[{"topic": "delivery", "polarity": "negative", "score": 0.9}]', "negative")
+    [{'topic': 'delivery', 'polarity': 'negative', 'score': 0.9}]
+    >>> decode_topics("", "neutral")
+    []
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        if value in ("[]", "") or not value.strip():  # most rows: skip the JSON parser
+            return []
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, list | tuple):
+        return None
+    topics, seen = [], set()
+    for item in value:
+        name = item.get("topic") if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name.strip() or name in seen:
+            continue
+        seen.add(name)
+        polarity = item.get("polarity") if isinstance(item, dict) else None
+        score = item.get("score") if isinstance(item, dict) else None
+        topics.append(
+            {
+                "topic": name,
+                "polarity": polarity if polarity in SENTIMENTS else sentiment,
+                "score": score if isinstance(score, int | float) else None,
+            }
+        )
+    return topics
+
+
+def topics_cells(frame: pd.DataFrame, *, as_text: bool) -> pd.DataFrame:
+    """`frame` with its topics cells as JSON strings (`as_text`, for CSV / XLSX / Parquet) or as
+    lists (for JSONL, where a string would be JSON inside JSON). Cells already in the wanted form,
+    and missing ones, are left alone; a frame without a topics column is returned as is."""
+    if TOPICS_COLUMN not in frame.columns:
+        return frame
+    if as_text:
+
+        def convert(v: object) -> object:
+            return encode_topics(list(v)) if isinstance(v, list | tuple) else v
+    else:
+
+        def convert(v: object) -> object:
+            if not isinstance(v, str):
+                return v
+            try:
+                return json.loads(v)
+            except ValueError:
+                return v  # not JSON: written as the text it is
+
+    out = frame.copy()
+    out[TOPICS_COLUMN] = [convert(v) for v in frame[TOPICS_COLUMN]]
+    return out

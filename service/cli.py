@@ -23,7 +23,7 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cxnlp.store import resolve_model
+    from cxnlp.models.store import resolve_model
     from service.app import check_auth
     from service.settings import Settings
 

@@ -1,5 +1,5 @@
 """Batch jobs for exports too big for one request: the uploaded file is classified by
-`cxnlp.batch.classify_file` (the code the `cxnlp classify` verb runs) in a background thread.
+`cxnlp.io.batch.classify_file` (the code the `cxnlp classify` verb runs) in a background thread.
 
 Each job lives in its own directory under the jobs directory: the upload, the result once done,
 and `job.json` with its state, so a restarted service still answers for finished jobs (a job
@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxnlp.batch import classify_file
+from cxnlp.io.batch import classify_file
 from service.loading import LoadedModel
 
 logger = logging.getLogger(__name__)

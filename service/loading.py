@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cxnlp.base import METRICS_FILE, read_config
-from cxnlp.rollup import load_confusion
-from cxnlp.store import load, resolve_model
+from cxnlp.modeldir import read_config, read_dev_confusion, read_metrics
+from cxnlp.models.store import load, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +54,7 @@ def load_model(name_or_path: str, custom_topics: str | Path | None = None) -> Lo
     if custom_topics is not None:
         model.add_custom_topics(custom_topics)
     model.predict(WARMUP_TEXTS)
-    metrics_path = path / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    metrics = read_metrics(path)
     logger.info("loaded %s (%s) in %.1f s", path, config.get("kind"), time.perf_counter() - started)
     return LoadedModel(
         model=model,
@@ -66,7 +63,7 @@ def load_model(name_or_path: str, custom_topics: str | Path | None = None) -> Lo
         kind=str(config.get("kind")),
         cxnlp_version=config.get("cxnlp_version"),
         metrics=metrics,
-        confusion=load_confusion(path),
+        confusion=read_dev_confusion(path),
     )
 
 

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cxnlp.labels import LANGS
-from cxnlp.rollup import PERIODS
-from cxnlp.scores import SCORE_KINDS
+from cxnlp.report.alerts import PERIODS
+from cxnlp.report.scores import SCORE_KINDS
 
 Lang = Literal[LANGS]
 Period = Literal[tuple(PERIODS)]

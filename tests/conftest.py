@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cxnlp import backbone
+from cxnlp.backbone import build as backbone
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -94,7 +94,7 @@ def tiny_train() -> list[tuple[str, str, str]]:
 def tiny_fast_model():
     """A FastSentimentModel fitted on TINY_TRAIN, with non-trivial temperatures so that saving
     and loading them is exercised too. Treat it as read-only."""
-    from cxnlp.fast import FastSentimentModel
+    from cxnlp.models.fast import FastSentimentModel
 
     langs, texts, labels = zip(*TINY_TRAIN, strict=True)
     model = FastSentimentModel(n_features=2**14, ngram_range=(1, 4), C=10.0)

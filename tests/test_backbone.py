@@ -1,4 +1,4 @@
-"""Tests for cxnlp.backbone / cxnlp.e5s1: the offline multilingual-e5-small backbone."""
+"""Tests for cxnlp.backbone (build, e5s1): the offline multilingual-e5-small backbone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxnlp import backbone, e5s1
+from cxnlp.backbone import build as backbone
+from cxnlp.backbone import e5s1
 
 # Real short customer-feedback sentences (copied from the project's fa/ar/en corpora).
 SENTENCES = {

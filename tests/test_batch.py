@@ -1,4 +1,4 @@
-"""Tests for cxnlp.batch: every row out in order, errors per row, file formats, resuming."""
+"""Tests for cxnlp.io.batch: every row out in order, errors per row, file formats, resuming."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxnlp.batch import RESULT_COLUMNS, classify_file, classify_frame
-from cxnlp.io import read_table, write_table
-from cxnlp.labels import SENTIMENTS
+from cxnlp.io.batch import classify_file, classify_frame
+from cxnlp.io.tables import read_table, write_table
+from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS
 
 TEXTS = [
     "غذا خیلی خوشمزه بود",

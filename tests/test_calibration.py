@@ -1,11 +1,11 @@
-"""Tests for cxnlp.calibration: softmax with temperatures, temperature fitting, ECE."""
+"""Tests for cxnlp.models.calibration: softmax with temperatures, temperature fitting, ECE."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cxnlp.calibration import expected_calibration_error, fit_temperature, softmax
+from cxnlp.models.calibration import expected_calibration_error, fit_temperature, softmax
 
 LOGITS = np.array([[2.0, 0.5, -1.0], [0.0, 0.0, 0.0], [-3.0, 4.0, 1.0], [1000.0, 999.0, 0.0]])
 

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from cxnlp.base import read_config, write_config
+from cxnlp.modeldir import read_config, write_config
 from training.card import write_model_card
 
 
@@ -44,3 +44,26 @@ def test_card_lists_training_sets_licences_metrics_and_command(tiny_model_dir: P
     assert "cxnlp train --config X --out Y" in card
     assert "123 training rows" in card
     assert json.loads((model_dir / "config.json").read_text())["kind"] == "fast"
+
+
+def test_card_write_card_and_metrics_saves_the_report_and_the_reproduce_command(
+    tiny_model_dir: Path, tmp_path
+):
+    from cxnlp.modeldir import METRICS_FILE, read_metrics
+    from training.card import write_card_and_metrics
+
+    model_dir = tmp_path / "tiny"
+    shutil.copytree(tiny_model_dir, model_dir)
+    notes = tmp_path / "notes.md"
+    notes.write_text("Known weakness: sarcasm.\n", encoding="utf-8")
+
+    card = write_card_and_metrics(model_dir, _report(), data="../shared/data", notes_file=notes)
+
+    assert read_metrics(model_dir) == _report()
+    assert (model_dir / METRICS_FILE).is_file()
+    text = card.read_text(encoding="utf-8")
+    assert (
+        "cxnlp train --config training/configs/tiny.yaml --out models/tiny\n"
+        f"cxnlp evaluate --model models/tiny --data ../shared/data --write-card --notes {notes}"
+    ) in text
+    assert text.rstrip().endswith("Known weakness: sarcasm.")

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from cxnlp.cli import main
-from cxnlp.io import read_table, write_table
-from cxnlp.langid import detect_language
-from cxnlp.normalize import normalize
+from cxnlp.io.tables import read_table, write_table
+from cxnlp.text.langid import detect_language
+from cxnlp.text.normalize import normalize
 
 TEXTS = ["غذا خیلی خوشمزه بود", "الخدمة سيئة جدا", "Great app", "", "The store opens at nine"]
 

@@ -1,4 +1,4 @@
-"""Tests for cxnlp.evaluation: scores against scikit-learn, binary scoring, per-group reports."""
+"""Tests for cxnlp.models.evaluation: scores against scikit-learn, binary scoring, per-group reports."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from cxnlp.calibration import expected_calibration_error
-from cxnlp.evaluation import evaluate_frame, format_report, score
 from cxnlp.labels import SENTIMENTS
+from cxnlp.models.calibration import expected_calibration_error
+from cxnlp.models.evaluation import evaluate_frame, format_report, score
 
 NEG, NEU, POS = (SENTIMENTS.index(s) for s in ("negative", "neutral", "positive"))
 
@@ -164,7 +164,7 @@ def test_as_sourced_scores_decide_polar_only_datasets_between_positive_and_negat
 def test_macro_f1_from_confusion_matches_scikit_learn():
     from sklearn.metrics import f1_score
 
-    from cxnlp.evaluation import macro_f1_from_confusion
+    from cxnlp.models.evaluation import macro_f1_from_confusion
 
     rng = np.random.default_rng(4)
     for _ in range(20):
@@ -181,7 +181,8 @@ def test_macro_f1_from_confusion_matches_scikit_learn():
 def test_dev_scores_read_a_model_directorys_dev_confusion(tmp_path):
     import json
 
-    from training.train import DEV_CONFUSION_FILE, dev_scores
+    from cxnlp.modeldir import DEV_CONFUSION_FILE
+    from training.train import dev_scores
 
     assert dev_scores(tmp_path) == {}
     (tmp_path / DEV_CONFUSION_FILE).write_text(

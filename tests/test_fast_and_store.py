@@ -1,4 +1,4 @@
-"""Tests for cxnlp.fast and cxnlp.store: fitting, saving and loading a tiny fast model."""
+"""Tests for cxnlp.models.fast and cxnlp.models.store: fitting, saving and loading a tiny fast model."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import cxnlp
-from cxnlp.base import CONFIG_FILE, NotFittedError
-from cxnlp.fast import FastSentimentModel
 from cxnlp.labels import SENTIMENTS
-from cxnlp.store import MODELS_DIR_ENV, list_models, resolve_model
+from cxnlp.modeldir import CONFIG_FILE
+from cxnlp.models.base import NotFittedError
+from cxnlp.models.fast import FastSentimentModel
+from cxnlp.models.store import MODELS_DIR_ENV, list_models, resolve_model
 
 PROBE = [
     "غذا خیلی خوشمزه بود",

@@ -1,4 +1,4 @@
-"""Tests for cxnlp.io: formats, CSV encodings and delimiters, chunked reading, round trips."""
+"""Tests for cxnlp.io.tables: formats, CSV encodings and delimiters, chunked reading, round trips."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cxnlp import io
+from cxnlp.io import tables as io
 
 # The Persian text has the Arabic yeh (ي): Windows-1256 has no Persian yeh (ی), and Persian
 # Windows writes ي in its place.

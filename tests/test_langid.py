@@ -1,13 +1,13 @@
-"""Tests for cxnlp.langid. Sentences marked with a source are real rows of the labelled data sets,
+"""Tests for cxnlp.text.langid. Sentences marked with a source are real rows of the labelled data sets,
 copied in so that the tests do not need the data; the other-language ones are written here."""
 
 from __future__ import annotations
 
 import pytest
 
-import cxnlp.langid as langid
-from cxnlp.langid import OTHER, SUPPORTED_LANGS, detect_language, detect_languages
-from cxnlp.normalize import EMAIL_TOKEN, PHONE_TOKEN, URL_TOKEN, USER_TOKEN, normalize
+import cxnlp.text.langid as langid
+from cxnlp.text.langid import OTHER, SUPPORTED_LANGS, detect_language, detect_languages
+from cxnlp.text.normalize import EMAIL_TOKEN, PHONE_TOKEN, URL_TOKEN, USER_TOKEN, normalize
 
 REAL = {
     "fa": [

@@ -1,4 +1,4 @@
-"""Tests for cxnlp.normalize. The sentences are real rows of the labelled data sets (source in the
+"""Tests for cxnlp.text.normalize. The sentences are real rows of the labelled data sets (source in the
 comment), copied in so that the tests do not need the data."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from cxnlp.normalize import EMAIL_TOKEN, PHONE_TOKEN, URL_TOKEN, USER_TOKEN, normalize
+from cxnlp.text.normalize import EMAIL_TOKEN, PHONE_TOKEN, URL_TOKEN, USER_TOKEN, normalize
 
 # (lang, raw, expected normalize(raw, lang))
 REAL = [

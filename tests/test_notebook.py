@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,9 @@ import pytest
 nbclient = pytest.importorskip("nbclient")
 nbformat = pytest.importorskip("nbformat")
 
-from cxnlp.fast import FastSentimentModel  # noqa: E402
-from cxnlp.io import read_table  # noqa: E402
+from cxnlp.io.tables import read_table  # noqa: E402
 from cxnlp.labels import SENTIMENTS  # noqa: E402
+from cxnlp.models.fast import FastSentimentModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "classify_and_report.ipynb"
@@ -47,6 +48,10 @@ def test_notebook_classifies_the_example_export_and_reports_its_shares(tmp_path,
     model_dir = model.save(tmp_path / "tiny")
     monkeypatch.setenv("CXNLP_NOTEBOOK_MODEL", str(model_dir))
     monkeypatch.setenv("CXNLP_NOTEBOOK_OUT", str(tmp_path / "out"))
+    # The kernel imports this checkout's cxnlp, not whichever one is installed.
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbclient.NotebookClient(

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from cxnlp.cli import main
-from cxnlp.io import write_table
+from cxnlp.io.tables import write_table
 from cxnlp.labels import SENTIMENTS
-from cxnlp.report_html import render_html, trend_chart
-from cxnlp.rollup import summarize
+from cxnlp.report.html import render_html, trend_chart
+from cxnlp.report.summary import summarize
 
 SCRIPT = "<script>alert('x')</script>"
 VOID = {"meta", "br", "img", "hr", "input", "link"}
@@ -79,7 +79,7 @@ def classified_export(n_per_week: int = 60, seed: int = 0) -> pd.DataFrame:
 
 
 def fake_model_dir(path: Path, confusion: dict | None) -> Path:
-    """A directory `cxnlp.store.resolve_model` accepts; the report only reads its confusion."""
+    """A directory `cxnlp.models.store.resolve_model` accepts; the report only reads its confusion."""
     path.mkdir(parents=True)
     (path / "config.json").write_text(json.dumps({"kind": "fast"}))
     if confusion is not None:

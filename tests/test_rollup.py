@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.rollup import load_confusion, summarize
-from cxnlp.stats import adjusted_shares, cohens_h, two_proportion_test, wilson_interval
+from cxnlp.modeldir import read_dev_confusion
+from cxnlp.report.stats import adjusted_shares, cohens_h, two_proportion_test, wilson_interval
+from cxnlp.report.summary import summarize
 
 
 def classified(sentiments, **columns) -> pd.DataFrame:
@@ -86,7 +87,7 @@ def test_summarize_counts_errors_and_leaves_them_out_of_shares():
 
 
 def test_summarize_reads_csv_strings_where_no_error_is_empty(tmp_path):
-    from cxnlp.io import read_table, write_table
+    from cxnlp.io.tables import read_table, write_table
 
     frame = classified(["positive", "negative", "negative"])
     frame.loc[2, ["sentiment", "p_positive", "p_neutral", "p_negative"]] = None
@@ -184,8 +185,8 @@ def test_acc_is_omitted_with_a_note_without_a_usable_matrix():
     assert any("rows [1] are empty" in n for n in summary["notes"])
 
 
-def test_load_confusion_reads_reorders_and_tolerates_absence(tmp_path):
-    assert load_confusion(tmp_path) is None
+def test_read_dev_confusion_reads_reorders_and_tolerates_absence(tmp_path):
+    assert read_dev_confusion(tmp_path) is None
     (tmp_path / "dev_confusion.json").write_text(
         json.dumps(
             {
@@ -195,12 +196,12 @@ def test_load_confusion_reads_reorders_and_tolerates_absence(tmp_path):
             }
         )
     )
-    matrices = load_confusion(tmp_path)
+    matrices = read_dev_confusion(tmp_path)
     assert matrices["*"] == [[8, 2, 0], [1, 8, 1], [0, 1, 9]]
     assert matrices["fa"][0] == [5, 0, 0]
     (tmp_path / "dev_confusion.json").write_text(json.dumps({"*": [[1, 2], [3, 4]]}))
     with pytest.raises(ValueError, match="not a 3x3 matrix"):
-        load_confusion(tmp_path)
+        read_dev_confusion(tmp_path)
 
 
 # --- topics -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from cxnlp.fast import FastSentimentModel
+from cxnlp.models.fast import FastSentimentModel
 from service import Settings, create_app
 from service.batcher import MicroBatcher, QueueFull
 from service.cli import add_verbs  # noqa: F401 - the entry point must import

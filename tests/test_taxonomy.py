@@ -1,4 +1,4 @@
-"""Tests for cxnlp.taxonomy: the shipped taxonomy file and reading users' own."""
+"""Tests for cxnlp.topics.taxonomy: the shipped taxonomy file and reading users' own."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cxnlp.taxonomy import (
+from cxnlp.topics.taxonomy import (
     TAXONOMY_VERSION,
     TOPICS,
     TaxonomyError,

@@ -423,7 +423,7 @@ def test_load_mapping_missing_file(tmp_path: Path) -> None:
 def test_persian_topic_dev_set_is_valid_and_disjoint_from_the_test_sets() -> None:
     import json
 
-    from cxnlp.taxonomy import TOPICS
+    from cxnlp.topics.taxonomy import TOPICS
     from training.data import text_key
     from training.topic_data import EVAL_DIR, HANDLABELED_GLOB, TOPIC_POLARITIES
 

@@ -11,12 +11,13 @@ import pytest
 import torch
 import yaml
 
-from cxnlp.blend import BlendedSentimentModel
 from cxnlp.labels import SENTIMENTS
-from cxnlp.store import load
-from cxnlp.taxonomy import TOPICS, Topic
-from cxnlp.topics import TOPICS_DIR, CustomTopicMatcher, TopicTagger
-from cxnlp.transformer import TransformerSentimentModel, build_net
+from cxnlp.modeldir import TOPICS_DIR
+from cxnlp.models.blend import BlendedSentimentModel
+from cxnlp.models.store import load
+from cxnlp.models.transformer import TransformerSentimentModel, build_net
+from cxnlp.topics.tagger import CustomTopicMatcher, TopicTagger
+from cxnlp.topics.taxonomy import TOPICS, Topic
 from training.topic_eval import score_topics
 from training.topic_trainer import (
     TopicConfig,

@@ -45,7 +45,8 @@ def test_config_from_dict_fills_defaults() -> None:
         ({"data": {"lang": ["fa"]}}, r"unknown keys \['lang'\] in 'data'"),
         ({"kind": "svm"}, r"kind must be one of \['transformer', 'fast'\], got 'svm'"),
         ({"data": {"langs": ["fa", "tr"]}}, r"data.langs has unknown \['tr'\]"),
-        ({"model": {"trained_from_layer": 12}}, r"trained_from_layer must be in 0..11, got 12"),
+        ({"model": {"trained_from_layer": -1}}, r"trained_from_layer must be >= 0, got -1"),
+        ({"model": {"pooling": "max"}}, r"model.pooling must be one of \['mean', 'cls'\]"),
         ({"train": {"batch_size": 0}}, "train.batch_size must be >= 1"),
         ({"train": {"epochs": 0}}, r"train.epochs > 0"),
         ({"train": 5}, r"'train' must be a mapping of settings, got int 5"),
@@ -289,7 +290,7 @@ def test_cli_promote_reuses_saved_reports_and_refuses_mismatched_data(
 
 
 def test_write_metrics_keeps_topic_scores_beside_the_topic_head(tmp_path: Path) -> None:
-    from training.gate import write_metrics
+    from cxnlp.modeldir import write_metrics
 
     report = {**_report(fa=0.7), "topics": {"blocks": {"fa_food": {"f1": 0.8}}}}
     plain = _model_dir(tmp_path / "plain", "no topics")

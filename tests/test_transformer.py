@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.transformer import TransformerSentimentModel, build_net, resolve_inference_dtype
+from cxnlp.models.transformer import TransformerSentimentModel, build_net, resolve_inference_dtype
 from training import transformer_trainer
 from training.config import Config
 from training.train import train
@@ -126,7 +126,7 @@ def test_train_transformer_end_to_end_writes_a_loadable_calibrated_model(
 ):
     out = train(tiny_config(tiny_backbone), tmp_path / "model", data_file=labeled_csv)
     assert not (tmp_path / "model.work").exists()
-    from cxnlp.store import load
+    from cxnlp.models.store import load
 
     model = load(out)
     assert set(model.temperatures_) >= {"*"}
@@ -169,8 +169,8 @@ def test_train_transformer_resumes_from_checkpoint_exactly(
 def test_train_blend_saves_both_members_and_retrains_from_a_blend(
     tiny_backbone: Path, labeled_csv: Path, tmp_path: Path
 ):
-    from cxnlp.blend import BlendedSentimentModel
-    from cxnlp.store import load
+    from cxnlp.models.blend import BlendedSentimentModel
+    from cxnlp.models.store import load
 
     config = tiny_config(tiny_backbone)
     config.model.blend_fast = True
@@ -225,9 +225,10 @@ def test_retraining_a_model_with_topics_says_the_topic_head_was_not_carried_over
     tiny_backbone: Path, labeled_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ):
     from cxnlp.cli import main
-    from cxnlp.store import load
-    from cxnlp.taxonomy import TOPICS
-    from cxnlp.topics import TOPICS_DIR, TopicTagger
+    from cxnlp.modeldir import TOPICS_DIR
+    from cxnlp.models.store import load
+    from cxnlp.topics.tagger import TopicTagger
+    from cxnlp.topics.taxonomy import TOPICS
 
     base = train(tiny_config(tiny_backbone), tmp_path / "base", data_file=labeled_csv)
     model = load(base)
@@ -300,7 +301,7 @@ def test_train_every_layer_with_label_set_loss_and_int8_weights(
     saved = load_file(str(out / "model.safetensors"))
     assert any(k.startswith("encoder.encoder.layer.0.") for k in saved)
     assert any(v.dtype == torch.int8 for v in saved.values())
-    from cxnlp.store import load
+    from cxnlp.models.store import load
 
     predictions = load(out).predict(["الخدمة سيئة", "Love this app"])
     assert all(p.sentiment in SENTIMENTS for p in predictions)

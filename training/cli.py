@@ -78,16 +78,19 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from cxnlp.store import models_dir, resolve_model
+    from cxnlp.modeldir import has_topics, read_training_config
+    from cxnlp.models.store import models_dir, resolve_model
     from training.config import Config
-    from training.train import TRAINING_CONFIG_FILE, dev_scores, train
+    from training.train import dev_scores, train
 
     if args.base:
         base = resolve_model(args.base)
         if not args.data:
             raise ValueError("--base retrains on new labels: give them with --data FILE")
-        config_path = base / TRAINING_CONFIG_FILE
-        config = Config.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        saved = read_training_config(base)
+        if saved is None and not args.config:
+            raise ValueError(f"--base {base} has no training configuration; pass --config FILE")
+        config = Config.from_dict(saved) if saved is not None else None
         if args.config:
             config = Config.from_yaml(args.config)
     elif args.config:
@@ -102,8 +105,6 @@ def _train(args: argparse.Namespace) -> int:
     dev = dev_scores(path)
     if dev:
         print("dev macro-F1: " + ", ".join(f"{lang} {f1:.4f}" for lang, f1 in dev.items()))
-    from cxnlp.topics import has_topics
-
     if base is not None and has_topics(base) and not has_topics(path):
         print(
             f"note: {path} has no topic head. The base model's head reads encoder features that "
@@ -112,13 +113,13 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.promote:
-        return _gate(path, "default", args)
+        return _gate(path, "default", test_data=args.test_data, margin=args.margin)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cxnlp.evaluation import format_report
-    from cxnlp.store import load
+    from cxnlp.models.evaluation import format_report
+    from cxnlp.models.store import load
     from training.evaluate import evaluate
 
     model = load(args.model)
@@ -132,76 +133,48 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if args.write_card:
-        from cxnlp.store import resolve_model
-        from training.card import write_model_card
-        from training.gate import write_metrics
+        from cxnlp.modeldir import METRICS_FILE
+        from cxnlp.models.store import resolve_model
+        from training.card import write_card_and_metrics
 
         model_dir = resolve_model(args.model)
-        write_metrics(model_dir, report)
-        name = model_dir.name
-        command = (
-            f"cxnlp train --config training/configs/{name}.yaml --out models/{name}\n"
-            f"cxnlp evaluate --model models/{name} --data {args.data} --write-card"
-            + (f" --notes {args.notes}" if args.notes else "")
-        )
-        card = write_model_card(model_dir, report, command=command, notes_file=args.notes)
-        print(f"wrote {model_dir / 'metrics.json'} and {card}")
+        card = write_card_and_metrics(model_dir, report, data=args.data, notes_file=args.notes)
+        print(f"wrote {model_dir / METRICS_FILE} and {card}")
     return 0
 
 
 def _promote(args: argparse.Namespace) -> int:
-    return _gate(Path(args.candidate), args.current, args)
+    return _gate(
+        Path(args.candidate),
+        args.current,
+        test_data=args.test_data,
+        margin=args.margin,
+        candidate_report=args.candidate_report,
+        current_report=args.current_report,
+    )
 
 
-def _gate(candidate: Path, current_name: str, args: argparse.Namespace) -> int:
-    from cxnlp.store import load, models_dir
-    from training.evaluate import evaluate
-    from training.gate import compare, promote, save_gate, write_metrics
+def _gate(candidate: Path, current_name: str, **options) -> int:
+    """Run `training.gate.run_gate` against the model named `current_name`; print its verdict."""
+    from cxnlp.models.store import models_dir
+    from training.gate import run_gate
 
     current_dir = models_dir() / current_name
-    saved = {
-        "candidate": _saved_report(getattr(args, "candidate_report", None)),
-        "current": _saved_report(getattr(args, "current_report", None)),
-    }
-    reports = [r for r in saved.values() if r is not None]
-    if len({str(r.get("data")) for r in reports}) > 1:
-        raise ValueError(
-            "the saved reports were made on different data: "
-            + ", ".join(f"{k} {r.get('data')!r}" for k, r in saved.items() if r is not None)
-        )
-    candidate_report = saved["candidate"] or evaluate(load(candidate), args.test_data)
-    write_metrics(candidate, candidate_report)
-    if current_dir.exists():
-        current_report = saved["current"] or evaluate(load(current_dir), args.test_data)
-        result = compare(current_report, candidate_report, args.margin)
-    else:
-        result = compare({}, candidate_report, args.margin)
-        result.promoted = True
+    result = run_gate(candidate, current_dir, **options)
     print(result.table())
-    save_gate(result, candidate / "gate.json")
     if result.promoted:
-        archived = promote(candidate, current_dir)
         print(
             f"{candidate} is now {current_dir}"
-            + (f"; previous kept as {archived}" if archived else "")
+            + (f"; previous kept as {result.archived}" if result.archived else "")
         )
         return 0
     print(f"{current_dir} unchanged", file=sys.stderr)
     return 1
 
 
-def _saved_report(path: str | None) -> dict | None:
-    if path is None:
-        return None
-    report = json.loads(Path(path).read_text(encoding="utf-8"))
-    if "by_lang" not in report:
-        raise ValueError(f"{path} is not a `cxnlp evaluate --json` report (no 'by_lang')")
-    return report
-
-
 def _train_topics(args: argparse.Namespace) -> int:
-    from cxnlp.store import load, resolve_model
-    from cxnlp.topics import TOPICS_DIR
+    from cxnlp.modeldir import METRICS_FILE, topics_dir
+    from cxnlp.models.store import load, resolve_model
     from training.topic_eval import evaluate_topics, format_topic_report
     from training.topic_trainer import TopicConfig, train_topics
 
@@ -211,19 +184,17 @@ def _train_topics(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else resolve_model(args.model)
     if args.out:
         model.save(out)
-    tagger.save(out / TOPICS_DIR)
-    print(f"saved {out / TOPICS_DIR}")
+    tagger.save(topics_dir(out))
+    print(f"saved {topics_dir(out)}")
     if not args.no_evaluate:
         model.topic_tagger = tagger
-        report = evaluate_topics(
-            model, config.data_dir, json_path=out / TOPICS_DIR / "metrics.json"
-        )
+        report = evaluate_topics(model, config.data_dir, json_path=topics_dir(out) / METRICS_FILE)
         print(format_topic_report(report))
     return 0
 
 
 def _evaluate_topics(args: argparse.Namespace) -> int:
-    from cxnlp.store import load
+    from cxnlp.models.store import load
     from training.topic_eval import evaluate_topics, format_topic_report
 
     report = evaluate_topics(load(args.model), args.data, json_path=args.json)
@@ -232,7 +203,7 @@ def _evaluate_topics(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from cxnlp.store import list_models
+    from cxnlp.models.store import list_models
 
     for entry in list_models():
         f1 = " ".join(f"{lang}={v:.3f}" for lang, v in entry["macro_f1_by_lang"].items())

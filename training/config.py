@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from cxnlp.backbone.spec import POOLINGS
 from cxnlp.labels import LANGS
 
 KINDS = ("transformer", "fast")
@@ -39,7 +40,14 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    # Any Hugging Face model id or directory; what the model needs to know about it is saved as
+    # its backbone spec (cxnlp.backbone.spec). prefix: text put before every input (None: e5's
+    # "query: " for e5, none for others); pooling: "mean" or "cls"; layer_path: where the encoder
+    # keeps its layers (None: "encoder.layer", as in BERT / XLM-R).
     backbone: str = "multilingual-e5-small"
+    prefix: str | None = None
+    pooling: str = "mean"
+    layer_path: str | None = None
     max_length: int = 128
     # Layers below this index stay frozen (their outputs are computed once and cached).
     trained_from_layer: int = 8
@@ -51,7 +59,7 @@ class ModelConfig:
     # How the fine-tuned layers are stored: float16, or int8 per output row (half the size).
     weights_dtype: str = "float16"
     # Transformer only: also train the fast tier on the same rows and blend the two, with the
-    # weight chosen on dev (see cxnlp.blend).
+    # weight chosen on dev (see cxnlp.models.blend).
     blend_fast: bool = False
     # Fast tier (and the fast member of a blend).
     n_features: int = 2**20
@@ -86,9 +94,14 @@ class Config:
         unknown = sorted(set(self.data.langs) - set(LANGS))
         if unknown:
             raise ValueError(f"data.langs has unknown {unknown}; supported: {list(LANGS)}")
-        if not 0 <= self.model.trained_from_layer < 12:
+        # The upper bound is the backbone's layer count, checked when the backbone is loaded.
+        if self.model.trained_from_layer < 0:
             raise ValueError(
-                f"model.trained_from_layer must be in 0..11, got {self.model.trained_from_layer}"
+                f"model.trained_from_layer must be >= 0, got {self.model.trained_from_layer}"
+            )
+        if self.model.pooling not in POOLINGS:
+            raise ValueError(
+                f"model.pooling must be one of {list(POOLINGS)}, got {self.model.pooling!r}"
             )
         if self.model.weights_dtype not in ("float16", "int8"):
             raise ValueError(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from cxnlp.io import read_table
+from cxnlp.io.tables import read_table
 from cxnlp.labels import LANGS, SENTIMENTS
 
 logger = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def read_labeled(path: str | Path) -> pd.DataFrame:
         raise LabeledDataError(path, problems)
     result = pd.DataFrame({"text": texts, "label": labels})
     if not langs.all():
-        from cxnlp.langid import detect_language
+        from cxnlp.text.langid import detect_language
 
         langs = [lang or detect_language(t) for t, lang in zip(texts, langs, strict=True)]
     result["lang"] = list(langs)

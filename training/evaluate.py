@@ -9,9 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from cxnlp.base import SentimentModel
-from cxnlp.evaluation import evaluate_frame
-from cxnlp.io import read_table
+from cxnlp.io.tables import read_table
+from cxnlp.models.base import SentimentModel
+from cxnlp.models.evaluation import evaluate_frame
 from training.data import load_corpus
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def load_eval_frame(data: str | Path, splits: tuple[str, ...] = HELD_OUT_SPLITS)
     frame = frame[frame["text"].astype(str).str.strip() != ""].copy()
     frame["label"] = frame["label"].astype(str).str.strip().str.lower()
     if "lang" not in frame:
-        from cxnlp.langid import detect_language
+        from cxnlp.text.langid import detect_language
 
         frame["lang"] = [detect_language(str(t)) for t in frame["text"]]
     if "dataset" not in frame:

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cxnlp.base import METRICS_FILE
-from cxnlp.topics import TOPICS_DIR
+from cxnlp.modeldir import GATE_FILE, write_metrics
 
 
 @dataclass
@@ -19,6 +18,8 @@ class GateResult:
     promoted: bool
     rows: list[dict[str, Any]]
     margin: float
+    # Where the replaced default was kept, once `run_gate` has promoted the candidate.
+    archived: Path | None = None
 
     def table(self) -> str:
         lines = [f"{'lang':<6} {'current':>8} {'candidate':>10} {'delta':>7}  verdict"]
@@ -89,12 +90,55 @@ def save_gate(result: GateResult, path: Path) -> None:
     )
 
 
-def write_metrics(model_dir: Path, report: dict[str, Any]) -> None:
-    """Save an evaluation report in a model directory: sentiment scores as metrics.json, topic
-    scores (if the report has them) beside the topic head, topics/metrics.json, not twice."""
-    sentiment = {k: v for k, v in report.items() if k != "topics"}
-    (model_dir / METRICS_FILE).write_text(json.dumps(sentiment, indent=2) + "\n", encoding="utf-8")
-    if report.get("topics") and (model_dir / TOPICS_DIR).is_dir():
-        (model_dir / TOPICS_DIR / METRICS_FILE).write_text(
-            json.dumps(report["topics"], indent=2) + "\n", encoding="utf-8"
+def load_saved_report(path: str | Path | None) -> dict[str, Any] | None:
+    """A saved `cxnlp evaluate --json` report, or None when no path is given."""
+    if path is None:
+        return None
+    report = json.loads(Path(path).read_text(encoding="utf-8"))
+    if "by_lang" not in report:
+        raise ValueError(f"{path} is not a `cxnlp evaluate --json` report (no 'by_lang')")
+    return report
+
+
+def run_gate(
+    candidate: str | Path,
+    current_dir: str | Path,
+    *,
+    test_data: str | Path,
+    margin: float = 0.01,
+    candidate_report: str | Path | None = None,
+    current_report: str | Path | None = None,
+) -> GateResult:
+    """The whole promotion workflow of `cxnlp promote` (and `cxnlp train --promote`).
+
+    Evaluates the candidate and the current model on `test_data` (or reuses the saved reports,
+    which must name the same data), saves the candidate's metrics and the verdict (gate.json) in
+    its directory, and, if it passes, copies it over `current_dir` (the old one is archived, see
+    `promote`). A first model, with no current one, is promoted as is.
+    """
+    from cxnlp.models.store import load
+    from training.evaluate import evaluate
+
+    candidate, current_dir = Path(candidate), Path(current_dir)
+    saved = {
+        "candidate": load_saved_report(candidate_report),
+        "current": load_saved_report(current_report),
+    }
+    reports = [r for r in saved.values() if r is not None]
+    if len({str(r.get("data")) for r in reports}) > 1:
+        raise ValueError(
+            "the saved reports were made on different data: "
+            + ", ".join(f"{k} {r.get('data')!r}" for k, r in saved.items() if r is not None)
         )
+    candidate_scores = saved["candidate"] or evaluate(load(candidate), test_data)
+    write_metrics(candidate, candidate_scores)
+    if current_dir.exists():
+        current_scores = saved["current"] or evaluate(load(current_dir), test_data)
+        result = compare(current_scores, candidate_scores, margin)
+    else:
+        result = compare({}, candidate_scores, margin)
+        result.promoted = True
+    save_gate(result, candidate / GATE_FILE)
+    if result.promoted:
+        result.archived = promote(candidate, current_dir)
+    return result

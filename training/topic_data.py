@@ -27,7 +27,8 @@ import pandas as pd
 import yaml
 
 from cxnlp.labels import LANGS, SENTIMENTS
-from cxnlp.taxonomy import TOPICS
+from cxnlp.text.script import TERM_MARKS_RE, TERM_TABLE
+from cxnlp.topics.taxonomy import TOPICS
 from training.data import dataset_catalog, text_key
 
 logger = logging.getLogger(__name__)
@@ -73,11 +74,7 @@ _ENTRY_FIELDS = {
     "splits",
 }
 _POLARITY_ALIASES = {"conflict": MIXED, "mixed": MIXED}
-# Light normalisation of aspect terms before the lexicon's regular expressions see them.
-_LETTERS = str.maketrans(
-    {"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "\u200c": " "}
-)
-_MARKS = re.compile(r"[\u064b-\u065f\u0670\u0640]")  # Arabic diacritics, superscript alef, tatweel
+# Aspect terms are lightly normalised (cxnlp.text.script.TERM_TABLE) before the lexicons see them.
 _SPACES = re.compile(r"\s+")
 
 
@@ -87,7 +84,7 @@ def normalize_term(term: str) -> str:
     >>> normalize_term("الإفطار"), normalize_term("بسته‌بندی")
     ('الافطار', 'بسته بندی')
     """
-    term = _MARKS.sub("", str(term).translate(_LETTERS))
+    term = TERM_MARKS_RE.sub("", str(term).translate(TERM_TABLE))
     return _SPACES.sub(" ", term).strip().casefold()
 
 

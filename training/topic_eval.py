@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxnlp.base import SentimentModel
 from cxnlp.labels import SENTIMENTS
-from cxnlp.taxonomy import TOPICS
+from cxnlp.models.base import SentimentModel
+from cxnlp.topics.taxonomy import TOPICS
 from training.topic_data import EVAL_DIR, HANDLABELED_GLOB, load_topic_corpus
 from training.topic_trainer import TopicTargets, corpus_targets, f1_counts
 

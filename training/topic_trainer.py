@@ -21,10 +21,10 @@ import torch
 import yaml
 from sklearn.linear_model import LogisticRegression
 
-from cxnlp.base import SentimentModel
 from cxnlp.labels import LANGS, SENTIMENTS
-from cxnlp.taxonomy import TOPICS, load_taxonomy, topic_phrases
-from cxnlp.topics import CustomTopicMatcher, TopicTagger
+from cxnlp.models.base import SentimentModel
+from cxnlp.topics.tagger import CustomTopicMatcher, TopicTagger
+from cxnlp.topics.taxonomy import TOPICS, load_taxonomy, topic_phrases
 from training.data import text_key
 from training.topic_data import (
     EVAL_DIR,

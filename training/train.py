@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -11,18 +10,23 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix
 
-from cxnlp.base import SentimentModel, read_config
-from cxnlp.calibration import fit_temperature
-from cxnlp.evaluation import macro_f1_from_confusion
 from cxnlp.labels import SENTIMENTS
-from cxnlp.normalize import normalize
+from cxnlp.modeldir import (
+    WEIGHTS_FILE,
+    read_config,
+    read_dev_confusion,
+    write_dev_confusion,
+    write_training_config,
+)
+from cxnlp.models.base import SentimentModel
+from cxnlp.models.calibration import fit_temperature
+from cxnlp.models.evaluation import macro_f1_from_confusion
+from cxnlp.text.normalize import normalize
 from training.config import Config
 from training.data import load_corpus, read_labeled
 from training.sampling import cap_per_dataset, draw_weights
 
 logger = logging.getLogger(__name__)
-
-TRAINING_CONFIG_FILE = "training_config.json"
 
 
 def prepare_frames(config: Config, data_file: str | Path | None = None):
@@ -62,9 +66,6 @@ def prepare_frames(config: Config, data_file: str | Path | None = None):
     return train, dev
 
 
-DEV_CONFUSION_FILE = "dev_confusion.json"
-
-
 def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, dict]:
     """Fit one temperature per language on the dev rows (and "*" on all of them).
 
@@ -93,24 +94,15 @@ def _confusion(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
     return confusion_matrix(gold, predicted, labels=list(range(len(SENTIMENTS)))).tolist()
 
 
-def write_dev_confusion(model_dir: Path, confusion: dict[str, list[list[int]]]) -> None:
-    (Path(model_dir) / DEV_CONFUSION_FILE).write_text(
-        json.dumps(confusion, indent=1) + "\n", encoding="utf-8"
-    )
-
-
 def dev_scores(model_dir: Path) -> dict[str, float]:
     """Macro-F1 per language ("*" for all) on the dev rows of the run that wrote `model_dir`, from
     its dev confusion matrices; empty when it has none."""
-    path = Path(model_dir) / DEV_CONFUSION_FILE
-    if not path.exists():
-        return {}
-    confusion = json.loads(path.read_text(encoding="utf-8"))
+    confusion = read_dev_confusion(model_dir) or {}
     return {key: macro_f1_from_confusion(counts) for key, counts in sorted(confusion.items())}
 
 
 def fit_fast(config: Config, train_frame: pd.DataFrame) -> SentimentModel:
-    from cxnlp.fast import FastSentimentModel
+    from cxnlp.models.fast import FastSentimentModel
 
     model = FastSentimentModel(n_features=config.model.n_features, C=config.model.C)
     weights = draw_weights(train_frame, config.data) * len(train_frame)
@@ -132,7 +124,7 @@ def blend_with_fast(
     languages (the transformer alone when no dev rows are given)."""
     from scipy.special import log_softmax
 
-    from cxnlp.blend import BlendedSentimentModel
+    from cxnlp.models.blend import BlendedSentimentModel
 
     if dev.empty:
         logger.warning("no dev rows to choose a blend weight on: keeping the transformer alone")
@@ -163,8 +155,6 @@ def _base_transformer_state(base: Path) -> dict:
     """The fine-tuned weights of a transformer model, or of a blend's transformer member."""
     from safetensors.torch import load_file
 
-    from cxnlp.base import WEIGHTS_FILE
-
     config = read_config(base)
     if config["kind"] == "blend":
         member = next((m for m in config["members"] if m["dir"].endswith("transformer")), None)
@@ -174,7 +164,7 @@ def _base_transformer_state(base: Path) -> dict:
         config = read_config(base)
     if config["kind"] != "transformer":
         raise ValueError(f"--base {base} is a {config['kind']} model; expected transformer")
-    from cxnlp.transformer import dequantize_state
+    from cxnlp.models.transformer import dequantize_state
 
     return dequantize_state(load_file(str(base / WEIGHTS_FILE)))
 
@@ -220,9 +210,7 @@ def train(
         },
     )
     write_dev_confusion(staging, calibration["confusion"])
-    (staging / TRAINING_CONFIG_FILE).write_text(
-        json.dumps(config.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    write_training_config(staging, config.to_dict())
     if out.exists():
         shutil.rmtree(out)
     staging.rename(out)

@@ -22,8 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.transformer import (
-    E5_PREFIX,
+from cxnlp.models.transformer import (
     TransformerSentimentModel,
     build_net,
     resolve_inference_dtype,
@@ -40,11 +39,12 @@ def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids of each (already normalised) text, with the e5 prefix, via `datasets.map`."""
+def tokenize(tokenizer, texts: list[str], max_length: int, prefix: str) -> list[list[int]]:
+    """Token ids of each (already normalised) text, after the backbone's prefix, via
+    `datasets.map`."""
     from datasets import Dataset
 
-    dataset = Dataset.from_dict({"text": [E5_PREFIX + t for t in texts]})
+    dataset = Dataset.from_dict({"text": [prefix + t for t in texts]})
     dataset = dataset.map(
         lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
         batched=True,
@@ -83,7 +83,7 @@ def cache_lower_layers(net, ids: list[list[int]], n_layers: int, batch_size: int
     for start in tqdm(range(0, len(ids), batch_size), desc=f"caching layers 0-{n_layers - 1}"):
         index = order[start : start + batch_size]
         length = max(len(ids[i]) for i in index)
-        input_ids = torch.ones((len(index), length), dtype=torch.long)  # 1 is <pad>
+        input_ids = torch.full((len(index), length), net.spec.pad_id, dtype=torch.long)
         mask = torch.zeros((len(index), length), dtype=torch.long)
         for row, i in enumerate(index):
             input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
@@ -139,9 +139,7 @@ def _trainable(net, first_layer: int) -> list[tuple[str, torch.nn.Parameter]]:
         parameter.requires_grad_(False)
     chosen = []
     for name, parameter in net.named_parameters():
-        layer_index = None
-        if name.startswith("encoder.encoder.layer."):
-            layer_index = int(name.split(".")[3])
+        layer_index = net.spec.layer_index(name)
         if name.startswith("head.") or (layer_index is not None and layer_index >= first_layer):
             parameter.requires_grad_(True)
             chosen.append((name, parameter))
@@ -201,18 +199,25 @@ def fit_transformer(
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = _device()
-    tokenizer, net = build_net(mc.backbone)
+    tokenizer, net = build_net(
+        mc.backbone, prefix=mc.prefix, pooling=mc.pooling, layer_path=mc.layer_path
+    )
+    if not 0 <= mc.trained_from_layer < net.spec.n_layers:
+        raise ValueError(
+            f"model.trained_from_layer must be in 0..{net.spec.n_layers - 1} for the backbone "
+            f"{mc.backbone!r} ({net.spec.n_layers} layers), got {mc.trained_from_layer}"
+        )
     net.dropout.p = mc.dropout
     if init_state:
         net.load_state_dict({k: v.float() for k, v in init_state.items()}, strict=False)
     net.to(device)
     first = mc.trained_from_layer
 
-    ids = tokenize(tokenizer, train["text"].tolist(), mc.max_length)
+    ids = tokenize(tokenizer, train["text"].tolist(), mc.max_length, net.spec.prefix)
     lengths = np.array([len(x) for x in ids])
     # With every layer trained only the embeddings are frozen: computed per batch, not cached.
     cache = cache_lower_layers(net, ids, first) if first > 0 else None
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = net.spec.pad_id
     labels = torch.tensor([SENTIMENTS.index(label) for label in train["label"]])
     masks = label_masks(train, mc.label_set_loss)
     weights = draw_weights(train, config.data)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from cxnlp.batch import classify_frame
-from cxnlp.rollup import summarize
+from cxnlp.io.batch import classify_frame
+from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, decode_topics, probability_column
+from cxnlp.report.summary import summarize
 from service.batcher import QueueFull
 from service.deps import Authorized, CurrentModel, State
 from service.errors import ApiError, field_error
@@ -26,7 +25,8 @@ from service.schemas import (
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Authorized])
 
 TEXT_COL, ID_COL = "text", "id"
-RESERVED = {"sentiment", "p_positive", "p_neutral", "p_negative", "confidence", "topics", "error"}
+# Item fields that would clash with a result column; an item's `lang` is its language hint.
+RESERVED = frozenset(RESULT_COLUMNS) - {"lang"}
 
 
 def _busy(state, exc: QueueFull) -> ApiError:
@@ -60,7 +60,7 @@ async def classify(body: ClassifyRequest, state: State, handle: CurrentModel) ->
 
 @router.post("/analyze", response_model=AnalyzeResponse)
 async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> AnalyzeResponse:
-    """The classified items plus the rollup of `cxnlp.rollup.summarize` over them, grouped by
+    """The classified items plus the rollup of `cxnlp.report.summary.summarize` over them, grouped by
     `group_by` fields the items carry."""
     check_items(body.items, state.settings.max_items, state.settings.max_text_chars)
     frame = _frame(body)
@@ -132,12 +132,10 @@ def _items(labeled: pd.DataFrame) -> list[AnalyzedItem]:
             AnalyzedItem(
                 id=row[ID_COL],
                 sentiment=row["sentiment"] if ok else None,
-                probabilities={k: row[f"p_{k}"] for k in ("negative", "neutral", "positive")}
-                if ok
-                else None,
+                probabilities={k: row[probability_column(k)] for k in SENTIMENTS} if ok else None,
                 confidence=row["confidence"] if ok else None,
                 lang=row["lang"] if ok else None,
-                topics=json.loads(row["topics"]) if ok and row["topics"] else [],
+                topics=(decode_topics(row["topics"], row["sentiment"]) or []) if ok else [],
                 error=None if ok else row["error"],
             )
         )

@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from cxnlp.io import FORMATS, table_format
+from cxnlp.io.tables import FORMATS, table_format
 from service.deps import Authorized, State
 from service.errors import ApiError, field_error
 from service.jobs import Job, JobQueueFull

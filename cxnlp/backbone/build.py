@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cxnlp import e5s1, e5tokenizer
+from cxnlp.backbone import e5s1
+from cxnlp.backbone import tokenizer as e5tokenizer
 
 try:
     import fcntl

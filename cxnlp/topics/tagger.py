@@ -28,11 +28,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.taxonomy import Topic
-
-TOPICS_DIR = "topics"
-TOPICS_CONFIG = "config.json"
-TOPICS_WEIGHTS = "model.safetensors"
+from cxnlp.modeldir import CONFIG_FILE, WEIGHTS_FILE
+from cxnlp.topics.taxonomy import Topic
 
 
 class TopicNet(nn.Module):
@@ -228,8 +225,8 @@ class TopicTagger:
                 "feature_slice": list(self.matcher.feature_slice),
                 "background_langs": list(self.matcher.background),
             }
-        save_file(state, str(path / TOPICS_WEIGHTS))
-        (path / TOPICS_CONFIG).write_text(
+        save_file(state, str(path / WEIGHTS_FILE))
+        (path / CONFIG_FILE).write_text(
             json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
         return path
@@ -237,8 +234,8 @@ class TopicTagger:
     @classmethod
     def load(cls, path: str | Path) -> TopicTagger:
         path = Path(path)
-        config = json.loads((path / TOPICS_CONFIG).read_text(encoding="utf-8"))
-        state = load_file(str(path / TOPICS_WEIGHTS))
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        state = load_file(str(path / WEIGHTS_FILE))
         matcher = None
         if "custom_topics" in config:
             calibration = config["custom_topics"]
@@ -276,7 +273,3 @@ class TopicTagger:
         }
         tagger.info = {k: v for k, v in config.items() if k not in known}
         return tagger
-
-
-def has_topics(path: str | Path) -> bool:
-    return (Path(path) / TOPICS_DIR / TOPICS_CONFIG).is_file()

@@ -4,7 +4,7 @@ The shipped taxonomy (v1) lives in `cxnlp/data/taxonomy.yaml`; users can copy an
 write their own and pass its path. A file has a `version` and a list of `topics`, each with a
 `name`, a `definition` and/or example `cues` per language (fa / ar / en).
 
->>> from cxnlp.taxonomy import TOPICS, load_taxonomy
+>>> from cxnlp.topics.taxonomy import TOPICS, load_taxonomy
 >>> topics = load_taxonomy()
 >>> [t.name for t in topics] == list(TOPICS)
 True

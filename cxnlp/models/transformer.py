@@ -1,4 +1,6 @@
-"""The transformer tier: multilingual-e5-small with a sentiment head on mean-pooled tokens.
+"""The transformer tier: an encoder (multilingual-e5-small unless the training config names another)
+with a sentiment head on its pooled tokens; what the model needs to know about the encoder is its
+`BackboneSpec`, saved in the model's config.
 
 Only the top encoder layers are fine-tuned (see the model card for the measurement behind that), so
 a saved model stores just those layers and the head; the frozen rest is the backbone, rebuilt from
@@ -18,14 +20,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from cxnlp.backbone import BACKBONE_ID, resolve_backbone
-from cxnlp.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
+from cxnlp.backbone.build import BACKBONE_ID, resolve_backbone
+from cxnlp.backbone.spec import BackboneSpec, mean_pool, saved_spec, spec_for
 from cxnlp.labels import SENTIMENTS
+from cxnlp.modeldir import WEIGHTS_FILE, read_config, write_config
+from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
 
-# e5 was trained with this prefix for classification-style inputs ("query: " for symmetric tasks).
-E5_PREFIX = "query: "
 # int8: dynamic int8 quantisation of the frozen layers only, as training on such a CPU computes
 # their outputs; the fine-tuned layers and the head stay float32. "int8-all" quantises those too.
 # On the shipped model (trained with bfloat16 caches) both int8 variants lose about 3 points of
@@ -82,11 +84,6 @@ def resolve_inference_dtype(requested: str) -> str:
     return "bfloat16" if cpu_has_fast_bf16() else "int8"
 
 
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
-
 def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A (batch, 1, 1, length) mask that adds a large negative number at padding positions."""
     return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
@@ -96,15 +93,22 @@ class SentimentNet(nn.Module):
     """Encoder + dropout + linear head. `forward_from` runs only the layers from `first_layer` on,
     for training on cached outputs of the frozen lower layers."""
 
-    def __init__(self, encoder: nn.Module, n_labels: int = len(SENTIMENTS), dropout: float = 0.1):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        spec: BackboneSpec,
+        n_labels: int = len(SENTIMENTS),
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.encoder = encoder
+        self.spec = spec
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, n_labels)
 
     @property
     def layers(self) -> nn.ModuleList:
-        return self.encoder.encoder.layer
+        return self.spec.layers(self.encoder)
 
     def lower(self, input_ids: torch.Tensor, mask: torch.Tensor, n_layers: int) -> torch.Tensor:
         """Hidden states after the embeddings and the first `n_layers` layers."""
@@ -120,7 +124,7 @@ class SentimentNet(nn.Module):
 
     def forward_from(self, hidden: torch.Tensor, mask: torch.Tensor, first_layer: int):
         hidden = self._run_layers(hidden, mask, first_layer, len(self.layers))
-        return self.head(self.dropout(mean_pool(hidden, mask)))
+        return self.head(self.dropout(self.spec.pool(hidden, mask)))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder.embeddings(input_ids=input_ids)
@@ -133,13 +137,13 @@ class SentimentNet(nn.Module):
         tap_layer: int,
         similarity_layers: nn.ModuleList | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits, and the mean-pooled top layer next to the mean-pooled output of the first
+        """Logits, and the pooled top layer next to the mean-pooled output of the first
         `tap_layer` layers (what the topic head reads). With `similarity_layers` (the original
         backbone's layers from `tap_layer` on) their mean-pooled output follows: a plain e5
         sentence embedding, for similarity to custom topics."""
         hidden = self.lower(input_ids, mask, tap_layer)
         tapped = mean_pool(hidden, mask)
-        pooled = mean_pool(self._run_layers(hidden, mask, tap_layer, len(self.layers)), mask)
+        pooled = self.spec.pool(self._run_layers(hidden, mask, tap_layer, len(self.layers)), mask)
         parts = [pooled, tapped]
         if similarity_layers is not None:
             plain = hidden
@@ -161,14 +165,33 @@ def quantize_frozen_layers(net: SentimentNet, first_trained: int) -> SentimentNe
     return net
 
 
-def build_net(backbone: str | None = None, n_labels: int = len(SENTIMENTS)):
-    """The backbone's tokenizer and a fresh SentimentNet on it."""
+def build_net(
+    backbone: str | None = None,
+    n_labels: int = len(SENTIMENTS),
+    *,
+    spec: BackboneSpec | None = None,
+    prefix: str | None = None,
+    pooling: str | None = None,
+    layer_path: str | None = None,
+):
+    """The backbone's tokenizer and a fresh SentimentNet on it. `spec` is a saved model's (it must
+    fit the backbone); without it the spec is read from the backbone (see `spec_for`), with the
+    `prefix`, `pooling` and `layer_path` given."""
     from transformers import AutoModel, AutoTokenizer
 
     source = resolve_backbone(backbone)
     tokenizer = AutoTokenizer.from_pretrained(source)
     encoder = AutoModel.from_pretrained(source, attn_implementation="sdpa")
-    return tokenizer, SentimentNet(encoder, n_labels)
+    if spec is None:
+        spec = spec_for(
+            backbone, encoder, tokenizer, prefix=prefix, pooling=pooling, layer_path=layer_path
+        )
+    elif len(spec.layers(encoder)) != spec.n_layers:
+        raise ValueError(
+            f"backbone {backbone!r} has {len(spec.layers(encoder))} layers at "
+            f"{spec.layer_path!r}; the model was trained on one with {spec.n_layers}"
+        )
+    return tokenizer, SentimentNet(encoder, spec, n_labels)
 
 
 class TransformerSentimentModel(SentimentModel):
@@ -222,7 +245,8 @@ class TransformerSentimentModel(SentimentModel):
         plain = AutoModel.from_pretrained(
             resolve_backbone(self.backbone), attn_implementation="sdpa"
         )
-        self.similarity_layers = nn.ModuleList(plain.encoder.layer[self.tap_layer :]).eval()
+        layers = self.net.spec.layers(plain)
+        self.similarity_layers = nn.ModuleList(layers[self.tap_layer :]).eval()
 
     def inference_net(self) -> tuple[str, nn.Module]:
         """The network predictions run on, in the resolved dtype; built once, after training."""
@@ -238,7 +262,7 @@ class TransformerSentimentModel(SentimentModel):
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer(
-            [E5_PREFIX + text for text in texts],
+            [self.net.spec.prefix + text for text in texts],
             truncation=True,
             max_length=self.max_length,
             padding=True,
@@ -275,8 +299,9 @@ class TransformerSentimentModel(SentimentModel):
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """The parameters that differ from the backbone: the fine-tuned layers and the head."""
+        spec = self.net.spec
         prefixes = tuple(
-            f"encoder.encoder.layer.{i}." for i in range(self.trained_from_layer, 99)
+            spec.layer_prefix(i) for i in range(self.trained_from_layer, spec.n_layers)
         ) + ("head.",)
         state = {}
         for name, tensor in self.net.state_dict().items():
@@ -290,7 +315,7 @@ class TransformerSentimentModel(SentimentModel):
         return state
 
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:
-        from cxnlp.backbone import source_sha256
+        from cxnlp.backbone.build import source_sha256
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -305,8 +330,7 @@ class TransformerSentimentModel(SentimentModel):
                 "temperatures": self.temperatures_,
                 "backbone": self.backbone,
                 "backbone_sha256": source_sha256() if self.backbone == BACKBONE_ID else None,
-                "pooling": "mean",
-                "prefix": E5_PREFIX,
+                "backbone_spec": self.net.spec.to_dict(),
                 "max_length": self.max_length,
                 "trained_from_layer": self.trained_from_layer,
                 "inference_dtype": self.dtype,
@@ -325,7 +349,13 @@ class TransformerSentimentModel(SentimentModel):
         path = Path(path)
         config = read_config(path)
         _check_backbone(path, config)
-        tokenizer, net = build_net(config["backbone"], len(config["labels"]))
+        recorded = saved_spec(config)
+        if recorded["n_layers"] is None:  # written before the spec was saved: read it anew
+            options = {k: recorded[k] for k in ("prefix", "pooling", "layer_path")}
+            tokenizer, net = build_net(config["backbone"], len(config["labels"]), **options)
+        else:
+            spec = BackboneSpec.from_dict(recorded)
+            tokenizer, net = build_net(config["backbone"], len(config["labels"]), spec=spec)
         state = dequantize_state(load_file(str(path / WEIGHTS_FILE)))
         missing = set(state) - set(net.state_dict())
         if missing:
@@ -353,7 +383,7 @@ def _check_backbone(path: Path, config: dict[str, Any]) -> None:
     expected = config.get("backbone_sha256")
     if config.get("backbone") != BACKBONE_ID or not expected:
         return
-    from cxnlp.backbone import source_sha256
+    from cxnlp.backbone.build import source_sha256
 
     if source_sha256() != expected:
         logger.warning(

@@ -20,21 +20,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxnlp.base import SentimentModel
-from cxnlp.io import iter_table, table_format, write_table
+from cxnlp.io.tables import iter_table, table_format, write_table
+from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, encode_topics, probability_column, topics_cells
+from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
 
-RESULT_COLUMNS = (
-    "sentiment",
-    "p_positive",
-    "p_neutral",
-    "p_negative",
-    "confidence",
-    "lang",
-    "topics",
-    "error",
-)
 _STATE_FILE = "state.json"
 
 
@@ -103,11 +94,12 @@ def classify_frame(
     for i in range(len(frame)):
         r = results.get(i)
         columns["sentiment"].append(r["sentiment"] if r else None)
-        for label in ("positive", "neutral", "negative"):
-            columns[f"p_{label}"].append(round(r["probabilities"][label], 6) if r else None)
+        for label in SENTIMENTS:
+            column = probability_column(label)
+            columns[column].append(round(r["probabilities"][label], 6) if r else None)
         columns["confidence"].append(round(r["confidence"], 6) if r else None)
         columns["lang"].append(r["lang"] if r else None)
-        columns["topics"].append(json.dumps(r["topics"], ensure_ascii=False) if r else None)
+        columns["topics"].append(encode_topics(r["topics"]) if r else None)
         columns["error"].append(errors[i])
     clashing = [c for c in RESULT_COLUMNS if c in frame.columns]
     if clashing:
@@ -221,6 +213,7 @@ def _assemble(parts: list[Path], output_path: Path) -> None:
                     sep = "\t" if output_path.suffix.lower() == ".tsv" else ","
                     frame.to_csv(out, index=False, header=i == 0, sep=sep)
                 elif len(frame):
+                    frame = topics_cells(frame, as_text=False)  # an array, not JSON in a string
                     frame.to_json(out, orient="records", lines=True, force_ascii=False)
     elif kind == "parquet":
         import pyarrow as pa

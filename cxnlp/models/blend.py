@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 from scipy.special import log_softmax
 
-from cxnlp.base import SentimentModel, read_config, write_config
-
-MEMBERS_DIR = "members"
+from cxnlp.modeldir import member_dir, model_class, read_config, write_config
+from cxnlp.models.base import SentimentModel
 
 
 class BlendedSentimentModel(SentimentModel):
@@ -66,8 +65,8 @@ class BlendedSentimentModel(SentimentModel):
         path.mkdir(parents=True, exist_ok=True)
         entries = []
         for member, weight in zip(self.members, self.weights, strict=True):
-            member.save(path / MEMBERS_DIR / member.kind)
-            entries.append({"dir": f"{MEMBERS_DIR}/{member.kind}", "weight": weight})
+            member.save(path / member_dir(member.kind))
+            entries.append({"dir": member_dir(member.kind), "weight": weight})
         write_config(
             path,
             {
@@ -83,11 +82,12 @@ class BlendedSentimentModel(SentimentModel):
 
     @classmethod
     def load(cls, path: str | Path) -> BlendedSentimentModel:
-        from cxnlp.store import load
-
         path = Path(path)
         config = read_config(path)
-        members = [load(path / entry["dir"]) for entry in config["members"]]
+        members = []
+        for entry in config["members"]:
+            member_path = path / entry["dir"]
+            members.append(model_class(read_config(member_path).get("kind")).load(member_path))
         model = cls(members, [entry["weight"] for entry in config["members"]])
         model.labels = tuple(config["labels"])
         model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))

@@ -1,4 +1,4 @@
-"""A self-contained HTML report of a `cxnlp.rollup.summarize()` dict: no scripts, fonts or images
+"""A self-contained HTML report of a `cxnlp.report.summary.summarize()` dict: no scripts, fonts or images
 from elsewhere, charts as inline SVG.
 
 Right-to-left text: every cell holding user text (group values, topic names, review texts) has
@@ -36,7 +36,7 @@ background:#faf5f5}
 def render_html(summary: dict[str, Any], title: str = "Customer feedback report") -> str:
     """The report as one HTML document.
 
-    >>> from cxnlp.rollup import summarize
+    >>> from cxnlp.report.summary import summarize
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"sentiment": ["negative"], "p_positive": [0.1],
     ...     "p_neutral": [0.1], "p_negative": [0.8], "error": [None], "text": ["<b>bad</b>"]})

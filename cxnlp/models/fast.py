@@ -16,8 +16,9 @@ from safetensors.numpy import load_file, save_file
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 
-from cxnlp.base import WEIGHTS_FILE, SentimentModel, read_config, write_config
 from cxnlp.labels import SENTIMENTS
+from cxnlp.modeldir import WEIGHTS_FILE, read_config, write_config
+from cxnlp.models.base import SentimentModel
 
 
 class FastSentimentModel(SentimentModel):

@@ -14,7 +14,7 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING
 
-from cxnlp.e5s1 import E5S1File
+from cxnlp.backbone.e5s1 import E5S1File
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

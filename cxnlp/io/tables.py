@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from cxnlp.labels import topics_cells
+
 logger = logging.getLogger(__name__)
 
 FORMATS = {
@@ -192,6 +194,8 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a table in the format its extension names (CSV as UTF-8 with a BOM, which Excel needs
     to show Persian and Arabic)."""
     kind = table_format(path)
+    # A classified table's topics: a JSON array in JSONL, a JSON string in the other formats.
+    frame = topics_cells(frame, as_text=kind != "jsonl")
     if kind == "csv":
         sep = "\t" if Path(path).suffix.lower() == ".tsv" else ","
         frame.to_csv(path, index=False, sep=sep, encoding="utf-8-sig")

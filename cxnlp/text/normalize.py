@@ -1,7 +1,7 @@
 """Text normalisation for Persian, Arabic and English customer feedback.
 
 :func:`normalize` runs common steps for every text and one language-specific step chosen from
-:data:`_LANG_STEPS` (detected with :func:`cxnlp.langid.detect_language` when ``lang`` is None):
+:data:`_LANG_STEPS` (detected with :func:`cxnlp.text.langid.detect_language` when ``lang`` is None):
 
 Common, in this order:
   * Unicode NFKC (full-width forms, Arabic presentation forms and ligatures, odd spaces), except
@@ -45,7 +45,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from cxnlp._text import (
+from cxnlp.text.clean import (
     EMAIL_TOKEN,
     PHONE_TOKEN,
     URL_TOKEN,
@@ -54,7 +54,8 @@ from cxnlp._text import (
     collapse_repeated_letters,
     replace_contacts,
 )
-from cxnlp.langid import OTHER, SUPPORTED_LANGS, detect_language
+from cxnlp.text.langid import OTHER, SUPPORTED_LANGS, detect_language
+from cxnlp.text.script import ARABIC_TEXT_MARKS_RE, ARABIC_TEXT_TABLE
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,6 @@ _ZWNJ_EDGE_RE = re.compile(r"\u200c+(?=\s|$)|(?:(?<=\s)|^)\u200c+")
 _SPACES_RE = re.compile(r"[^\S\n]+")
 _NEWLINES_RE = re.compile(r" ?\n[\s]*")
 
-_AR_TASHKEEL_RE = re.compile(
-    "[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed]"
-)
-_AR_TABLE = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ک": "ك",
-                           "\u0640": None, "\u200c": None})  # fmt: skip
 
 # Latin model names ("S21", "128GB") and percentages, which hazm's tokenizer would split.
 _LATIN_ALNUM_RE = re.compile(
@@ -169,7 +165,7 @@ def _mark_index(code: str) -> int:
 
 
 def _arabic(text: str) -> str:
-    return _AR_TASHKEEL_RE.sub("", text).translate(_AR_TABLE)
+    return ARABIC_TEXT_MARKS_RE.sub("", text).translate(ARABIC_TEXT_TABLE)
 
 
 def _english(text: str) -> str:
@@ -186,7 +182,7 @@ def normalize(text: str, lang: str | None = None) -> str:
     Args:
         text: the raw text.
         lang: ``"fa"``, ``"ar"``, ``"en"``, ``"other"`` (common steps only), or None to detect it
-            with :func:`cxnlp.langid.detect_language`.
+            with :func:`cxnlp.text.langid.detect_language`.
 
     Returns:
         The normalised text (see the module docstring for every step).

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from cxnlp.calibration import expected_calibration_error
 from cxnlp.labels import SENTIMENTS
+from cxnlp.models.calibration import expected_calibration_error
 
 POLAR = ("negative", "positive")
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.stats import holm_adjust, two_proportion_test, wilson_interval, z_value
-from cxnlp.topic_stats import topic_rows
+from cxnlp.report.stats import holm_adjust, two_proportion_test, wilson_interval, z_value
+from cxnlp.report.topics import topic_rows
 
 # kind -> (lowest, highest) valid score; None = any number (CES scales run 1-5 or 1-7).
 SCORE_RANGES: dict[str, tuple[float, float] | None] = {
@@ -92,7 +92,7 @@ def score_drivers(
     """Lift of each topic and sentiment among detractors: its share among detractors divided by
     its share among all scored, classified rows, with a two-proportion test of detractors against
     the other respondents (p-values Holm-adjusted within topics and within sentiments). `data` and
-    `mentions` are prepared by `cxnlp.rollup`."""
+    `mentions` are prepared by `cxnlp.report.topics.mentions_table`."""
     if kind not in DETRACTORS:
         return {"note": f"no detractor group is defined for {kind.upper()}: scales differ"}
     name, cutoff = DETRACTORS[kind]

@@ -1,69 +1,31 @@
-"""Topic rollups for `cxnlp.rollup`: the `topics` column of a classified export (a JSON list of
-{"topic", "polarity", "score"} per row) counted by volume and by negative share."""
+"""Topic rollups for `cxnlp.report.summary`: the `topics` column of a classified export (see
+`cxnlp.labels` for the cell) counted by volume and by negative share."""
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cxnlp.labels import SENTIMENTS
-from cxnlp.stats import wilson_interval
+from cxnlp.labels import SENTIMENTS, TOPICS_COLUMN, decode_topics
+from cxnlp.report.stats import wilson_interval
 
 EXAMPLE_CHARS = 280
 
 
-def parse_topics(value: object, sentiment: str | None) -> list[dict[str, Any]] | None:
-    """One row's topics, each topic once (its first mention), or None when the cell is not a JSON
-    list of topics. A topic without a valid polarity takes the row's sentiment.
-
-    >>> parse_topics('[{"topic": "delivery", "polarity": "negative", "score": 0.9}]', "negative")
-    [{'topic': 'delivery', 'polarity': 'negative', 'score': 0.9}]
-    >>> parse_topics("", "neutral")
-    []
-    """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return []
-    if isinstance(value, str):
-        if value in ("[]", "") or not value.strip():  # most rows: skip the JSON parser
-            return []
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if not isinstance(value, list | tuple):
-        return None
-    topics, seen = [], set()
-    for item in value:
-        name = item.get("topic") if isinstance(item, dict) else item
-        if not isinstance(name, str) or not name.strip() or name in seen:
-            continue
-        seen.add(name)
-        polarity = item.get("polarity") if isinstance(item, dict) else None
-        score = item.get("score") if isinstance(item, dict) else None
-        topics.append(
-            {
-                "topic": name,
-                "polarity": polarity if polarity in SENTIMENTS else sentiment,
-                "score": score if isinstance(score, int | float) else None,
-            }
-        )
-    return topics
-
-
 def mentions_table(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """One row per (row, topic) of the classified rows of `data` (prepared by `cxnlp.rollup`):
+    """One row per (row, topic) of the classified rows of `data` (prepared by `cxnlp.report.rows.prepare`):
     columns `row` (the index label), `topic`, `polarity`; and the number of unparsable cells."""
     rows, names, polarities, bad = [], [], [], 0
-    raw = data["topics"] if "topics" in data.columns else pd.Series(None, index=data.index)
+    raw = (
+        data[TOPICS_COLUMN] if TOPICS_COLUMN in data.columns else pd.Series(None, index=data.index)
+    )
     ok = data["_ok"].to_numpy()
     for row, value, sentiment, keep in zip(data.index, raw, data["_sentiment"], ok, strict=True):
         if not keep:
             continue
-        parsed = parse_topics(value, sentiment)
+        parsed = decode_topics(value, sentiment)
         if parsed is None:
             bad += 1
             continue

@@ -1,6 +1,6 @@
-"""Text clean-up shared by :mod:`cxnlp.normalize` and :mod:`cxnlp.langid`.
+"""Text clean-up shared by :mod:`cxnlp.text.normalize` and :mod:`cxnlp.text.langid`.
 
-Both modules must see text the same way: :func:`cxnlp.langid.detect_language` reads a text through
+Both modules must see text the same way: :func:`cxnlp.text.langid.detect_language` reads a text through
 these same steps, so normalising a text does not change its detected language, and
 ``normalize(normalize(t))`` routes to the same language step as ``normalize(t)``.
 """

@@ -3,13 +3,20 @@ directory, or a path."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from cxnlp.base import CONFIG_FILE, METRICS_FILE, SentimentModel, read_config
-from cxnlp.topics import TOPICS_DIR, TopicTagger, has_topics
+from cxnlp.modeldir import (
+    has_topics,
+    is_model_dir,
+    model_class,
+    read_config,
+    read_metrics,
+    topics_dir,
+)
+from cxnlp.models.base import SentimentModel
+from cxnlp.topics.tagger import TopicTagger
 
 MODELS_DIR_ENV = "CXNLP_MODELS_DIR"
 
@@ -19,17 +26,17 @@ def models_dir() -> Path:
     cxnlp runs from, else `./models`."""
     if os.environ.get(MODELS_DIR_ENV):
         return Path(os.environ[MODELS_DIR_ENV]).expanduser()
-    checkout = Path(__file__).resolve().parent.parent / "models"
+    checkout = Path(__file__).resolve().parents[2] / "models"
     return checkout if checkout.is_dir() else Path.cwd() / "models"
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
     """The directory of a model given by name (under `models_dir()`) or by path."""
     candidate = Path(name_or_path).expanduser()
-    if (candidate / CONFIG_FILE).exists():
+    if is_model_dir(candidate):
         return candidate
     named = models_dir() / str(name_or_path)
-    if (named / CONFIG_FILE).exists():
+    if is_model_dir(named):
         return named
     available = [m["name"] for m in list_models()]
     raise FileNotFoundError(
@@ -48,24 +55,13 @@ def load(name_or_path: str | Path = "default") -> SentimentModel:
     """
     path = resolve_model(name_or_path)
     kind = read_config(path).get("kind")
-    if kind == "transformer":
-        from cxnlp.transformer import TransformerSentimentModel
-
-        model: SentimentModel = TransformerSentimentModel.load(path)
-    elif kind == "fast":
-        from cxnlp.fast import FastSentimentModel
-
-        model = FastSentimentModel.load(path)
-    elif kind == "blend":
-        from cxnlp.blend import BlendedSentimentModel
-
-        model = BlendedSentimentModel.load(path)
-    else:
-        raise ValueError(
-            f"{path}: unknown model kind {kind!r}; expected 'transformer', 'fast' or 'blend'"
-        )
+    try:
+        cls = model_class(kind)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    model: SentimentModel = cls.load(path)
     if has_topics(path):
-        model.topic_tagger = TopicTagger.load(path / TOPICS_DIR)
+        model.topic_tagger = TopicTagger.load(topics_dir(path))
     model.source_ = str(path.resolve())
     return model
 
@@ -75,13 +71,10 @@ def list_models() -> list[dict[str, Any]]:
     root = models_dir()
     found = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
-        if not (path / CONFIG_FILE).exists():
+        if not is_model_dir(path):
             continue
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        metrics_path = path / METRICS_FILE
-        metrics = (
-            json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
-        )
+        config = read_config(path, warn_newer=False)
+        metrics = read_metrics(path)
         found.append(
             {
                 "name": path.name,

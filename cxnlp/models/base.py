@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -12,19 +10,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxnlp.calibration import softmax
 from cxnlp.labels import SENTIMENTS
-from cxnlp.langid import detect_language
-from cxnlp.normalize import normalize
-from cxnlp.taxonomy import Topic, load_taxonomy, topic_phrases
-from cxnlp.topics import TOPICS_DIR, TopicTagger
+from cxnlp.modeldir import topics_dir
+from cxnlp.models.calibration import softmax
+from cxnlp.text.langid import detect_language
+from cxnlp.text.normalize import normalize
+from cxnlp.topics.tagger import TopicTagger
+from cxnlp.topics.taxonomy import Topic, load_taxonomy, topic_phrases
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "MODEL_CARD.md"
-METRICS_FILE = "metrics.json"
 
 
 @dataclass
@@ -94,7 +88,7 @@ class SentimentModel:
 
     def add_custom_topics(self, topics: Sequence[Topic] | str | Path) -> list[str]:
         """Tag extra topics from now on, with no retraining: `Topic`s, or a file in the taxonomy's
-        format (see `cxnlp.taxonomy`). Returns the names added.
+        format (see `cxnlp.topics.taxonomy`). Returns the names added.
 
         Each topic is matched by embedding similarity to its definition and cues (any of
         fa / ar / en), with the calibrated threshold stored in the model's topics/ directory.
@@ -179,38 +173,4 @@ class SentimentModel:
     def save_topics(self, path: Path) -> None:
         """Write the topic head, if any, into the model directory `path`."""
         if self.topic_tagger is not None:
-            self.topic_tagger.save(path / TOPICS_DIR)
-
-
-def write_config(path: Path, config: dict[str, Any]) -> None:
-    from cxnlp import __version__
-
-    config = {"cxnlp_version": __version__, **config}
-    (path / CONFIG_FILE).write_text(
-        json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    from cxnlp import __version__
-
-    config_path = path / CONFIG_FILE
-    if not config_path.exists():
-        raise FileNotFoundError(f"{path} is not a cxnlp model directory: it has no {CONFIG_FILE}")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    written_by = config.get("cxnlp_version", "0")
-    if _version_tuple(written_by) > _version_tuple(__version__):
-        warnings.warn(
-            f"{path} was written by cxnlp {written_by}, newer than this cxnlp {__version__}; "
-            "upgrade cxnlp if loading fails or results look wrong",
-            stacklevel=3,
-        )
-    return config
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
+            self.topic_tagger.save(topics_dir(path))

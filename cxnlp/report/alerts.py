@@ -1,0 +1,169 @@
+"""Periods and alerts: the classified rows by day / week / month / quarter / year, and whether the
+negative share or a topic's share rose in the last period (two-proportion tests, Holm-adjusted
+within each family)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from cxnlp.report.rows import group_labels
+from cxnlp.report.stats import holm_adjust, two_proportion_test
+from cxnlp.report.topics import topic_rows
+
+# pandas period codes; a week runs Monday to Sunday.
+PERIODS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+BASELINES = ("previous", "all")
+
+
+def parse_dates(values: pd.Series) -> pd.Series:
+    parsed = pd.to_datetime(values, errors="coerce", utc=True)
+    filled = values.astype("string").str.strip().fillna("") != ""
+    if (parsed.isna() & filled).any():
+        # A mixed export (ISO dates and timestamps, or several formats) fails whole-column format
+        # inference; element-wise parsing is slower but reads each value on its own.
+        mixed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        if mixed.notna().sum() > parsed.notna().sum():
+            parsed = mixed
+    return parsed.dt.tz_convert(None)
+
+
+def periods(
+    data: pd.DataFrame, values: pd.Series, date_col: str, period: str, notes: list[str]
+) -> tuple[list[dict[str, str]], dict[str, pd.Index]]:
+    """Every period from the first date to the last (empty ones included, so trends have no
+    gaps), and the row index of each."""
+    dates = parse_dates(values.reset_index(drop=True))
+    if values.astype("string").str.strip().fillna("").eq("").all():
+        notes.append(f"column {date_col!r} is empty: no periods")
+        return [], {}
+    if dates.notna().sum() == 0:
+        examples = values.dropna().astype(str).head(3).tolist()
+        raise ValueError(
+            f"column {date_col!r} has no readable dates (first values {examples}); "
+            "expected dates such as 2026-09-07 or 2026-09-07T10:30:00"
+        )
+    undated = int(dates.isna().sum())
+    if undated:
+        notes.append(f"{undated} rows have no readable {date_col!r} and are left out of periods")
+    codes = dates.dt.to_period(PERIODS[period])
+    labels, index = [], {}
+    for p in pd.period_range(codes.min(), codes.max(), freq=PERIODS[period]):
+        labels.append(
+            {
+                "period": str(p),
+                "start": p.start_time.date().isoformat(),
+                "end": p.end_time.date().isoformat(),
+            }
+        )
+        index[str(p)] = data.index[(codes == p).to_numpy()]
+    last_day = dates.max().date()
+    if last_day.isoformat() < labels[-1]["end"]:
+        notes.append(
+            f"the last {period} ({labels[-1]['period']}) is partial: the data end on {last_day}"
+        )
+    return labels, index
+
+
+def alerts(
+    data: pd.DataFrame,
+    mentions: pd.DataFrame,
+    periods: list[dict[str, str]],
+    index: dict[str, pd.Index],
+    group_by: Sequence[str],
+    alpha: float,
+    baseline: str,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Rises from the baseline to the last period with classified rows.
+
+    Each test has `kind` (negative_share or topic_share), `column` and `value` (None for all rows;
+    "topic" and the topic's name for a topic). The overall negative share is the headline test,
+    judged on its own p-value. The negative share of each language and group value, and the share
+    of rows mentioning each topic, form two families whose p-values are Holm-adjusted, so many
+    small segments do not raise alarms on noise. A test with fewer than 5 expected rows on either
+    side of a sample is reported, never flagged.
+    """
+    ok = data["_ok"]
+    filled = [p["period"] for p in periods if ok.loc[index[p["period"]]].any()]
+    if len(filled) < 2:
+        notes.append("alerts need classified rows in at least two periods")
+        return {"current": None, "baseline": None, "alpha": alpha, "flagged": [], "tests": []}
+    current = filled[-1]
+    before = filled[:-1] if baseline == "all" else filled[-2:-1]
+    now = data.loc[index[current]]
+    now = now[now["_ok"]]
+    then = data.loc[index[before[0]].append([index[p] for p in before[1:]])]
+    then = then[then["_ok"]]
+
+    def test(
+        kind: str, column: str | None, value: str | None, hit_then: pd.Series, hit_now: pd.Series
+    ) -> dict | None:
+        x1, n1, x2, n2 = int(hit_then.sum()), len(hit_then), int(hit_now.sum()), len(hit_now)
+        result = two_proportion_test(x1, n1, x2, n2)
+        if result is None:
+            return None
+        pooled = (x1 + x2) / (n1 + n2)
+        small = min(n1, n2) * min(pooled, 1 - pooled) < 5
+        return {
+            "kind": kind,
+            "column": column,
+            "value": value,
+            "baseline_share": x1 / n1,
+            "current_share": x2 / n2,
+            "baseline_n": n1,
+            "current_n": n2,
+            **result,
+            "small_sample": small,
+        }
+
+    headline = test(
+        "negative_share",
+        None,
+        None,
+        then["_sentiment"] == "negative",
+        now["_sentiment"] == "negative",
+    )
+    segments, topics = [], []
+    topic_rows_all = topic_rows(mentions)
+    for col in [c for c in ("lang",) if c in data.columns] + list(group_by):
+        labels_then, labels_now = group_labels(then[col]), group_labels(now[col])
+        for value in sorted(set(labels_now)):
+            segments.append(
+                test(
+                    "negative_share",
+                    col,
+                    value,
+                    then.loc[labels_then == value, "_sentiment"] == "negative",
+                    now.loc[labels_now == value, "_sentiment"] == "negative",
+                )
+            )
+    for name, found in topic_rows(mentions[mentions["row"].isin(now.index)]).items():
+        everywhere = topic_rows_all[name]
+        topics.append(
+            test(
+                "topic_share",
+                "topic",
+                name,
+                pd.Series(then.index.isin(everywhere), index=then.index),
+                pd.Series(now.index.isin(found), index=now.index),
+            )
+        )
+    tests = []
+    if headline is not None:
+        tests.append({**headline, "p_adjusted": headline["p_value"]})
+    for family in (segments, topics):
+        family = [t for t in family if t is not None]
+        for t, p in zip(family, holm_adjust([t["p_value"] for t in family]), strict=True):
+            tests.append({**t, "p_adjusted": p})
+    for t in tests:
+        t["flagged"] = t["difference"] > 0 and t["p_adjusted"] < alpha and not t["small_sample"]
+    return {
+        "current": current,
+        "baseline": before if baseline == "all" else before[0],
+        "alpha": alpha,
+        "flagged": sorted((t for t in tests if t["flagged"]), key=lambda t: t["p_adjusted"]),
+        "tests": tests,
+    }
