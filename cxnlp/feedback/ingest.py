@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, delete, insert, select, tuple_
+from sqlalchemy import JSON, Connection, delete, insert, select, tuple_
 
 from cxnlp.feedback.db import FeedbackStore, lock_for_writing, open_store
 from cxnlp.feedback.models import (
@@ -299,15 +299,20 @@ def _stat_key(dataset: str, r: Mapping[str, Any]) -> tuple:
     )
 
 
+def micro(p: float | None) -> int:
+    """A probability in millionths, as the aggregates sum them."""
+    return math.floor(p * 1_000_000 + 0.5) if p is not None else 0
+
+
 def _measures(r: Mapping[str, Any]) -> np.ndarray:
     score, kind = r["score"], r["score_kind"]
     scored = score is not None
     return np.array(
         [
             1.0,
-            r["p_positive"] or 0.0,
-            r["p_neutral"] or 0.0,
-            r["p_negative"] or 0.0,
+            micro(r["p_positive"]),
+            micro(r["p_neutral"]),
+            micro(r["p_negative"]),
             1.0 if scored else 0.0,
             score if scored else 0.0,
             score * score if scored else 0.0,
@@ -346,10 +351,23 @@ def _rollup_rows(deltas: dict[tuple, np.ndarray], keys: Sequence[str]) -> list[d
     return rows
 
 
-_COUNT_MEASURES = {"n", "score_n", "promoters", "detractors", "satisfied"}
+_COUNT_MEASURES = {
+    "n",
+    "score_n",
+    "promoters",
+    "detractors",
+    "satisfied",
+    "p_positive_sum",
+    "p_neutral_sum",
+    "p_negative_sum",
+}
 
 
-def _upsert(connection: Connection, table, rows: list[dict], conflict: Sequence[str], set_) -> Any:
+def _upsert(
+    connection: Connection, table, conflict: Sequence[str], update: Iterable[str], add: bool
+) -> Any:
+    """INSERT ... ON CONFLICT (`conflict`) DO UPDATE: `update` columns take the new value (or,
+    with `add`, the old plus the new); DO NOTHING when `update` is empty."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
@@ -358,32 +376,197 @@ def _upsert(connection: Connection, table, rows: list[dict], conflict: Sequence[
     else:  # pragma: no cover - only the two supported databases
         raise ValueError(f"the feedback store supports SQLite and PostgreSQL, not {dialect}")
     stmt = dialect_insert(table)
-    updates = set_(stmt.excluded, table) if callable(set_) else None
-    if updates:
-        stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_=updates)
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
-    return stmt
-
-
-def _apply_rollup(connection: Connection, table, keys: Sequence[str], deltas: dict) -> None:
-    rows = _rollup_rows(deltas, keys)
-    if not rows:
-        return
-    stmt = _upsert(
-        connection,
-        table,
-        rows,
-        keys,
-        lambda excluded, t: {m: t.c[m] + excluded[m] for m in STAT_MEASURES},
-    )
-    for start in range(0, len(rows), _WRITE_CHUNK):
-        connection.execute(stmt, rows[start : start + _WRITE_CHUNK])
+    update = list(update)
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(conflict))
+    excluded = stmt.excluded
+    sets = {c: (table.c[c] + excluded[c]) if add else excluded[c] for c in update}
+    return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
 
 
 def _chunks(values: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+_OLD_COLUMNS = (
+    "pk",
+    "item_id",
+    "created_at",
+    "day",
+    "lang",
+    "channel",
+    "product",
+    "sentiment",
+    "score_kind",
+    "score",
+    "p_positive",
+    "p_neutral",
+    "p_negative",
+)
+_KEEP_ON_UPDATE = {"pk", "dataset", "item_id", "ingested_at"}
+
+
+class _CoreWriter:
+    """Writes through SQLAlchemy Core statements (SQLite: executemany is fast there)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        c = _ITEMS.c
+        found = []
+        for part in _chunks(ids, _LOOKUP_CHUNK):
+            query = select(*(c[k] for k in _OLD_COLUMNS)).where(
+                c.dataset == dataset, c.item_id.in_(part)
+            )
+            found += [dict(r) for r in self.connection.execute(query).mappings()]
+        return found
+
+    def old_topics(self, pks: Sequence[int]) -> list[tuple]:
+        t = _TOPICS.c
+        found = []
+        for part in _chunks(pks, _LOOKUP_CHUNK):
+            query = select(t.item_pk, t.topic, t.polarity).where(t.item_pk.in_(part))
+            found += [tuple(r) for r in self.connection.execute(query)]
+        return found
+
+    def delete_topics(self, pks: Sequence[int]) -> None:
+        for part in _chunks(pks, _LOOKUP_CHUNK):
+            self.connection.execute(delete(_TOPICS).where(_TOPICS.c.item_pk.in_(part)))
+
+    def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        stmt = _upsert(
+            self.connection,
+            _ITEMS,
+            ("dataset", "item_id"),
+            {c.name for c in _ITEMS.c if c.name not in _KEEP_ON_UPDATE},
+            add=False,
+        ).returning(_ITEMS.c.item_id, _ITEMS.c.pk)
+        pks: dict[str, int] = {}
+        for part in _chunks(rows, _WRITE_CHUNK):
+            pks.update((r[0], r[1]) for r in self.connection.execute(stmt, list(part)))
+        return pks
+
+    def insert(self, table, rows: list[dict[str, Any]]) -> None:
+        for part in _chunks(rows, _WRITE_CHUNK):
+            self.connection.execute(insert(table), list(part))
+
+    def add_to(self, table, rows: list[dict[str, Any]]) -> None:
+        keys = list(table.primary_key.columns.keys())
+        stmt = _upsert(self.connection, table, keys, STAT_MEASURES, add=True)
+        for part in _chunks(rows, _WRITE_CHUNK):
+            self.connection.execute(stmt, list(part))
+
+    def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
+        keys = list(table.primary_key.columns.keys())
+        stmt = _upsert(self.connection, table, keys, (), add=False)
+        for part in _chunks(rows, _WRITE_CHUNK):
+            self.connection.execute(stmt, list(part))
+
+    def delete_empty(self, table, keys: list[tuple]) -> None:
+        columns = list(table.primary_key.columns)
+        for part in _chunks(keys, _LOOKUP_CHUNK):
+            self.connection.execute(
+                delete(table).where(tuple_(*columns).in_(list(part)), table.c.n <= 0)
+            )
+
+
+class _PostgresWriter(_CoreWriter):
+    """Writes through psycopg's COPY into temporary tables, then one INSERT ... SELECT ... ON
+    CONFLICT per table: an order of magnitude faster than multi-row INSERTs."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self.raw = connection.connection.dbapi_connection
+
+    def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        with self.raw.cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(_OLD_COLUMNS)} FROM {_ITEMS.name} "
+                "WHERE dataset = %s AND item_id = ANY(%s)",
+                (dataset, list(ids)),
+            )
+            return [dict(zip(_OLD_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+
+    def old_topics(self, pks: Sequence[int]) -> list[tuple]:
+        with self.raw.cursor() as cur:
+            cur.execute(
+                f"SELECT item_pk, topic, polarity FROM {_TOPICS.name} WHERE item_pk = ANY(%s)",
+                (list(pks),),
+            )
+            return cur.fetchall()
+
+    def delete_topics(self, pks: Sequence[int]) -> None:
+        with self.raw.cursor() as cur:
+            cur.execute(f"DELETE FROM {_TOPICS.name} WHERE item_pk = ANY(%s)", (list(pks),))
+
+    def _stage(self, cur, table, columns: Sequence[str], rows: list[dict[str, Any]]) -> str:
+        staging = f"_cxnlp_stage_{table.name}"
+        cols = ", ".join(columns)
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
+            f"SELECT {cols} FROM {table.name} WITH NO DATA"
+        )
+        cur.execute(f"TRUNCATE {staging}")
+        json_cols = {c for c in columns if isinstance(table.c[c].type, JSON)}
+        with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        json.dumps(row[c], ensure_ascii=False) if c in json_cols else row[c]
+                        for c in columns
+                    ]
+                )
+        return staging
+
+    def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        if not rows:
+            return {}
+        columns = [c.name for c in _ITEMS.c if c.name != "pk"]
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
+        with self.raw.cursor() as cur:
+            staging = self._stage(cur, _ITEMS, columns, rows)
+            cur.execute(
+                f"INSERT INTO {_ITEMS.name} ({', '.join(columns)}) "
+                f"SELECT {', '.join(columns)} FROM {staging} "
+                f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates} RETURNING item_id, pk"
+            )
+            return dict(cur.fetchall())
+
+    def insert(self, table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        with (
+            self.raw.cursor() as cur,
+            cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+
+    def add_to(self, table, rows: list[dict[str, Any]]) -> None:
+        self._merge(table, rows, add=True)
+
+    def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
+        self._merge(table, rows, add=False)
+
+    def _merge(self, table, rows: list[dict[str, Any]], add: bool) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        keys = ", ".join(table.primary_key.columns.keys())
+        if add:
+            sets = ", ".join(f"{m} = {table.name}.{m} + EXCLUDED.{m}" for m in STAT_MEASURES)
+            action = f"DO UPDATE SET {sets}"
+        else:
+            action = "DO NOTHING"
+        with self.raw.cursor() as cur:
+            staging = self._stage(cur, table, columns, rows)
+            cur.execute(
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                f"SELECT {', '.join(columns)} FROM {staging} ON CONFLICT ({keys}) {action}"
+            )
 
 
 def ingest_records(
@@ -401,51 +584,27 @@ def ingest_records(
         raise ValueError(f"a dataset name of 1 to {DIMENSION_LEN} characters is needed")
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     lock_for_writing(connection)
+    writer = (
+        _PostgresWriter(connection)
+        if connection.dialect.name == "postgresql"
+        else _CoreWriter(connection)
+    )
     latest = {r["item_id"]: r for r in records}
-    ids = list(latest)
     deltas = _Deltas()
-    old_pks: dict[str, int] = {}
-    undated: dict[str, dict[str, Any]] = {}
-    columns = _ITEMS.c
-    for part in _chunks(ids, _LOOKUP_CHUNK):
-        rows = connection.execute(
-            select(
-                columns.pk,
-                columns.item_id,
-                columns.created_at,
-                columns.day,
-                columns.lang,
-                columns.channel,
-                columns.product,
-                columns.sentiment,
-                columns.score_kind,
-                columns.score,
-                columns.p_positive,
-                columns.p_neutral,
-                columns.p_negative,
-            ).where(columns.dataset == dataset, columns.item_id.in_(part))
-        ).mappings()
-        old = {row["pk"]: row for row in rows}
-        if not old:
-            continue
+    old = {row["pk"]: row for row in writer.old_items(dataset, list(latest))}
+    old_pks = {row["item_id"]: pk for pk, row in old.items()}
+    if old:
         topics: dict[int, list[tuple]] = defaultdict(list)
-        for pk, topic, polarity in connection.execute(
-            select(_TOPICS.c.item_pk, _TOPICS.c.topic, _TOPICS.c.polarity).where(
-                _TOPICS.c.item_pk.in_(list(old))
-            )
-        ):
+        for pk, topic, polarity in writer.old_topics(list(old)):
             topics[pk].append((topic, polarity))
         for pk, row in old.items():
-            old_pks[row["item_id"]] = pk
-            undated[row["item_id"]] = {"created_at": row["created_at"], "day": row["day"]}
             deltas.add(dataset, row, topics[pk], -1.0)
     item_rows = []
     for r in latest.values():
         if r["created_at"] is None:
-            r = latest[r["item_id"]] = {
-                **r,
-                **undated.get(r["item_id"], {"created_at": now, "day": now.date()}),
-            }
+            stored = old.get(old_pks.get(r["item_id"]))
+            when = stored["created_at"] if stored else now
+            r = latest[r["item_id"]] = {**r, "created_at": when, "day": _as_day(when)}
         deltas.add(dataset, r, [(t["topic"], t["polarity"]) for t in r["topics"]], 1.0)
         row = {k: v for k, v in r.items() if k != "topics"}
         row.update(
@@ -456,52 +615,41 @@ def ingest_records(
             updated_at=now,
         )
         item_rows.append(row)
-    if old_pks:
-        for part in _chunks(list(old_pks.values()), _LOOKUP_CHUNK):
-            connection.execute(delete(_TOPICS).where(_TOPICS.c.item_pk.in_(part)))
-    keep = {"pk", "dataset", "item_id", "ingested_at"}
-    stmt = _upsert(
-        connection,
-        _ITEMS,
-        item_rows,
-        ("dataset", "item_id"),
-        lambda excluded, t: {c.name: excluded[c.name] for c in t.c if c.name not in keep},
-    ).returning(_ITEMS.c.item_id, _ITEMS.c.pk)
-    pks: dict[str, int] = {}
-    for part in _chunks(item_rows, _WRITE_CHUNK):
-        pks.update(connection.execute(stmt, list(part)).tuples().all())
-    topic_rows = [
-        {
-            "item_pk": pks[r["item_id"]],
-            "topic": t["topic"],
-            "polarity": t["polarity"],
-            "score": t["score"],
-        }
-        for r in latest.values()
-        for t in r["topics"]
-    ]
-    for part in _chunks(topic_rows, _WRITE_CHUNK):
-        connection.execute(insert(_TOPICS), list(part))
-    _apply_rollup(connection, _DAILY, _DAILY.primary_key.columns.keys(), deltas.stats)
-    _apply_rollup(
-        connection, _DAILY_TOPICS, _DAILY_TOPICS.primary_key.columns.keys(), deltas.topics
+    if old:
+        writer.delete_topics(list(old))
+    pks = writer.upsert_items(item_rows)
+    writer.insert(
+        _TOPICS,
+        [
+            {
+                "item_pk": pks[r["item_id"]],
+                "topic": t["topic"],
+                "polarity": t["polarity"],
+                "score": t["score"],
+            }
+            for r in latest.values()
+            for t in r["topics"]
+        ],
+    )
+    writer.add_to(_DAILY, _rollup_rows(deltas.stats, _DAILY.primary_key.columns.keys()))
+    writer.add_to(
+        _DAILY_TOPICS, _rollup_rows(deltas.topics, _DAILY_TOPICS.primary_key.columns.keys())
     )
     if deltas.removed:
         # Keys that an update emptied (an item that moved to another day or sentiment).
         for table, touched in ((_DAILY, deltas.stats), (_DAILY_TOPICS, deltas.topics)):
-            emptied = [k for k, v in touched.items() if v[0] < 0]
-            keys = list(table.primary_key.columns)
-            for part in _chunks(emptied, _LOOKUP_CHUNK):
-                connection.execute(
-                    delete(table).where(tuple_(*keys).in_(list(part)), table.c.n <= 0)
-                )
-    _record_dimensions(connection, dataset, latest.values())
+            writer.delete_empty(table, [k for k, v in touched.items() if v[0] < 0])
+    writer.insert_missing(_DIMENSIONS, _dimension_rows(dataset, latest.values()))
     return len(latest) - len(old_pks), len(old_pks)
 
 
-def _record_dimensions(
-    connection: Connection, dataset: str, records: Iterable[Mapping[str, Any]]
-) -> None:
+def _as_day(when: dt.datetime | dt.date | str) -> dt.date:
+    if isinstance(when, str):
+        when = dt.datetime.fromisoformat(when)
+    return when.date() if isinstance(when, dt.datetime) else when
+
+
+def _dimension_rows(dataset: str, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     seen: dict[str, set[str]] = defaultdict(set)
     for r in records:
         pairs = list(r["dimensions"].items())
@@ -510,15 +658,11 @@ def _record_dimensions(
             values = seen[key]
             if len(values) < MENU_VALUES_PER_BATCH and len(value) <= DIMENSION_LEN:
                 values.add(value)
-    rows = [
+    return [
         {"dataset": dataset, "key": key[:DIMENSION_LEN], "value": value}
         for key, values in seen.items()
         for value in sorted(values)
     ]
-    if rows:
-        stmt = _upsert(connection, _DIMENSIONS, rows, ("dataset", "key", "value"), None)
-        for part in _chunks(rows, _WRITE_CHUNK):
-            connection.execute(stmt, list(part))
 
 
 def _store(store: FeedbackStore | str | None) -> tuple[FeedbackStore, bool]:

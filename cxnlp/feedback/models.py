@@ -113,9 +113,11 @@ def _key(length: int = DIMENSION_LEN) -> Mapped[str]:
 
 class _Measures:
     n: Mapped[int] = mapped_column(Count, default=0)
-    p_positive_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    p_neutral_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    p_negative_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    # Sums of probabilities in millionths (classify output has six decimals): integers, so that
+    # taking an updated item's old contribution out restores the sum exactly.
+    p_positive_sum: Mapped[int] = mapped_column(Count, default=0)
+    p_neutral_sum: Mapped[int] = mapped_column(Count, default=0)
+    p_negative_sum: Mapped[int] = mapped_column(Count, default=0)
     score_n: Mapped[int] = mapped_column(Count, default=0)
     score_sum: Mapped[float] = mapped_column(Float, default=0.0)
     score_sq_sum: Mapped[float] = mapped_column(Float, default=0.0)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Date,
     Integer,
@@ -170,14 +171,20 @@ def _items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
     return where
 
 
+def _micro(column: ColumnElement) -> ColumnElement:
+    # As `cxnlp.feedback.ingest.micro`: millionths, rounded half away from zero in both databases
+    # (probabilities are non-negative, so floor(x + 0.5)).
+    return cast(func.floor(func.coalesce(column, 0.0) * 1_000_000 + 0.5), BigInteger)
+
+
 def _item_measures() -> list[ColumnElement]:
     c = _ITEMS.c
     scored = c.score.is_not(None)
     return [
         literal(1, Integer).label("n"),
-        func.coalesce(c.p_positive, 0.0).label("p_positive_sum"),
-        func.coalesce(c.p_neutral, 0.0).label("p_neutral_sum"),
-        func.coalesce(c.p_negative, 0.0).label("p_negative_sum"),
+        _micro(c.p_positive).label("p_positive_sum"),
+        _micro(c.p_neutral).label("p_neutral_sum"),
+        _micro(c.p_negative).label("p_negative_sum"),
         case((scored, 1), else_=0).label("score_n"),
         func.coalesce(c.score, 0.0).label("score_sum"),
         func.coalesce(c.score * c.score, 0.0).label("score_sq_sum"),
@@ -347,14 +354,14 @@ def _segment(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[s
     """Headline numbers of grouped rows, each with `sentiment`, `score_kind` and the sums."""
     counts = dict.fromkeys(SENTIMENTS, 0)
     errors = 0
-    p_sums = dict.fromkeys(SENTIMENTS, 0.0)
+    p_sums = dict.fromkeys(SENTIMENTS, 0)  # millionths: exact, whatever order rows come in
     kinds: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(STAT_MEASURES, 0.0))
     for row in rows:
         sentiment = row["sentiment"]
         if sentiment in counts:
             counts[sentiment] += int(row["n"])
             for s in SENTIMENTS:
-                p_sums[s] += float(row[f"p_{s}_sum"])
+                p_sums[s] += int(row[f"p_{s}_sum"])
         else:
             errors += int(row["n"])
         if row["score_kind"] and row["score_n"]:

@@ -26,9 +26,15 @@ def upgrade() -> None:
         sa.Column("sentiment", sa.String(length=16), nullable=False),
         sa.Column("score_kind", sa.String(length=8), nullable=False),
         sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("p_positive_sum", sa.Float(), nullable=False),
-        sa.Column("p_neutral_sum", sa.Float(), nullable=False),
-        sa.Column("p_negative_sum", sa.Float(), nullable=False),
+        sa.Column(
+            "p_positive_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "p_neutral_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "p_negative_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("score_n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("score_sum", sa.Float(), nullable=False),
         sa.Column("score_sq_sum", sa.Float(), nullable=False),
@@ -57,9 +63,15 @@ def upgrade() -> None:
         sa.Column("topic", sa.String(length=100), nullable=False),
         sa.Column("polarity", sa.String(length=16), nullable=False),
         sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("p_positive_sum", sa.Float(), nullable=False),
-        sa.Column("p_neutral_sum", sa.Float(), nullable=False),
-        sa.Column("p_negative_sum", sa.Float(), nullable=False),
+        sa.Column(
+            "p_positive_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "p_neutral_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "p_negative_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
         sa.Column("score_n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("score_sum", sa.Float(), nullable=False),
         sa.Column("score_sq_sum", sa.Float(), nullable=False),
