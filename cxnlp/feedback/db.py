@@ -120,7 +120,9 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-        return context.get_current_revision()
+        revision = context.get_current_revision()
+        connection.rollback()
+        return revision
 
 
 class FeedbackStore:
@@ -153,3 +155,17 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> FeedbackStore
     store = FeedbackStore(url, migrate=migrate)
     logger.info("feedback store %s (%s)", store.describe(), store.dialect)
     return store
+
+
+def upgrade_url(url: str | None = None, only_report: bool = False) -> str:
+    """Migrate the store at `url` (unless `only_report`) and say where it is and at which
+    migration."""
+    engine = make_engine(url)
+    try:
+        if not only_report:
+            upgrade(engine)
+        revision = current_revision(engine) or "(empty: run `cxnlp db upgrade`)"
+        where = make_url(resolve_url(url)).render_as_string(hide_password=True)
+        return f"{where}: schema at migration {revision}"
+    finally:
+        engine.dispose()
