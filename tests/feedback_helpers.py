@@ -17,6 +17,14 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_URL = os.environ.get("CXNLP_TEST_PG_URL", f"postgresql+psycopg://root@{PG_HOST}:{PG_PORT}/test")
 TOPICS = ("delivery", "price", "support", "app_website", "product_quality")
 CHANNELS = ("app", "web", "survey")
+SENTENCES = (
+    "غذا سرد بود و پیک یک ساعت دیر رسید",
+    "الخدمة ممتازة والتوصيل سريع",
+    "The app keeps crashing when I pay",
+    "قیمت‌ها نسبت به ماه قبل خیلی بالا رفته",
+    "وصل الطلب متأخرا وباردا",
+    "Friendly staff, but the refund took three weeks",
+)
 
 
 def postgres_answers() -> bool:
@@ -80,7 +88,7 @@ def classified_frame(n: int = 600, seed: int = 0, days: int = 28) -> pd.DataFram
                 "channel": str(rng.choice(CHANNELS)) if i % 11 else "",
                 "product": str(rng.choice(["food", "phone"])),
                 "tier": str(rng.choice(["gold", "silver"])),
-                "text": ("Delivery was LATE " if i % 5 == 0 else "متن نظر ") + str(i),
+                "text": ("Delivery was LATE " if i % 5 == 0 else SENTENCES[i % 6] + " · ") + str(i),
                 "score": int(rng.integers(0, 11)) if i % 3 else None,
                 "sentiment": None if error else sentiment,
                 "p_positive": None if error else round(p["positive"], 6),

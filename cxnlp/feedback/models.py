@@ -4,7 +4,8 @@ changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must mat
 - `feedback_items`: one row per analyzed item, unique on (dataset, item_id); the export's own
   columns live in `dimensions` (JSON), `channel` and `product` also as indexed columns.
 - `item_topics`: one row per (item, topic) with its polarity, for topic queries without JSON.
-- `daily_stats` / `daily_topic_stats`: per-day pre-aggregates kept in step with the items by
+- `daily_stats` / `daily_topic_stats`: per-day pre-aggregates by language, channel, sentiment
+  and score kind (and topic, polarity) kept in step with the items by
   every ingest (in the same transaction), so that dashboard views read thousands of rows, not
   millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
 - `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus.
@@ -91,7 +92,7 @@ class ItemTopic(Base):
 
 
 # The key of the per-day aggregates, and the sums kept for each key.
-STAT_KEYS = ("dataset", "day", "lang", "channel", "product", "sentiment", "score_kind")
+STAT_KEYS = ("dataset", "day", "lang", "channel", "sentiment", "score_kind")
 STAT_MEASURES = (
     "n",
     "p_positive_sum",
@@ -133,7 +134,6 @@ class DailyStat(_Measures, Base):
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
     lang: Mapped[str] = _key(16)
     channel: Mapped[str] = _key()
-    product: Mapped[str] = _key()
     sentiment: Mapped[str] = _key(16)
     score_kind: Mapped[str] = _key(8)
 
@@ -146,7 +146,6 @@ class DailyTopicStat(_Measures, Base):
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
     lang: Mapped[str] = _key(16)
     channel: Mapped[str] = _key()
-    product: Mapped[str] = _key()
     sentiment: Mapped[str] = _key(16)
     score_kind: Mapped[str] = _key(8)
     topic: Mapped[str] = _key(100)

@@ -2,8 +2,8 @@
 aggregate (GROUP BY in the database) under one `StatsFilter`.
 
 Counts come from the per-day aggregates (`daily_stats`, `daily_topic_stats`) whenever the filter
-only names columns they are keyed by (dataset, dates, language, channel, product, sentiment, and
-at most one topic); a filter on another stored dimension or a text search reads the items
+only names columns they are keyed by (dataset, dates, language, channel, sentiment, and at most
+one topic); a filter on another stored dimension or a text search reads the items
 themselves. Both give the same numbers (the tests check it); the aggregates are just smaller.
 
 Shares are of classified items (items whose classification failed count as `errors`), with 95%
@@ -50,8 +50,10 @@ SENTIMENTS = ("negative", "neutral", "positive")
 PERIODS = ("day", "week", "month")
 MISSING = "(missing)"
 # Columns the aggregates are keyed by; any other dimension is read from the items' JSON.
-KEYED = ("lang", "channel", "product", "sentiment")
-GROUPABLE = ("lang", "channel", "product", "sentiment", "dataset")
+KEYED = ("lang", "channel", "sentiment")
+GROUPABLE = ("lang", "channel", "sentiment", "dataset")
+# Item columns a filter may name directly (the rest are `dims`).
+FILTERABLE = ("lang", "channel", "product", "sentiment")
 
 _ITEMS = FeedbackItem.__table__
 _TOPICS = ItemTopic.__table__
@@ -89,7 +91,7 @@ class StatsFilter:
 
     def keyed_only(self, max_topics: int = 1) -> bool:
         """Whether the per-day aggregates can answer this filter."""
-        return not self.dims and not self.q and len(self.topic) <= max_topics
+        return not self.dims and not self.q and not self.product and len(self.topic) <= max_topics
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,7 +135,7 @@ def _rollup_where(table, f: StatsFilter) -> list[ColumnElement]:
 
 
 def _dimension(name: str, dialect: str) -> ColumnElement:
-    if name in ("lang", "channel", "product", "sentiment", "dataset"):
+    if name in (*FILTERABLE, "dataset"):
         return _ITEMS.c[name]
     if dialect == "postgresql":
         return _ITEMS.c.dimensions.op("->>")(literal(name, String))
@@ -156,7 +158,7 @@ def _items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
         where.append(c.day >= f.start)
     if f.end:
         where.append(c.day <= f.end)
-    for name in KEYED:
+    for name in FILTERABLE:
         values = getattr(f, name)
         if values:
             where.append(_values_clause(c[name], values, None))
@@ -201,7 +203,6 @@ def _item_keys(dialect: str, group: str | None = None) -> list[ColumnElement]:
         c.day,
         func.coalesce(c.lang, "").label("lang"),
         func.coalesce(c.channel, "").label("channel"),
-        func.coalesce(c.product, "").label("product"),
         func.coalesce(c.sentiment, "").label("sentiment"),
         func.coalesce(c.score_kind, "").label("score_kind"),
     ]
@@ -637,6 +638,10 @@ def iter_items(connection: Connection, f: StatsFilter, batch: int = 2000) -> Ite
         yield from _with_topics(connection, [dict(r) for r in part])
 
 
+def dim_where_for_products(f: StatsFilter) -> list[ColumnElement]:
+    return [_DIMENSIONS.c.dataset.in_(f.dataset)] if f.dataset else []
+
+
 def options(connection: Connection, f: StatsFilter) -> dict[str, Any]:
     """What the filter menus offer under the datasets of `f`: datasets, the date range,
     languages, channels, products, topics and the other stored dimensions with their values."""
@@ -653,6 +658,15 @@ def options(connection: Connection, f: StatsFilter) -> dict[str, Any]:
         query = select(column).where(*where, column != "").distinct().order_by(column)
         return [r[0] for r in connection.execute(query)]
 
+    products = [
+        r[0]
+        for r in connection.execute(
+            select(_DIMENSIONS.c.value)
+            .where(*dim_where_for_products(f), _DIMENSIONS.c.key == "product")
+            .distinct()
+            .order_by(_DIMENSIONS.c.value)
+        )
+    ]
     t = _DAILY_TOPICS
     topic_where = [t.c.dataset.in_(f.dataset)] if f.dataset else []
     topics_found = [
@@ -677,7 +691,7 @@ def options(connection: Connection, f: StatsFilter) -> dict[str, Any]:
         "last_day": _as_date(last).isoformat() if last else None,
         "lang": distinct(d.c.lang),
         "channel": distinct(d.c.channel),
-        "product": distinct(d.c.product),
+        "product": products,
         "topic": topics_found,
         "dims": dict(dims),
     }

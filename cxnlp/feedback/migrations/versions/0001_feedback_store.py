@@ -22,7 +22,6 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("lang", sa.String(length=16), nullable=False),
         sa.Column("channel", sa.String(length=200), nullable=False),
-        sa.Column("product", sa.String(length=200), nullable=False),
         sa.Column("sentiment", sa.String(length=16), nullable=False),
         sa.Column("score_kind", sa.String(length=8), nullable=False),
         sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -47,9 +46,7 @@ def upgrade() -> None:
         sa.Column(
             "satisfied", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
-        sa.PrimaryKeyConstraint(
-            "dataset", "day", "lang", "channel", "product", "sentiment", "score_kind"
-        ),
+        sa.PrimaryKeyConstraint("dataset", "day", "lang", "channel", "sentiment", "score_kind"),
     )
     op.create_table(
         "daily_topic_stats",
@@ -57,7 +54,6 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("lang", sa.String(length=16), nullable=False),
         sa.Column("channel", sa.String(length=200), nullable=False),
-        sa.Column("product", sa.String(length=200), nullable=False),
         sa.Column("sentiment", sa.String(length=16), nullable=False),
         sa.Column("score_kind", sa.String(length=8), nullable=False),
         sa.Column("topic", sa.String(length=100), nullable=False),
@@ -89,7 +85,6 @@ def upgrade() -> None:
             "day",
             "lang",
             "channel",
-            "product",
             "sentiment",
             "score_kind",
             "topic",
