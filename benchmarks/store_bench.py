@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -109,14 +110,15 @@ def views(last_day: dt.date) -> dict[str, callable]:
 def run(backend: str, url: str, n: int, batch: int, repeats: int, seed: int) -> None:
     store = open_store(url)
     rng = np.random.default_rng(seed)
-    ingest_seconds = 0.0
+    ingest_seconds = ingest_cpu = 0.0
     done = 0
     while done < n:
         size = min(batch, n - done)
         frame = synthetic(size, done, rng)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         ingest_frame(frame, dataset="bench", store=store, score_col="score", score_kind="nps")
         ingest_seconds += time.perf_counter() - started
+        ingest_cpu += time.process_time() - cpu
         done += size
         if done % (batch * 10) == 0 or done == n:
             print(f"  {backend}: {done:,} stored, {done / ingest_seconds:,.0f} items/s", flush=True)
@@ -133,7 +135,9 @@ def run(backend: str, url: str, n: int, batch: int, repeats: int, seed: int) -> 
         assert total["n"] == n, (total["n"], n)
         last = dt.date.fromisoformat(Q.options(c, Q.StatsFilter())["last_day"])
         print(f"\n{backend}: {n:,} items, ingest {n / ingest_seconds:,.0f} items/s "
-              f"(new items, batches of {batch:,}); re-sent batch {update_rate:,.0f} items/s")  # fmt: skip
+              f"(new items, batches of {batch:,}; {n / ingest_cpu:,.0f} items per CPU-second of "
+              f"this process); re-sent batch {update_rate:,.0f} items/s; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
         print(f"{'view':40s} {'p50 ms':>9s} {'p95 ms':>9s}")
         for name, view in views(last).items():
             view(c)  # warm
