@@ -17,7 +17,15 @@ from cxnlp.feedback import ingest as ingest_module
 from cxnlp.feedback import queries as Q
 from cxnlp.feedback.db import VERSION_TABLE, current_revision, open_store
 from cxnlp.feedback.ingest import ingest_file, ingest_frame
-from cxnlp.feedback.models import Base, DailyStat, DailyTopicStat, FeedbackItem, ItemTopic
+from cxnlp.feedback.models import (
+    Base,
+    DailyStat,
+    DailyTopicStat,
+    DailyTopicTotal,
+    DailyTotal,
+    FeedbackItem,
+    ItemTopic,
+)
 from cxnlp.scores import score_summary
 from cxnlp.stats import wilson_interval
 
@@ -50,7 +58,14 @@ def _counts(store) -> dict[str, int]:
     with store.engine.connect() as c:
         return {
             t.__tablename__: c.execute(select(func.count()).select_from(t)).scalar_one()
-            for t in (FeedbackItem, ItemTopic, DailyStat, DailyTopicStat)
+            for t in (
+                FeedbackItem,
+                ItemTopic,
+                DailyStat,
+                DailyTopicStat,
+                DailyTotal,
+                DailyTopicTotal,
+            )
         }
 
 

@@ -33,6 +33,8 @@ from cxnlp.feedback.models import (
     STAT_MEASURES,
     DailyStat,
     DailyTopicStat,
+    DailyTopicTotal,
+    DailyTotal,
     FeedbackDimension,
     FeedbackItem,
     ItemTopic,
@@ -64,6 +66,8 @@ _ITEMS = FeedbackItem.__table__
 _TOPICS = ItemTopic.__table__
 _DAILY = DailyStat.__table__
 _DAILY_TOPICS = DailyTopicStat.__table__
+_TOTALS = DailyTotal.__table__
+_TOPIC_TOTALS = DailyTopicTotal.__table__
 _DIMENSIONS = FeedbackDimension.__table__
 
 
@@ -694,16 +698,30 @@ def ingest_records(
             for t in r["topics"]
         ],
     )
-    writer.add_to(_DAILY, _rollup_rows(deltas.stats, _DAILY.primary_key.columns.keys()))
-    writer.add_to(
-        _DAILY_TOPICS, _rollup_rows(deltas.topics, _DAILY_TOPICS.primary_key.columns.keys())
+    # The totals drop language and channel (positions 2 and 3 of a key).
+    totals = _project(deltas.stats)
+    topic_totals = _project(deltas.topics)
+    aggregates = (
+        (_DAILY, deltas.stats),
+        (_DAILY_TOPICS, deltas.topics),
+        (_TOTALS, totals),
+        (_TOPIC_TOTALS, topic_totals),
     )
+    for table, touched in aggregates:
+        writer.add_to(table, _rollup_rows(touched, table.primary_key.columns.keys()))
     if deltas.removed:
         # Keys that an update emptied (an item that moved to another day or sentiment).
-        for table, touched in ((_DAILY, deltas.stats), (_DAILY_TOPICS, deltas.topics)):
+        for table, touched in aggregates:
             writer.delete_empty(table, [k for k, v in touched.items() if v[0] < 0])
     writer.insert_missing(_DIMENSIONS, _dimension_rows(dataset, latest.values()))
     return len(latest) - len(old_pks), len(old_pks)
+
+
+def _project(deltas: dict[tuple, np.ndarray]) -> dict[tuple, np.ndarray]:
+    out: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
+    for key, values in deltas.items():
+        out[key[:2] + key[4:]] += values
+    return out
 
 
 def _as_day(when: dt.datetime | dt.date | str) -> dt.date:

@@ -5,7 +5,8 @@ changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must mat
   columns live in `dimensions` (JSON), `channel` and `product` also as indexed columns.
 - `item_topics`: one row per (item, topic) with its polarity, for topic queries without JSON.
 - `daily_stats` / `daily_topic_stats`: per-day pre-aggregates by language, channel, sentiment
-  and score kind (and topic, polarity) kept in step with the items by
+  and score kind (and topic, polarity); `daily_totals` / `daily_topic_totals` the same without
+  language and channel (a few rows per day, for views that do not filter on those) kept in step with the items by
   every ingest (in the same transaction), so that dashboard views read thousands of rows, not
   millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
 - `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus.
@@ -53,6 +54,8 @@ class FeedbackItem(Base):
         Index("ix_feedback_items_dataset_day", "dataset", "day"),
         Index("ix_feedback_items_dataset_channel", "dataset", "channel"),
         Index("ix_feedback_items_dataset_sentiment", "dataset", "sentiment"),
+        # The drill-down lists newest first.
+        Index("ix_feedback_items_created_at", "created_at", "pk"),
     )
 
     pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -146,6 +149,30 @@ class DailyTopicStat(_Measures, Base):
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
     lang: Mapped[str] = _key(16)
     channel: Mapped[str] = _key()
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+    topic: Mapped[str] = _key(100)
+    polarity: Mapped[str] = _key(16)
+
+
+class DailyTotal(_Measures, Base):
+    """`daily_stats` without language and channel: what an unfiltered view reads."""
+
+    __tablename__ = "daily_totals"
+
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+
+
+class DailyTopicTotal(_Measures, Base):
+    """`daily_topic_stats` without language and channel."""
+
+    __tablename__ = "daily_topic_totals"
+
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
     sentiment: Mapped[str] = _key(16)
     score_kind: Mapped[str] = _key(8)
     topic: Mapped[str] = _key(100)

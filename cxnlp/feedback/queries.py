@@ -40,6 +40,8 @@ from cxnlp.feedback.models import (
     STAT_MEASURES,
     DailyStat,
     DailyTopicStat,
+    DailyTopicTotal,
+    DailyTotal,
     FeedbackDimension,
     FeedbackItem,
     ItemTopic,
@@ -59,6 +61,8 @@ _ITEMS = FeedbackItem.__table__
 _TOPICS = ItemTopic.__table__
 _DAILY = DailyStat.__table__
 _DAILY_TOPICS = DailyTopicStat.__table__
+_TOTALS = DailyTotal.__table__
+_TOPIC_TOTALS = DailyTopicTotal.__table__
 _DIMENSIONS = FeedbackDimension.__table__
 
 
@@ -129,9 +133,19 @@ def _rollup_where(table, f: StatsFilter) -> list[ColumnElement]:
         where.append(table.c.day <= f.end)
     for name in KEYED:
         values = getattr(f, name)
-        if values:
+        if values:  # the totals tables are only chosen when lang and channel are not filtered
             where.append(_values_clause(table.c[name], values, ""))
     return where
+
+
+def _fine(f: StatsFilter, group: str | None, fine: bool) -> bool:
+    """Whether a view needs the aggregates by language and channel (else the totals do)."""
+    return fine or bool(f.lang or f.channel) or group in ("lang", "channel")
+
+
+def _rollup_keys(table, topic: bool = False) -> list[ColumnElement]:
+    names = ("dataset", "day", *KEYED, "score_kind", *(("topic", "polarity") if topic else ()))
+    return [table.c[k] if k in table.c else literal("", String).label(k) for k in names]
 
 
 def _dimension(name: str, dialect: str) -> ColumnElement:
@@ -220,16 +234,20 @@ class _Facts:
     rollup: bool
 
 
-def _stat_facts(f: StatsFilter, dialect: str, group: str | None = None) -> _Facts:
-    """One row per item (or per aggregate row) under `f`."""
+def _stat_facts(
+    f: StatsFilter, dialect: str, group: str | None = None, fine: bool = False
+) -> _Facts:
+    """One row per item (or per aggregate row) under `f`; `fine`: with lang and channel."""
     custom_group = group is not None and group not in GROUPABLE
     if f.keyed_only() and not custom_group:
-        table = _DAILY_TOPICS if f.topic else _DAILY
+        if _fine(f, group, fine):
+            table = _DAILY_TOPICS if f.topic else _DAILY
+        else:
+            table = _TOPIC_TOTALS if f.topic else _TOTALS
         where = _rollup_where(table, f)
         if f.topic:
             where.append(table.c.topic == f.topic[0])
-        keys = [table.c[k] for k in ("dataset", "day", *KEYED, "score_kind")]
-        q = select(*keys, *(table.c[m] for m in STAT_MEASURES)).where(*where)
+        q = select(*_rollup_keys(table), *(table.c[m] for m in STAT_MEASURES)).where(*where)
         return _Facts(q.subquery("facts"), True)
     q = select(*_item_keys(dialect, group), *_item_measures()).where(*_items_where(f, dialect))
     return _Facts(q.subquery("facts"), False)
@@ -239,8 +257,8 @@ def _topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> _Fac
     """One row per (item, topic) (or per aggregate row) under `f`, with `topic` and `polarity`."""
     custom_group = group is not None and group not in GROUPABLE
     if f.keyed_only(max_topics=0) and not custom_group:
-        t = _DAILY_TOPICS
-        keys = [t.c[k] for k in ("dataset", "day", *KEYED, "score_kind", "topic", "polarity")]
+        t = _DAILY_TOPICS if _fine(f, group, False) else _TOPIC_TOTALS
+        keys = _rollup_keys(t, topic=True)
         q = select(*keys, *(t.c[m] for m in STAT_MEASURES)).where(*_rollup_where(t, f))
         return _Facts(q.subquery("facts"), True)
     mention = _TOPICS
@@ -615,9 +633,14 @@ def items(
 ) -> dict[str, Any]:
     """One page of the items under `f`, newest first, with their topics, and how many there are."""
     dialect = connection.dialect.name
-    total = connection.execute(
-        select(func.count()).select_from(_ITEMS).where(*_items_where(f, dialect))
-    ).scalar_one()
+    if f.keyed_only():
+        # The aggregates count every item (classified or not) as the items table would.
+        fq = _stat_facts(f, dialect).query
+        total = connection.execute(select(func.coalesce(func.sum(fq.c.n), 0))).scalar_one()
+    else:
+        total = connection.execute(
+            select(func.count()).select_from(_ITEMS).where(*_items_where(f, dialect))
+        ).scalar_one()
     rows = _rows(connection, _item_query(f, dialect).limit(limit).offset(offset))
     return {
         "filter": f.to_dict(),
@@ -638,8 +661,15 @@ def iter_items(connection: Connection, f: StatsFilter, batch: int = 2000) -> Ite
         yield from _with_topics(connection, [dict(r) for r in part])
 
 
-def dim_where_for_products(f: StatsFilter) -> list[ColumnElement]:
-    return [_DIMENSIONS.c.dataset.in_(f.dataset)] if f.dataset else []
+def _menu(connection: Connection, f: StatsFilter, key: str) -> list[str]:
+    where = [_DIMENSIONS.c.dataset.in_(f.dataset)] if f.dataset else []
+    query = (
+        select(_DIMENSIONS.c.value)
+        .where(*where, _DIMENSIONS.c.key == key)
+        .distinct()
+        .order_by(_DIMENSIONS.c.value)
+    )
+    return [r[0] for r in connection.execute(query)]
 
 
 def options(connection: Connection, f: StatsFilter) -> dict[str, Any]:
@@ -648,26 +678,21 @@ def options(connection: Connection, f: StatsFilter) -> dict[str, Any]:
     d = _DAILY
     where = [d.c.dataset.in_(f.dataset)] if f.dataset else []
     datasets = [
-        r[0] for r in connection.execute(select(d.c.dataset).distinct().order_by(d.c.dataset))
+        r[0]
+        for r in connection.execute(
+            select(_TOTALS.c.dataset).distinct().order_by(_TOTALS.c.dataset)
+        )
     ]
+    totals_where = [_TOTALS.c.dataset.in_(f.dataset)] if f.dataset else []
     first, last = connection.execute(
-        select(func.min(d.c.day), func.max(d.c.day)).where(*where)
+        select(func.min(_TOTALS.c.day), func.max(_TOTALS.c.day)).where(*totals_where)
     ).one()
 
     def distinct(column) -> list[str]:
         query = select(column).where(*where, column != "").distinct().order_by(column)
         return [r[0] for r in connection.execute(query)]
 
-    products = [
-        r[0]
-        for r in connection.execute(
-            select(_DIMENSIONS.c.value)
-            .where(*dim_where_for_products(f), _DIMENSIONS.c.key == "product")
-            .distinct()
-            .order_by(_DIMENSIONS.c.value)
-        )
-    ]
-    t = _DAILY_TOPICS
+    t = _TOPIC_TOTALS
     topic_where = [t.c.dataset.in_(f.dataset)] if f.dataset else []
     topics_found = [
         r[0]
@@ -690,8 +715,8 @@ def options(connection: Connection, f: StatsFilter) -> dict[str, Any]:
         "first_day": _as_date(first).isoformat() if first else None,
         "last_day": _as_date(last).isoformat() if last else None,
         "lang": distinct(d.c.lang),
-        "channel": distinct(d.c.channel),
-        "product": products,
+        "channel": _menu(connection, f, "channel"),
+        "product": _menu(connection, f, "product"),
         "topic": topics_found,
         "dims": dict(dims),
     }
@@ -719,10 +744,12 @@ def alerts(
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     dialect = connection.dialect.name
     f = _classified(f)
-    facts = _stat_facts(f, dialect)
+    facts = _stat_facts(f, dialect, fine=True)
     fq = facts.query
     start = _period_start(fq.c.day, period, dialect).label("period_start")
     seg_cols = [c for c in segments if c in KEYED]
+    coarse = _stat_facts(f, dialect).query
+    coarse_start = _period_start(coarse.c.day, period, dialect).label("period_start")
     overall: dict[dt.date, dict[str, int]] = defaultdict(lambda: {"n": 0, "negative": 0})
     by_segment: dict[tuple, dict[str, int]] = defaultdict(lambda: {"n": 0, "negative": 0})
     for col in seg_cols:
@@ -734,17 +761,13 @@ def alerts(
             cell = by_segment[(day, col, row[col] or MISSING)]
             cell["n"] += int(row["n"])
             cell["negative"] += int(row["n"]) if row["sentiment"] == "negative" else 0
-            if col == seg_cols[0]:
-                overall[day]["n"] += int(row["n"])
-                overall[day]["negative"] += int(row["n"]) if row["sentiment"] == "negative" else 0
-    if not seg_cols:
-        query = select(start, fq.c.sentiment, func.sum(fq.c.n).label("n")).group_by(
-            start, fq.c.sentiment
-        )
-        for row in _rows(connection, query):
-            day = _as_date(row["period_start"])
-            overall[day]["n"] += int(row["n"])
-            overall[day]["negative"] += int(row["n"]) if row["sentiment"] == "negative" else 0
+    query = select(coarse_start, coarse.c.sentiment, func.sum(coarse.c.n).label("n")).group_by(
+        coarse_start, coarse.c.sentiment
+    )
+    for row in _rows(connection, query):
+        day = _as_date(row["period_start"])
+        overall[day]["n"] += int(row["n"])
+        overall[day]["negative"] += int(row["n"]) if row["sentiment"] == "negative" else 0
     tfacts = _topic_facts(f, dialect)
     tq = tfacts.query
     tstart = _period_start(tq.c.day, period, dialect).label("period_start")

@@ -140,7 +140,7 @@ function renderTrend(t) {
   const periods = t.periods;
   const box = $("trend");
   if (!periods.length) return box.replaceChildren(el("p", { class: "empty" }, "No items under this filter."));
-  const W = Math.max(640, box.clientWidth || 900), H = 230, left = 40, right = 44, top = 12, bottom = 34;
+  const W = Math.max(640, box.clientWidth || 900), H = 230, left = 40, right = 64, top = 12, bottom = 34;
   const width = W - left - right, height = H - top - bottom;
   const step = width / periods.length;
   const maxN = Math.max(1, ...periods.map((p) => p.n));

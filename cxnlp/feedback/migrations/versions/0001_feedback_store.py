@@ -81,14 +81,7 @@ def upgrade() -> None:
             "satisfied", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.PrimaryKeyConstraint(
-            "dataset",
-            "day",
-            "lang",
-            "channel",
-            "sentiment",
-            "score_kind",
-            "topic",
-            "polarity",
+            "dataset", "day", "lang", "channel", "sentiment", "score_kind", "topic", "polarity"
         ),
     )
     with op.batch_alter_table("daily_topic_stats", schema=None) as batch_op:
@@ -96,6 +89,68 @@ def upgrade() -> None:
             "ix_daily_topic_stats_topic", ["topic", "dataset", "day"], unique=False
         )
 
+    op.create_table(
+        "daily_topic_totals",
+        sa.Column("dataset", sa.String(length=200), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("sentiment", sa.String(length=16), nullable=False),
+        sa.Column("score_kind", sa.String(length=8), nullable=False),
+        sa.Column("topic", sa.String(length=100), nullable=False),
+        sa.Column("polarity", sa.String(length=16), nullable=False),
+        sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "p_positive_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "p_neutral_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "p_negative_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("score_n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("score_sum", sa.Float(), nullable=False),
+        sa.Column("score_sq_sum", sa.Float(), nullable=False),
+        sa.Column(
+            "promoters", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "detractors", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "satisfied", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("dataset", "day", "sentiment", "score_kind", "topic", "polarity"),
+    )
+    op.create_table(
+        "daily_totals",
+        sa.Column("dataset", sa.String(length=200), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("sentiment", sa.String(length=16), nullable=False),
+        sa.Column("score_kind", sa.String(length=8), nullable=False),
+        sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "p_positive_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "p_neutral_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "p_negative_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("score_n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("score_sum", sa.Float(), nullable=False),
+        sa.Column("score_sq_sum", sa.Float(), nullable=False),
+        sa.Column(
+            "promoters", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "detractors", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "satisfied", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("dataset", "day", "sentiment", "score_kind"),
+    )
     op.create_table(
         "feedback_alerts",
         sa.Column(
@@ -158,6 +213,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("dataset", "item_id", name="uq_feedback_items_dataset_item"),
     )
     with op.batch_alter_table("feedback_items", schema=None) as batch_op:
+        batch_op.create_index("ix_feedback_items_created_at", ["created_at", "pk"], unique=False)
         batch_op.create_index(
             "ix_feedback_items_dataset_channel", ["dataset", "channel"], unique=False
         )
@@ -185,6 +241,7 @@ def downgrade() -> None:
 
     op.drop_table("item_topics")
     with op.batch_alter_table("feedback_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_feedback_items_created_at")
         batch_op.drop_index("ix_feedback_items_dataset_sentiment")
         batch_op.drop_index("ix_feedback_items_dataset_day")
         batch_op.drop_index("ix_feedback_items_dataset_channel")
@@ -192,6 +249,8 @@ def downgrade() -> None:
     op.drop_table("feedback_items")
     op.drop_table("feedback_dimensions")
     op.drop_table("feedback_alerts")
+    op.drop_table("daily_totals")
+    op.drop_table("daily_topic_totals")
     with op.batch_alter_table("daily_topic_stats", schema=None) as batch_op:
         batch_op.drop_index("ix_daily_topic_stats_topic")
 
