@@ -65,6 +65,10 @@ def _classify(args: argparse.Namespace) -> int:
         f"{read_as}in {stats.seconds:.1f} s, {stats.rows_per_second:.1f} rows/s)",
         file=sys.stderr,
     )
+    if args.store:
+        from cxnlp.feedback.cli import store_classified
+
+        store_classified(args, model)
     return 0
 
 
@@ -149,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=2000)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--store", action="store_true", help="also store the results (as `cxnlp ingest` does)"
+    )
+    from cxnlp.feedback.cli import add_store_options, add_verbs
+
+    add_store_options(p, dataset_required=False)
     p.set_defaults(handler=_classify)
 
     p = verbs.add_parser(
@@ -200,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("detect-lang", help="print fa / ar / en / other for each text")
     p.add_argument("texts", nargs="*")
     p.set_defaults(handler=_detect_lang)
+
+    add_verbs(verbs)  # ingest, db
 
     for entry_point in entry_points(group=VERB_GROUP):
         entry_point.load()(verbs)

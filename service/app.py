@@ -22,11 +22,12 @@ from cxnlp import __version__
 from service import errors
 from service.batcher import MicroBatcher
 from service.deps import ServiceState
+from service.feedback import StoreHolder, store_job
 from service.jobs import JobRunner
 from service.limits import BodyLimitMiddleware
 from service.loading import LoadedModel, load_model, wrap_model
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.routers import aws, azure, classify, health, jobs, models
+from service.routers import aws, azure, classify, dashboard, health, jobs, models, stats
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -65,11 +66,16 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             queue_size=settings.queue_size,
             metrics=metrics,
         )
+        # The feedback store: opened now when configured, else on first use (the SQLite default).
+        app.state.feedback = StoreHolder(settings.database_url)
+        if settings.database_url:
+            await asyncio.to_thread(app.state.feedback.get)
         runner = JobRunner(
             settings.jobs_dir,
             lambda: app.state.cxnlp.handle,
             max_queued=settings.max_jobs_queued,
             chunk_rows=settings.job_chunk_rows,
+            store_result=lambda job: store_job(app.state.feedback, job, settings),
         )
         state = ServiceState(settings, metrics, batcher, runner, api_keys, admin_keys, handle)
         batcher.start()
@@ -81,6 +87,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         finally:
             await asyncio.to_thread(batcher.close)
             await asyncio.to_thread(state.jobs.close)
+            await asyncio.to_thread(app.state.feedback.close)
 
     app = FastAPI(
         title="cxnlp",
@@ -93,7 +100,8 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         "cxnlp_queue_depth", "Requests waiting for the model.", lambda: _read(app, "depth")
     )
     metrics.add_gauge("cxnlp_jobs_queued", "Jobs waiting to run.", lambda: _read(app, "queued"))
-    for router in (classify.router, jobs.router, models.router, health.router):
+    routers = (classify.router, jobs.router, models.router, stats.router, dashboard.router)
+    for router in (*routers, health.router):
         app.include_router(router)
     if settings.azure_api:
         app.include_router(azure.router)

@@ -42,6 +42,12 @@ class Job:
     output_path: str
     text_col: str
     id_col: str
+    # With a dataset, the result is stored in the feedback store once classified.
+    dataset: str | None = None
+    date_col: str | None = "created_at"
+    score_col: str | None = None
+    score_kind: str | None = None
+    stored: dict[str, Any] | None = None
     status: str = "queued"
     model: str | None = None
     rows_done: int = 0
@@ -81,8 +87,10 @@ class JobRunner:
         *,
         max_queued: int = 16,
         chunk_rows: int = 2000,
+        store_result: Callable[[Job], dict[str, Any]] | None = None,
     ) -> None:
         self.jobs_dir = Path(jobs_dir)
+        self.store_result = store_result
         self.current_model = current_model
         self.chunk_rows = chunk_rows
         self._jobs: dict[str, Job] = {}
@@ -159,6 +167,19 @@ class JobRunner:
             self._finish(job, "failed", error=f"{type(exc).__name__}: {exc}")
         else:
             job.rows_done, job.rows, job.errors = stats.rows, stats.rows, stats.errors
+            if job.dataset and self.store_result is not None:
+                try:
+                    job.stored = self.store_result(job)
+                except Exception as exc:  # noqa: BLE001 - reported on the job
+                    logger.exception("job %s: storing failed", job.id)
+                    message = getattr(exc, "message", None) or str(exc)
+                    self._finish(
+                        job,
+                        "failed",
+                        error="classified, but storing in the feedback store failed (nothing "
+                        f"was stored): {message}".replace(job.output_path, job.filename),
+                    )
+                    return
             self._finish(job, "succeeded")
 
     def _finish(self, job: Job, status: str, error: str | None = None) -> None:

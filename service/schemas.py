@@ -42,7 +42,23 @@ class AnalyzeItem(Item):
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[Item] = Field(..., min_length=1)
+    items: list[AnalyzeItem] = Field(
+        ...,
+        min_length=1,
+        description="items to classify; their other fields (channel, created_at, score, ...) "
+        "are stored with them when the request names a dataset",
+    )
+    dataset: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="store the classified items in the feedback store under this dataset "
+        "(each item needs an id; a re-sent id updates its item)",
+    )
+    store: bool = Field(False, description="store the items (under dataset 'api' if none is named)")
+    score_kind: ScoreKind | None = Field(
+        None, description="how to read the items' `score` field when storing them"
+    )
 
 
 class AnalyzeRequest(BaseModel):
@@ -77,9 +93,19 @@ class AnalyzedItem(ItemResult):
     error: str | None = None
 
 
+class StoredSummary(BaseModel):
+    dataset: str
+    rows: int
+    inserted: int
+    updated: int
+    errors: int
+    seconds: float
+
+
 class ClassifyResponse(BaseModel):
     model: str
     items: list[ItemResult]
+    stored: StoredSummary | None = Field(None, description="what was stored, with a dataset")
 
 
 class AnalyzeResponse(BaseModel):
@@ -120,6 +146,8 @@ class JobInfo(BaseModel):
     rows: int | None = Field(None, description="rows in the file, once finished")
     errors: int | None = Field(None, description="rows that could not be classified")
     error: str | None = Field(None, description="why the job failed")
+    dataset: str | None = Field(None, description="where the result is stored, if anywhere")
+    stored: dict[str, Any] | None = Field(None, description="what was stored, once done")
     created_at: float
     started_at: float | None
     finished_at: float | None

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     jobs_dir: Path = Field(Path("cxnlp-jobs"), description="where uploaded jobs and results live")
     max_jobs_queued: int = Field(16, ge=1, description="jobs waiting to run before 503")
     job_chunk_rows: int = Field(2000, ge=1)
+
+    database_url: str | None = Field(
+        None,
+        description="feedback store (SQLAlchemy URL, e.g. postgresql://user@host/db); default: "
+        "the SQLite file cxnlp-feedback.sqlite in the working directory",
+    )
+    alert_webhook: str | None = Field(
+        None, description="URL POSTed once per new alert of the feedback store"
+    )
+    alert_period: Literal["day", "week", "month"] = Field(
+        "week", description="period of the store's alerts (period over period)"
+    )
 
     cors_origins: CommaList = Field(
         default_factory=list, description="comma-separated origins; CORS is off when empty"

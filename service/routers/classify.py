@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 
 from cxnlp.io.batch import classify_frame
@@ -12,6 +12,7 @@ from cxnlp.report.summary import summarize
 from service.batcher import QueueFull
 from service.deps import Authorized, CurrentModel, State
 from service.errors import ApiError, field_error
+from service.feedback import check_storable, store_results
 from service.limits import check_items
 from service.schemas import (
     AnalyzedItem,
@@ -42,9 +43,20 @@ LANG_HINT_COL = "_lang_hint"
 
 
 @router.post("/classify", response_model=ClassifyResponse)
-async def classify(body: ClassifyRequest, state: State, handle: CurrentModel) -> ClassifyResponse:
-    """Sentiment, calibrated probabilities, confidence, language and topics per item."""
+async def classify(
+    body: ClassifyRequest,
+    state: State,
+    handle: CurrentModel,
+    request: Request,
+    background: BackgroundTasks,
+) -> ClassifyResponse:
+    """Sentiment, calibrated probabilities, confidence, language and topics per item; with
+    `dataset` (or `store: true`) the items are also stored in the feedback store, in one
+    transaction (all or none)."""
     check_items(body.items, state.settings.max_items, state.settings.max_text_chars)
+    dataset = body.dataset or ("api" if body.store else None)
+    if dataset is not None:
+        check_storable(body)
     try:
         predictions = await state.batcher.predict(
             handle, [i.text for i in body.items], [i.lang for i in body.items]
@@ -55,7 +67,10 @@ async def classify(body: ClassifyRequest, state: State, handle: CurrentModel) ->
         ItemResult(id=item.id if item.id is not None else n, **p.to_dict())
         for n, (item, p) in enumerate(zip(body.items, predictions, strict=True))
     ]
-    return ClassifyResponse(model=handle.name, items=items)
+    stored = None
+    if dataset is not None:
+        stored = await store_results(request, state, handle, body, items, dataset, background)
+    return ClassifyResponse(model=handle.name, items=items, stored=stored)
 
 
 @router.post("/analyze", response_model=AnalyzeResponse)

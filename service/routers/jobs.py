@@ -15,7 +15,7 @@ from cxnlp.io.tables import FORMATS, table_format
 from service.deps import Authorized, State
 from service.errors import ApiError, field_error
 from service.jobs import Job, JobQueueFull
-from service.schemas import JobInfo
+from service.schemas import JobInfo, ScoreKind
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Authorized])
 
@@ -34,8 +34,25 @@ async def create_job(
     file: Annotated[UploadFile, File(description="CSV, TSV, JSONL, Parquet or XLSX export")],
     text_col: Annotated[str, Form(min_length=1)] = "text",
     id_col: Annotated[str, Form(min_length=1)] = "id",
+    dataset: Annotated[
+        str | None,
+        Form(min_length=1, max_length=200, description="store the result under this dataset"),
+    ] = None,
+    date_col: Annotated[str, Form(min_length=1, description="with dataset: the date column")] = (
+        "created_at"
+    ),
+    score_col: Annotated[str | None, Form(min_length=1)] = None,
+    score_kind: Annotated[ScoreKind | None, Form()] = None,
 ) -> JobInfo:
-    """Queue a file for classification; the result has the same format as the upload."""
+    """Queue a file for classification; the result has the same format as the upload. With
+    `dataset`, the classified rows are also stored in the feedback store (one transaction; the
+    job fails, storing nothing, when a row cannot be stored)."""
+    if (score_col is None) != (score_kind is None):
+        raise ApiError(
+            422,
+            "invalid request: score_col and score_kind go together",
+            [field_error(("body", "score_kind"), "needs score_col", "missing")],
+        )
     filename = Path(file.filename or "").name
     suffix = Path(filename).suffix.lower()
     try:
@@ -57,6 +74,10 @@ async def create_job(
         output_path=str(output_path),
         text_col=text_col,
         id_col=id_col,
+        dataset=dataset,
+        date_col=date_col,
+        score_col=score_col,
+        score_kind=score_kind,
     )
     try:
         runner.submit(job)

@@ -1,0 +1,194 @@
+"""Feedback store benchmark: ingest rate (items/s) into SQLite and PostgreSQL, and the latency
+(p50 / p95) of the dashboard's queries with N items stored.
+
+    python benchmarks/store_bench.py --n 100000
+    python benchmarks/store_bench.py --n 1000000 --backends postgresql
+
+Items are synthetic classified rows (a year of dates, 3 languages, 5 channels, 8 products, a
+`tier` dimension, NPS scores on a third, 0-3 topics each), ingested through `ingest_frame` in
+batches of `--batch` rows, one transaction each, as `/v1/classify` and `cxnlp ingest` do. The
+PostgreSQL run uses a fresh schema on `--pg-url` (dropped afterwards); SQLite a fresh file.
+Targets: ingest >= 5,000 items/s; every view < 300 ms at 1M items in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cxnlp.feedback import queries as Q  # noqa: E402
+from cxnlp.feedback.db import open_store  # noqa: E402
+from cxnlp.feedback.ingest import ingest_frame  # noqa: E402
+
+TOPICS = [
+    "delivery", "price", "product_quality", "customer_support", "staff_behavior",
+    "wait_time", "app_website", "refunds", "payment", "packaging",
+]  # fmt: skip
+CHANNELS = ["app", "web", "survey", "google_maps", "call_center"]
+PRODUCTS = [f"product_{i}" for i in range(8)]
+
+
+def synthetic(n: int, offset: int, rng: np.random.Generator) -> pd.DataFrame:
+    start = np.datetime64("2025-10-01")
+    days = rng.integers(0, 365, n)
+    sentiments = rng.choice(["negative", "neutral", "positive"], n, p=[0.3, 0.25, 0.45])
+    p = rng.dirichlet([1, 1, 1], n).round(6)
+    combos = []
+    for _ in range(64):
+        k = int(rng.integers(0, 4))
+        picked = rng.choice(TOPICS, k, replace=False)
+        combos.append(
+            json.dumps(
+                [
+                    {"topic": str(t), "polarity": str(rng.choice(["negative", "positive"])),
+                     "score": 0.9}
+                    for t in picked
+                ]
+            )
+        )  # fmt: skip
+    scores = rng.integers(0, 11, n).astype(float)
+    scores[rng.random(n) > 0.33] = np.nan
+    return pd.DataFrame(
+        {
+            "id": [f"i{offset + i}" for i in range(n)],
+            "created_at": (start + days).astype(str),
+            "channel": rng.choice(CHANNELS, n),
+            "product": rng.choice(PRODUCTS, n),
+            "tier": rng.choice(["gold", "silver", "bronze"], n),
+            "text": [f"synthetic review number {offset + i} about the order" for i in range(n)],
+            "score": scores,
+            "sentiment": sentiments,
+            "p_positive": p[:, 2],
+            "p_neutral": p[:, 1],
+            "p_negative": p[:, 0],
+            "confidence": p.max(axis=1),
+            "lang": rng.choice(["fa", "ar", "en"], n),
+            "topics": [combos[i] for i in rng.integers(0, 64, n)],
+            "error": None,
+        }
+    )
+
+
+def views(last_day: dt.date) -> dict[str, callable]:
+    month = Q.StatsFilter(start=last_day - dt.timedelta(days=30), end=last_day)
+    app_fa = Q.StatsFilter(channel=["app"], lang=["fa"])
+    return {
+        "cards (all)": lambda c: Q.summary(c, Q.StatsFilter()),
+        "cards (channel+lang)": lambda c: Q.summary(c, app_fa),
+        "cards (last 30 days)": lambda c: Q.summary(c, month),
+        "cards (topic)": lambda c: Q.summary(c, Q.StatsFilter(topic=["delivery"])),
+        "trend by week": lambda c: Q.trend(c, Q.StatsFilter(), "week"),
+        "trend by day": lambda c: Q.trend(c, Q.StatsFilter(), "day"),
+        "trend by month (channel)": lambda c: Q.trend(c, Q.StatsFilter(channel=["web"]), "month"),
+        "topics": lambda c: Q.topics(c, Q.StatsFilter()),
+        "topics (last 30 days)": lambda c: Q.topics(c, month),
+        "topic x channel": lambda c: Q.topic_by(c, Q.StatsFilter(), "channel"),
+        "alerts by week": lambda c: Q.alerts(c, Q.StatsFilter(), "week"),
+        "options": lambda c: Q.options(c, Q.StatsFilter()),
+        "drill-down page (topic+week)": lambda c: Q.items(
+            c, Q.StatsFilter(topic=["delivery"], start=last_day - dt.timedelta(days=6), end=last_day), 25
+        ),
+        "drill-down page (all)": lambda c: Q.items(c, Q.StatsFilter(), 25),
+        "cards (dimension tier, items path)": lambda c: Q.summary(c, Q.StatsFilter(dims={"tier": ["gold"]})),
+        "search (items path)": lambda c: Q.items(c, Q.StatsFilter(q="number 4242"), 25),
+    }  # fmt: skip
+
+
+def run(backend: str, url: str, n: int, batch: int, repeats: int, seed: int) -> None:
+    store = open_store(url)
+    rng = np.random.default_rng(seed)
+    ingest_seconds = ingest_cpu = 0.0
+    done = 0
+    while done < n:
+        size = min(batch, n - done)
+        frame = synthetic(size, done, rng)
+        started, cpu = time.perf_counter(), time.process_time()
+        ingest_frame(frame, dataset="bench", store=store, score_col="score", score_kind="nps")
+        ingest_seconds += time.perf_counter() - started
+        ingest_cpu += time.process_time() - cpu
+        done += size
+        if done % (batch * 10) == 0 or done == n:
+            print(f"  {backend}: {done:,} stored, {done / ingest_seconds:,.0f} items/s", flush=True)
+    # A re-sent batch: the same ids again (updates, not duplicates).
+    frame = synthetic(min(batch, n), 0, np.random.default_rng(seed + 1))
+    started = time.perf_counter()
+    ingest_frame(frame, dataset="bench", store=store, score_col="score", score_kind="nps")
+    update_rate = len(frame) / (time.perf_counter() - started)
+    if store.dialect == "postgresql":
+        with store.engine.begin() as c:
+            c.exec_driver_sql("ANALYZE")
+    with store.engine.connect() as c:
+        total = Q.summary(c, Q.StatsFilter())
+        assert total["n"] == n, (total["n"], n)
+        last = dt.date.fromisoformat(Q.options(c, Q.StatsFilter())["last_day"])
+        print(f"\n{backend}: {n:,} items, ingest {n / ingest_seconds:,.0f} items/s "
+              f"(new items, batches of {batch:,}; {n / ingest_cpu:,.0f} items per CPU-second of "
+              f"this process); re-sent batch {update_rate:,.0f} items/s; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+        print(f"{'view':40s} {'p50 ms':>9s} {'p95 ms':>9s}")
+        for name, view in views(last).items():
+            view(c)  # warm
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                view(c)
+                times.append(1000 * (time.perf_counter() - started))
+            times.sort()
+            p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+            print(f"{name:40s} {statistics.median(times):9.1f} {p95:9.1f}", flush=True)
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="items to store")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--pg-url", default="postgresql+psycopg://root@127.0.0.1:5432/test")
+    parser.add_argument("--batch", type=int, default=10_000, help="items per transaction")
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs per view")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for backend in args.backends.split(","):
+        if backend == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                run(
+                    "sqlite",
+                    f"sqlite:///{tmp}/bench.sqlite",
+                    args.n,
+                    args.batch,
+                    args.repeats,
+                    args.seed,
+                )
+        elif backend == "postgresql":
+            import sqlalchemy as sa
+
+            schema = f"cxnlp_bench_{uuid.uuid4().hex[:8]}"
+            admin = sa.create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+            try:
+                url = f"{args.pg_url}?options=-csearch_path%3D{schema}"
+                run("postgresql", url, args.n, args.batch, args.repeats, args.seed)
+            finally:
+                with admin.connect() as c:
+                    c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+        else:
+            parser.error(f"unknown backend {backend!r}")
+
+
+if __name__ == "__main__":
+    main()

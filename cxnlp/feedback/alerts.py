@@ -1,0 +1,145 @@
+"""Alerts raised by the store: after an ingest, the flagged rises of `queries.alerts` over a whole
+dataset are recorded once each (unique on dataset, period, kind, column, value), and every alert
+not yet delivered is POSTed as JSON to a webhook (`CXNLP_ALERT_WEBHOOK`). An alert is claimed
+before its POST and released if the POST fails, so it is delivered once even with several
+workers, and retried after the next ingest when the webhook was down."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+from sqlalchemy import select, update
+
+from cxnlp.feedback import queries
+from cxnlp.feedback.db import FeedbackStore
+from cxnlp.feedback.ingest import _upsert
+from cxnlp.feedback.models import FeedbackAlert
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_ENV = "CXNLP_ALERT_WEBHOOK"
+_ALERTS = FeedbackAlert.__table__
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def record_alerts(
+    store: FeedbackStore, dataset: str, period: str = "week", alpha: float = 0.05
+) -> list[dict[str, Any]]:
+    """Record the flagged alerts of `dataset`; returns those not recorded before."""
+    with store.engine.begin() as connection:
+        found = queries.alerts(
+            connection, queries.StatsFilter(dataset=[dataset]), period=period, alpha=alpha
+        )["flagged"]
+        if not found:
+            return []
+        rows = [
+            {
+                "dataset": dataset,
+                "period_kind": period,
+                "period": a["period"],
+                "kind": a["kind"],
+                "column_name": a["column"] or "",
+                "value": a["value"] or "",
+                "payload": {**a, "dataset": dataset},
+                "first_seen_at": _now(),
+                "notified_at": None,
+            }
+            for a in found
+        ]
+        keys = ("dataset", "period_kind", "period", "kind", "column_name", "value")
+        before = {
+            tuple(r)
+            for r in connection.execute(
+                select(*(_ALERTS.c[k] for k in keys)).where(_ALERTS.c.dataset == dataset)
+            )
+        }
+        stmt = _upsert(connection, _ALERTS, keys, (), add=False)
+        connection.execute(stmt, rows)
+    new = [r["payload"] for r in rows if tuple(r[k] for k in keys) not in before]
+    if new:
+        logger.info("%d new alert(s) in %s", len(new), dataset)
+    return new
+
+
+def recorded_alerts(store: FeedbackStore, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Alerts recorded so far, newest first, with when they were first seen and delivered."""
+    query = select(_ALERTS).order_by(_ALERTS.c.first_seen_at.desc(), _ALERTS.c.id.desc())
+    if dataset:
+        query = query.where(_ALERTS.c.dataset == dataset)
+    with store.engine.connect() as connection:
+        return [
+            {
+                **row["payload"],
+                "first_seen_at": row["first_seen_at"].isoformat(),
+                "notified_at": row["notified_at"].isoformat() if row["notified_at"] else None,
+            }
+            for row in connection.execute(query.limit(500)).mappings()
+        ]
+
+
+def post_json(url: str, payload: dict[str, Any], timeout: float = 5.0) -> None:
+    """POST `payload` as JSON; raises OSError (urllib's errors) unless the answer is 2xx."""
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - configured URL
+        if not 200 <= response.status < 300:
+            raise urllib.error.HTTPError(url, response.status, "not 2xx", response.headers, None)
+
+
+def notify(store: FeedbackStore, url: str | None = None, timeout: float = 5.0) -> int:
+    """POST every undelivered alert to the webhook (`url`, else `$CXNLP_ALERT_WEBHOOK`); returns
+    how many were delivered. Nothing happens without a webhook."""
+    url = url or os.environ.get(WEBHOOK_ENV)
+    if not url:
+        return 0
+    with store.engine.connect() as connection:
+        pending = connection.execute(
+            select(_ALERTS.c.id, _ALERTS.c.payload)
+            .where(_ALERTS.c.notified_at.is_(None))
+            .order_by(_ALERTS.c.id)
+        ).all()
+    delivered = 0
+    for alert_id, payload in pending:
+        with store.engine.begin() as connection:
+            claimed = connection.execute(
+                update(_ALERTS)
+                .where(_ALERTS.c.id == alert_id, _ALERTS.c.notified_at.is_(None))
+                .values(notified_at=_now())
+            ).rowcount
+        if not claimed:
+            continue  # another worker took it
+        try:
+            post_json(url, {"alert": payload}, timeout)
+        except (OSError, ValueError) as exc:
+            logger.warning("alert webhook %s failed (%s); retried after the next ingest", url, exc)
+            with store.engine.begin() as connection:
+                connection.execute(
+                    update(_ALERTS).where(_ALERTS.c.id == alert_id).values(notified_at=None)
+                )
+            break
+        delivered += 1
+    return delivered
+
+
+def after_ingest(
+    store: FeedbackStore, dataset: str, url: str | None = None, period: str = "week"
+) -> int:
+    """Record the dataset's new alerts and deliver what is pending; never raises (an ingest
+    has already succeeded), returns how many alerts were delivered."""
+    try:
+        record_alerts(store, dataset, period=period)
+        return notify(store, url)
+    except Exception:  # noqa: BLE001 - alerts must not turn a stored batch into an error
+        logger.exception("alerts of %s could not be recorded or delivered", dataset)
+        return 0

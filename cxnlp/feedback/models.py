@@ -1,0 +1,207 @@
+"""The tables of the feedback store (SQLAlchemy 2 declarative; the schema itself is created and
+changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must match these).
+
+- `feedback_items`: one row per analyzed item, unique on (dataset, item_id); the export's own
+  columns live in `dimensions` (JSON), `channel` and `product` also as indexed columns.
+- `item_topics`: one row per (item, topic) with its polarity, for topic queries without JSON.
+- `daily_stats` / `daily_topic_stats`: per-day pre-aggregates by language, channel, sentiment
+  and score kind (and topic, polarity); `daily_totals` / `daily_topic_totals` the same without
+  language and channel (a few rows per day, for views that do not filter on those) kept in step with the items by
+  every ingest (in the same transaction), so that dashboard views read thousands of rows, not
+  millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
+- `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus.
+- `feedback_alerts`: alerts already raised, so that the webhook is called once per alert.
+
+Later tables keyed by an item (e.g. follow-up cases) reference (dataset, item_id), which is stable
+across re-ingests, rather than `feedback_items.pk`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Count = BigInteger().with_variant(Integer(), "sqlite")
+
+DIMENSION_LEN = 200
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FeedbackItem(Base):
+    __tablename__ = "feedback_items"
+    __table_args__ = (
+        UniqueConstraint("dataset", "item_id", name="uq_feedback_items_dataset_item"),
+        Index("ix_feedback_items_dataset_day", "dataset", "day"),
+        Index("ix_feedback_items_dataset_channel", "dataset", "channel"),
+        Index("ix_feedback_items_dataset_sentiment", "dataset", "sentiment"),
+        # The drill-down lists newest first.
+        Index("ix_feedback_items_created_at", "created_at", "pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(DIMENSION_LEN))
+    item_id: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str | None] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    day: Mapped[dt.date] = mapped_column(Date())
+    channel: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    product: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    dimensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    score: Mapped[float | None] = mapped_column(Float)
+    score_kind: Mapped[str | None] = mapped_column(String(8))
+    sentiment: Mapped[str | None] = mapped_column(String(16))
+    p_positive: Mapped[float | None] = mapped_column(Float)
+    p_neutral: Mapped[float | None] = mapped_column(Float)
+    p_negative: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    model_name: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    ingested_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+
+class ItemTopic(Base):
+    __tablename__ = "item_topics"
+    __table_args__ = (Index("ix_item_topics_topic", "topic", "item_pk"),)
+
+    item_pk: Mapped[int] = mapped_column(
+        BigId, ForeignKey("feedback_items.pk", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(100), primary_key=True)
+    polarity: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[float | None] = mapped_column(Float)
+
+
+# The key of the per-day aggregates, and the sums kept for each key.
+STAT_KEYS = ("dataset", "day", "lang", "channel", "sentiment", "score_kind")
+STAT_MEASURES = (
+    "n",
+    "p_positive_sum",
+    "p_neutral_sum",
+    "p_negative_sum",
+    "score_n",
+    "score_sum",
+    "score_sq_sum",
+    "promoters",
+    "detractors",
+    "satisfied",
+)
+TOPIC_KEYS = (*STAT_KEYS, "topic", "polarity")
+
+
+def _key(length: int = DIMENSION_LEN) -> Mapped[str]:
+    return mapped_column(String(length), primary_key=True, default="")
+
+
+class _Measures:
+    n: Mapped[int] = mapped_column(Count, default=0)
+    # Sums of probabilities in millionths (classify output has six decimals): integers, so that
+    # taking an updated item's old contribution out restores the sum exactly.
+    p_positive_sum: Mapped[int] = mapped_column(Count, default=0)
+    p_neutral_sum: Mapped[int] = mapped_column(Count, default=0)
+    p_negative_sum: Mapped[int] = mapped_column(Count, default=0)
+    score_n: Mapped[int] = mapped_column(Count, default=0)
+    score_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    score_sq_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    promoters: Mapped[int] = mapped_column(Count, default=0)
+    detractors: Mapped[int] = mapped_column(Count, default=0)
+    satisfied: Mapped[int] = mapped_column(Count, default=0)
+
+
+class DailyStat(_Measures, Base):
+    __tablename__ = "daily_stats"
+
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    lang: Mapped[str] = _key(16)
+    channel: Mapped[str] = _key()
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+
+
+class DailyTopicStat(_Measures, Base):
+    __tablename__ = "daily_topic_stats"
+    __table_args__ = (Index("ix_daily_topic_stats_topic", "topic", "dataset", "day"),)
+
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    lang: Mapped[str] = _key(16)
+    channel: Mapped[str] = _key()
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+    topic: Mapped[str] = _key(100)
+    polarity: Mapped[str] = _key(16)
+
+
+class DailyTotal(_Measures, Base):
+    """`daily_stats` without language and channel: what an unfiltered view reads."""
+
+    __tablename__ = "daily_totals"
+
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+
+
+class DailyTopicTotal(_Measures, Base):
+    """`daily_topic_stats` without language and channel."""
+
+    __tablename__ = "daily_topic_totals"
+
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+    topic: Mapped[str] = _key(100)
+    polarity: Mapped[str] = _key(16)
+
+
+class FeedbackDimension(Base):
+    __tablename__ = "feedback_dimensions"
+
+    dataset: Mapped[str] = _key()
+    key: Mapped[str] = _key()
+    value: Mapped[str] = _key()
+
+
+class FeedbackAlert(Base):
+    __tablename__ = "feedback_alerts"
+    __table_args__ = (
+        UniqueConstraint(
+            "dataset", "period_kind", "period", "kind", "column_name", "value", name="uq_alert"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(DIMENSION_LEN))
+    period_kind: Mapped[str] = mapped_column(String(8))
+    period: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    column_name: Mapped[str] = mapped_column(String(DIMENSION_LEN), default="")
+    value: Mapped[str] = mapped_column(String(DIMENSION_LEN), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime())

@@ -1,0 +1,86 @@
+"""The dashboard: `/dashboard` (one page of vanilla JavaScript and inline SVG, reading the
+`/v1/stats*` API), its login form and its static files, which ship inside the package and need
+no network. With auth on, nothing but the login form is served without a key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from service.deps import State, key_matches
+from service.feedback import COOKIE, has_access, session_token
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+SESSION_SECONDS = 12 * 3600
+
+
+def _page(name: str, **replace: str) -> str:
+    html = (STATIC / name).read_text(encoding="utf-8")
+    for key, value in replace.items():
+        html = html.replace("{{" + key + "}}", value)
+    return html
+
+
+def _login_page(message: str = "", status: int = 200) -> HTMLResponse:
+    from html import escape
+
+    note = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+    return HTMLResponse(_page("login.html", message=note), status_code=status)
+
+
+@router.get("", response_class=HTMLResponse)
+async def dashboard(request: Request, state: State) -> Response:
+    if not has_access(request, state):
+        return RedirectResponse("/dashboard/login", status_code=303)
+    logout = "true" if state.settings.auth else "false"
+    return HTMLResponse(
+        _page("dashboard.html", auth=logout),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form() -> HTMLResponse:
+    return _login_page()
+
+
+@router.post("/login")
+async def login(
+    request: Request, state: State, key: Annotated[str, Form(max_length=500)] = ""
+) -> Response:
+    if state.settings.auth and not key_matches(key.strip(), state.api_keys + state.admin_keys):
+        return _login_page("That key is not valid.", status=401)
+    response = RedirectResponse("/dashboard", status_code=303)
+    if state.settings.auth:
+        response.set_cookie(
+            COOKIE,
+            session_token(key.strip()),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/dashboard/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/static/{name}")
+async def asset(name: str, request: Request, state: State) -> Response:
+    if name not in ASSETS:
+        return Response(status_code=404)
+    if not has_access(request, state):
+        return Response(status_code=401)
+    return FileResponse(STATIC / name, media_type=ASSETS[name])

@@ -1,0 +1,223 @@
+"""GET /v1/stats*: the feedback store's numbers under one filter (the dashboard's JSON).
+
+Every route takes the same filter parameters; list parameters repeat (`?lang=fa&lang=ar`), and
+`dim=KEY:VALUE` filters on any other stored dimension. Auth: an API key, or the dashboard's
+login cookie.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from cxnlp.feedback import queries
+from cxnlp.feedback.db import FeedbackStore
+from service.errors import ApiError, field_error
+from service.feedback import Reader, Store
+from service.stats_schemas import (
+    Alerts,
+    ItemsPage,
+    Options,
+    StatsSummary,
+    TopicBy,
+    Topics,
+    Trend,
+)
+
+router = APIRouter(prefix="/v1/stats", tags=["stats"], dependencies=[Reader])
+
+ListParam = Annotated[list[str] | None, Query()]
+
+
+def stats_filter(
+    dataset: Annotated[list[str] | None, Query(description="dataset name(s); default all")] = None,
+    start: Annotated[dt.date | None, Query(description="first day, e.g. 2026-09-01")] = None,
+    end: Annotated[dt.date | None, Query(description="last day (inclusive)")] = None,
+    lang: Annotated[list[str] | None, Query(description="fa, ar, en")] = None,
+    channel: ListParam = None,
+    product: ListParam = None,
+    sentiment: Annotated[list[Literal["negative", "neutral", "positive"]] | None, Query()] = None,
+    topic: Annotated[list[str] | None, Query(description="items mentioning any of them")] = None,
+    dim: Annotated[
+        list[str] | None,
+        Query(description="another stored dimension, KEY:VALUE (e.g. touchpoint:checkout)"),
+    ] = None,
+    q: Annotated[str | None, Query(max_length=200, description="text search")] = None,
+) -> queries.StatsFilter:
+    dims: dict[str, list[str]] = {}
+    for n, pair in enumerate(dim or []):
+        key, sep, value = pair.partition(":")
+        if not sep or not key.strip():
+            raise ApiError(
+                422,
+                f"invalid request: dim[{n}]: expected KEY:VALUE, got {pair!r}",
+                [field_error(("query", "dim", n), "expected KEY:VALUE", "value_error")],
+            )
+        dims.setdefault(key.strip(), []).append(value.strip())
+    try:
+        return queries.StatsFilter(
+            dataset=dataset or [],
+            start=start,
+            end=end,
+            lang=lang or [],
+            channel=channel or [],
+            product=product or [],
+            sentiment=list(sentiment or []),
+            topic=topic or [],
+            dims=dims,
+            q=q.strip() if q and q.strip() else None,
+        )
+    except ValueError as exc:
+        raise ApiError(422, f"invalid request: {exc}") from None
+
+
+Filter = Annotated[queries.StatsFilter, Depends(stats_filter)]
+
+
+async def _read(store: FeedbackStore, view: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run() -> Any:
+        with store.engine.connect() as connection:
+            return view(connection, *args, **kwargs)
+
+    try:
+        return await run_in_threadpool(run)
+    except SQLAlchemyError as exc:
+        raise ApiError(
+            503,
+            f"the feedback store did not answer: {type(exc).__name__}",
+            headers={"Retry-After": "1"},
+        ) from None
+    except ValueError as exc:
+        raise ApiError(422, f"invalid request: {exc}") from None
+
+
+@router.get("", response_model=StatsSummary)
+async def stats(f: Filter, store: Store) -> Any:
+    """Headline cards: volume, positive / neutral / negative shares with 95% Wilson intervals,
+    net sentiment, positive:negative, mean probabilities, and NPS / CSAT / CES where items have
+    scores."""
+    return await _read(store, queries.summary, f)
+
+
+@router.get("/trend", response_model=Trend)
+async def trend(f: Filter, store: Store, period: Literal["day", "week", "month"] = "week") -> Any:
+    """The headline numbers per day, week (Monday to Sunday) or month, empty periods included."""
+    return await _read(store, queries.trend, f, period)
+
+
+@router.get("/topics", response_model=Topics)
+async def topics(f: Filter, store: Store, min_mentions: Annotated[int, Query(ge=1)] = 5) -> Any:
+    """Topics by volume and by negative share (of their mentions), with Wilson intervals."""
+    return await _read(store, queries.topics, f, min_mentions)
+
+
+@router.get("/topics/by", response_model=TopicBy)
+async def topics_by(
+    f: Filter,
+    store: Store,
+    column: Annotated[
+        str, Query(min_length=1, description="lang, channel, product or a dimension")
+    ] = "channel",
+) -> Any:
+    """Topic x channel (or another column): mentions, share of that value's items, negative
+    share."""
+    return await _read(store, queries.topic_by, f, column)
+
+
+@router.get("/items", response_model=ItemsPage)
+async def items(
+    f: Filter,
+    store: Store,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """The items under the filter, newest first (drill-down and search)."""
+    page = await _read(store, queries.items, f, limit, offset)
+    for item in page["items"]:
+        item["created_at"] = item["created_at"].isoformat()
+    return page
+
+
+CSV_COLUMNS = (
+    "dataset",
+    "id",
+    "created_at",
+    "text",
+    "lang",
+    "channel",
+    "product",
+    "sentiment",
+    "p_positive",
+    "p_neutral",
+    "p_negative",
+    "confidence",
+    "topics",
+    "score",
+    "score_kind",
+    "dimensions",
+    "error",
+    "model_name",
+    "model_version",
+)
+
+
+@router.get("/items.csv", response_class=StreamingResponse)
+async def items_csv(f: Filter, store: Store) -> StreamingResponse:
+    """Every item under the filter as CSV (UTF-8 with BOM, so that spreadsheets read Persian and
+    Arabic right); `topics` and `dimensions` are JSON cells."""
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")
+        writer.writerow(CSV_COLUMNS)
+        with store.engine.connect() as connection:
+            for n, item in enumerate(queries.iter_items(connection, f)):
+                item["created_at"] = item["created_at"].isoformat()
+                for key in ("topics", "dimensions"):
+                    item[key] = json.dumps(item[key], ensure_ascii=False)
+                writer.writerow([item.get(c) for c in CSV_COLUMNS])
+                if n % 500 == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="feedback.csv"'},
+    )
+
+
+@router.get("/alerts", response_model=Alerts, response_model_exclude_none=False)
+async def alerts(
+    f: Filter,
+    store: Store,
+    period: Literal["day", "week", "month"] = "week",
+    alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
+    history: Annotated[int, Query(ge=1, le=104)] = 12,
+    all: Annotated[bool, Query(description="also every test that was not flagged")] = False,
+) -> Any:
+    """Significant rises, period over period, of the negative share (overall, per language and
+    channel) and of each topic's share, with p-values (Holm-adjusted within a family) and
+    Cohen's h."""
+    result = await _read(store, queries.alerts, f, period, alpha, history)
+    if not all:
+        result["tests"] = None
+    return result
+
+
+@router.get("/options", response_model=Options)
+async def options(f: Filter, store: Store) -> Any:
+    """What the dashboard's filter menus offer (for the filter's datasets)."""
+    return await _read(store, queries.options, f)

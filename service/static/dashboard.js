@@ -1,0 +1,338 @@
+// The cxnlp dashboard: reads /v1/stats* under the filter chosen here and draws cards, SVG charts
+// and tables; no libraries, no network beyond this server. Every number follows the filter.
+"use strict";
+
+const SENTIMENTS = ["negative", "neutral", "positive"];
+const COLORS = { negative: "#c7372f", neutral: "#8a8f98", positive: "#2e8b57" };
+const SVG_NS = "http://www.w3.org/2000/svg";
+const $ = (id) => document.getElementById(id);
+
+const state = { filter: {}, drill: {}, offset: 0, options: null };
+
+// --- helpers ------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = tag.startsWith("svg:")
+    ? document.createElementNS(SVG_NS, tag.slice(4))
+    : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined) continue;
+    if (k === "onclick") node.addEventListener("click", v);
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const pct = (x, digits = 1) => (x === null || x === undefined ? "–" : (100 * x).toFixed(digits) + "%");
+const num = (x, digits = 2) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+
+function query(filter, extra = {}) {
+  const params = new URLSearchParams();
+  const all = { ...filter, ...extra };
+  for (const [key, value] of Object.entries(all)) {
+    if (value === null || value === undefined || value === "") continue;
+    if (Array.isArray(value)) value.forEach((v) => params.append(key, v));
+    else params.append(key, value);
+  }
+  return params.toString();
+}
+
+async function api(path, filter, extra) {
+  const response = await fetch(`/v1/stats${path}?${query(filter, extra)}`, { credentials: "same-origin" });
+  if (response.status === 401) {
+    window.location.href = "/dashboard/login";
+    throw new Error("not logged in");
+  }
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function setBusy(busy) {
+  document.body.dataset.loading = busy ? "true" : "false";
+}
+
+// --- filters ------------------------------------------------------------------------------
+
+function fillSelect(select, values, keep) {
+  const current = keep ? select.value : "";
+  select.replaceChildren(el("option", { value: "" }, select.id === "f-dim-key" ? "—" : "all"));
+  for (const v of values) select.append(el("option", { value: v }, v));
+  if (values.includes(current)) select.value = current;
+}
+
+async function loadOptions() {
+  const dataset = $("f-dataset").value;
+  const options = await api("/options", dataset ? { dataset } : {});
+  state.options = options;
+  fillSelect($("f-dataset"), options.datasets, true);
+  for (const name of ["lang", "channel", "product", "topic"]) fillSelect($(`f-${name}`), options[name], true);
+  fillSelect($("f-dim-key"), Object.keys(options.dims), true);
+  fillDimValues();
+  $("f-start").min = $("f-end").min = options.first_day || "";
+  $("f-start").max = $("f-end").max = options.last_day || "";
+}
+
+function fillDimValues() {
+  const key = $("f-dim-key").value;
+  fillSelect($("f-dim-value"), key && state.options ? state.options.dims[key] || [] : [], true);
+}
+
+function readFilter() {
+  const f = {};
+  for (const name of ["dataset", "start", "end", "lang", "channel", "product", "sentiment", "topic"]) {
+    const value = $(`f-${name}`).value;
+    if (value) f[name] = value;
+  }
+  const key = $("f-dim-key").value, value = $("f-dim-value").value;
+  if (key && value) f.dim = `${key}:${value}`;
+  return f;
+}
+
+function drillFilter() {
+  // The drill-down narrows the main filter; its topic / dates / channel replace the filter's.
+  const f = { ...state.filter, ...state.drill };
+  const q = $("search").value.trim();
+  if (q) f.q = q;
+  return f;
+}
+
+// --- views --------------------------------------------------------------------------------
+
+function card(name, label, value, display, sub, cls) {
+  return el(
+    "div",
+    { class: `card ${cls || ""}`, "data-card": name, "data-value": value === null ? "" : String(value) },
+    el("div", { class: "label" }, label),
+    el("div", { class: "value" }, display),
+    sub ? el("div", { class: "sub" }, sub) : null,
+  );
+}
+
+function ci(interval) {
+  return interval ? `95% CI ${pct(interval[0])}–${pct(interval[1])}` : "";
+}
+
+function renderCards(s) {
+  const cards = [
+    card("n", "Volume", s.n, s.n.toLocaleString(), s.errors ? `${s.errors} not classified` : "classified items"),
+  ];
+  for (const label of ["positive", "neutral", "negative"]) {
+    cards.push(card(`share_${label}`, label, s.shares[label], pct(s.shares[label]), ci(s.ci95[label]), label));
+  }
+  cards.push(card("net_sentiment", "Net sentiment", s.net_sentiment, s.net_sentiment === null ? "–" : (100 * s.net_sentiment).toFixed(1), "positive − negative, points"));
+  cards.push(card("ratio_pos_neg", "Positive : negative", s.ratio_pos_neg, s.ratio_pos_neg === null ? "–" : `${num(s.ratio_pos_neg)} : 1`, ""));
+  for (const [kind, score] of Object.entries(s.scores)) {
+    if (kind === "nps") cards.push(card("nps", "NPS", score.nps, num(score.nps, 1), `${score.n} answers · CI ${num(score.ci95[0], 1)} to ${num(score.ci95[1], 1)}`));
+    else if (kind === "csat") cards.push(card("csat", "CSAT", score.csat, pct(score.csat), `${score.n} answers · mean ${num(score.mean)}`));
+    else cards.push(card("ces", "CES", score.mean, num(score.mean), `${score.n} answers · sd ${num(score.sd)}`));
+  }
+  $("cards").replaceChildren(...cards);
+  $("source").textContent = `read from ${s.source}`;
+}
+
+function renderTrend(t) {
+  const periods = t.periods;
+  const box = $("trend");
+  if (!periods.length) return box.replaceChildren(el("p", { class: "empty" }, "No items under this filter."));
+  const W = Math.max(640, box.clientWidth || 900), H = 230, left = 40, right = 64, top = 12, bottom = 34;
+  const width = W - left - right, height = H - top - bottom;
+  const step = width / periods.length;
+  const maxN = Math.max(1, ...periods.map((p) => p.n));
+  const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": "trend" });
+  for (const y of [0, 0.25, 0.5, 0.75, 1]) {
+    const yy = top + height * (1 - y);
+    svg.append(el("svg:line", { x1: left, x2: left + width, y1: yy, y2: yy, stroke: "#eceef1" }));
+    svg.append(el("svg:text", { x: left - 6, y: yy + 4, "text-anchor": "end" }, `${100 * y}%`));
+  }
+  periods.forEach((p, i) => {
+    const h = (p.n / maxN) * height * 0.35;
+    const bar = el("svg:rect", {
+      x: left + i * step + step * 0.15, y: top + height - h, width: Math.max(1, step * 0.7), height: h,
+      fill: "#dfe6f5", class: "clickable period", "data-period": p.period,
+      onclick: () => drill({ start: p.start, end: p.end }, `${t.period} ${p.period}`),
+    });
+    bar.append(el("svg:title", {}, `${p.period}: ${p.n} items, negative ${pct(p.shares.negative)}`));
+    svg.append(bar);
+  });
+  for (const label of SENTIMENTS) {
+    const points = periods
+      .map((p, i) => (p.n ? `${left + i * step + step / 2},${top + height * (1 - p.shares[label])}` : null))
+      .filter(Boolean);
+    svg.append(el("svg:polyline", { points: points.join(" "), fill: "none", stroke: COLORS[label], "stroke-width": 2 }));
+  }
+  const nps = periods.map((p) => (p.scores.nps && p.scores.nps.n ? p.scores.nps.nps : null));
+  if (nps.some((v) => v !== null)) {
+    const points = nps
+      .map((v, i) => (v === null ? null : `${left + i * step + step / 2},${top + height * (1 - (v + 100) / 200)}`))
+      .filter(Boolean);
+    svg.append(el("svg:polyline", { points: points.join(" "), fill: "none", stroke: "#7b4fd6", "stroke-width": 2, "stroke-dasharray": "4 3" }));
+    svg.append(el("svg:text", { x: left + width + 6, y: top + 4 }, "NPS 100"));
+    svg.append(el("svg:text", { x: left + width + 6, y: top + height + 4 }, "−100"));
+  }
+  const every = Math.ceil(periods.length / 12);
+  periods.forEach((p, i) => {
+    if (i % every) return;
+    svg.append(el("svg:text", { x: left + i * step + step / 2, y: H - 14, "text-anchor": "middle" }, p.period));
+  });
+  const legend = el("div", { class: "legend" },
+    ...SENTIMENTS.map((s) => el("span", {}, el("i", { style: `background:${COLORS[s]}` }), `${s} share`)),
+    el("span", {}, el("i", { style: "background:#dfe6f5" }), "volume (click a bar to read its comments)"),
+    nps.some((v) => v !== null) ? el("span", {}, el("i", { style: "background:#7b4fd6" }), "NPS") : null,
+  );
+  box.replaceChildren(svg, legend);
+  $("trend-note").textContent = `by ${t.period}`;
+}
+
+function topicBars(items, value, label, target, color) {
+  const box = $(target);
+  if (!items.length) return box.replaceChildren(el("p", { class: "empty" }, "No topics under this filter."));
+  const rowH = 22, W = 460, labelW = 130, H = items.length * rowH + 8;
+  const max = Math.max(1e-9, ...items.map(value));
+  const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": target });
+  items.forEach((t, i) => {
+    const y = 4 + i * rowH, w = ((W - labelW - 70) * value(t)) / max;
+    const g = el("svg:g", { class: "clickable topic", "data-topic": t.topic, onclick: () => drill({ topic: t.topic }, `topic ${t.topic}`) });
+    g.append(el("svg:text", { x: labelW - 6, y: y + 14, "text-anchor": "end" }, t.topic));
+    g.append(el("svg:rect", { x: labelW, y: y + 3, width: Math.max(1, w), height: rowH - 8, fill: color(t), rx: 2 }));
+    g.append(el("svg:text", { x: labelW + w + 5, y: y + 14 }, label(t)));
+    g.append(el("svg:title", {}, `${t.topic}: ${t.mentions} mentions, ${pct(t.negative_share)} negative (CI ${ci(t.negative_ci95)})`));
+    svg.append(g);
+  });
+  box.replaceChildren(svg);
+}
+
+function negColor(share) {
+  const a = Math.min(1, Math.max(0, share));
+  const r = Math.round(235 - 36 * a), g = Math.round(238 - 183 * a), b = Math.round(243 - 196 * a);
+  return `rgb(${r},${g},${b})`;
+}
+
+function renderTopics(t) {
+  topicBars(t.items.slice(0, 15), (x) => x.mentions, (x) => `${x.mentions} · ${pct(x.share)}`, "topics-volume", (x) => negColor(x.negative_share));
+  const ranked = t.ranked_by_negative_share.map((name) => t.items.find((x) => x.topic === name));
+  topicBars(ranked.slice(0, 15), (x) => x.negative_share, (x) => `${pct(x.negative_share)} of ${x.mentions}`, "topics-negative", () => COLORS.negative);
+}
+
+function renderTopicBy(m) {
+  const box = $("topic-channel");
+  if (!m.cells.length) return box.replaceChildren(el("p", { class: "empty" }, "No topics under this filter."));
+  const values = m.values.slice(0, 12);
+  const topics = [...new Set(m.cells.map((c) => c.topic))].sort();
+  const cells = new Map(m.cells.map((c) => [`${c.topic}\u0000${c.value}`, c]));
+  const head = el("tr", {}, el("th", {}, "topic"), ...values.map((v) => el("th", { class: "num" }, `${v} (${m.totals[v]})`)));
+  const rows = topics.map((topic) =>
+    el("tr", {}, el("th", {}, topic), ...values.map((v) => {
+      const c = cells.get(`${topic}\u0000${v}`);
+      if (!c) return el("td", { class: "cell" }, "");
+      const extra = v === "(missing)" ? {} : { channel: v };
+      return el("td", {
+        class: "cell", style: `background:${negColor(c.negative_share)}`,
+        title: `${c.mentions} mentions, ${pct(c.share)} of ${v}, ${pct(c.negative_share)} negative`,
+        onclick: () => drill({ topic, ...extra }, `topic ${topic} · channel ${v}`),
+      }, String(c.mentions));
+    })),
+  );
+  box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
+}
+
+function renderAlerts(a) {
+  const box = $("alerts");
+  if (!a.flagged.length) return box.replaceChildren(el("p", { class: "empty" }, `No significant rise at α = ${a.alpha} in the last periods.`));
+  const what = (t) => (t.kind === "topic_share" ? `topic ${t.value} share` : t.column ? `negative share · ${t.column} ${t.value}` : "negative share");
+  const head = el("tr", {}, ...["period", "what", "before", "now", "change", "p", "p (Holm)", "Cohen's h"].map((h, i) => el("th", { class: i > 1 ? "num" : "" }, h)));
+  const rows = a.flagged.map((t) =>
+    el("tr", { class: "alert" },
+      el("td", {}, `${t.period} vs ${t.baseline_period}`),
+      el("td", { class: "flag" }, what(t)),
+      el("td", { class: "num" }, `${pct(t.baseline_share)} of ${t.baseline_n}`),
+      el("td", { class: "num" }, `${pct(t.current_share)} of ${t.current_n}`),
+      el("td", { class: "num" }, `+${(100 * t.difference).toFixed(1)} pts`),
+      el("td", { class: "num" }, t.p_value.toExponential(1)),
+      el("td", { class: "num" }, t.p_adjusted.toExponential(1)),
+      el("td", { class: "num" }, num(t.cohens_h)),
+    ),
+  );
+  box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
+}
+
+function comment(item) {
+  const badge = item.sentiment
+    ? el("span", { class: `badge ${item.sentiment}` }, item.sentiment)
+    : el("span", { class: "badge error", title: item.error || "" }, "not classified");
+  const chips = item.topics.map((t) => el("span", { class: `chip ${t.polarity || ""}` }, t.topic));
+  const where = [item.created_at.slice(0, 10), item.channel, item.product, item.lang, item.dataset].filter(Boolean).join(" · ");
+  return el("li", { class: "comment", "data-id": item.id },
+    el("div", { class: "text", dir: "auto" }, item.text || ""),
+    el("div", { class: "meta" }, badge, ...chips, ` ${where} · id ${item.id}`),
+  );
+}
+
+async function loadComments(append = false) {
+  if (!append) state.offset = 0;
+  const page = await api("/items", drillFilter(), { limit: 25, offset: state.offset });
+  const list = $("comments");
+  const items = page.items.map(comment);
+  if (append) list.append(...items);
+  else list.replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No comments under this filter.")]));
+  state.offset += page.items.length;
+  $("drill-count").textContent = `${page.total.toLocaleString()} comments`;
+  $("more").hidden = state.offset >= page.total;
+  $("export").href = `/v1/stats/items.csv?${query(drillFilter())}`;
+}
+
+function drill(extra, title) {
+  state.drill = extra;
+  $("drill-title").textContent = title ? `· ${title}` : "";
+  loadComments().then(() => $("drill").scrollIntoView({ behavior: "smooth", block: "start" }));
+}
+
+async function refresh() {
+  setBusy(true);
+  state.filter = readFilter();
+  const period = $("f-period").value;
+  try {
+    const [summary, trend, topics, byChannel, alerts] = await Promise.all([
+      api("", state.filter),
+      api("/trend", state.filter, { period }),
+      api("/topics", state.filter),
+      api("/topics/by", state.filter, { column: "channel" }),
+      api("/alerts", state.filter, { period }),
+    ]);
+    renderCards(summary);
+    renderTrend(trend);
+    renderTopics(topics);
+    renderTopicBy(byChannel);
+    renderAlerts(alerts);
+    await loadComments();
+  } catch (error) {
+    $("cards").replaceChildren(el("p", { class: "empty", role: "alert" }, `Could not load: ${error.message}`));
+  } finally {
+    setBusy(false);
+  }
+}
+
+function reset() {
+  for (const id of ["f-dataset", "f-start", "f-end", "f-lang", "f-channel", "f-product", "f-sentiment", "f-topic", "f-dim-key", "f-dim-value", "search"]) $(id).value = "";
+  state.drill = {};
+  $("drill-title").textContent = "";
+  loadOptions().then(refresh);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("apply").addEventListener("click", refresh);
+  $("reset").addEventListener("click", reset);
+  $("f-dataset").addEventListener("change", () => loadOptions().then(refresh));
+  $("f-dim-key").addEventListener("change", fillDimValues);
+  $("f-period").addEventListener("change", refresh);
+  $("search-go").addEventListener("click", () => loadComments());
+  $("search").addEventListener("keydown", (e) => { if (e.key === "Enter") loadComments(); });
+  $("drill-clear").addEventListener("click", () => { state.drill = {}; $("drill-title").textContent = ""; loadComments(); });
+  $("more").addEventListener("click", () => loadComments(true));
+  loadOptions().then(refresh).catch((e) => $("cards").replaceChildren(el("p", { class: "empty" }, e.message)));
+});

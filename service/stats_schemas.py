@@ -1,0 +1,192 @@
+"""Response bodies of the stats API (`/v1/stats*`), the JSON behind the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Sentiment = Literal["negative", "neutral", "positive"]
+Interval = list[float] | None
+
+
+class FilterEcho(BaseModel):
+    dataset: list[str]
+    start: str | None
+    end: str | None
+    lang: list[str]
+    channel: list[str]
+    product: list[str]
+    sentiment: list[str]
+    topic: list[str]
+    dims: dict[str, list[str]]
+    q: str | None
+
+
+class ScoreStats(BaseModel):
+    kind: str = Field(..., description="nps, csat or ces")
+    n: int = Field(..., description="items with a score")
+    nps: float | None = Field(
+        None, description="NPS in points, -100..100 (promoters 9-10, detractors 0-6)"
+    )
+    promoters: int | None = None
+    passives: int | None = None
+    detractors: int | None = None
+    csat: float | None = Field(None, description="share of 4-5 answers (CSAT)")
+    satisfied: int | None = None
+    mean: float | None = None
+    sd: float | None = None
+    ci95: Interval = None
+
+
+class Segment(BaseModel):
+    n: int = Field(..., description="classified items")
+    errors: int = Field(..., description="items whose classification failed")
+    counts: dict[str, int]
+    shares: dict[str, float | None]
+    ci95: dict[str, Interval] = Field(..., description="95% Wilson interval of each share")
+    net_sentiment: float | None = Field(None, description="positive share minus negative share")
+    ratio_pos_neg: float | None = Field(None, description="positive : negative count ratio")
+    pcc: dict[str, float] | None = Field(None, description="mean calibrated probabilities")
+    scores: dict[str, ScoreStats] = Field(default_factory=dict)
+
+
+class StatsSummary(Segment):
+    filter: FilterEcho
+    source: str = Field(..., description="'daily aggregates' or 'items'")
+
+
+class PeriodStats(Segment):
+    period: str
+    start: str
+    end: str
+
+
+class Trend(BaseModel):
+    filter: FilterEcho
+    period: Literal["day", "week", "month"]
+    source: str
+    periods: list[PeriodStats]
+
+
+class TopicStats(BaseModel):
+    topic: str
+    mentions: int
+    share: float | None = Field(None, description="share of the classified items mentioning it")
+    ci95: Interval = None
+    polarity: dict[str, int]
+    negative_share: float = Field(..., description="share of its mentions with negative polarity")
+    negative_ci95: Interval = None
+
+
+class Topics(BaseModel):
+    filter: FilterEcho
+    n: int
+    source: str
+    items: list[TopicStats]
+    ranked_by_volume: list[str]
+    ranked_by_negative_share: list[str]
+    min_mentions_for_negative_rank: int
+
+
+class TopicCell(BaseModel):
+    topic: str
+    value: str
+    mentions: int
+    share: float | None = Field(None, description="share of that value's classified items")
+    negative_share: float
+    polarity: dict[str, int]
+
+
+class TopicBy(BaseModel):
+    filter: FilterEcho
+    column: str
+    source: str
+    values: list[str]
+    totals: dict[str, int]
+    cells: list[TopicCell]
+
+
+class StoredTopic(BaseModel):
+    topic: str
+    polarity: str | None
+    score: float | None
+
+
+class StoredItem(BaseModel):
+    dataset: str
+    id: str
+    created_at: str
+    text: str | None
+    lang: str | None
+    channel: str | None
+    product: str | None
+    dimensions: dict[str, Any]
+    sentiment: str | None
+    p_positive: float | None
+    p_neutral: float | None
+    p_negative: float | None
+    confidence: float | None
+    score: float | None
+    score_kind: str | None
+    error: str | None
+    model_name: str | None
+    model_version: str | None
+    topics: list[StoredTopic]
+
+
+class ItemsPage(BaseModel):
+    filter: FilterEcho
+    total: int
+    limit: int
+    offset: int
+    items: list[StoredItem]
+
+
+class AlertTest(BaseModel):
+    period: str
+    period_start: str
+    baseline_period: str
+    kind: Literal["negative_share", "topic_share"]
+    column: str | None = Field(None, description="None: all items; lang, channel, or 'topic'")
+    value: str | None
+    baseline_share: float
+    current_share: float
+    baseline_n: int
+    current_n: int
+    difference: float
+    z: float
+    p_value: float
+    p_adjusted: float = Field(..., description="Holm-adjusted within its family")
+    cohens_h: float = Field(..., description="effect size (0.2 small, 0.5 medium, 0.8 large)")
+    small_sample: bool
+    flagged: bool
+
+
+class Alerts(BaseModel):
+    filter: FilterEcho
+    period: str
+    alpha: float
+    source: str
+    flagged: list[AlertTest]
+    tests: list[AlertTest] | None = Field(None, description="every test (with all=true)")
+
+
+class Options(BaseModel):
+    datasets: list[str]
+    first_day: str | None
+    last_day: str | None
+    lang: list[str]
+    channel: list[str]
+    product: list[str]
+    topic: list[str]
+    dims: dict[str, list[str]]
+
+
+class StoreResult(BaseModel):
+    dataset: str
+    rows: int
+    inserted: int
+    updated: int
+    errors: int
+    seconds: float

@@ -1,0 +1,103 @@
+"""Shared by the feedback-store tests: a real database per test (a SQLite file, or a fresh schema
+on the local PostgreSQL server) and classified rows with known numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_URL = os.environ.get("CXNLP_TEST_PG_URL", f"postgresql+psycopg://root@{PG_HOST}:{PG_PORT}/test")
+TOPICS = ("delivery", "price", "support", "app_website", "product_quality")
+CHANNELS = ("app", "web", "survey")
+SENTENCES = (
+    "غذا سرد بود و پیک یک ساعت دیر رسید",
+    "الخدمة ممتازة والتوصيل سريع",
+    "The app keeps crashing when I pay",
+    "قیمت‌ها نسبت به ماه قبل خیلی بالا رفته",
+    "وصل الطلب متأخرا وباردا",
+    "Friendly staff, but the refund took three weeks",
+)
+
+
+def postgres_answers() -> bool:
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def database_url(kind: str, tmp_path) -> Iterator[str]:
+    """A URL of an empty database of `kind` ("sqlite" or "postgresql"), removed afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'feedback.sqlite'}"
+        return
+    if not postgres_answers():
+        pytest.skip(
+            f"no PostgreSQL server answers on {PG_HOST}:{PG_PORT}: start one (trust auth, "
+            "database 'test') or set CXNLP_TEST_PG_URL to run the PostgreSQL store tests"
+        )
+    import sqlalchemy as sa
+
+    schema = f"cxnlp_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def classified_frame(n: int = 600, seed: int = 0, days: int = 28) -> pd.DataFrame:
+    """Rows in the layout of `cxnlp classify` output, with dates over `days` days from
+    2026-09-07 (a Monday), channels, products, a `tier` dimension, NPS scores and topics; a few
+    rows have an error instead of a result."""
+    rng = np.random.default_rng(seed)
+    sentiments = rng.choice(["negative", "neutral", "positive"], size=n, p=[0.35, 0.25, 0.4])
+    rows = []
+    for i in range(n):
+        sentiment = str(sentiments[i])
+        p = rng.dirichlet([1, 1, 1])
+        p = {"negative": p[0], "neutral": p[1], "positive": p[2]}
+        error = "empty text" if i % 97 == 13 else None
+        k = rng.integers(0, 3)
+        topics = [
+            {
+                "topic": str(t),
+                "polarity": str(rng.choice(["negative", "positive", "neutral"])),
+                "score": round(float(rng.uniform(0.5, 1)), 4),
+            }
+            for t in rng.choice(TOPICS, size=k, replace=False)
+        ]
+        day = pd.Timestamp("2026-09-07") + pd.Timedelta(days=int(rng.integers(0, days)))
+        rows.append(
+            {
+                "id": f"r{i:05d}",
+                "created_at": f"{day.date()}T{int(rng.integers(0, 24)):02d}:15:00",
+                "channel": str(rng.choice(CHANNELS)) if i % 11 else "",
+                "product": str(rng.choice(["food", "phone"])),
+                "tier": str(rng.choice(["gold", "silver"])),
+                "text": ("Delivery was LATE " if i % 5 == 0 else SENTENCES[i % 6] + " · ") + str(i),
+                "score": int(rng.integers(0, 11)) if i % 3 else None,
+                "sentiment": None if error else sentiment,
+                "p_positive": None if error else round(p["positive"], 6),
+                "p_neutral": None if error else round(p["neutral"], 6),
+                "p_negative": None if error else round(p["negative"], 6),
+                "confidence": None if error else round(max(p.values()), 6),
+                "lang": None if error else str(rng.choice(["fa", "ar", "en"])),
+                "topics": None if error else json.dumps(topics, ensure_ascii=False),
+                "error": error,
+            }
+        )
+    return pd.DataFrame(rows)

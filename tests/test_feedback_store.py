@@ -1,0 +1,357 @@
+"""The feedback store, run against SQLite and against the local PostgreSQL server with the same
+tests: migrations, upserts, transactions, and every stats view against pandas on the same rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from feedback_helpers import classified_frame, database_url
+from sqlalchemy import func, select
+
+from cxnlp.feedback import ingest as ingest_module
+from cxnlp.feedback import queries as Q
+from cxnlp.feedback.db import VERSION_TABLE, current_revision, open_store
+from cxnlp.feedback.ingest import ingest_file, ingest_frame
+from cxnlp.feedback.models import (
+    Base,
+    DailyStat,
+    DailyTopicStat,
+    DailyTopicTotal,
+    DailyTotal,
+    FeedbackItem,
+    ItemTopic,
+)
+from cxnlp.report.scores import score_summary
+from cxnlp.report.stats import wilson_interval
+
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    generator = database_url(request.param, tmp_path)
+    url = next(generator)
+    opened = open_store(url)
+    yield opened
+    opened.close()
+    generator.close()
+
+
+def _ingest(store, frame, dataset="shop"):
+    return ingest_frame(
+        frame,
+        dataset=dataset,
+        store=store,
+        score_col="score",
+        score_kind="nps",
+        model_name="tiny",
+        model_version="abc123",
+    )
+
+
+def _counts(store) -> dict[str, int]:
+    with store.engine.connect() as c:
+        return {
+            t.__tablename__: c.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (
+                FeedbackItem,
+                ItemTopic,
+                DailyStat,
+                DailyTopicStat,
+                DailyTotal,
+                DailyTopicTotal,
+            )
+        }
+
+
+def _snapshot(store) -> dict:
+    with store.engine.connect() as c:
+        f = Q.StatsFilter()
+        return {
+            "counts": _counts(store),
+            "summary": Q.summary(c, f),
+            "topics": Q.topics(c, f),
+            "items": [(r["id"], r["sentiment"], r["text"]) for r in Q.iter_items(c, f)],
+        }
+
+
+def test_migrations_create_the_models_schema(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        assert compare_metadata(context, Base.metadata) == []
+    assert current_revision(store.engine) == "0001"
+    # Opening again (a second worker, a restart) is a no-op.
+    open_store(store.url).close()
+    assert current_revision(store.engine) == "0001"
+
+
+def test_ingest_twice_counts_once(store):
+    frame = classified_frame(300)
+    first = _ingest(store, frame)
+    assert (first.inserted, first.updated, first.rows) == (300, 0, 300)
+    before = _snapshot(store)
+    second = _ingest(store, frame)
+    assert (second.inserted, second.updated) == (0, 300)
+    after = _snapshot(store)
+    assert after == before
+    assert after["counts"]["feedback_items"] == 300
+    assert after["summary"]["n"] + after["summary"]["errors"] == 300
+
+
+def test_resent_items_are_updated_and_aggregates_follow(store):
+    frame = classified_frame(300, seed=1)
+    _ingest(store, frame)
+    changed = frame.copy()
+    flip = changed.index[changed["sentiment"] == "positive"][:40]
+    changed.loc[flip, "sentiment"] = "negative"
+    changed.loc[flip, "topics"] = json.dumps([{"topic": "refunds", "polarity": "negative"}])
+    changed.loc[flip, "created_at"] = "2026-11-02"
+    changed.loc[flip, "channel"] = "phone"
+    _ingest(store, changed)
+    _check_against_pandas(store, changed, Q.StatsFilter())
+    with store.engine.connect() as c:
+        stored = Q.items(c, Q.StatsFilter(channel=["phone"]), limit=100)
+    assert stored["total"] == 40
+    assert {i["sentiment"] for i in stored["items"]} == {"negative"}
+    assert {t["topic"] for i in stored["items"] for t in i["topics"]} == {"refunds"}
+    assert stored["items"][0]["model_name"] == "tiny"
+
+
+def test_a_resent_item_without_a_date_keeps_its_date(store):
+    frame = classified_frame(5)
+    _ingest(store, frame)
+    undated = frame.drop(columns=["created_at"])
+    _ingest(store, undated)
+    with store.engine.connect() as c:
+        days = {i["id"]: i["created_at"] for i in Q.iter_items(c, Q.StatsFilter())}
+    assert {k: v.isoformat() for k, v in days.items()} == {
+        r.id: pd.Timestamp(r.created_at).isoformat() for r in frame.itertuples()
+    }
+
+
+def test_duplicate_ids_in_one_batch_keep_the_last(store):
+    frame = classified_frame(10)
+    frame.loc[9, "id"] = frame.loc[0, "id"]
+    frame.loc[9, "text"] = "the later one"
+    stats = _ingest(store, frame)
+    assert (stats.rows, stats.inserted) == (10, 9)
+    with store.engine.connect() as c:
+        found = Q.items(c, Q.StatsFilter(q="the later"))
+    assert [i["id"] for i in found["items"]] == [frame.loc[0, "id"]]
+
+
+def test_a_failed_write_leaves_the_store_unchanged(store, monkeypatch):
+    _ingest(store, classified_frame(200, seed=2))
+    before = _snapshot(store)
+    resent = classified_frame(260, seed=3)  # 200 updates, 60 new
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    # Fails after the items, topics and aggregates were written in the transaction.
+    monkeypatch.setattr(ingest_module, "_dimension_rows", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _ingest(store, resent)
+    assert _snapshot(store) == before
+
+
+def test_a_bad_row_anywhere_in_a_file_stores_nothing(store, tmp_path):
+    frame = classified_frame(250)
+    frame.loc[230, "created_at"] = "next tuesday"
+    path = tmp_path / "classified.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ValueError, match="row 231: created_at 'next tuesday' is not a date"):
+        ingest_file(path, dataset="shop", store=store, chunk_rows=100)
+    assert _counts(store)["feedback_items"] == 0
+    frame.loc[230, "created_at"] = "2026-09-09"
+    frame.to_csv(path, index=False)
+    stats = ingest_file(
+        path, dataset="shop", store=store, chunk_rows=100, score_col="score", score_kind="nps"
+    )
+    assert stats.rows == 250 and _counts(store)["feedback_items"] == 250
+    _check_against_pandas(store, frame, Q.StatsFilter())
+
+
+def test_bad_input_is_named(store):
+    frame = classified_frame(4)
+    frame.loc[2, "id"] = None
+    with pytest.raises(ValueError, match=r"row 3: the id \(id\) is empty"):
+        _ingest(store, frame)
+    frame = classified_frame(4)
+    frame.loc[1, "score"] = 12
+    with pytest.raises(ValueError, match="row 2: score 12.0 is not a whole number from 0 to 10"):
+        _ingest(store, frame)
+    with pytest.raises(ValueError, match="missing column"):
+        _ingest(store, frame.drop(columns=["sentiment"]))
+    assert _counts(store)["feedback_items"] == 0
+
+
+# --- stats against pandas -------------------------------------------------------------------
+
+
+def _reference(frame: pd.DataFrame, f: Q.StatsFilter) -> pd.DataFrame:
+    """The rows of `frame` under `f`, computed with pandas."""
+    data = frame.copy()
+    data["day"] = pd.to_datetime(data["created_at"], format="mixed").dt.date
+    data["topic_list"] = data["topics"].map(lambda v: json.loads(v) if isinstance(v, str) else [])
+    keep = pd.Series(True, index=data.index)
+    if f.start:
+        keep &= data["day"] >= f.start
+    if f.end:
+        keep &= data["day"] <= f.end
+    for name in ("lang", "channel", "product", "sentiment"):
+        if getattr(f, name):
+            keep &= data[name].isin(getattr(f, name))
+    for name, values in f.dims.items():
+        keep &= data[name].isin(values)
+    if f.topic:
+        keep &= data["topic_list"].map(lambda ts: any(t["topic"] in f.topic for t in ts))
+    if f.q:
+        keep &= data["text"].str.lower().str.contains(f.q.lower(), regex=False)
+    return data[keep]
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return a == b
+
+
+def _check_against_pandas(store, frame: pd.DataFrame, f: Q.StatsFilter) -> None:
+    rows = _reference(frame, f)
+    ok = rows[rows["error"].isna()]
+    n = len(ok)
+    counts = {s: int((ok["sentiment"] == s).sum()) for s in SENTIMENTS}
+    with store.engine.connect() as c:
+        got = Q.summary(c, f)
+        assert got["n"] == n and got["errors"] == len(rows) - n
+        assert got["counts"] == counts
+        for s in SENTIMENTS:
+            assert _close(got["ci95"][s], list(wilson_interval(counts[s], n)) if n else None)
+        if n:
+            assert _close(got["net_sentiment"], (counts["positive"] - counts["negative"]) / n)
+            means = ok[[f"p_{s}" for s in SENTIMENTS]].mean()
+            assert _close(got["pcc"], {s: means[f"p_{s}"] / means.sum() for s in SENTIMENTS})
+        # Scores count on every item, classified or not, as in `cxnlp report`.
+        scores = pd.to_numeric(rows["score"]).dropna().reset_index(drop=True)
+        if len(scores):
+            expected = score_summary(scores, "nps")
+            nps = got["scores"]["nps"]
+            for key in ("n", "promoters", "detractors", "passives", "nps"):
+                assert _close(nps[key], expected[key]), key
+            assert _close(nps["ci95"], list(expected["ci95"]))
+
+        weekly = Q.trend(c, f, "week")["periods"]
+        weeks = pd.to_datetime(ok["day"]).dt.to_period("W")
+        expected_weeks = ok.groupby(weeks)["sentiment"].value_counts().unstack(fill_value=0)
+        got_weeks = {p["start"]: p["counts"] for p in weekly if p["n"]}
+        assert got_weeks == {
+            str(w.start_time.date()): {s: int(r.get(s, 0)) for s in SENTIMENTS}
+            for w, r in expected_weeks.iterrows()
+        }
+        monthly = Q.trend(c, f, "month")["periods"]
+        assert sum(p["n"] for p in monthly) == n
+
+        mentions = [
+            (t["topic"], t["polarity"], row.channel or Q.MISSING)
+            for row in ok.itertuples()
+            for t in row.topic_list
+        ]
+        table = pd.DataFrame(mentions, columns=["topic", "polarity", "channel"])
+        got_topics = {t["topic"]: t for t in Q.topics(c, f)["items"]}
+        assert set(got_topics) == set(table["topic"])
+        for name, group in table.groupby("topic"):
+            assert got_topics[name]["mentions"] == len(group)
+            negative = int((group["polarity"] == "negative").sum())
+            assert _close(got_topics[name]["negative_share"], negative / len(group))
+            assert _close(got_topics[name]["share"], len(group) / n)
+
+        cells = {(x["topic"], x["value"]): x for x in Q.topic_by(c, f, "channel")["cells"]}
+        per_channel = ok["channel"].replace("", Q.MISSING).value_counts()
+        for (name, channel), group in table.groupby(["topic", "channel"]):
+            cell = cells.pop((name, channel))
+            assert cell["mentions"] == len(group)
+            assert _close(cell["share"], len(group) / per_channel[channel])
+        assert cells == {}
+
+        listed = Q.items(c, f, limit=5)
+        assert listed["total"] == len(rows)
+        newest = pd.to_datetime(rows["created_at"], format="mixed").sort_values(ascending=False)
+        assert [i["created_at"] for i in listed["items"]] == list(newest.iloc[:5])
+
+
+FILTERS = [
+    Q.StatsFilter(),
+    Q.StatsFilter(channel=["app"]),
+    Q.StatsFilter(lang=["fa", "ar"], start=dt.date(2026, 9, 10), end=dt.date(2026, 9, 24)),
+    Q.StatsFilter(topic=["delivery"]),
+    Q.StatsFilter(topic=["delivery", "price"], sentiment=["negative"]),
+    Q.StatsFilter(dims={"tier": ["gold"]}, product=["food"]),
+    Q.StatsFilter(q="delivery was late"),
+]
+
+
+def test_stats_equal_pandas_on_the_same_rows(store):
+    frame = classified_frame(900, seed=4)
+    frame["channel"] = frame["channel"].replace("", None)
+    _ingest(store, frame)
+    frame["channel"] = frame["channel"].fillna("")
+    for f in FILTERS:
+        _check_against_pandas(store, frame, f)
+
+
+def test_aggregates_and_items_give_the_same_numbers(store):
+    _ingest(store, classified_frame(500, seed=5))
+    with store.engine.connect() as c:
+        for f in FILTERS[:4]:
+            assert f.keyed_only()
+            fast = Q.summary(c, f)
+            # A dimension filter that every row passes forces the items path.
+            slow = Q.summary(
+                c, Q.StatsFilter(**{**f.__dict__, "dims": {"tier": ["gold", "silver"]}})
+            )
+            assert fast["source"] == "daily aggregates" and slow["source"] == "items"
+            assert _close({**fast, "filter": 0, "source": 0}, {**slow, "filter": 0, "source": 0})
+
+
+def test_alerts_flag_a_rise_as_the_report_does(store):
+    from cxnlp.report.summary import summarize
+
+    frame = classified_frame(800, seed=6, days=14)
+    week2 = pd.to_datetime(frame["created_at"]) >= "2026-09-14"
+    rng = np.random.default_rng(0)
+    turn = week2 & (frame["error"].isna()) & (rng.random(len(frame)) < 0.5)
+    frame.loc[turn, "sentiment"] = "negative"
+    _ingest(store, frame)
+    with store.engine.connect() as c:
+        got = Q.alerts(c, Q.StatsFilter(), period="week")
+    report = summarize(frame, date_col="created_at", period="week", group_by=["channel"])
+    expected = {(t["kind"], t["column"], t["value"]): t for t in report["alerts"]["tests"]}
+    headline = [t for t in got["tests"] if t["kind"] == "negative_share" and t["column"] is None]
+    assert len(headline) == 1 and headline[0]["flagged"]
+    assert headline[0]["period"] == "2026-W38" and headline[0]["baseline_period"] == "2026-W37"
+    for t in got["tests"]:
+        column = t["column"]
+        value = t["value"]
+        ref = expected[(t["kind"], column, value)]
+        for key in ("baseline_n", "current_n", "flagged"):
+            assert t[key] == ref[key], (t, key)
+        for key in ("p_value", "p_adjusted", "cohens_h"):
+            assert math.isclose(t[key], ref[key], rel_tol=1e-4, abs_tol=1e-6), (t, key)
+    assert got["flagged"][0]["p_value"] < 0.05
