@@ -26,7 +26,16 @@ from service.schemas import (
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Authorized])
 
 TEXT_COL, ID_COL = "text", "id"
-RESERVED = {"sentiment", "p_positive", "p_neutral", "p_negative", "confidence", "topics", "error"}
+RESERVED = {
+    "sentiment",
+    "p_positive",
+    "p_neutral",
+    "p_negative",
+    "confidence",
+    "topics",
+    "mixed",
+    "error",
+}
 
 
 def _busy(state, exc: QueueFull) -> ApiError:
@@ -138,6 +147,7 @@ def _items(labeled: pd.DataFrame) -> list[AnalyzedItem]:
                 confidence=row["confidence"] if ok else None,
                 lang=row["lang"] if ok else None,
                 topics=json.loads(row["topics"]) if ok and row["topics"] else [],
+                mixed=bool(row["mixed"]) if ok and row.get("mixed") is not None else None,
                 error=None if ok else row["error"],
             )
         )
