@@ -441,6 +441,40 @@ def analyze(
     return results
 
 
+def _cue_hits(
+    text: str, spans: Sequence[Span], rules: Sequence[CueRule]
+) -> list[dict[str, tuple[Span, str | None]]]:
+    """Per span: topic -> (the first cue match, as a span of `text`; the rule's polarity)."""
+    hits: list[dict[str, tuple[Span, str | None]]] = [{} for _ in spans]
+    if not rules:
+        return hits
+    for k, span in enumerate(spans):
+        folded = fold(span.text)
+        for rule in rules:
+            if rule.topic in hits[k]:
+                continue
+            match = rule.pattern.search(folded)
+            if match is not None:
+                start, end = span.start + match.start(), span.start + match.end()
+                hits[k][rule.topic] = (Span(start, end, text[start:end]), rule.polarity)
+    return hits
+
+
+def cue_topics(text: str, lang: str, options: AspectOptions | None = None) -> set[str]:
+    """The topics the cue rules of `lang` tag in `text`, on its clauses as `analyze` reads them
+    (for a text of several clauses; the whole text otherwise).
+
+    >>> sorted(cue_topics("My refund still hasn't arrived", "en"))
+    ['refund_return']
+    """
+    options = options or AspectOptions()
+    rules = load_cue_rules(options.cue_file).get(lang, ())
+    clauses = split_clauses(text, lang, options.min_words)
+    if not (len(clauses) > 1 and options.clauses):
+        clauses = [_trimmed(text, 0, len(text)) or Span(0, len(text), text)]
+    return {topic for hits in _cue_hits(text, clauses, rules) for topic in hits}
+
+
 def _is_mixed(piece_probabilities: np.ndarray, labels: tuple[str, ...], threshold: float) -> bool:
     if len(piece_probabilities) < 2:
         return False
@@ -471,36 +505,26 @@ def _text_topics(
     finders = units if options.clause_topics or doc is None else [doc]
     carriers = pieces or units  # the clause that carries a topic: a piece, or the whole text
     carrier_spans = plan.pieces or spans
-    # Cue matches, per carrier: topic -> (the first match span, the rule's polarity).
-    cue_hits: list[dict[str, tuple[Span, str | None]]] = [{} for _ in carriers]
-    for k, span in enumerate(carrier_spans):
-        if not rules:
-            break
-        folded = fold(span.text)
-        for rule in rules:
-            if rule.topic in cue_hits[k]:
-                continue
-            match = rule.pattern.search(folded)
-            if match is not None:
-                start, end = span.start + match.start(), span.start + match.end()
-                cue_hits[k][rule.topic] = (Span(start, end, text[start:end]), rule.polarity)
+    cue_hits = _cue_hits(text, carrier_spans, rules)
     replaced = [
         {t for rule in rules if rule.topic in hits for t in rule.replaces if t not in hits}
         for hits in cue_hits
     ]
     found = []
     names = list(tagger.topics)
+    thresholds = tagger.thresholds_for(lang) if hasattr(tagger, "thresholds_for") else None
+    thresholds = tagger.thresholds_ if thresholds is None else thresholds
     for col, name in enumerate(names):
         score = float(presence[finders, col].max())
         hit_carriers = [k for k, hits in enumerate(cue_hits) if name in hits]
-        if score < tagger.thresholds_[col] and not hit_carriers:
+        if score < thresholds[col] and not hit_carriers:
             continue
         fixed_polarity = None
         if hit_carriers:
             k = max(hit_carriers, key=lambda k: presence[carriers[k], col])
             evidence, fixed_polarity = cue_hits[k][name]
             # Found by its cue: the score is at least the topic's threshold.
-            score = max(score, float(tagger.thresholds_[col]))
+            score = max(score, float(thresholds[col]))
         else:
             k = int(np.argmax(presence[carriers, col]))
             if name in replaced[k]:
@@ -508,8 +532,7 @@ def _text_topics(
                 others = [j for j in range(len(carriers)) if name not in replaced[j]]
                 if (
                     not others
-                    or presence[[carriers[j] for j in others], col].max()
-                    < (tagger.thresholds_[col])
+                    or presence[[carriers[j] for j in others], col].max() < thresholds[col]
                 ):
                     continue
                 k = max(others, key=lambda j: presence[carriers[j], col])

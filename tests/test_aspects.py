@@ -12,6 +12,7 @@ from cxnlp.aspects import (
     AspectOptions,
     Span,
     analyze,
+    cue_topics,
     fold,
     load_cue_rules,
     split_clauses,
@@ -19,6 +20,7 @@ from cxnlp.aspects import (
 )
 from cxnlp.labels import SENTIMENTS
 from cxnlp.taxonomy import Topic
+from training.topic_calibration import choose_thresholds
 
 NEG, NEU, POS = (SENTIMENTS.index(s) for s in ("negative", "neutral", "positive"))
 
@@ -243,3 +245,38 @@ def test_fast_model_predictions_carry_mixed(tiny_fast_model):
     assert tiny_fast_model.predict([]) == []
     with pytest.raises(TypeError, match="single string"):
         tiny_fast_model.predict("a text")
+
+
+def test_cue_topics_follow_the_clauses():
+    assert cue_topics("My refund still hasn't arrived after 3 weeks", "en") == {"refund_return"}
+    assert cue_topics("Mad love http://t.co/x", "en") == set()
+    assert "app_website" in cue_topics("التطبيق لا يعمل", "ar")
+
+
+def test_choose_thresholds_fits_f1_where_positives_suffice_and_avoids_false_positives_elsewhere():
+    rng = np.random.default_rng(0)
+    gold = np.zeros((200, 2), bool)
+    gold[:50, 0] = True
+    scores = np.zeros((200, 2))
+    scores[:50, 0] = rng.uniform(0.6, 1.0, 50)  # positives of topic 0 score high
+    scores[50:, 0] = rng.uniform(0.0, 0.4, 150)
+    scores[:, 1] = rng.uniform(0.0, 0.7, 200)  # topic 1 never present
+    cued = np.zeros((200, 2), bool)
+    thresholds, notes = choose_thresholds(scores, cued, gold, np.array([0.5, 0.3]), 5)
+    assert 0.4 <= thresholds[0] <= 0.6 and notes["0"]["f1"] == 1.0
+    assert thresholds[1] > scores[:, 1].max() and notes["1"]["false_positives"] == 0
+    # A cue that fires on a negative cannot be thresholded away; the floor still holds.
+    cued[0, 1] = True
+    thresholds, _ = choose_thresholds(scores, cued, gold, np.array([0.5, 0.95]), 5)
+    assert thresholds[1] >= 0.95
+
+
+def test_tagger_thresholds_by_language_survive_save_and_load(tmp_path):
+    from cxnlp.topics import TopicTagger
+
+    tagger = TopicTagger(("delivery", "price"), 4, hidden=8, thresholds=[0.5, 0.5])
+    tagger.thresholds_by_lang = {"en": np.array([0.9, 0.2])}
+    loaded = TopicTagger.load(tagger.save(tmp_path / "topics"))
+    assert loaded.thresholds_for("en").tolist() == [0.9, 0.2]
+    assert loaded.thresholds_for("fa").tolist() == [0.5, 0.5]
+    assert "thresholds_by_lang" not in loaded.info
