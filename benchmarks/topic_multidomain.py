@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 EVAL_DIR = REPO_ROOT / "training" / "eval"
 
 
-def load_set(split: str):
+def load_set(split: str, pattern: str = "topics_multidomain_*.jsonl"):
     import pandas as pd
 
     from cxnlp.taxonomy import TOPICS
@@ -36,7 +36,9 @@ def load_set(split: str):
         for path in sorted(EVAL_DIR.glob("topics_multidomain_*.jsonl"))
     ]
     rows = pd.concat(frames, ignore_index=True)
-    if split != "all":
+    if "domain" not in rows:
+        rows["domain"] = rows["dataset"]
+    if split != "all" and "split" in rows:
         rows = rows[rows["split"] == split].reset_index(drop=True)
     return rows.assign(partial=False, scope=[list(TOPICS)] * len(rows))
 
@@ -77,6 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     parser.add_argument("--model", default="default")
+    parser.add_argument(
+        "--sets",
+        default="topics_multidomain_*.jsonl",
+        help="which files of training/eval to score (e.g. topics_handlabeled_*.jsonl, all rows)",
+    )
     parser.add_argument("--no-clauses", action="store_true", help="read texts whole")
     parser.add_argument("--no-cues", action="store_true", help="no high-precision cue rules")
     parser.add_argument(
@@ -89,7 +96,7 @@ def main() -> None:
     import cxnlp
     from cxnlp.aspects import AspectOptions
 
-    rows = load_set(args.split)
+    rows = load_set(args.split, args.sets)
     model = cxnlp.load(args.model)
     model.aspect_options = AspectOptions(
         clauses=not args.no_clauses,
