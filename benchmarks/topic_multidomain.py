@@ -31,10 +31,7 @@ def load_set(split: str, pattern: str = "topics_multidomain_*.jsonl"):
 
     from cxnlp.taxonomy import TOPICS
 
-    frames = [
-        pd.read_json(path, lines=True)
-        for path in sorted(EVAL_DIR.glob("topics_multidomain_*.jsonl"))
-    ]
+    frames = [pd.read_json(path, lines=True) for path in sorted(EVAL_DIR.glob(pattern))]
     rows = pd.concat(frames, ignore_index=True)
     if "domain" not in rows:
         rows["domain"] = rows["dataset"]

@@ -49,9 +49,17 @@ def test_shipped_default_reads_the_issues_cases(model) -> None:
         for t in prediction.topics:
             evidence = t["evidence"]
             assert text[evidence["start"] : evidence["end"]] == evidence["text"]
-    assert predictions[1].mixed is True
     assert predictions[2].mixed is False
     assert predictions[-1].topics == []
+
+
+@pytest.mark.slow
+def test_shipped_default_flags_clear_praise_and_complaint_in_one_text_as_mixed(model) -> None:
+    texts = [
+        "The food was absolutely delicious! But the driver was rude and terrible, awful service.",
+        "Great food, fast delivery, friendly staff.",
+    ]
+    assert [p.mixed for p in model.predict(texts)] == [True, False]
 
 
 @pytest.mark.slow
