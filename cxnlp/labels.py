@@ -43,6 +43,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "confidence",
     "lang",
     TOPICS_COLUMN,
+    # True where the text has clauses of opposite sentiment (cxnlp.topics.aspects).
+    "mixed",
     ERROR_COLUMN,
 )
 # What a report needs of a classified table.

@@ -86,7 +86,13 @@ class ItemResult(BaseModel):
     probabilities: dict[str, float] | None
     confidence: float | None
     lang: str | None
-    topics: list[dict[str, Any]] = Field(default_factory=list)
+    topics: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="topics with polarity, score and evidence {start, end, text} (char offsets)",
+    )
+    mixed: bool | None = Field(
+        None, description="a confidently positive and a confidently negative clause"
+    )
 
 
 class AnalyzedItem(ItemResult):

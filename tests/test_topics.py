@@ -206,7 +206,7 @@ def test_predict_carries_topics_and_they_survive_save_and_load(tiny_transformer,
     try:
         predictions = tiny_transformer.predict(TEXTS, LANGS)
         assert [bool(p.topics) for p in predictions] == [True] * 3 + [False] * 3
-        assert set(predictions[0].topics[0]) == {"topic", "polarity", "score"}
+        assert set(predictions[0].topics[0]) == {"topic", "polarity", "score", "evidence"}
         assert predictions[0].topics[0]["topic"] == "delivery"
         tiny_transformer.save(tmp_path / "m")
         assert (tmp_path / "m" / TOPICS_DIR / "config.json").is_file()

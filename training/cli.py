@@ -68,6 +68,11 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="training/configs/topics.yaml", help="topic config YAML")
     p.add_argument("--out", help="model directory to write (default: the model's own)")
     p.add_argument("--no-evaluate", action="store_true", help="skip scoring on the topic test sets")
+    p.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="keep the head, only choose per-language thresholds on the config's calibration sets",
+    )
     p.set_defaults(handler=_train_topics)
 
     p = verbs.add_parser("evaluate-topics", help="score a model's topics on the topic test sets")
@@ -180,7 +185,13 @@ def _train_topics(args: argparse.Namespace) -> int:
 
     model = load(args.model)
     config = TopicConfig.from_yaml(args.config)
-    tagger, _ = train_topics(model, config)
+    if args.recalibrate:
+        from training.topic_calibration import format_recalibration, recalibrate_topics
+
+        print(format_recalibration(recalibrate_topics(model, config)))
+        tagger = model.topic_tagger
+    else:
+        tagger, _ = train_topics(model, config)
     out = Path(args.out) if args.out else resolve_model(args.model)
     if args.out:
         model.save(out)

@@ -57,6 +57,17 @@ class TopicConfig:
     weak_datasets: dict[str, list[str]] = field(default_factory=dict)
     # Thresholds are tuned on dev for topics with at least this many dev rows carrying them.
     min_dev_positives: int = 10
+    # Aspect-less texts (social posts, general tweets): every topic is known absent on their
+    # sampled train rows, at `negative_weight`; rows where a cue rule of cxnlp/data/aspect_cues.yaml
+    # fires are left out (a tweet may name a delay or an app). Their dev rows join the calibration.
+    negative_datasets: dict[str, list[str]] = field(default_factory=dict)
+    negative_rows_per_dataset: int = 1000
+    negative_weight: float = 1.0
+    # Per-language thresholds chosen on a dev mix of domains (training/topic_calibration.py):
+    # hand-labeled JSONL files (their `split: dev` rows) and dev rows of negative_datasets.
+    calibration_sets: list[str] = field(default_factory=list)
+    calibration_negatives_per_dataset: int = 200
+    calibration_min_positives: int = 5
 
     def cues_path(self) -> Path | None:
         """`weak_cues` as a path: relative to the working directory, else to the repository."""
@@ -157,6 +168,44 @@ def weak_rows(
             )
     if not frames:
         return pd.DataFrame(columns=["text", "label", "lang", "dataset", "split"])
+    rows = pd.concat(frames, ignore_index=True).drop_duplicates("text")
+    rows["split"] = "train"
+    return rows.reset_index(drop=True)
+
+
+def negative_rows(
+    data_dir: str | Path, datasets: dict[str, list[str]], per_dataset: int, seed: int
+) -> pd.DataFrame:
+    """Sampled train rows of aspect-less datasets, where no aspect cue rule fires: training
+    negatives for every topic (never a text of a hand-labeled set)."""
+    from cxnlp.topics.aspects import cue_topics
+
+    if not datasets:
+        return pd.DataFrame(columns=["text", "lang", "dataset", "split"])
+    held_out = {
+        text_key(t)
+        for path in sorted(EVAL_DIR.glob("topics_*.jsonl"))
+        for t in pd.read_json(path, lines=True)["text"]
+    }
+    frames = []
+    for lang, names in datasets.items():
+        for name in names:
+            path = Path(data_dir) / lang / f"{name}.jsonl"
+            if not path.exists():
+                logger.warning("negative dataset %s is missing at %s", name, path)
+                continue
+            table = pd.read_json(path, lines=True)
+            if "split" in table:
+                table = table[table["split"] == "train"]
+            table = table[table["text"].astype(str).str.strip() != ""]
+            table = table[~table["text"].map(text_key).isin(held_out)]
+            table = table[[not cue_topics(str(t), lang) for t in table["text"]]]
+            table = table.sample(min(len(table), per_dataset), random_state=seed)
+            frames.append(
+                pd.DataFrame({"text": table["text"].astype(str), "lang": lang, "dataset": name})
+            )
+    if not frames:
+        return pd.DataFrame(columns=["text", "lang", "dataset", "split"])
     rows = pd.concat(frames, ignore_index=True).drop_duplicates("text")
     rows["split"] = "train"
     return rows.reset_index(drop=True)
@@ -367,6 +416,19 @@ def train_topics(model: SentimentModel, config: TopicConfig) -> tuple[TopicTagge
         parts.append(
             cue_targets(weak, cues, config.weak_positive_weight, config.weak_negative_weight)
         )
+    negatives = negative_rows(
+        config.data_dir, config.negative_datasets, config.negative_rows_per_dataset, config.seed
+    )
+    if len(negatives):
+        frames.append(negatives)
+        n = len(negatives)
+        parts.append(
+            TopicTargets(
+                np.zeros((n, len(TOPICS)), np.float32),
+                np.full((n, len(TOPICS)), config.negative_weight, np.float32),
+                -np.ones((n, len(TOPICS)), np.int64),
+            )
+        )
     rows = pd.concat(frames, ignore_index=True)
     all_targets = TopicTargets(
         *(np.concatenate(arrays) for arrays in zip(*map(_arrays, parts), strict=True))
@@ -391,7 +453,8 @@ def train_topics(model: SentimentModel, config: TopicConfig) -> tuple[TopicTagge
     # partial row a false positive cannot be seen, so recall alone would pull thresholds down.
     mapped = np.arange(len(rows)) < len(corpus)
     dev = (rows["split"] == "dev").to_numpy() & mapped
-    complete = dev & ~np.concatenate([corpus["partial"].to_numpy(bool), np.ones(len(weak), bool)])
+    extra = len(rows) - len(corpus)
+    complete = dev & ~np.concatenate([corpus["partial"].to_numpy(bool), np.ones(extra, bool)])
     presence, _ = tagger.scores(features[complete])
     tagger.thresholds_ = tune_thresholds(
         presence, _select(all_targets, complete), config.min_dev_positives
@@ -413,12 +476,21 @@ def train_topics(model: SentimentModel, config: TopicConfig) -> tuple[TopicTagge
     summary = {
         "training": {
             "mapped_rows": int(train[: len(corpus)].sum()),
-            "weak_rows": int(train[len(corpus) :].sum()),
+            "weak_rows": int(train[len(corpus) : len(corpus) + len(weak)].sum()),
+            "negative_rows": len(negatives),
             "dev_rows": int(dev.sum()),
             "config": asdict(config),
         }
     }
     tagger.info = summary
+    if config.calibration_sets or config.negative_datasets:
+        from training.topic_calibration import recalibrate_topics
+
+        previous, model.topic_tagger = model.topic_tagger, tagger
+        try:
+            summary["recalibration"] = recalibrate_topics(model, config)
+        finally:
+            model.topic_tagger = previous
     return tagger, summary
 
 

@@ -100,6 +100,7 @@ def classify_frame(
         columns["confidence"].append(round(r["confidence"], 6) if r else None)
         columns["lang"].append(r["lang"] if r else None)
         columns["topics"].append(encode_topics(r["topics"]) if r else None)
+        columns["mixed"].append(bool(r["mixed"]) if r else None)
         columns["error"].append(errors[i])
     clashing = [c for c in RESULT_COLUMNS if c in frame.columns]
     if clashing:

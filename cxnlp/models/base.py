@@ -15,6 +15,7 @@ from cxnlp.modeldir import topics_dir
 from cxnlp.models.calibration import softmax
 from cxnlp.text.langid import detect_language
 from cxnlp.text.normalize import normalize
+from cxnlp.topics.aspects import AspectOptions, analyze
 from cxnlp.topics.tagger import TopicTagger
 from cxnlp.topics.taxonomy import Topic, load_taxonomy, topic_phrases
 
@@ -23,13 +24,18 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Prediction:
-    """One text's result. `probabilities` is calibrated and sums to 1 over the three sentiments."""
+    """One text's result. `probabilities` is calibrated and sums to 1 over the three sentiments.
+
+    Each topic is `{"topic", "polarity", "score", "evidence"}`, `evidence` the clause (or cue)
+    that carries it as `{"start", "end", "text"}` offsets into the input text; `mixed` is True when
+    the text has a confidently positive and a confidently negative clause (see `cxnlp.topics.aspects`)."""
 
     sentiment: str
     probabilities: dict[str, float]
     lang: str
     confidence: float
     topics: list[dict[str, Any]] = field(default_factory=list)
+    mixed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +57,8 @@ class SentimentModel:
         self.fitted_ = False
         self.source_: str | None = None  # the directory it was loaded from, if any
         self.topic_tagger: TopicTagger | None = None  # set when the model directory has topics/
+        # How predict reads clauses (mixed threshold, clause topics, cues); see cxnlp.topics.aspects.
+        self.aspect_options: AspectOptions = AspectOptions()
 
     def temperatures_for(self, langs: Sequence[str]) -> np.ndarray:
         default = self.temperatures_.get("*", 1.0)
@@ -150,25 +158,11 @@ class SentimentModel:
     def predict(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
     ) -> list[Prediction]:
-        """One `Prediction` per text, in input order."""
+        """One `Prediction` per text, in input order: the document's sentiment, its topics with
+        the polarity and evidence of the clause that carries each, and `mixed`. A text longer
+        than the encoder's max length is classified in pieces, not truncated (`cxnlp.topics.aspects`)."""
         self._check_fitted()
-        normalised, resolved = self.prepare(texts, langs)
-        logits, features = self._forward(normalised)
-        probabilities = softmax(logits, self.temperatures_for(resolved))
-        if self.topic_tagger is not None and features is not None and len(texts):
-            topics = self.topic_tagger.tag(features, probabilities, resolved)
-        else:
-            topics = [[] for _ in resolved]
-        return [
-            Prediction(
-                sentiment=self.labels[int(row.argmax())],
-                probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
-                lang=lang,
-                confidence=float(row.max()),
-                topics=text_topics,
-            )
-            for row, lang, text_topics in zip(probabilities, resolved, topics, strict=True)
-        ]
+        return analyze(self, texts, langs, self.aspect_options)
 
     def save_topics(self, path: Path) -> None:
         """Write the topic head, if any, into the model directory `path`."""

@@ -113,12 +113,19 @@ class TopicTagger:
             thresholds if thresholds is not None else [0.5] * len(self.topics), dtype=np.float64
         )
         self.matcher = matcher
+        # Per-language thresholds (lang -> one per topic), where recalibrated on a dev mix of
+        # domains; a language without its own uses `thresholds_`.
+        self.thresholds_by_lang: dict[str, np.ndarray] = {}
         # How much the text's own sentiment counts in each topic's polarity, against the
         # polarity head's 1 (a product of the two distributions); tuned on dev by training.
         self.polarity_text_weight = 0.0
         self.custom_topics: list[Topic] = []
         self._custom_phrases: list[np.ndarray] = []
         self.info: dict[str, Any] = {}
+
+    def thresholds_for(self, lang: str | None) -> np.ndarray:
+        """The topics' thresholds for a text of language `lang`."""
+        return self.thresholds_by_lang.get(lang or "", self.thresholds_)
 
     @torch.inference_mode()
     def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +190,7 @@ class TopicTagger:
         custom = self.custom_probabilities(features, langs)
         tagged = []
         for row in range(len(presence)):
+            thresholds = self.thresholds_for(langs[row] if langs is not None else None)
             found = [
                 {
                     "topic": name,
@@ -190,7 +198,7 @@ class TopicTagger:
                     "score": round(float(presence[row, k]), 4),
                 }
                 for k, name in enumerate(self.topics)
-                if presence[row, k] >= self.thresholds_[k]
+                if presence[row, k] >= thresholds[k]
             ]
             text_polarity = SENTIMENTS[int(np.argmax(sentiments[row]))]
             found += [
@@ -214,6 +222,11 @@ class TopicTagger:
             "polarity_text_weight": self.polarity_text_weight,
             **self.info,
         }
+        if self.thresholds_by_lang:
+            config["thresholds_by_lang"] = {
+                lang: [round(float(t), 4) for t in values]
+                for lang, values in self.thresholds_by_lang.items()
+            }
         if self.matcher is not None:
             for lang, (mean, cov) in self.matcher.background.items():
                 state[f"matcher.{lang}.mean"] = torch.as_tensor(mean).float()
@@ -262,7 +275,12 @@ class TopicTagger:
         )
         tagger.net.load_state_dict(state)
         tagger.polarity_text_weight = float(config.get("polarity_text_weight", 0.0))
+        tagger.thresholds_by_lang = {
+            lang: np.asarray(values, dtype=np.float64)
+            for lang, values in (config.get("thresholds_by_lang") or {}).items()
+        }
         known = {
+            "thresholds_by_lang",
             "topics",
             "n_features",
             "hidden",

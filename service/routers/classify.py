@@ -151,6 +151,7 @@ def _items(labeled: pd.DataFrame) -> list[AnalyzedItem]:
                 confidence=row["confidence"] if ok else None,
                 lang=row["lang"] if ok else None,
                 topics=(decode_topics(row["topics"], row["sentiment"]) or []) if ok else [],
+                mixed=bool(row["mixed"]) if ok and row.get("mixed") is not None else None,
                 error=None if ok else row["error"],
             )
         )

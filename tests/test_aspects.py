@@ -1,0 +1,282 @@
+"""Aspect-level analysis: clauses with offsets, clause polarity of topics, mixed, evidence, long
+texts, cue rules; on stub models whose outputs the test controls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from cxnlp.labels import SENTIMENTS
+from cxnlp.topics.aspects import (
+    AspectOptions,
+    Span,
+    analyze,
+    cue_topics,
+    fold,
+    load_cue_rules,
+    split_clauses,
+    windows,
+)
+from cxnlp.topics.taxonomy import Topic
+from training.topic_calibration import choose_thresholds
+
+NEG, NEU, POS = (SENTIMENTS.index(s) for s in ("negative", "neutral", "positive"))
+
+
+def texts_of(spans: list[Span]) -> list[str]:
+    return [s.text for s in spans]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        (
+            "The food was great but the courier came an hour late.",
+            "en",
+            ["The food was great", "but the courier came an hour late."],
+        ),
+        (
+            "غذا عالی بود ولی پیک یک ساعت دیر رسید",
+            "fa",
+            ["غذا عالی بود", "ولی پیک یک ساعت دیر رسید"],
+        ),
+        ("الأكل لذيذ لكن التوصيل متأخر جدا", "ar", ["الأكل لذيذ", "لكن التوصيل متأخر جدا"]),
+        ("الطعم حلو بس السعر غالي", "ar", ["الطعم حلو", "بس السعر غالي"]),
+        (
+            "2.5 hour delay, misplaced bag. Thanks t.co",
+            "en",
+            ["2.5 hour delay, misplaced bag.", "Thanks t.co"],
+        ),
+        ("خوب بود.ممنون از پیک", "fa", ["خوب بود.", "ممنون از پیک"]),
+        ("عالی بود؟ نه! اصلا خوب نبود", "fa", ["عالی بود؟ نه!", "اصلا خوب نبود"]),
+        (
+            "Although the food was good, the service was slow",
+            "en",
+            ["Although the food was good,", "the service was slow"],
+        ),
+        ("Great, but", "en", ["Great, but"]),
+        ("line one\nline two here", "en", ["line one", "line two here"]),
+    ],
+)
+def test_split_clauses_cuts_at_punctuation_and_contrast_words(text, lang, expected):
+    spans = split_clauses(text, lang)
+    assert texts_of(spans) == expected
+    for span in spans:
+        assert text[span.start : span.end] == span.text
+
+
+def test_split_clauses_keeps_offsets_into_the_original_text_with_odd_whitespace():
+    text = "  Bad app!!   \n\n but  the   delivery was fast ؟  "
+    spans = split_clauses(text, "en")
+    assert texts_of(spans) == ["Bad app!!", "but  the   delivery was fast ؟"]
+    assert all(text[s.start : s.end] == s.text for s in spans)
+    assert split_clauses("", "en") == [] and split_clauses(" ... !!", "en") == []
+
+
+def test_windows_cut_long_spans_at_spaces():
+    text = "word " * 100
+    span = Span(0, len(text) - 1, text[:-1])
+    pieces = windows(text, span, 42)
+    assert all(len(p.text) <= 42 for p in pieces)
+    assert " ".join(p.text for p in pieces) == span.text
+    assert all(text[p.start : p.end] == p.text for p in pieces)
+
+
+def test_fold_keeps_length_and_unifies_letter_variants():
+    assert fold("كيف") == fold("کیف") and len(fold("آيةً")) == len("آيةً")
+
+
+def test_cue_rules_of_the_issue_match():
+    rules = load_cue_rules()
+
+    def topics(text: str, lang: str) -> set[str]:
+        return {r.topic for r in rules[lang] if r.pattern.search(fold(text))}
+
+    assert "customer_support" in topics("خدمة العملاء سيئة جدا", "ar")
+    assert "app_website" in topics("التطبيق لا يعمل", "ar")
+    assert "refund_return" in topics("My refund still hasn't arrived after 3 weeks", "en")
+    assert {"delivery", "wait_time"} <= topics("the courier came an hour late", "en")
+    assert {"delivery", "wait_time"} <= topics("پیک یک ساعت دیر رسید", "fa")
+    assert topics("Mad love http://t.co/x", "en") == set()
+
+
+# --- stub model -----------------------------------------------------------------------------
+
+
+KEYWORDS = {"good": POS, "great": POS, "عالی": POS, "bad": NEG, "late": NEG, "دیر": NEG}
+
+
+class StubTokenizer:
+    """One token per word."""
+
+    def __call__(self, text, add_special_tokens=False, verbose=False):
+        return {"input_ids": list(range(len(text.split())))}
+
+
+@dataclass
+class StubTagger:
+    """Topic 0 `delivery` fires on "courier"/"پیک", topic 1 `product_quality` on "food"/"غذا";
+    a topic's polarity is its clause's sentiment."""
+
+    topics: tuple[str, ...] = ("delivery", "product_quality")
+    thresholds_: np.ndarray = field(default_factory=lambda: np.array([0.5, 0.5]))
+    custom_topics: list[Topic] = field(default_factory=list)
+    matcher: object = None
+
+    def scores(self, features):
+        presence = features[:, :2]
+        return presence, np.zeros((len(features), 2, 3))
+
+    def polarities(self, features, sentiments, polarity=None):
+        return np.repeat(np.asarray(sentiments).argmax(1)[:, None], 2, axis=1)
+
+    def custom_probabilities(self, features, langs=None):
+        return features[:, 2:3] if self.custom_topics else np.zeros((len(features), 0))
+
+
+class StubModel:
+    labels = SENTIMENTS
+
+    def __init__(self, max_length: int | None = None, tagger: StubTagger | None = None):
+        self.calls: list[list[str]] = []
+        self.topic_tagger = tagger
+        if max_length:
+            self.tokenizer, self.max_length = StubTokenizer(), max_length
+
+    def predict_proba_and_features(self, texts, langs=None):
+        self.calls.append(list(texts))
+        probabilities, features = [], []
+        for text in texts:
+            votes = [v for word, v in KEYWORDS.items() if word in text.lower()]
+            row = np.full(3, 0.05)
+            row[max(set(votes), key=votes.count) if votes else NEU] = 0.9
+            probabilities.append(row)
+            features.append(
+                [
+                    float("courier" in text or "پیک" in text),
+                    float("food" in text or "غذا" in text),
+                    float("cold" in text),
+                ]
+            )
+        return np.array(probabilities), np.array(features)
+
+
+def test_topics_take_the_polarity_and_evidence_of_their_clause():
+    model = StubModel(tagger=StubTagger())
+    text = "The food was great but the courier was late"
+    [prediction] = analyze(model, [text], ["en"], AspectOptions(cues=False))
+    assert model.calls == [[text, "The food was great", "but the courier was late"]]
+    found = {t["topic"]: t for t in prediction.topics}
+    assert found["product_quality"]["polarity"] == "positive"
+    assert found["delivery"]["polarity"] == "negative"
+    evidence = found["delivery"]["evidence"]
+    assert text[evidence["start"] : evidence["end"]] == evidence["text"]
+    assert evidence["text"] == "but the courier was late"
+    assert prediction.mixed is True
+    assert set(prediction.to_dict()) >= {"sentiment", "probabilities", "topics", "mixed"}
+
+
+def test_a_single_clause_runs_once_and_is_not_mixed():
+    model = StubModel(tagger=StubTagger())
+    [prediction] = analyze(model, ["the courier was late"], ["en"], AspectOptions(cues=False))
+    assert model.calls == [["the courier was late"]]
+    assert prediction.mixed is False
+    assert prediction.topics[0]["evidence"] == {
+        "start": 0,
+        "end": 20,
+        "text": "the courier was late",
+    }
+
+
+def test_mixed_needs_confidence_on_both_sides():
+    model = StubModel()
+    text = "good food. bad courier"
+    assert analyze(model, [text], ["en"], AspectOptions(mixed_threshold=0.8))[0].mixed
+    assert not analyze(model, [text], ["en"], AspectOptions(mixed_threshold=0.95))[0].mixed
+    assert not analyze(model, ["good food. great courier"], ["en"])[0].mixed
+
+
+def test_a_long_text_is_read_in_windows_and_its_topic_found_at_the_end():
+    model = StubModel(max_length=30, tagger=StubTagger())
+    filler = "the weather is mild today. " * 40
+    text = filler + "Sadly the courier was late."
+    [prediction] = analyze(model, [text], ["en"], AspectOptions(cues=False))
+    [units] = model.calls
+    assert text not in units  # not truncated: no unit is the whole document
+    assert all(len(u.split()) <= 30 - 6 for u in units)
+    found = {t["topic"]: t for t in prediction.topics}
+    evidence = found["delivery"]["evidence"]
+    assert "courier was late" in evidence["text"]
+    assert text[evidence["start"] : evidence["end"]] == evidence["text"]
+    assert found["delivery"]["polarity"] == "negative"
+    # Length-weighted mean of the windows: mostly neutral filler.
+    assert prediction.sentiment == "neutral"
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_cue_rules_add_their_topic_with_the_match_as_evidence_and_their_polarity():
+    model = StubModel(tagger=StubTagger())
+    text = "غذا عالی بود ولی یک ساعت دیر رسید"  # no "پیک": the stub head misses delivery
+    [prediction] = analyze(model, [text], ["fa"])
+    found = {t["topic"]: t for t in prediction.topics}
+    assert found["delivery"]["polarity"] == "negative"
+    assert found["delivery"]["evidence"]["text"] in text
+    assert found["product_quality"]["polarity"] == "positive"
+    [without] = analyze(model, [text], ["fa"], AspectOptions(cues=False))
+    assert "delivery" not in {t["topic"] for t in without.topics}
+
+
+def test_custom_topics_get_clause_polarity_and_evidence():
+    tagger = StubTagger(custom_topics=[Topic("cold_food", cues={"en": ("cold food",)})])
+    tagger.matcher = type("M", (), {"threshold": 0.5})()
+    text = "great service. but the soup was cold and bad"
+    [prediction] = analyze(StubModel(tagger=tagger), [text], ["en"], AspectOptions(cues=False))
+    found = {t["topic"]: t for t in prediction.topics}
+    assert found["cold_food"]["polarity"] == "negative"
+    assert found["cold_food"]["evidence"]["text"] == "but the soup was cold and bad"
+
+
+def test_fast_model_predictions_carry_mixed(tiny_fast_model):
+    predictions = tiny_fast_model.predict(["خیلی بد بود", "great app. terrible courier"])
+    assert [type(p.mixed) for p in predictions] == [bool, bool]
+    assert all(p.topics == [] for p in predictions)
+    assert tiny_fast_model.predict([]) == []
+    with pytest.raises(TypeError, match="single string"):
+        tiny_fast_model.predict("a text")
+
+
+def test_cue_topics_follow_the_clauses():
+    assert cue_topics("My refund still hasn't arrived after 3 weeks", "en") == {"refund_return"}
+    assert cue_topics("Mad love http://t.co/x", "en") == set()
+    assert "app_website" in cue_topics("التطبيق لا يعمل", "ar")
+
+
+def test_choose_thresholds_fits_f1_where_positives_suffice_and_avoids_false_positives_elsewhere():
+    rng = np.random.default_rng(0)
+    gold = np.zeros((200, 2), bool)
+    gold[:50, 0] = True
+    scores = np.zeros((200, 2))
+    scores[:50, 0] = rng.uniform(0.6, 1.0, 50)  # positives of topic 0 score high
+    scores[50:, 0] = rng.uniform(0.0, 0.4, 150)
+    scores[:, 1] = rng.uniform(0.0, 0.7, 200)  # topic 1 never present
+    cued = np.zeros((200, 2), bool)
+    thresholds, notes = choose_thresholds(scores, cued, gold, np.array([0.5, 0.3]), 5)
+    assert 0.4 <= thresholds[0] <= 0.6 and notes["0"]["f1"] == 1.0
+    assert thresholds[1] > scores[:, 1].max() and notes["1"]["false_positives"] == 0
+    # A cue that fires on a negative cannot be thresholded away; the floor still holds.
+    cued[0, 1] = True
+    thresholds, _ = choose_thresholds(scores, cued, gold, np.array([0.5, 0.95]), 5)
+    assert thresholds[1] >= 0.95
+
+
+def test_tagger_thresholds_by_language_survive_save_and_load(tmp_path):
+    from cxnlp.topics.tagger import TopicTagger
+
+    tagger = TopicTagger(("delivery", "price"), 4, hidden=8, thresholds=[0.5, 0.5])
+    tagger.thresholds_by_lang = {"en": np.array([0.9, 0.2])}
+    loaded = TopicTagger.load(tagger.save(tmp_path / "topics"))
+    assert loaded.thresholds_for("en").tolist() == [0.9, 0.2]
+    assert loaded.thresholds_for("fa").tolist() == [0.5, 0.5]
+    assert "thresholds_by_lang" not in loaded.info
