@@ -85,9 +85,15 @@ def clean_unicode(text: str) -> str:
 def _spaced(match: re.Match[str], token: str, tail: str = "") -> str:
     """``token`` in place of the match, with a space only where it would touch a word."""
     text, start, end = match.string, match.start(), match.end()
-    before = " " if start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_") else ""
-    after = " " if end < len(text) and (text[end].isalnum() or text[end] == "_") else ""
+    before = " " if start > 0 and _joins(text[start - 1]) else ""
+    after = " " if end < len(text) and _joins(text[end]) else ""
     return f"{before}{token}{tail}{after}"
+
+
+def _joins(ch: str) -> bool:
+    # "@" too: "a@b.coa@b.co" is an e-mail glued to "@b.co"; "EMAIL@b.co" would read as an e-mail
+    # on a second pass, "EMAIL @b.co" reads as a mention on this one (normalize is idempotent).
+    return ch.isalnum() or ch in "_@"
 
 
 def _url(match: re.Match[str]) -> str:

@@ -230,4 +230,9 @@ def normalize(text: str, lang: str | None = None) -> str:
     step = _LANG_STEPS.get(lang)
     if step is not None:
         text = step(text)
-    return _common_post(text)
+    text = _common_post(text)
+    # The language step can free a contact the first replacement could not see: hazm splits
+    # digits from letters ("9@j" -> "9 @j"), Arabic and English drop ZWNJ ("@\u200c0" -> "@0").
+    # Replacing again here keeps normalize idempotent.
+    again = replace_contacts(text)
+    return text if again == text else _common_post(again)
