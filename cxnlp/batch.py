@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ RESULT_COLUMNS = (
     "error",
 )
 _STATE_FILE = "state.json"
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -67,6 +69,8 @@ def row_error(value: object) -> str | None:
         return "empty text"
     if "\ufffd" in text:
         return "text has bytes that could not be decoded in the file's encoding"
+    if _SURROGATE_RE.search(text):
+        return "text is not valid Unicode: it has a lone surrogate (half of a UTF-16 pair)"
     return None
 
 
@@ -98,7 +102,9 @@ def classify_frame(
             try:
                 results[i] = model.predict([text], [lang])[0].to_dict()
             except Exception as exc:  # noqa: BLE001
-                errors[i] = f"classification failed: {type(exc).__name__}: {exc}"
+                # The message stays in the log: it can quote the text or the model's internals.
+                logger.warning("row %d failed: %s: %s", i, type(exc).__name__, exc)
+                errors[i] = f"classification failed ({type(exc).__name__}); the log has the details"
     columns: dict[str, list] = {c: [] for c in RESULT_COLUMNS}
     for i in range(len(frame)):
         r = results.get(i)

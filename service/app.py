@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         version=__version__,
         summary="Sentiment, language and topics of customer feedback in Persian, Arabic, English.",
         lifespan=lifespan,
+        default_response_class=errors.SafeJSONResponse,
     )
     errors.install(app)
     metrics.add_gauge(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from cxnlp.labels import LANGS
 from cxnlp.rollup import PERIODS
@@ -21,16 +21,15 @@ class Item(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: ItemId | None = Field(None, description="echoed back; the item's position when absent")
-    text: str = Field(..., description="the review, comment or ticket")
+    id: ItemId | None = Field(
+        None, description="echoed back; the item's position (a string) when absent"
+    )
+    text: str = Field(
+        ...,
+        description="the review, comment or ticket; an empty one, one with a lone surrogate or "
+        "one over the character limit gets a per-item `error` (or, with `truncate`, is cut)",
+    )
     lang: Lang | None = Field(None, description="skip language detection when known")
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is empty or only whitespace")
-        return value
 
 
 class AnalyzeItem(Item):
@@ -39,16 +38,25 @@ class AnalyzeItem(Item):
     model_config = ConfigDict(extra="allow")
 
 
+TRUNCATE = Field(
+    False,
+    description="classify the first CXNLP_MAX_TEXT_CHARS characters of a longer text (the item "
+    "says `truncated: true`) instead of answering it with an error",
+)
+
+
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[Item] = Field(..., min_length=1)
+    truncate: bool = TRUNCATE
 
 
 class AnalyzeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[AnalyzeItem] = Field(..., min_length=1)
+    truncate: bool = TRUNCATE
     group_by: list[str] = Field(
         default_factory=list, description="item fields to group the rollup by, e.g. ['channel']"
     )
@@ -65,16 +73,20 @@ class AnalyzeRequest(BaseModel):
 
 
 class ItemResult(BaseModel):
+    """One item's answer: its id, and its result or the `error` that kept it from one. The same
+    fields in /v1/classify and /v1/analyze, probabilities rounded to 6 digits."""
+
     id: ItemId
     sentiment: str | None
     probabilities: dict[str, float] | None
     confidence: float | None
     lang: str | None
     topics: list[dict[str, Any]] = Field(default_factory=list)
+    error: str | None = Field(None, description="why the item has no result")
+    truncated: bool = Field(False, description="only the first characters were classified")
 
 
-class AnalyzedItem(ItemResult):
-    error: str | None = None
+AnalyzedItem = ItemResult
 
 
 class ClassifyResponse(BaseModel):
@@ -84,7 +96,7 @@ class ClassifyResponse(BaseModel):
 
 class AnalyzeResponse(BaseModel):
     model: str
-    items: list[AnalyzedItem]
+    items: list[ItemResult]
     summary: dict[str, Any]
 
 

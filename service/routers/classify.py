@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
 import pandas as pd
 from fastapi import APIRouter
@@ -13,15 +15,17 @@ from cxnlp.rollup import summarize
 from service.batcher import QueueFull
 from service.deps import Authorized, CurrentModel, State
 from service.errors import ApiError, field_error
+from service.items import item_id, prepare, result_fields
 from service.limits import check_items
 from service.schemas import (
-    AnalyzedItem,
     AnalyzeRequest,
     AnalyzeResponse,
     ClassifyRequest,
     ClassifyResponse,
     ItemResult,
 )
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Authorized])
 
@@ -43,27 +47,70 @@ LANG_HINT_COL = "_lang_hint"
 
 @router.post("/classify", response_model=ClassifyResponse)
 async def classify(body: ClassifyRequest, state: State, handle: CurrentModel) -> ClassifyResponse:
-    """Sentiment, calibrated probabilities, confidence, language and topics per item."""
-    check_items(body.items, state.settings.max_items, state.settings.max_text_chars)
-    try:
-        predictions = await state.batcher.predict(
-            handle, [i.text for i in body.items], [i.lang for i in body.items]
-        )
-    except QueueFull as exc:
-        raise _busy(state, exc) from None
+    """Sentiment, calibrated probabilities, confidence, language and topics per item; an item
+    that cannot be classified (empty, invalid Unicode, too long) gets an `error` instead."""
+    check_items(body.items, state.settings.max_items)
+    prepared = [prepare(i.text, state.settings.max_text_chars, body.truncate) for i in body.items]
+    todo = [n for n, p in enumerate(prepared) if p.text is not None]
+    texts = [prepared[n].text for n in todo]
+    langs = [body.items[n].lang for n in todo]
+    results: dict[int, dict | None] = {}
+    errors: dict[int, str] = {}
+    if todo:
+        try:
+            predictions = await state.batcher.predict(handle, texts, langs)
+        except QueueFull as exc:
+            raise _busy(state, exc) from None
+        except Exception:  # noqa: BLE001 - isolate the failing items, as the CLI does per row
+            logger.exception("a request of %d texts failed; classifying them one by one", len(todo))
+            predictions = await _one_by_one(state, handle, texts, langs)
+        for n, p in zip(todo, predictions, strict=True):
+            if isinstance(p, Exception):
+                errors[n] = _failed(p)
+            else:
+                results[n] = p.to_dict()
     items = [
-        ItemResult(id=item.id if item.id is not None else n, **p.to_dict())
-        for n, (item, p) in enumerate(zip(body.items, predictions, strict=True))
+        ItemResult(
+            id=item_id(item.id, n),
+            **result_fields(results.get(n)),
+            error=prepared[n].error or errors.get(n),
+            truncated=prepared[n].truncated,
+        )
+        for n, item in enumerate(body.items)
     ]
     return ClassifyResponse(model=handle.name, items=items)
+
+
+async def _one_by_one(state, handle, texts: list[str], langs: list) -> list:
+    """Each text in its own request (the batcher may still merge them with others'); a text the
+    model fails on comes back as its exception."""
+
+    async def one(text: str, lang) -> object:
+        try:
+            return (await state.batcher.predict(handle, [text], [lang]))[0]
+        except QueueFull:
+            raise
+        except Exception as exc:  # noqa: BLE001 - becomes this item's error
+            return exc
+
+    try:
+        return list(await asyncio.gather(*(one(t, g) for t, g in zip(texts, langs, strict=True))))
+    except QueueFull as exc:
+        raise _busy(state, exc) from None
+
+
+def _failed(exc: Exception) -> str:
+    # The exception's message stays in the log: it can hold the text or the model's internals.
+    return f"classification failed ({type(exc).__name__}); the service log has the details"
 
 
 @router.post("/analyze", response_model=AnalyzeResponse)
 async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> AnalyzeResponse:
     """The classified items plus the rollup of `cxnlp.rollup.summarize` over them, grouped by
     `group_by` fields the items carry."""
-    check_items(body.items, state.settings.max_items, state.settings.max_text_chars)
-    frame = _frame(body)
+    check_items(body.items, state.settings.max_items)
+    prepared = [prepare(i.text, state.settings.max_text_chars, body.truncate) for i in body.items]
+    frame = _frame(body, [p.text for p in prepared])
     try:
         # The batch code of `cxnlp classify`, run in the batcher's thread (same queue and limits).
         labeled = await state.batcher.call(
@@ -72,6 +119,9 @@ async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> A
             size=len(frame),
         )
         labeled = labeled.drop(columns=[LANG_HINT_COL], errors="ignore")
+        # The items refused before the model say why (classify_frame saw them as missing text).
+        labeled["error"] = [p.error or e for p, e in zip(prepared, labeled["error"], strict=True)]
+        labeled[TEXT_COL] = [i.text for i in body.items]
     except QueueFull as exc:
         raise _busy(state, exc) from None
     try:
@@ -90,13 +140,14 @@ async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> A
     except (KeyError, ValueError, TypeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         raise ApiError(422, f"cannot summarise these items: {message}") from None
-    return AnalyzeResponse(model=handle.name, items=_items(labeled), summary=summary)
+    items = _items(labeled, [p.truncated for p in prepared])
+    return AnalyzeResponse(model=handle.name, items=items, summary=summary)
 
 
-def _frame(body: AnalyzeRequest) -> pd.DataFrame:
+def _frame(body: AnalyzeRequest, texts: list[str | None]) -> pd.DataFrame:
     rows = []
-    for n, item in enumerate(body.items):
-        row = {ID_COL: item.id if item.id is not None else n, TEXT_COL: item.text}
+    for n, (item, text) in enumerate(zip(body.items, texts, strict=True)):
+        row = {ID_COL: item_id(item.id, n), TEXT_COL: text}
         row.update(item.model_extra or {})
         if item.lang is not None:
             row[LANG_HINT_COL] = item.lang
@@ -124,21 +175,25 @@ def _frame(body: AnalyzeRequest) -> pd.DataFrame:
     return frame.drop(columns=clashing)
 
 
-def _items(labeled: pd.DataFrame) -> list[AnalyzedItem]:
+def _items(labeled: pd.DataFrame, truncated: list[bool]) -> list[ItemResult]:
     items = []
-    for row in labeled.to_dict(orient="records"):
+    for row, cut in zip(labeled.to_dict(orient="records"), truncated, strict=True):
         ok = row["error"] is None or row["error"] != row["error"]  # None or NaN
+        prediction = None
+        if ok:
+            prediction = {
+                "sentiment": row["sentiment"],
+                "probabilities": {k: row[f"p_{k}"] for k in ("negative", "neutral", "positive")},
+                "confidence": row["confidence"],
+                "lang": row["lang"],
+                "topics": json.loads(row["topics"]) if row["topics"] else [],
+            }
         items.append(
-            AnalyzedItem(
+            ItemResult(
                 id=row[ID_COL],
-                sentiment=row["sentiment"] if ok else None,
-                probabilities={k: row[f"p_{k}"] for k in ("negative", "neutral", "positive")}
-                if ok
-                else None,
-                confidence=row["confidence"] if ok else None,
-                lang=row["lang"] if ok else None,
-                topics=json.loads(row["topics"]) if ok and row["topics"] else [],
+                **result_fields(prediction),
                 error=None if ok else row["error"],
+                truncated=cut,
             )
         )
     return items
