@@ -107,8 +107,7 @@ class ReloadRequest(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    name: str
-    path: str
+    name: str = Field(..., description="the model directory's name (its path is not shown)")
     kind: str
     cxnlp_version: str | None
     service_cxnlp_version: str
