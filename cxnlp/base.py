@@ -198,6 +198,10 @@ def read_config(path: Path) -> dict[str, Any]:
     if not config_path.exists():
         raise FileNotFoundError(f"{path} is not a cxnlp model directory: it has no {CONFIG_FILE}")
     config = json.loads(config_path.read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{config_path} holds a JSON {type(config).__name__}, not an object: not a model config"
+        )
     written_by = config.get("cxnlp_version", "0")
     if _version_tuple(written_by) > _version_tuple(__version__):
         warnings.warn(

@@ -141,7 +141,8 @@ def build_net(backbone: str | None = None, n_labels: int = len(SENTIMENTS)):
 
     source = resolve_backbone(backbone)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    encoder = AutoModel.from_pretrained(source, attn_implementation="sdpa")
+    # safetensors only: a backbone directory holding a pickle (pytorch_model.bin) is refused.
+    encoder = AutoModel.from_pretrained(source, attn_implementation="sdpa", use_safetensors=True)
     return tokenizer, SentimentNet(encoder, n_labels)
 
 
@@ -188,7 +189,7 @@ class TransformerSentimentModel(SentimentModel):
         from transformers import AutoModel
 
         plain = AutoModel.from_pretrained(
-            resolve_backbone(self.backbone), attn_implementation="sdpa"
+            resolve_backbone(self.backbone), attn_implementation="sdpa", use_safetensors=True
         )
         self.similarity_layers = nn.ModuleList(plain.encoder.layer[self.tap_layer :]).eval()
 
