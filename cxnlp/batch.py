@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxnlp.base import SentimentModel
-from cxnlp.io import iter_table, table_format, write_table
+from cxnlp.io import escape_formulas, iter_table, table_format, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,10 @@ def _assemble(parts: list[Path], output_path: Path) -> None:
                 frame = pd.read_parquet(part)
                 if kind == "csv":
                     sep = "\t" if output_path.suffix.lower() == ".tsv" else ","
-                    frame.to_csv(out, index=False, header=i == 0, sep=sep)
+                    # Texts a spreadsheet would run as formulas get a leading apostrophe.
+                    frame = escape_formulas(frame)
+                    # CRLF rows (RFC 4180): a text holding a bare CR is then quoted, not split.
+                    frame.to_csv(out, index=False, header=i == 0, sep=sep, lineterminator="\r\n")
                 elif len(frame):
                     frame.to_json(out, orient="records", lines=True, force_ascii=False)
     elif kind == "parquet":

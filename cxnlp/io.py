@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -144,8 +145,8 @@ def iter_table(
 ) -> Iterator[pd.DataFrame]:
     """Yield the rows of a table in chunks of at most `chunk_rows`, every cell kept as read.
 
-    CSV and JSONL stream; Parquet streams by record batch; XLSX is read whole (the format
-    has no streaming reader worth its cost, and spreadsheets are small). For a CSV,
+    CSV and JSONL stream; Parquet streams by record batch; XLSX streams row by row, after its
+    zip is checked against `XLSX_LIMITS` (a zip bomb is refused before any parsing). For a CSV,
     `on_encoding` is called with the encoding it is read in, before the first chunk.
     """
     path = Path(path)
@@ -188,13 +189,45 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"):
+# `=HYPERLINK(...)` in a review would be a live link in Excel or LibreOffice.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER_RE = re.compile(r"[+-]?\d+(?:[.,]\d+)*")
+
+
+def escape_formula(value: object) -> object:
+    """`value` with a leading apostrophe when a spreadsheet would read it as a formula; other
+    values, and plain signed numbers ("-3", "+98"), unchanged."""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_STARTS)
+        and not _PLAIN_NUMBER_RE.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose text cells are safe to open in a spreadsheet (`escape_formula`).
+    Only CSV and XLSX outputs get this; JSONL and Parquet keep every text as it was."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(escape_formula, na_action="ignore")
+    return out
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a table in the format its extension names (CSV as UTF-8 with a BOM, which Excel needs
-    to show Persian and Arabic)."""
+    to show Persian and Arabic). In CSV and XLSX, a text a spreadsheet would run as a formula
+    gets a leading apostrophe (`escape_formulas`); JSONL and Parquet keep it as it was."""
     kind = table_format(path)
+    if kind in ("csv", "xlsx"):
+        frame = escape_formulas(frame)
     if kind == "csv":
         sep = "\t" if Path(path).suffix.lower() == ".tsv" else ","
-        frame.to_csv(path, index=False, sep=sep, encoding="utf-8-sig")
+        # CRLF rows (RFC 4180): a text holding a bare CR is then quoted, not split in two.
+        frame.to_csv(path, index=False, sep=sep, encoding="utf-8-sig", lineterminator="\r\n")
     elif kind == "jsonl":
         frame.to_json(path, orient="records", lines=True, force_ascii=False)
     elif kind == "parquet":
