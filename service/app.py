@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             queue_size=settings.queue_size,
+            max_texts=settings.queue_texts,
             metrics=metrics,
         )
         runner = JobRunner(
