@@ -14,6 +14,7 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxnlp.base import SentimentModel
-from cxnlp.io import escape_formulas, iter_table, table_format, write_table
+from cxnlp.io import (
+    count_rows,
+    escape_formulas,
+    iter_table,
+    read_header,
+    table_format,
+    write_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +132,7 @@ def classify_frame(
 
 
 def classify_file(
-    model: SentimentModel,
+    model: SentimentModel | Callable[[], SentimentModel],
     input_path: str | Path,
     output_path: str | Path,
     *,
@@ -136,13 +144,24 @@ def classify_file(
 ) -> BatchStats:
     """Classify every row of `input_path` into `output_path` (formats from the extensions).
 
-    A missing text column is an error before any work. Rows get an `id_col` column of their
-    1-based row number when the input has none.
+    A missing text column is an error before any work; `model` may be a function that loads
+    the model, called only once the input's header has the text column. Rows get an `id_col`
+    column of their 1-based row number when the input has none.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     table_format(output_path)  # an unsupported output type fails before any work
     if not input_path.is_file():
         raise FileNotFoundError(f"input file not found: {input_path}")
+    if not hasattr(model, "predict") and callable(model):
+        # A loader: the input's header is checked first, so that a wrong --text-col is said
+        # before a model load of several seconds.
+        columns = read_header(input_path)
+        if text_col not in columns:
+            raise KeyError(
+                f"{input_path} has no text column {text_col!r}; its columns are {columns}; pass "
+                "the right one with --text-col"
+            )
+        model = model()
     work = output_path.with_name(output_path.name + ".parts")
     # Parts of an earlier run are reused only for the same input, unchanged, read the same way.
     input_stat = input_path.stat()
@@ -169,7 +188,9 @@ def classify_file(
 
     started, rows, errors, offset = time.time(), 0, 0, 0
     encodings: list[str] = []
-    bar = tqdm(desc="classifying", unit="row", disable=not progress)
+    # A total (from a cheap row count) gives the bar its percentage and ETA.
+    total = count_rows(input_path) if progress else None
+    bar = tqdm(desc="classifying", unit="row", total=total, disable=not progress)
     chunks = iter_table(input_path, chunk_rows=chunk_rows, on_encoding=encodings.append)
     for index, chunk in enumerate(chunks):
         if index == 0 and text_col not in chunk.columns:

@@ -47,11 +47,14 @@ def _classify(args: argparse.Namespace) -> int:
     from cxnlp.batch import classify_file
     from cxnlp.store import load
 
-    model = load(args.model)
-    if args.custom_topics:
-        model.add_custom_topics(args.custom_topics)
+    def load_model():
+        model = load(args.model)
+        if args.custom_topics:
+            model.add_custom_topics(args.custom_topics)
+        return model
+
     stats = classify_file(
-        model,
+        load_model,  # loaded once the input's header has been checked
         args.input,
         args.output,
         text_col=args.text_col,

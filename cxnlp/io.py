@@ -42,6 +42,63 @@ def table_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
+class MalformedTableError(ValueError):
+    """A CSV whose rows cannot be split into the header's columns."""
+
+
+_FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _csv_problem(path: Path, delimiter: str, message: str) -> str:
+    match = _FIELDS_RE.search(message)
+    if match:
+        expected, line, saw = match.groups()
+        return (
+            f"{path}: line {line} has {saw} fields where the header has {expected} (delimiter "
+            f"{delimiter!r}): a text holding the delimiter must be in double quotes; fix that row "
+            "or re-export the file with quoting"
+        )
+    if "EOF inside string" in message or "EOF" in message:
+        line = re.search(r"line (\d+)", message)
+        where = f" starting on line {line.group(1)}" if line else ""
+        return (
+            f"{path}: a quoted text{where} is never closed (a stray double quote?); the file "
+            "ends inside it"
+        )
+    return f"{path} is not a well-formed CSV ({message.strip().splitlines()[-1][:200]})"
+
+
+def count_rows(path: str | Path) -> int | None:
+    """About how many data rows a table has, cheaply, for a progress bar: Parquet's metadata,
+    the line count of a CSV / JSONL (a text with line breaks inside makes it an overcount), the
+    sheet dimension of an XLSX; None when unknown."""
+    path = Path(path)
+    try:
+        kind = table_format(path)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if kind == "xlsx":
+            return None
+        lines, last = 0, b"\n"
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        lines += last != b"\n"
+        return max(lines - (kind == "csv"), 0)
+    except (OSError, ValueError):
+        return None
+
+
+def read_header(path: str | Path) -> list[str]:
+    """The column names of a table, read without reading the rows (the first chunk of one row)."""
+    for chunk in iter_table(path, chunk_rows=1):
+        return [str(c) for c in chunk.columns]
+    return []
+
+
 class EncodingError(ValueError):
     """A CSV whose bytes do not decode in one encoding from start to end."""
 
@@ -160,7 +217,7 @@ def iter_table(
         logger.info("reading %s as CSV (%s, delimiter %r)", path, encoding, delimiter)
         if on_encoding is not None:
             on_encoding(encoding)
-        yield from pd.read_csv(
+        reader = pd.read_csv(
             path,
             sep=delimiter,
             encoding=encoding,
@@ -171,6 +228,10 @@ def iter_table(
             keep_default_na=False,
             chunksize=chunk_rows,
         )
+        try:
+            yield from reader
+        except pd.errors.ParserError as exc:
+            raise MalformedTableError(_csv_problem(path, delimiter, str(exc))) from None
     elif kind == "jsonl":
         yield from pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows)
     elif kind == "parquet":
