@@ -104,6 +104,7 @@ def _report(args: argparse.Namespace) -> int:
         group_by=_column_list(args.group_by),
         date_col=args.date_col,
         period=args.period,
+        date_format=args.date_format,
         score_col=args.score_col,
         score_kind=args.score_kind,
         confusion=confusion,
@@ -193,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", default=None, help="write a self-contained HTML report here")
     p.add_argument("--group-by", default=None, help="comma-separated columns, e.g. channel,product")
     p.add_argument("--date-col", default=None, help="date column for trends and alerts")
+    p.add_argument(
+        "--date-format",
+        default=None,
+        help="how --date-col is written, e.g. %%d/%%m/%%Y, or 'jalali' (read alone when unambiguous; "
+        "a column whose day/month order cannot be told is refused)",
+    )
     p.add_argument("--period", default=None, choices=["day", "week", "month", "quarter", "year"])
     p.add_argument("--score-col", default=None, help="survey score column")
     p.add_argument("--score-kind", default=None, choices=["nps", "csat", "ces"])

@@ -160,6 +160,7 @@ def summarize(
     group_by: Sequence[str] = (),
     date_col: str | None = None,
     period: str | None = None,
+    date_format: str | None = None,
     score_col: str | None = None,
     score_kind: str | None = None,
     confusion: dict[str, list[list[float]]] | None = None,
@@ -267,7 +268,9 @@ def summarize(
         summary["scores"] = score_summary(scores, score_kind, confidence)
         summary["scores"]["drivers"] = score_drivers(data, mentions, scores, score_kind, alpha)
     if date_col is not None:
-        by_period, period_index = _periods(data, frame[date_col], date_col, period, notes)
+        by_period, period_index = _periods(
+            data, frame[date_col], date_col, period, notes, date_format
+        )
         summary["by_period"] = [
             {**label, **segment(period_index[label["period"]])} for label in by_period
         ]
@@ -492,24 +495,23 @@ def _negative_examples(data: pd.DataFrame, text_col: str, k: int) -> list[dict[s
     ]
 
 
-def _parse_dates(values: pd.Series) -> pd.Series:
-    parsed = pd.to_datetime(values, errors="coerce", utc=True)
-    filled = values.astype("string").str.strip().fillna("") != ""
-    if (parsed.isna() & filled).any():
-        # A mixed export (ISO dates and timestamps, or several formats) fails whole-column format
-        # inference; element-wise parsing is slower but reads each value on its own.
-        mixed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-        if mixed.notna().sum() > parsed.notna().sum():
-            parsed = mixed
-    return parsed.dt.tz_convert(None)
+def _parse_dates(values: pd.Series, date_format: str | None = None) -> pd.Series:
+    from cxnlp.dates import parse_dates
+
+    return parse_dates(values, date_format)
 
 
 def _periods(
-    data: pd.DataFrame, values: pd.Series, date_col: str, period: str, notes: list[str]
+    data: pd.DataFrame,
+    values: pd.Series,
+    date_col: str,
+    period: str,
+    notes: list[str],
+    date_format: str | None = None,
 ) -> tuple[list[dict[str, str]], dict[str, pd.Index]]:
     """Every period from the first date to the last (empty ones included, so trends have no
     gaps), and the row index of each."""
-    dates = _parse_dates(values.reset_index(drop=True))
+    dates = _parse_dates(values.reset_index(drop=True), date_format)
     if values.astype("string").str.strip().fillna("").eq("").all():
         notes.append(f"column {date_col!r} is empty: no periods")
         return [], {}
