@@ -84,11 +84,20 @@ def _report(args: argparse.Namespace) -> int:
         raise ValueError("--labeled needs --gold-col: the column that holds the hand-given labels")
     frame = read_table(args.input)
     confusion, note = None, None
+    model_dir = None
     try:
         model_dir = resolve_model(args.model or "default")
     except FileNotFoundError:
         if args.model:  # a model asked for by name must exist; the default one may not
             raise
+    if not args.dev_acc:
+        # The model's dev confusion matrix describes its training mix, not the user's channel:
+        # on ordinary exports its ACC was worse than raw, so it is never the default.
+        note = (
+            "ACC from the model's dev confusion matrix is off (it can be worse than raw on your "
+            "data): label a sample (--gold-col) for a correction, or pass --dev-acc"
+        )
+    elif model_dir is None:
         note = "ACC omitted: no default model to read a dev confusion matrix from (pass --model)"
     else:
         confusion = load_confusion(model_dir)
@@ -194,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", default=None, help="write a self-contained HTML report here")
     p.add_argument("--group-by", default=None, help="comma-separated columns, e.g. channel,product")
     p.add_argument("--date-col", default=None, help="date column for trends and alerts")
+    p.add_argument(
+        "--dev-acc",
+        action="store_true",
+        help="also correct the shares with ACC from the model's dev confusion matrix (off by "
+        "default: it describes the training mix, not your channel; prefer --gold-col)",
+    )
     p.add_argument(
         "--date-format",
         default=None,

@@ -64,6 +64,11 @@ class AnalyzeRequest(BaseModel):
     period: Period | None = Field(None, description="trend period (with date_col; default week)")
     score_col: str | None = Field(None, description="item field holding a survey score")
     score_kind: ScoreKind | None = Field(None, description="how to read score_col")
+    dev_acc: bool = Field(
+        False,
+        description="also give ACC from the model's dev confusion matrix (off by default: it "
+        "describes the training mix, not your channel; prefer gold_col)",
+    )
     gold_col: str | None = Field(
         None,
         description="item field holding a hand-given sentiment (positive / neutral / negative) "

@@ -133,7 +133,8 @@ async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> A
             period=body.period,
             score_col=body.score_col,
             score_kind=body.score_kind,
-            confusion=handle.confusion,
+            # The dev-matrix ACC only on request: it can be worse than raw on a real channel.
+            confusion=handle.confusion if body.dev_acc else None,
             labeled=labeled if body.gold_col else None,
             gold_col=body.gold_col or "label",
         )
