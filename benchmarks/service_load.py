@@ -105,6 +105,48 @@ async def run_load(url: str, texts: list[str], size: int, clients: int, duration
     return latencies, statuses
 
 
+async def run_mix(url: str, texts: list[str], mix: list[tuple[int, int]], duration, warmup):
+    """Clients of several request sizes at once (`mix`: (size, clients) pairs). A client that
+    gets a 503 waits its Retry-After and tries again. Per size: latencies of the 2xx answers and
+    every status."""
+    results: dict[int, tuple[list[float], list[int]]] = {size: ([], []) for size, _ in mix}
+    total = sum(n for _, n in mix)
+    limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60, headers=headers) as http:
+        start = time.perf_counter()
+        measure_from, stop = start + warmup, start + warmup + duration
+
+        async def client(n: int, size: int) -> None:
+            latencies, statuses = results[size]
+            i = n * 7
+            while time.perf_counter() < stop:
+                batch = [texts[(i + k) % len(texts)] for k in range(size)]
+                i += size
+                sent = time.perf_counter()
+                retry = 0.0
+                try:
+                    r = await http.post(
+                        "/v1/classify", json={"items": [{"text": t} for t in batch]}
+                    )
+                    status = r.status_code
+                    if status == 503:
+                        retry = float(r.headers.get("retry-after", "1"))
+                except httpx.HTTPError:
+                    status = 599
+                done = time.perf_counter()
+                if sent >= measure_from and done <= stop:
+                    statuses.append(status)
+                    if 200 <= status < 300:
+                        latencies.append(done - sent)
+                if retry:
+                    await asyncio.sleep(retry)
+
+        jobs = [client(n, size) for size, count in mix for n in range(count)]
+        await asyncio.gather(*jobs)
+    return results
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -130,7 +172,15 @@ def main() -> int:
     parser.add_argument("--modes", default="batched,unbatched")
     parser.add_argument("--max-batch", type=int, default=64, help="CXNLP_MAX_BATCH when batched")
     parser.add_argument("--max-wait-ms", type=float, default=5)
+    parser.add_argument(
+        "--mix",
+        default=None,
+        help="SIZE:CLIENTS pairs run together, e.g. 1:40,256:10 (40 one-text callers beside "
+        "10 callers of 256 texts); batched mode only; --clients is then ignored",
+    )
     args = parser.parse_args()
+    if args.mix:
+        return main_mix(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     modes = [m.strip() for m in args.modes.split(",")]
     unknown = sorted(set(modes) - {"batched", "unbatched"})
@@ -182,6 +232,38 @@ def main() -> int:
             print(
                 f"size {size}: batching gives {on / off:.2f}x the texts/s of one call per request"
             )
+    return 0
+
+
+def main_mix(args: argparse.Namespace) -> int:
+    mix = [(int(a), int(b)) for a, b in (pair.split(":") for pair in args.mix.split(","))]
+    texts = load_texts()
+    print(
+        f"model={args.model} mix={args.mix} duration={args.duration}s cpus={os.cpu_count()} "
+        f"max_batch={args.max_batch}"
+    )
+    print(
+        f"{'size':>4} {'clients':>7} {'answers':>7} {'2xx/s':>7} {'texts/s':>8} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'p99 ms':>8} {'503':>5} {'5xx':>5}"
+    )
+    with tempfile.TemporaryDirectory() as jobs:
+        queue = max(256, 2 * sum(n for _, n in mix))
+        process, url = start_server(args.model, args.max_batch, args.max_wait_ms, queue, jobs)
+        try:
+            results = asyncio.run(run_mix(url, texts, mix, args.duration, args.warmup))
+        finally:
+            process.terminate()
+            process.wait(30)
+    for size, clients in mix:
+        latencies, statuses = results[size]
+        ok = len(latencies)
+        print(
+            f"{size:>4} {clients:>7} {len(statuses):>7} {ok / args.duration:>7.1f} "
+            f"{ok * size / args.duration:>8.1f} {percentile(latencies, 50) * 1000:>8.1f} "
+            f"{percentile(latencies, 95) * 1000:>8.1f} {percentile(latencies, 99) * 1000:>8.1f} "
+            f"{sum(s == 503 for s in statuses):>5} {sum(s >= 500 and s != 503 for s in statuses):>5}",
+            flush=True,
+        )
     return 0
 
 

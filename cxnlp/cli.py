@@ -46,11 +46,17 @@ def _classify(args: argparse.Namespace) -> int:
     from cxnlp.io.batch import classify_file
     from cxnlp.models.store import load
 
-    model = load(args.model)
-    if args.custom_topics:
-        model.add_custom_topics(args.custom_topics)
+    loaded = []
+
+    def load_model():
+        model = load(args.model)
+        if args.custom_topics:
+            model.add_custom_topics(args.custom_topics)
+        loaded.append(model)
+        return model
+
     stats = classify_file(
-        model,
+        load_model,  # loaded once the input's header has been checked
         args.input,
         args.output,
         text_col=args.text_col,
@@ -68,7 +74,7 @@ def _classify(args: argparse.Namespace) -> int:
     if args.store:
         from cxnlp.feedback.cli import store_classified
 
-        store_classified(args, model)
+        store_classified(args, loaded[0] if loaded else load_model())
     return 0
 
 
@@ -80,9 +86,11 @@ def _report(args: argparse.Namespace) -> int:
         model=args.model,
         gold_col=args.gold_col,
         labeled=args.labeled,
+        dev_acc=args.dev_acc,
         group_by=_column_list(args.group_by),
         date_col=args.date_col,
         period=args.period,
+        date_format=args.date_format,
         score_col=args.score_col,
         score_kind=args.score_kind,
         alpha=args.alpha,
@@ -170,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", default=None, help="write a self-contained HTML report here")
     p.add_argument("--group-by", default=None, help="comma-separated columns, e.g. channel,product")
     p.add_argument("--date-col", default=None, help="date column for trends and alerts")
+    p.add_argument(
+        "--dev-acc",
+        action="store_true",
+        help="also correct the shares with ACC from the model's dev confusion matrix (off by "
+        "default: it describes the training mix, not your channel; prefer --gold-col)",
+    )
+    p.add_argument(
+        "--date-format",
+        default=None,
+        help="how --date-col is written, e.g. %%d/%%m/%%Y, or 'jalali' (read alone when unambiguous; "
+        "a column whose day/month order cannot be told is refused)",
+    )
     p.add_argument("--period", default=None, choices=["day", "week", "month", "quarter", "year"])
     p.add_argument("--score-col", default=None, help="survey score column")
     p.add_argument("--score-kind", default=None, choices=["nps", "csat", "ces"])

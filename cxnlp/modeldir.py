@@ -87,6 +87,10 @@ def read_config(path: str | Path, *, warn_newer: bool = True) -> dict[str, Any]:
     if not config_path.exists():
         raise FileNotFoundError(f"{path} is not a cxnlp model directory: it has no {CONFIG_FILE}")
     config = _read_json(config_path)
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{config_path} holds a JSON {type(config).__name__}, not an object: not a model config"
+        )
     written_by = config.get("cxnlp_version", "0")
     if warn_newer and _version_tuple(written_by) > _version_tuple(__version__):
         warnings.warn(

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from cxnlp import __version__
-from service import errors
+from service import docs, errors
 from service.batcher import MicroBatcher
 from service.deps import ServiceState
 from service.feedback import StoreHolder, store_job
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             queue_size=settings.queue_size,
+            max_texts=settings.queue_texts,
             metrics=metrics,
         )
         # The feedback store: opened now when configured, else on first use (the SQLite default).
@@ -78,9 +79,9 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             store_result=lambda job: store_job(app.state.feedback, job, settings),
         )
         state = ServiceState(settings, metrics, batcher, runner, api_keys, admin_keys, handle)
+        app.state.cxnlp = state  # before the job runner starts: it may resume a job at once
         batcher.start()
         state.jobs.start()
-        app.state.cxnlp = state
         logger.info("serving %s (%s)", handle.name, handle.kind)
         try:
             yield
@@ -94,8 +95,13 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         version=__version__,
         summary="Sentiment, language and topics of customer feedback in Persian, Arabic, English.",
         lifespan=lifespan,
+        default_response_class=errors.SafeJSONResponse,
+        # /docs is served from local files (service.docs): the default pulls Swagger from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
+    docs.install(app)
     metrics.add_gauge(
         "cxnlp_queue_depth", "Requests waiting for the model.", lambda: _read(app, "depth")
     )

@@ -1,8 +1,13 @@
 """Micro-batching: texts of concurrent requests are merged into one model call.
 
-Requests wait in a bounded queue; one worker thread takes the oldest request, keeps taking the
-next ones while they fit in `max_batch` texts and `max_wait_s` has not passed, runs one
-`model.predict` over all of them and hands every request its slice. The model runs in that thread,
+Requests wait in a queue bounded in requests (`queue_size`) and in texts (`max_texts`: admission
+counts the work, so a few 256-text requests cannot fill it unseen; small requests have a little
+headroom beyond it). One worker thread forms each model call of at most `max_batch` texts, fairly:
+small requests (at most a quarter of `max_batch` texts) fill a call first, a quarter of it is kept
+for a slice of the oldest big request, and a big request is cut into slices, so a one-text caller
+waits for about one call, never for a whole 256-text request, and big callers keep moving. It
+waits up to `max_wait_s` for a call to fill, runs one
+`model.predict` and hands every request its results when all its slices are done. The model runs in that thread,
 never on the event loop. A full queue refuses at once (`QueueFull`, a 503 upstream) instead of
 letting clients hang. `max_batch=1` turns merging off: one request, one model call.
 
@@ -16,9 +21,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from service.loading import LoadedModel
@@ -31,7 +35,7 @@ class QueueFull(RuntimeError):
     """The batcher's queue is full; the client should retry later."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
     handle: LoadedModel
     future: asyncio.Future
@@ -41,14 +45,19 @@ class _Request:
     # Set for work that is not a plain predict (a whole analyze frame); never merged.
     call: Callable[[Any], Any] | None = None
     call_size: int = 0  # the texts `call` classifies, for the metrics
+    seq: int = 0  # arrival order
+    arrived: float = 0.0
+    next: int = 0  # texts handed to the model so far
+    results: list = field(default_factory=list)
+    released: bool = False  # answered or abandoned; its texts no longer count
 
-    def can_join(self, first: _Request, size: int, max_batch: int) -> bool:
-        return (
-            self.call is None
-            and first.call is None
-            and self.handle is first.handle
-            and size + len(self.texts) <= max_batch
-        )
+    @property
+    def size(self) -> int:
+        return self.call_size if self.call is not None else len(self.texts)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.texts) - self.next
 
 
 def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -75,16 +84,20 @@ class MicroBatcher:
         max_batch: int = 64,
         max_wait_s: float = 0.005,
         queue_size: int = 256,
+        max_texts: int = 1024,
         metrics: ServiceMetrics | None = None,
     ) -> None:
-        if max_batch < 1 or queue_size < 1 or max_wait_s < 0:
+        if max_batch < 1 or queue_size < 1 or max_wait_s < 0 or max_texts < 1:
             raise ValueError(
-                f"need max_batch >= 1, queue_size >= 1, max_wait_s >= 0; got {max_batch}, "
-                f"{queue_size}, {max_wait_s}"
+                f"need max_batch >= 1, queue_size >= 1, max_wait_s >= 0, max_texts >= 1; got "
+                f"{max_batch}, {queue_size}, {max_wait_s}, {max_texts}"
             )
         self.max_batch, self.max_wait_s, self.queue_size = max_batch, max_wait_s, queue_size
+        self.max_texts = max_texts
         self.metrics = metrics or ServiceMetrics()
-        self._pending: deque[_Request] = deque()
+        self._pending: list[_Request] = []
+        self._texts = 0  # texts accepted and not yet answered (waiting or being computed)
+        self._seq = 0
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="cxnlp-batcher", daemon=True)
@@ -94,6 +107,11 @@ class MicroBatcher:
     def depth(self) -> int:
         """Requests waiting for the model (not counting the batch being computed)."""
         return len(self._pending)
+
+    @property
+    def texts_in_flight(self) -> int:
+        """Texts accepted and not yet answered: what admission counts against `max_texts`."""
+        return self._texts
 
     def start(self) -> None:
         self._thread.start()
@@ -127,80 +145,152 @@ class MicroBatcher:
             if len(self._pending) >= self.queue_size:
                 self.metrics.rejected.inc()
                 raise QueueFull(f"{len(self._pending)} requests are already waiting")
+            # Admission counts texts, not requests: 30 requests of 256 texts are 7,680 texts of
+            # work. A request larger than the whole budget still runs when nothing else waits.
+            # Small requests have headroom beyond the budget, so big callers filling it never
+            # shut a one-text caller out.
+            budget = self.max_texts + (
+                4 * self.max_batch if request.size <= self.small_limit else 0
+            )
+            if self._texts and self._texts + request.size > budget:
+                self.metrics.rejected.inc()
+                raise QueueFull(
+                    f"{self._texts} texts are already waiting or being classified; the limit "
+                    f"is {self.max_texts} (CXNLP_QUEUE_TEXTS)"
+                )
+            self._seq += 1
+            request.seq, request.arrived = self._seq, time.monotonic()
+            self._texts += request.size
             self._pending.append(request)
             self._cond.notify()
-        return await request.future
+        try:
+            return await request.future
+        finally:
+            if request.future.cancelled():
+                self._forget(request)
 
-    def _next_batch(self) -> list[_Request] | None:
+    def _forget(self, request: _Request) -> None:
+        """Drop a request that is answered or abandoned, and release its texts."""
+        with self._cond:
+            if request in self._pending:
+                self._pending.remove(request)
+            if not request.released:
+                request.released = True
+                self._texts -= request.size
+
+    @property
+    def small_limit(self) -> int:
+        """Requests with at most this many texts left are small: they go first."""
+        return max(1, self.max_batch // 4)
+
+    def _order(self, first_handle: LoadedModel | None = None) -> tuple[list, list]:
+        plain = [
+            r for r in self._pending
+            if r.call is None and (first_handle is None or r.handle is first_handle)
+        ]  # fmt: skip
+        small = [r for r in plain if r.remaining <= self.small_limit]
+        big = [r for r in plain if r.remaining > self.small_limit]
+        return small, big  # each in arrival order (the list is)
+
+    def _next_batch(self) -> list[tuple[_Request, int, int]] | None:
+        """The next model call: one `call` request alone, or slices (request, start, end) of
+        plain requests of one model, at most max_batch texts. Fair interleaving: small requests
+        fill a call first, with a quarter of it kept for a slice of the oldest big request while
+        one waits, so a one-text caller waits for at most one call and big ones keep moving."""
         with self._cond:
             while not self._pending:
                 if self._closed:
                     return None
                 self._cond.wait()
-            first = self._pending.popleft()
-            batch, size = [first], len(first.texts)
+            first = self._pending[0]
             if first.call is not None:
-                return batch
+                self._pending.remove(first)
+                return [(first, 0, 0)]
+            batch: list[tuple[_Request, int, int]] = []
+            size = 0
             deadline = time.monotonic() + self.max_wait_s
-            while size < self.max_batch:
-                if self._pending:
-                    if not self._pending[0].can_join(first, size, self.max_batch):
-                        break
-                    nxt = self._pending.popleft()
-                    batch.append(nxt)
-                    size += len(nxt.texts)
-                    continue
+
+            def take(request: _Request, room: int) -> None:
+                nonlocal size
+                n = min(request.remaining, room)
+                if n <= 0:
+                    return
+                batch.append((request, request.next, request.next + n))
+                request.next += n
+                size += n
+                if not request.remaining:
+                    self._pending.remove(request)
+
+            while True:
+                small, big = self._order(first.handle)
+                reserve = self.max_batch // 4 if big else 0
+                for request in small:
+                    take(request, self.max_batch - reserve - size)
+                for request in big:
+                    take(request, self.max_batch - size)
+                for request in small:  # room left when no big request took it
+                    if request in self._pending:
+                        take(request, self.max_batch - size)
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    break
+                if size >= self.max_batch or remaining <= 0 or self._closed:
+                    return batch
                 self._cond.wait(remaining)
-            return batch
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            batch = [r for r in batch if not r.future.cancelled()]
+            batch = [s for s in batch if not s[0].future.cancelled()]
             if not batch:
                 continue
             try:
-                if batch[0].call is not None:
-                    self._run_call(batch[0])
+                if batch[0][0].call is not None:
+                    self._run_call(batch[0][0])
                 else:
                     self._run_predict(batch)
             except BaseException as exc:  # noqa: BLE001 - the worker must survive anything
                 logger.exception("the batch worker failed on a batch")
-                for request in batch:  # nobody may wait forever
-                    _deliver(request, error=RuntimeError(f"batch failed: {exc!r}"))
+                for request, _, _ in batch:  # nobody may wait forever
+                    self._finish(request, error=RuntimeError(f"batch failed: {exc!r}"))
+
+    def _finish(self, request: _Request, result: Any = None, error: BaseException | None = None):
+        self._forget(request)
+        _deliver(request, result, error)
 
     def _run_call(self, request: _Request) -> None:
         started = time.perf_counter()
+        size = request.call_size
         try:
             result = request.call(request.handle.model)
-            self._observe(request.call_size, time.perf_counter() - started)
+            self._observe(size, time.perf_counter() - started)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-            _deliver(request, error=exc)
+            self._finish(request, error=exc)
         else:
-            _deliver(request, result)
+            self._finish(request, result)
 
-    def _run_predict(self, batch: list[_Request]) -> None:
-        model = batch[0].handle.model
-        texts = [t for r in batch for t in r.texts]
-        langs = [lang for r in batch for lang in r.langs]
+    def _run_predict(self, batch: list[tuple[_Request, int, int]]) -> None:
+        model = batch[0][0].handle.model
+        texts = [t for r, a, b in batch for t in r.texts[a:b]]
+        langs = [lang for r, a, b in batch for lang in r.langs[a:b]]
         try:
             predictions = self._timed_predict(model, texts, langs)
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request(s)
             if len(batch) == 1:
-                _deliver(batch[0], error=exc)
+                self._finish(batch[0][0], error=exc)
                 return
-            # Retry each request alone so that one bad request fails alone.
+            # Retry each slice alone (in arrival order) so that one bad request fails alone.
             logger.exception("a merged batch of %d requests failed; retrying each", len(batch))
-            for request in batch:
-                self._run_predict([request])
+            for piece in sorted(batch, key=lambda s: (s[0].seq, s[1])):
+                if not piece[0].released:  # not failed by an earlier slice
+                    self._run_predict([piece])
             return
         start = 0
-        for request in batch:
-            end = start + len(request.texts)
-            _deliver(request, predictions[start:end])
-            start = end
+        for request, a, b in batch:
+            if request.released:  # already failed or abandoned
+                start += b - a
+                continue
+            request.results.extend(predictions[start : start + b - a])
+            start += b - a
+            if len(request.results) == len(request.texts):
+                self._finish(request, request.results)
 
     def _timed_predict(self, model: Any, texts: list[str], langs: list[str | None]) -> list:
         started = time.perf_counter()

@@ -4,6 +4,7 @@ errors with the path of the field, limits with the limit, and unexpected failure
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII text as UTF-8, except where a string holds a lone surrogate (an id or a
+    field sent as a `\\ud800` escape): that body is written with ASCII escapes instead, so the
+    client gets back exactly what it sent rather than a 500 (UTF-8 cannot encode a surrogate)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 class ApiError(HTTPException):
@@ -48,7 +61,7 @@ def _json(status: int, message: str, detail=None, headers=None) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if detail:
         body["detail"] = detail
-    return JSONResponse(body, status_code=status, headers=headers)
+    return SafeJSONResponse(body, status_code=status, headers=headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

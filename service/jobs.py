@@ -2,8 +2,8 @@
 `cxnlp.io.batch.classify_file` (the code the `cxnlp classify` verb runs) in a background thread.
 
 Each job lives in its own directory under the jobs directory: the upload, the result once done,
-and `job.json` with its state, so a restarted service still answers for finished jobs (a job
-that was running when the service stopped is reported failed).
+and `job.json` with its state, so a restarted service still answers for finished jobs and runs
+again the jobs it had not finished, reusing the chunks a killed run had written.
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ class _CountingModel:
 
     def __init__(self, model: Any, job: Job) -> None:
         self._model, self._job = model, job
+
+    def __getattr__(self, name: str) -> Any:
+        # The model's identity (source_, topic_tagger) decides whether a resumed job may reuse
+        # its finished parts: a part made by another model must not be mixed in.
+        return getattr(self._model, name)
 
     def predict(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list:
         predictions = self._model.predict(texts, langs)
@@ -157,6 +162,9 @@ class JobRunner:
                 text_col=job.text_col,
                 id_col=job.id_col,
                 chunk_rows=self.chunk_rows,
+                # The parts a killed run finished are reused when the input, settings and model
+                # are the same (classify_file checks), else the job starts over.
+                resume=True,
                 progress=False,
             )
         except (KeyError, ValueError, FileNotFoundError) as exc:
@@ -194,6 +202,10 @@ class JobRunner:
         tmp.replace(path)
 
     def _load_existing(self) -> None:
+        """Jobs of an earlier run: finished ones answer again; queued and running ones (the service
+        was stopped or killed) are queued again, oldest first, and a running one goes on from the
+        chunks it had finished. Those the queue has no room for are reported failed."""
+        unfinished: list[Job] = []
         for path in sorted(self.jobs_dir.glob(f"*/{JOB_FILE}")):
             try:
                 job = Job(**json.loads(path.read_text(encoding="utf-8")))
@@ -201,7 +213,17 @@ class JobRunner:
                 logger.warning("skipping unreadable job state %s", path)
                 continue
             if job.status in ("queued", "running"):
+                unfinished.append(job)
+            self._jobs[job.id] = job
+        for job in sorted(unfinished, key=lambda j: j.created_at):
+            try:
+                self._queue.put_nowait(job.id)
+            except queue.Full:
                 job.status, job.finished_at = "failed", time.time()
                 job.error = "the service stopped before the job finished; submit it again"
-                self._save(job)
-            self._jobs[job.id] = job
+            else:
+                logger.info(
+                    "job %s was %s when the service stopped: queued again", job.id, job.status
+                )
+                job.status, job.started_at = "queued", None
+            self._save(job)

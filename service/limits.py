@@ -77,28 +77,13 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-def check_items(items: Sequence[Any], max_items: int, max_text_chars: int) -> None:
-    """413 with the limit and the field when a request has too many items or too long a text."""
+def check_items(items: Sequence[Any], max_items: int) -> None:
+    """413 with the limit and the field when a request has too many items. (A text over the
+    character limit is a per-item error, see service.items.)"""
     if len(items) > max_items:
         raise ApiError(
             413,
             f"{len(items)} items in one request; the limit is {max_items} (CXNLP_MAX_ITEMS); "
             "split the request or upload a file to /v1/jobs",
             [field_error(("body", "items"), f"at most {max_items} items", "too_many_items")],
-        )
-    long = [(i, len(item.text)) for i, item in enumerate(items) if len(item.text) > max_text_chars]
-    if long:
-        detail = [
-            field_error(
-                ("body", "items", i, "text"),
-                f"{n} characters; the limit is {max_text_chars}",
-                "text_too_long",
-            )
-            for i, n in long[:20]
-        ]
-        raise ApiError(
-            413,
-            f"{len(long)} text(s) longer than the limit of {max_text_chars} characters "
-            f"(CXNLP_MAX_TEXT_CHARS), the first is items[{long[0][0]}].text with {long[0][1]}",
-            detail,
         )

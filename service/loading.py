@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from cxnlp.modeldir import read_config, read_dev_confusion, read_metrics
@@ -34,14 +34,28 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
 
     def describe(self) -> dict[str, Any]:
+        """What any API key holder may see: no server paths (the directory stays in the log; an
+        absolute path inside metrics.json, e.g. of the evaluation data, is cut to its last part)."""
         return {
             "name": self.name,
-            "path": self.path,
             "kind": self.kind,
             "cxnlp_version": self.cxnlp_version,
             "loaded_at": self.loaded_at,
-            "metrics": self.metrics,
+            "metrics": _without_paths(self.metrics),
         }
+
+
+def _without_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    if isinstance(value, str):
+        if value[1:3] in (":\\", ":/"):
+            return PureWindowsPath(value).name
+        if value.startswith(("/", "~")):
+            return Path(value).name
+    return value
 
 
 def load_model(name_or_path: str, custom_topics: str | Path | None = None) -> LoadedModel:

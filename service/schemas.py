@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from cxnlp.labels import LANGS
 from cxnlp.report.alerts import PERIODS
@@ -21,22 +21,28 @@ class Item(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: ItemId | None = Field(None, description="echoed back; the item's position when absent")
-    text: str = Field(..., description="the review, comment or ticket")
+    id: ItemId | None = Field(
+        None, description="echoed back; the item's position (a string) when absent"
+    )
+    text: str = Field(
+        ...,
+        description="the review, comment or ticket; an empty one, one with a lone surrogate or "
+        "one over the character limit gets a per-item `error` (or, with `truncate`, is cut)",
+    )
     lang: Lang | None = Field(None, description="skip language detection when known")
-
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text is empty or only whitespace")
-        return value
 
 
 class AnalyzeItem(Item):
     """An item that may carry group fields (`channel`, `product`, `created_at`, `score`, ...)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+TRUNCATE = Field(
+    False,
+    description="classify the first CXNLP_MAX_TEXT_CHARS characters of a longer text (the item "
+    "says `truncated: true`) instead of answering it with an error",
+)
 
 
 class ClassifyRequest(BaseModel):
@@ -59,12 +65,14 @@ class ClassifyRequest(BaseModel):
     score_kind: ScoreKind | None = Field(
         None, description="how to read the items' `score` field when storing them"
     )
+    truncate: bool = TRUNCATE
 
 
 class AnalyzeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[AnalyzeItem] = Field(..., min_length=1)
+    truncate: bool = TRUNCATE
     group_by: list[str] = Field(
         default_factory=list, description="item fields to group the rollup by, e.g. ['channel']"
     )
@@ -72,6 +80,11 @@ class AnalyzeRequest(BaseModel):
     period: Period | None = Field(None, description="trend period (with date_col; default week)")
     score_col: str | None = Field(None, description="item field holding a survey score")
     score_kind: ScoreKind | None = Field(None, description="how to read score_col")
+    dev_acc: bool = Field(
+        False,
+        description="also give ACC from the model's dev confusion matrix (off by default: it "
+        "describes the training mix, not your channel; prefer gold_col)",
+    )
     gold_col: str | None = Field(
         None,
         description="item field holding a hand-given sentiment (positive / neutral / negative) "
@@ -81,6 +94,9 @@ class AnalyzeRequest(BaseModel):
 
 
 class ItemResult(BaseModel):
+    """One item's answer: its id, and its result or the `error` that kept it from one. The same
+    fields in /v1/classify and /v1/analyze, probabilities rounded to 6 digits."""
+
     id: ItemId
     sentiment: str | None
     probabilities: dict[str, float] | None
@@ -93,10 +109,11 @@ class ItemResult(BaseModel):
     mixed: bool | None = Field(
         None, description="a confidently positive and a confidently negative clause"
     )
+    error: str | None = Field(None, description="why the item has no result")
+    truncated: bool = Field(False, description="only the first characters were classified")
 
 
-class AnalyzedItem(ItemResult):
-    error: str | None = None
+AnalyzedItem = ItemResult
 
 
 class StoredSummary(BaseModel):
@@ -116,7 +133,7 @@ class ClassifyResponse(BaseModel):
 
 class AnalyzeResponse(BaseModel):
     model: str
-    items: list[AnalyzedItem]
+    items: list[ItemResult]
     summary: dict[str, Any]
 
 
@@ -127,8 +144,7 @@ class ReloadRequest(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    name: str
-    path: str
+    name: str = Field(..., description="the model directory's name (its path is not shown)")
     kind: str
     cxnlp_version: str | None
     service_cxnlp_version: str

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1, description="texts per merged model call; 1 = no merging")
     max_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits for more requests")
     queue_size: int = Field(256, ge=1, description="requests waiting for the model before 503")
+    queue_texts: int = Field(
+        1024, ge=1, description="texts waiting or being classified before 503 (admission by texts)"
+    )
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503")
 
     jobs_dir: Path = Field(Path("cxnlp-jobs"), description="where uploaded jobs and results live")

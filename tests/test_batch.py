@@ -92,7 +92,7 @@ def test_classify_frame_isolates_a_failing_row(tiny_fast_model) -> None:
     out = classify_frame(FailsOnBoom(), frame)
     assert out["error"].tolist() == [
         None,
-        "classification failed: RuntimeError: cannot handle BOOM",
+        "classification failed (RuntimeError); the log has the details",
         None,
     ]
     assert out["sentiment"].notna().tolist() == [True, False, True]

@@ -156,6 +156,7 @@ def test_cli_report_writes_json_and_html(tmp_path, export_csv, capsys):
             "nps",
             "--model",
             str(model),
+            "--dev-acc",
             "--json",
             str(out_json),
             "--html",
@@ -178,10 +179,24 @@ def test_cli_report_writes_json_and_html(tmp_path, export_csv, capsys):
 def test_cli_report_notes_that_acc_is_omitted_without_a_confusion_file(tmp_path, export_csv):
     model = fake_model_dir(tmp_path / "model", None)
     out_json = tmp_path / "r.json"
-    assert main(["report", str(export_csv), "--model", str(model), "--json", str(out_json)]) == 0
+    args = ["report", str(export_csv), "--model", str(model), "--dev-acc", "--json", str(out_json)]
+    assert main(args) == 0
     summary = json.loads(out_json.read_text(encoding="utf-8"))
     assert "acc" not in summary["overall"]
     assert any("has no dev_confusion.json" in n for n in summary["notes"])
+
+
+def test_cli_report_leads_with_raw_shares_not_the_dev_matrix_acc(tmp_path, export_csv):
+    # Issue 15: the dev-matrix ACC was worse than raw on a real export; it is opt-in now, and
+    # the dashed "corrected" trend line is drawn only from a labeled sample.
+    model = fake_model_dir(tmp_path / "model", CONFUSION)
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    args = ["report", str(export_csv), "--model", str(model), "--date-col", "created_at"]
+    assert main([*args, "--json", str(out_json), "--html", str(out_html)]) == 0
+    summary = json.loads(out_json.read_text(encoding="utf-8"))
+    assert "acc" not in summary["overall"] and summary["overall"]["raw"]["ci95"]
+    assert any("--dev-acc" in n for n in summary["notes"])
+    assert "stroke-dasharray" not in out_html.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +22,21 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxnlp.io.tables import iter_table, table_format, write_table
+from cxnlp.io.tables import (
+    count_rows,
+    escape_formulas,
+    iter_table,
+    read_header,
+    table_format,
+    write_table,
+)
 from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, encode_topics, probability_column, topics_cells
 from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
 
 _STATE_FILE = "state.json"
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -58,6 +68,8 @@ def row_error(value: object) -> str | None:
         return "empty text"
     if "\ufffd" in text:
         return "text has bytes that could not be decoded in the file's encoding"
+    if _SURROGATE_RE.search(text):
+        return "text is not valid Unicode: it has a lone surrogate (half of a UTF-16 pair)"
     return None
 
 
@@ -89,7 +101,9 @@ def classify_frame(
             try:
                 results[i] = model.predict([text], [lang])[0].to_dict()
             except Exception as exc:  # noqa: BLE001
-                errors[i] = f"classification failed: {type(exc).__name__}: {exc}"
+                # The message stays in the log: it can quote the text or the model's internals.
+                logger.warning("row %d failed: %s: %s", i, type(exc).__name__, exc)
+                errors[i] = f"classification failed ({type(exc).__name__}); the log has the details"
     columns: dict[str, list] = {c: [] for c in RESULT_COLUMNS}
     for i in range(len(frame)):
         r = results.get(i)
@@ -111,7 +125,7 @@ def classify_frame(
 
 
 def classify_file(
-    model: SentimentModel,
+    model: SentimentModel | Callable[[], SentimentModel],
     input_path: str | Path,
     output_path: str | Path,
     *,
@@ -123,13 +137,24 @@ def classify_file(
 ) -> BatchStats:
     """Classify every row of `input_path` into `output_path` (formats from the extensions).
 
-    A missing text column is an error before any work. Rows get an `id_col` column of their
-    1-based row number when the input has none.
+    A missing text column is an error before any work; `model` may be a function that loads
+    the model, called only once the input's header has the text column. Rows get an `id_col`
+    column of their 1-based row number when the input has none.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     table_format(output_path)  # an unsupported output type fails before any work
     if not input_path.is_file():
         raise FileNotFoundError(f"input file not found: {input_path}")
+    if not hasattr(model, "predict") and callable(model):
+        # A loader: the input's header is checked first, so that a wrong --text-col is said
+        # before a model load of several seconds.
+        columns = read_header(input_path)
+        if text_col not in columns:
+            raise KeyError(
+                f"{input_path} has no text column {text_col!r}; its columns are {columns}; pass "
+                "the right one with --text-col"
+            )
+        model = model()
     work = output_path.with_name(output_path.name + ".parts")
     # Parts of an earlier run are reused only for the same input, unchanged, read the same way.
     input_stat = input_path.stat()
@@ -156,7 +181,9 @@ def classify_file(
 
     started, rows, errors, offset = time.time(), 0, 0, 0
     encodings: list[str] = []
-    bar = tqdm(desc="classifying", unit="row", disable=not progress)
+    # A total (from a cheap row count) gives the bar its percentage and ETA.
+    total = count_rows(input_path) if progress else None
+    bar = tqdm(desc="classifying", unit="row", total=total, disable=not progress)
     chunks = iter_table(input_path, chunk_rows=chunk_rows, on_encoding=encodings.append)
     for index, chunk in enumerate(chunks):
         if index == 0 and text_col not in chunk.columns:
@@ -212,7 +239,10 @@ def _assemble(parts: list[Path], output_path: Path) -> None:
                 frame = pd.read_parquet(part)
                 if kind == "csv":
                     sep = "\t" if output_path.suffix.lower() == ".tsv" else ","
-                    frame.to_csv(out, index=False, header=i == 0, sep=sep)
+                    # Texts a spreadsheet would run as formulas get a leading apostrophe.
+                    frame = escape_formulas(frame)
+                    # CRLF rows (RFC 4180): a text holding a bare CR is then quoted, not split.
+                    frame.to_csv(out, index=False, header=i == 0, sep=sep, lineterminator="\r\n")
                 elif len(frame):
                     frame = topics_cells(frame, as_text=False)  # an array, not JSON in a string
                     frame.to_json(out, orient="records", lines=True, force_ascii=False)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +42,63 @@ def table_format(path: str | Path) -> str:
             f"expected one of {sorted(FORMATS)}"
         )
     return FORMATS[suffix]
+
+
+class MalformedTableError(ValueError):
+    """A CSV whose rows cannot be split into the header's columns."""
+
+
+_FIELDS_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _csv_problem(path: Path, delimiter: str, message: str) -> str:
+    match = _FIELDS_RE.search(message)
+    if match:
+        expected, line, saw = match.groups()
+        return (
+            f"{path}: line {line} has {saw} fields where the header has {expected} (delimiter "
+            f"{delimiter!r}): a text holding the delimiter must be in double quotes; fix that row "
+            "or re-export the file with quoting"
+        )
+    if "EOF inside string" in message or "EOF" in message:
+        line = re.search(r"line (\d+)", message)
+        where = f" starting on line {line.group(1)}" if line else ""
+        return (
+            f"{path}: a quoted text{where} is never closed (a stray double quote?); the file "
+            "ends inside it"
+        )
+    return f"{path} is not a well-formed CSV ({message.strip().splitlines()[-1][:200]})"
+
+
+def count_rows(path: str | Path) -> int | None:
+    """About how many data rows a table has, cheaply, for a progress bar: Parquet's metadata,
+    the line count of a CSV / JSONL (a text with line breaks inside makes it an overcount), the
+    sheet dimension of an XLSX; None when unknown."""
+    path = Path(path)
+    try:
+        kind = table_format(path)
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if kind == "xlsx":
+            return None
+        lines, last = 0, b"\n"
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        lines += last != b"\n"
+        return max(lines - (kind == "csv"), 0)
+    except (OSError, ValueError):
+        return None
+
+
+def read_header(path: str | Path) -> list[str]:
+    """The column names of a table, read without reading the rows (the first chunk of one row)."""
+    for chunk in iter_table(path, chunk_rows=1):
+        return [str(c) for c in chunk.columns]
+    return []
 
 
 class EncodingError(ValueError):
@@ -146,8 +205,8 @@ def iter_table(
 ) -> Iterator[pd.DataFrame]:
     """Yield the rows of a table in chunks of at most `chunk_rows`, every cell kept as read.
 
-    CSV and JSONL stream; Parquet streams by record batch; XLSX is read whole (the format
-    has no streaming reader worth its cost, and spreadsheets are small). For a CSV,
+    CSV and JSONL stream; Parquet streams by record batch; XLSX streams row by row, after its
+    zip is checked against `XLSX_LIMITS` (a zip bomb is refused before any parsing). For a CSV,
     `on_encoding` is called with the encoding it is read in, before the first chunk.
     """
     path = Path(path)
@@ -160,7 +219,7 @@ def iter_table(
         logger.info("reading %s as CSV (%s, delimiter %r)", path, encoding, delimiter)
         if on_encoding is not None:
             on_encoding(encoding)
-        yield from pd.read_csv(
+        reader = pd.read_csv(
             path,
             sep=delimiter,
             encoding=encoding,
@@ -171,6 +230,10 @@ def iter_table(
             keep_default_na=False,
             chunksize=chunk_rows,
         )
+        try:
+            yield from reader
+        except pd.errors.ParserError as exc:
+            raise MalformedTableError(_csv_problem(path, delimiter, str(exc))) from None
     elif kind == "jsonl":
         yield from pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows)
     elif kind == "parquet":
@@ -179,9 +242,85 @@ def iter_table(
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     else:
-        frame = pd.read_excel(path, dtype=object)
-        for start in range(0, max(len(frame), 1), chunk_rows):
-            yield frame.iloc[start : start + chunk_rows]
+        yield from _iter_xlsx(path, chunk_rows)
+
+
+class SpreadsheetTooLarge(ValueError):
+    """An XLSX workbook over a limit of `XLSX_LIMITS` (a zip bomb, or more rows than allowed)."""
+
+
+XLSX_LIMITS = {
+    # Set from the environment (CXNLP_XLSX_MAX_BYTES, ...) at each read.
+    "max_bytes": 512 * 2**20,  # uncompressed size of all the workbook's parts
+    "max_ratio": 100,  # uncompressed / compressed; real workbooks are 3-20x, bombs 100s to 1000s
+    "max_rows": 1_048_576,  # Excel's own sheet limit
+}
+
+
+def _xlsx_limit(name: str) -> int:
+    value = os.environ.get(f"CXNLP_XLSX_{name.upper()}")
+    return int(value) if value else XLSX_LIMITS[name]
+
+
+def check_xlsx(path: str | Path) -> None:
+    """Refuse a workbook whose zip inflates beyond the limits, reading only the zip's directory."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path} is not an XLSX workbook (not a zip file: {exc})") from None
+    inflated = sum(m.file_size for m in members)
+    packed = max(sum(m.compress_size for m in members), 1)
+    max_bytes, max_ratio = _xlsx_limit("max_bytes"), _xlsx_limit("max_ratio")
+    if inflated > max_bytes:
+        raise SpreadsheetTooLarge(
+            f"{path} inflates to {inflated} bytes, over the limit of {max_bytes} "
+            "(CXNLP_XLSX_MAX_BYTES); export it as CSV or Parquet instead"
+        )
+    if inflated > 2**20 and inflated / packed > max_ratio:
+        raise SpreadsheetTooLarge(
+            f"{path} inflates {inflated / packed:.0f} times ({packed} bytes to {inflated}), over "
+            f"the limit of {max_ratio} (CXNLP_XLSX_MAX_RATIO): refused as a likely zip bomb; "
+            "export it as CSV or Parquet instead"
+        )
+
+
+def _iter_xlsx(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The first sheet of a workbook in chunks, streamed (openpyxl's read-only mode parses the
+    sheet's XML as it goes; defusedxml guards the parser when installed)."""
+    import openpyxl
+
+    check_xlsx(path)
+    max_rows = _xlsx_limit("max_rows")
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        rows = book.worksheets[0].iter_rows(values_only=True) if book.worksheets else iter(())
+        header = next(rows, None)
+        if header is None:
+            yield pd.DataFrame()
+            return
+        columns = [str(v) if v is not None else f"Unnamed: {i}" for i, v in enumerate(header)]
+        width, chunk, total, sent = len(columns), [], 0, False
+        for row in rows:
+            if all(v is None for v in row):
+                continue  # blank rows, as pandas.read_excel skips them
+            total += 1
+            if total > max_rows:
+                raise SpreadsheetTooLarge(
+                    f"{path} has more than {max_rows} rows (CXNLP_XLSX_MAX_ROWS); split it or "
+                    "export it as CSV or Parquet"
+                )
+            values = list(row[:width]) + [None] * (width - len(row))
+            chunk.append(values)
+            if len(chunk) >= chunk_rows:
+                yield pd.DataFrame(chunk, columns=columns, dtype=object)
+                chunk, sent = [], True
+        if chunk or not sent:
+            yield pd.DataFrame(chunk, columns=columns, dtype=object)
+    finally:
+        book.close()
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -190,15 +329,47 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection"):
+# `=HYPERLINK(...)` in a review would be a live link in Excel or LibreOffice.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER_RE = re.compile(r"[+-]?\d+(?:[.,]\d+)*")
+
+
+def escape_formula(value: object) -> object:
+    """`value` with a leading apostrophe when a spreadsheet would read it as a formula; other
+    values, and plain signed numbers ("-3", "+98"), unchanged."""
+    if (
+        isinstance(value, str)
+        and value.startswith(FORMULA_STARTS)
+        and not _PLAIN_NUMBER_RE.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose text cells are safe to open in a spreadsheet (`escape_formula`).
+    Only CSV and XLSX outputs get this; JSONL and Parquet keep every text as it was."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(escape_formula, na_action="ignore")
+    return out
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a table in the format its extension names (CSV as UTF-8 with a BOM, which Excel needs
-    to show Persian and Arabic)."""
+    to show Persian and Arabic). In CSV and XLSX, a text a spreadsheet would run as a formula
+    gets a leading apostrophe (`escape_formulas`); JSONL and Parquet keep it as it was."""
     kind = table_format(path)
     # A classified table's topics: a JSON array in JSONL, a JSON string in the other formats.
     frame = topics_cells(frame, as_text=kind != "jsonl")
+    if kind in ("csv", "xlsx"):
+        frame = escape_formulas(frame)
     if kind == "csv":
         sep = "\t" if Path(path).suffix.lower() == ".tsv" else ","
-        frame.to_csv(path, index=False, sep=sep, encoding="utf-8-sig")
+        # CRLF rows (RFC 4180): a text holding a bare CR is then quoted, not split in two.
+        frame.to_csv(path, index=False, sep=sep, encoding="utf-8-sig", lineterminator="\r\n")
     elif kind == "jsonl":
         frame.to_json(path, orient="records", lines=True, force_ascii=False)
     elif kind == "parquet":

@@ -84,11 +84,40 @@ class BlendedSentimentModel(SentimentModel):
     def load(cls, path: str | Path) -> BlendedSentimentModel:
         path = Path(path)
         config = read_config(path)
+        entries = _member_entries(path, config.get("members"))
         members = []
-        for entry in config["members"]:
+        for entry in entries:
             member_path = path / entry["dir"]
             members.append(model_class(read_config(member_path).get("kind")).load(member_path))
-        model = cls(members, [entry["weight"] for entry in config["members"]])
+        model = cls(members, [float(entry["weight"]) for entry in entries])
         model.labels = tuple(config["labels"])
         model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))
         return model
+
+
+def _member_entries(path: Path, entries: object) -> list[dict]:
+    """The `members` of a blend config, checked: a list of `{"dir", "weight"}` whose directories
+    lie inside the blend's own (so a blend cannot contain itself, however its links go)."""
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(
+            f"{path}: 'members' must be a non-empty list of {{'dir': ..., 'weight': ...}}, "
+            f"got {entries!r:.80}"
+        )
+    root = path.resolve()
+    for entry in entries:
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("dir"), str)
+            and isinstance(entry.get("weight"), int | float)
+            and not isinstance(entry.get("weight"), bool)
+        ):
+            raise ValueError(
+                f"{path}: a blend member must be {{'dir': str, 'weight': number}}, got {entry!r:.80}"
+            )
+        member = (path / entry["dir"]).resolve()
+        if member == root or root not in member.parents:
+            raise ValueError(
+                f"{path}: blend member {entry['dir']!r} is not a directory inside the blend "
+                "(a blend cannot hold itself or a model elsewhere)"
+            )
+    return entries

@@ -54,6 +54,22 @@ def load(name_or_path: str | Path = "default") -> SentimentModel:
     'negative'
     """
     path = resolve_model(name_or_path)
+    try:
+        model = _load(path)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one error type for every way a directory is broken
+        raise ModelLoadError(f"{path}: cannot load the model: {type(exc).__name__}: {exc}") from exc
+    model.source_ = str(path.resolve())
+    return model
+
+
+class ModelLoadError(ValueError):
+    """A model directory exists but cannot be loaded: damaged or missing weights, a config that
+    is not a model config, a blend that names itself, a backbone without safetensors weights."""
+
+
+def _load(path: Path) -> SentimentModel:
     kind = read_config(path).get("kind")
     try:
         cls = model_class(kind)

@@ -181,7 +181,8 @@ def build_net(
 
     source = resolve_backbone(backbone)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    encoder = AutoModel.from_pretrained(source, attn_implementation="sdpa")
+    # safetensors only: a backbone directory holding a pickle (pytorch_model.bin) is refused.
+    encoder = AutoModel.from_pretrained(source, attn_implementation="sdpa", use_safetensors=True)
     if spec is None:
         spec = spec_for(
             backbone, encoder, tokenizer, prefix=prefix, pooling=pooling, layer_path=layer_path
@@ -243,7 +244,7 @@ class TransformerSentimentModel(SentimentModel):
         from transformers import AutoModel
 
         plain = AutoModel.from_pretrained(
-            resolve_backbone(self.backbone), attn_implementation="sdpa"
+            resolve_backbone(self.backbone), attn_implementation="sdpa", use_safetensors=True
         )
         layers = self.net.spec.layers(plain)
         self.similarity_layers = nn.ModuleList(layers[self.tap_layer :]).eval()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from cxnlp.report.dates import parse_dates
 from cxnlp.report.rows import group_labels
 from cxnlp.report.stats import holm_adjust, two_proportion_test
 from cxnlp.report.topics import topic_rows
@@ -18,24 +19,18 @@ PERIODS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
 BASELINES = ("previous", "all")
 
 
-def parse_dates(values: pd.Series) -> pd.Series:
-    parsed = pd.to_datetime(values, errors="coerce", utc=True)
-    filled = values.astype("string").str.strip().fillna("") != ""
-    if (parsed.isna() & filled).any():
-        # A mixed export (ISO dates and timestamps, or several formats) fails whole-column format
-        # inference; element-wise parsing is slower but reads each value on its own.
-        mixed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-        if mixed.notna().sum() > parsed.notna().sum():
-            parsed = mixed
-    return parsed.dt.tz_convert(None)
-
-
 def periods(
-    data: pd.DataFrame, values: pd.Series, date_col: str, period: str, notes: list[str]
+    data: pd.DataFrame,
+    values: pd.Series,
+    date_col: str,
+    period: str,
+    notes: list[str],
+    date_format: str | None = None,
 ) -> tuple[list[dict[str, str]], dict[str, pd.Index]]:
     """Every period from the first date to the last (empty ones included, so trends have no
-    gaps), and the row index of each."""
-    dates = parse_dates(values.reset_index(drop=True))
+    gaps), and the row index of each. Dates are read by `cxnlp.report.dates.parse_dates`
+    (`date_format`, or unambiguous day/month order, Jalali dates included)."""
+    dates = parse_dates(values.reset_index(drop=True), date_format)
     if values.astype("string").str.strip().fillna("").eq("").all():
         notes.append(f"column {date_col!r} is empty: no periods")
         return [], {}

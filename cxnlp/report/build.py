@@ -36,6 +36,7 @@ def build_report(
     group_by: Sequence[str] = (),
     date_col: str | None = None,
     period: str | None = None,
+    date_format: str | None = None,
     score_col: str | None = None,
     score_kind: str | None = None,
     alpha: float = 0.05,
@@ -44,11 +45,13 @@ def build_report(
     json_path: str | Path | None = None,
     html_path: str | Path | None = None,
     title: str | None = None,
+    dev_acc: bool = False,
 ) -> dict[str, Any]:
     """Summarise a `cxnlp classify` output (a path or a frame) and write the reports asked for.
 
-    ACC uses the dev confusion matrix of `model` (a name or a path; by default the `default`
-    model, and where there is none the report says so instead of failing). With `gold_col`, the
+    ACC from the dev confusion matrix of `model` (a name or a path; by default the `default`
+    model) only with `dev_acc`: that matrix describes the model's training mix, not the user's
+    channel, and on ordinary exports its ACC was worse than raw, so it is never the default. With `gold_col`, the
     rows of `labeled` (a separate classified file or frame; by default `classified` itself) that
     carry a hand-given sentiment there replace it (see `cxnlp.report.quantification`). The other
     settings are those of `cxnlp.report.summary.summarize`. Returns the summary dict.
@@ -66,12 +69,18 @@ def build_report(
     if labeled is not None and not gold_col:
         raise ValueError("--labeled needs --gold-col: the column that holds the hand-given labels")
     frame = classified if isinstance(classified, pd.DataFrame) else read_table(classified)
-    confusion, note = None, None
+    confusion, note, model_dir = None, None, None
     try:
         model_dir = resolve_model(model or DEFAULT_MODEL)
     except FileNotFoundError:
         if model:  # a model asked for by name must exist; the default one may not
             raise
+    if not dev_acc:
+        note = (
+            "ACC from the model's dev confusion matrix is off (it can be worse than raw on your "
+            "data): label a sample (--gold-col) for a correction, or pass --dev-acc"
+        )
+    elif model_dir is None:
         note = "ACC omitted: no default model to read a dev confusion matrix from (pass --model)"
     else:
         confusion = read_dev_confusion(model_dir)
@@ -90,6 +99,7 @@ def build_report(
         group_by=list(group_by),
         date_col=date_col,
         period=period,
+        date_format=date_format,
         score_col=score_col,
         score_kind=score_kind,
         confusion=confusion,

@@ -107,8 +107,10 @@ def share_bars(segments: dict[str, dict[str, Any]], width: int = 260) -> str:
 
 def trend_chart(summary: dict[str, Any], width: int = 760, height: int = 240) -> str:
     """Inline SVG: one 100% stacked column of raw shares per period, and the negative share with
-    its Wilson interval (band) and its PCC / ACC estimates as a line; empty when no periods."""
+    its Wilson interval (band), and, with a labeled sample, its corrected estimate as a dashed
+    line; empty when no periods."""
     periods = summary.get("by_period") or []
+    sampled = (summary.get("settings") or {}).get("confusion_source") == "labeled sample"
     if not periods:
         return ""
     left, right, top, bottom = 44, 12, 12, 54
@@ -146,7 +148,10 @@ def trend_chart(summary: dict[str, Any], width: int = 760, height: int = 240) ->
             low, high = p["raw"]["ci95"]["negative"]
             band_hi.append(f"{centre:.1f},{top + plot_h * (1 - high):.1f}")
             band_lo.append(f"{centre:.1f},{top + plot_h * (1 - low):.1f}")
-            fix = (p.get("acc") or p.get("pcc") or {}).get("shares", {}).get("negative")
+            # Only a correction from the user's own labeled sample is drawn: the dev-matrix ACC
+            # and PCC can be further from the truth than the raw line.
+            fix = (p.get("pacc") or p.get("acc") or {}).get("shares", {}).get("negative")
+            fix = fix if sampled else None
             if fix is not None:
                 corrected.append(f"{centre:.1f},{top + plot_h * (1 - fix):.1f}")
         label_y = top + plot_h + 14
@@ -306,7 +311,8 @@ def _trend(summary: dict[str, Any]) -> str:
         f"<h2>Trend by {escape(str(settings.get('period')))} "
         f"({escape(str(settings.get('date_col')))})</h2>{_legend()}{chart}"
         "<p class='muted'>Columns: raw shares. Red line and band: raw negative share with its 95% "
-        "interval. Dashed: the corrected negative share (ACC where available, else PCC).</p>"
+        "interval. Dashed (only with a labeled sample): the negative share corrected by the "
+        "sample (PACC, else ACC).</p>"
         "<table><tr><th>period</th><th>n</th><th>negative [95% CI]</th><th>net</th>"
         f"<th>PCC neg / neu / pos</th><th>ACC neg / neu / pos</th></tr>{rows}</table>"
     )

@@ -53,6 +53,7 @@ def summarize(
     group_by: Sequence[str] = (),
     date_col: str | None = None,
     period: str | None = None,
+    date_format: str | None = None,
     score_col: str | None = None,
     score_kind: str | None = None,
     confusion: dict[str, list[list[float]]] | None = None,
@@ -165,7 +166,9 @@ def summarize(
         summary["scores"] = score_summary(scores, score_kind, confidence)
         summary["scores"]["drivers"] = score_drivers(data, mentions, scores, score_kind, alpha)
     if date_col is not None:
-        by_period, period_index = periods(data, frame[date_col], date_col, period, notes)
+        by_period, period_index = periods(
+            data, frame[date_col], date_col, period, notes, date_format
+        )
         summary["by_period"] = [
             {**label, **segment(period_index[label["period"]])} for label in by_period
         ]

@@ -41,9 +41,11 @@ _PHONE_MIN_DIGITS, _PHONE_MAX_DIGITS = 9, 15
 _NFKC_KEEP_RE = re.compile("([\u203c\u2049\u2122\u2139\u24c2\u3297\u3299\U0001f100-\U0001f2ff]+)")
 _MAX_UNESCAPES = 8
 _HTML_ENTITY_RE = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[A-Za-z]+);")
-# Cc and Cf characters except \n, \t, ZWNJ (U+200C) and ZWJ (U+200D, handled below).
+# Cc and Cf characters except \n, \t, ZWNJ (U+200C) and ZWJ (U+200D, handled below), and lone
+# surrogates (Cs: half of a UTF-16 pair, from JSON "\\ud800" escapes; no character, and no UTF-8
+# encoder or C library accepts them).
 _INVISIBLE_RE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b\u200e\u200f"
+    "[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u180e\u200b\u200e\u200f"
     "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f]"
 )
@@ -83,9 +85,15 @@ def clean_unicode(text: str) -> str:
 def _spaced(match: re.Match[str], token: str, tail: str = "") -> str:
     """``token`` in place of the match, with a space only where it would touch a word."""
     text, start, end = match.string, match.start(), match.end()
-    before = " " if start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_") else ""
-    after = " " if end < len(text) and (text[end].isalnum() or text[end] == "_") else ""
+    before = " " if start > 0 and _joins(text[start - 1]) else ""
+    after = " " if end < len(text) and _joins(text[end]) else ""
     return f"{before}{token}{tail}{after}"
+
+
+def _joins(ch: str) -> bool:
+    # "@" too: "a@b.coa@b.co" is an e-mail glued to "@b.co"; "EMAIL@b.co" would read as an e-mail
+    # on a second pass, "EMAIL @b.co" reads as a mention on this one (normalize is idempotent).
+    return ch.isalnum() or ch in "_@"
 
 
 def _url(match: re.Match[str]) -> str:

@@ -72,8 +72,10 @@ _NEWLINES_RE = re.compile(r" ?\n[\s]*")
 _LATIN_ALNUM_RE = re.compile(
     r"(?<![A-Za-z0-9])(?:(?=[A-Za-z]*[0-9])(?=[0-9]*[A-Za-z])[A-Za-z0-9]+|[0-9]+(?:[.,][0-9]+)*%)"
 )
+# A kept span is swapped for _KEEP_MARK plus a 3-letter index while hazm runs. User text can hold
+# the mark itself ("cxnlpkeepaab"): the mark is then lengthened until the text does not contain
+# it, so a mark in the text is always one of ours. Letters only, which hazm leaves alone.
 _KEEP_MARK = "cxnlpkeep"
-_KEEP_MARK_RE = re.compile(_KEEP_MARK + "([a-z]{3})")
 
 # hazm options: see the module docstring. correct_spacing needs seperate_mi=True in hazm 0.10.0
 # (it reads the verb list that only seperate_mi loads).
@@ -146,22 +148,38 @@ def _persian(text: str) -> str:
     # is right for Persian ("۵گیگ" -> "5 گیگ") but not for Latin model names and percentages:
     # those are swapped out and back.
     kept: list[str] = []
+    text = _common_post(text)
+    mark = _KEEP_MARK
+    while mark in text:
+        mark += "q"
+    width = 3
+    while 26**width < len(text):  # more than enough codes for every span
+        width += 1
 
     def keep(match: re.Match[str]) -> str:
         kept.append(match.group())
-        n = len(kept) - 1
-        return _KEEP_MARK + "".join(chr(97 + (n // 26**k) % 26) for k in (2, 1, 0))
+        return mark + _mark_code(len(kept) - 1, width)
 
-    text = _LATIN_ALNUM_RE.sub(keep, _common_post(text))
+    text = _LATIN_ALNUM_RE.sub(keep, text)
     # hazm's spacing works line by line and joins tokens with single spaces; it needs tidy input.
     text = _run_hazm(text)
     if kept:
-        text = _KEEP_MARK_RE.sub(lambda m: kept[_mark_index(m.group(1))], text)
+        mark_re = re.compile(re.escape(mark) + f"([a-z]{{{width}}})")
+        text = mark_re.sub(lambda m: _restore(kept, m), text)
     return text
 
 
-def _mark_index(code: str) -> int:
-    return sum((ord(ch) - 97) * 26**k for ch, k in zip(code, (2, 1, 0), strict=True))
+def _mark_code(n: int, width: int) -> str:
+    """Index ``n`` as ``width`` letters a-z (base 26, most significant first)."""
+    return "".join(chr(97 + (n // 26**k) % 26) for k in range(width - 1, -1, -1))
+
+
+def _restore(kept: list[str], match: re.Match[str]) -> str:
+    n = 0
+    for ch in match.group(1):
+        n = n * 26 + ord(ch) - 97
+    # Out of range only if hazm glued letters to a mark; keep the text rather than fail.
+    return kept[n] if n < len(kept) else match.group()
 
 
 def _arabic(text: str) -> str:
@@ -208,4 +226,9 @@ def normalize(text: str, lang: str | None = None) -> str:
     step = _LANG_STEPS.get(lang)
     if step is not None:
         text = step(text)
-    return _common_post(text)
+    text = _common_post(text)
+    # The language step can free a contact the first replacement could not see: hazm splits
+    # digits from letters ("9@j" -> "9 @j"), Arabic and English drop ZWNJ ("@\u200c0" -> "@0").
+    # Replacing again here keeps normalize idempotent.
+    again = replace_contacts(text)
+    return text if again == text else _common_post(again)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pandas as pd
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,15 +16,17 @@ from service.batcher import QueueFull
 from service.deps import Authorized, CurrentModel, State
 from service.errors import ApiError, field_error
 from service.feedback import check_storable, store_results
+from service.items import item_id, prepare, result_fields
 from service.limits import check_items
 from service.schemas import (
-    AnalyzedItem,
     AnalyzeRequest,
     AnalyzeResponse,
     ClassifyRequest,
     ClassifyResponse,
     ItemResult,
 )
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["classify"], dependencies=[Authorized])
 
@@ -50,22 +55,41 @@ async def classify(
     request: Request,
     background: BackgroundTasks,
 ) -> ClassifyResponse:
-    """Sentiment, calibrated probabilities, confidence, language and topics per item; with
+    """Sentiment, calibrated probabilities, confidence, language and topics per item; an item
+    that cannot be classified (empty, invalid Unicode, too long) gets an `error` instead. With
     `dataset` (or `store: true`) the items are also stored in the feedback store, in one
     transaction (all or none)."""
-    check_items(body.items, state.settings.max_items, state.settings.max_text_chars)
+    check_items(body.items, state.settings.max_items)
     dataset = body.dataset or ("api" if body.store else None)
     if dataset is not None:
         check_storable(body)
-    try:
-        predictions = await state.batcher.predict(
-            handle, [i.text for i in body.items], [i.lang for i in body.items]
-        )
-    except QueueFull as exc:
-        raise _busy(state, exc) from None
+    prepared = [prepare(i.text, state.settings.max_text_chars, body.truncate) for i in body.items]
+    todo = [n for n, p in enumerate(prepared) if p.text is not None]
+    texts = [prepared[n].text for n in todo]
+    langs = [body.items[n].lang for n in todo]
+    results: dict[int, dict | None] = {}
+    errors: dict[int, str] = {}
+    if todo:
+        try:
+            predictions = await state.batcher.predict(handle, texts, langs)
+        except QueueFull as exc:
+            raise _busy(state, exc) from None
+        except Exception:  # noqa: BLE001 - isolate the failing items, as the CLI does per row
+            logger.exception("a request of %d texts failed; classifying them one by one", len(todo))
+            predictions = await _one_by_one(state, handle, texts, langs)
+        for n, p in zip(todo, predictions, strict=True):
+            if isinstance(p, Exception):
+                errors[n] = _failed(p)
+            else:
+                results[n] = p.to_dict()
     items = [
-        ItemResult(id=item.id if item.id is not None else n, **p.to_dict())
-        for n, (item, p) in enumerate(zip(body.items, predictions, strict=True))
+        ItemResult(
+            id=item_id(item.id, n),
+            **result_fields(results.get(n)),
+            error=prepared[n].error or errors.get(n),
+            truncated=prepared[n].truncated,
+        )
+        for n, item in enumerate(body.items)
     ]
     stored = None
     if dataset is not None:
@@ -73,12 +97,36 @@ async def classify(
     return ClassifyResponse(model=handle.name, items=items, stored=stored)
 
 
+async def _one_by_one(state, handle, texts: list[str], langs: list) -> list:
+    """Each text in its own request (the batcher may still merge them with others'); a text the
+    model fails on comes back as its exception."""
+
+    async def one(text: str, lang) -> object:
+        try:
+            return (await state.batcher.predict(handle, [text], [lang]))[0]
+        except QueueFull:
+            raise
+        except Exception as exc:  # noqa: BLE001 - becomes this item's error
+            return exc
+
+    try:
+        return list(await asyncio.gather(*(one(t, g) for t, g in zip(texts, langs, strict=True))))
+    except QueueFull as exc:
+        raise _busy(state, exc) from None
+
+
+def _failed(exc: Exception) -> str:
+    # The exception's message stays in the log: it can hold the text or the model's internals.
+    return f"classification failed ({type(exc).__name__}); the service log has the details"
+
+
 @router.post("/analyze", response_model=AnalyzeResponse)
 async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> AnalyzeResponse:
     """The classified items plus the rollup of `cxnlp.report.summary.summarize` over them, grouped by
     `group_by` fields the items carry."""
-    check_items(body.items, state.settings.max_items, state.settings.max_text_chars)
-    frame = _frame(body)
+    check_items(body.items, state.settings.max_items)
+    prepared = [prepare(i.text, state.settings.max_text_chars, body.truncate) for i in body.items]
+    frame = _frame(body, [p.text for p in prepared])
     try:
         # The batch code of `cxnlp classify`, run in the batcher's thread (same queue and limits).
         labeled = await state.batcher.call(
@@ -87,6 +135,9 @@ async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> A
             size=len(frame),
         )
         labeled = labeled.drop(columns=[LANG_HINT_COL], errors="ignore")
+        # The items refused before the model say why (classify_frame saw them as missing text).
+        labeled["error"] = [p.error or e for p, e in zip(prepared, labeled["error"], strict=True)]
+        labeled[TEXT_COL] = [i.text for i in body.items]
     except QueueFull as exc:
         raise _busy(state, exc) from None
     try:
@@ -98,20 +149,22 @@ async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> A
             period=body.period,
             score_col=body.score_col,
             score_kind=body.score_kind,
-            confusion=handle.confusion,
+            # The dev-matrix ACC only on request: it can be worse than raw on a real channel.
+            confusion=handle.confusion if body.dev_acc else None,
             labeled=labeled if body.gold_col else None,
             gold_col=body.gold_col or "label",
         )
     except (KeyError, ValueError, TypeError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         raise ApiError(422, f"cannot summarise these items: {message}") from None
-    return AnalyzeResponse(model=handle.name, items=_items(labeled), summary=summary)
+    items = _items(labeled, [p.truncated for p in prepared])
+    return AnalyzeResponse(model=handle.name, items=items, summary=summary)
 
 
-def _frame(body: AnalyzeRequest) -> pd.DataFrame:
+def _frame(body: AnalyzeRequest, texts: list[str | None]) -> pd.DataFrame:
     rows = []
-    for n, item in enumerate(body.items):
-        row = {ID_COL: item.id if item.id is not None else n, TEXT_COL: item.text}
+    for n, (item, text) in enumerate(zip(body.items, texts, strict=True)):
+        row = {ID_COL: item_id(item.id, n), TEXT_COL: text}
         row.update(item.model_extra or {})
         if item.lang is not None:
             row[LANG_HINT_COL] = item.lang
@@ -139,20 +192,26 @@ def _frame(body: AnalyzeRequest) -> pd.DataFrame:
     return frame.drop(columns=clashing)
 
 
-def _items(labeled: pd.DataFrame) -> list[AnalyzedItem]:
+def _items(labeled: pd.DataFrame, truncated: list[bool]) -> list[ItemResult]:
     items = []
-    for row in labeled.to_dict(orient="records"):
+    for row, cut in zip(labeled.to_dict(orient="records"), truncated, strict=True):
         ok = row["error"] is None or row["error"] != row["error"]  # None or NaN
+        prediction = None
+        if ok:
+            prediction = {
+                "sentiment": row["sentiment"],
+                "probabilities": {k: row[probability_column(k)] for k in SENTIMENTS},
+                "confidence": row["confidence"],
+                "lang": row["lang"],
+                "topics": decode_topics(row["topics"], row["sentiment"]) or [],
+                "mixed": row.get("mixed"),
+            }
         items.append(
-            AnalyzedItem(
+            ItemResult(
                 id=row[ID_COL],
-                sentiment=row["sentiment"] if ok else None,
-                probabilities={k: row[probability_column(k)] for k in SENTIMENTS} if ok else None,
-                confidence=row["confidence"] if ok else None,
-                lang=row["lang"] if ok else None,
-                topics=(decode_topics(row["topics"], row["sentiment"]) or []) if ok else [],
-                mixed=bool(row["mixed"]) if ok and row.get("mixed") is not None else None,
+                **result_fields(prediction),
                 error=None if ok else row["error"],
+                truncated=cut,
             )
         )
     return items

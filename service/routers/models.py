@@ -35,10 +35,18 @@ async def reload(body: ReloadRequest, state: State) -> ReloadResponse:
     async with state.reload_lock:
         try:
             new = await run_in_threadpool(load_model, body.model, state.settings.custom_topics)
-        except FileNotFoundError as exc:
+        except FileNotFoundError as exc:  # no such model (resolve_model)
             raise ApiError(404, str(exc)) from None
-        except (ValueError, KeyError, OSError) as exc:
-            raise ApiError(422, f"cannot load model {body.model!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any broken model is the request's fault
+            # A damaged file, a config that is not a model's, a self-referencing blend, a model
+            # that fails its warm-up: the old model keeps serving.
+            logger.warning("reload of %r refused", body.model, exc_info=True)
+            reason = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+            raise ApiError(
+                422,
+                f"cannot load model {body.model!r}: {reason[:500]}; still serving "
+                f"{state.handle.name if state.handle else 'nothing'}",
+            ) from None
         previous = state.handle
         state.handle = new  # one reference swap: the next request sees the new model
     logger.info("now serving %s (was %s)", new.path, previous.path if previous else None)
