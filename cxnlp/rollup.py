@@ -30,7 +30,13 @@ import pandas as pd
 from cxnlp.evaluation import macro_f1_from_confusion
 from cxnlp.labels import SENTIMENTS
 from cxnlp.scores import SCORE_KINDS, score_drivers, score_summary, scores_from
-from cxnlp.stats import adjusted_shares, holm_adjust, normalise_confusion, two_proportion_test
+from cxnlp.stats import (
+    P_ADJUST_METHODS,
+    adjust_p_values,
+    adjusted_shares,
+    normalise_confusion,
+    two_proportion_test,
+)
 from cxnlp.stats import wilson_interval as _wilson
 from cxnlp.topic_stats import mentions_table, topic_rows, topic_summary
 
@@ -167,6 +173,7 @@ def summarize(
     gold_col: str = "label",
     alpha: float = 0.05,
     baseline: str = "previous",
+    p_adjust: str = "holm",
     text_col: str = "text",
     confidence: float = 0.95,
     max_groups: int = 50,
@@ -182,7 +189,8 @@ def summarize(
     it empty) replaces `confusion` with the sample's own (see `labeled_confusions`) and adds PACC
     shares and the model's scores on the sample. Alerts test whether the
     negative share or a topic's share rose from the `baseline` ("previous" period or "all" earlier
-    ones) to the last period, at level `alpha`.
+    ones) to the last period, at level `alpha`, with p-values adjusted by `p_adjust` (a key of
+    `cxnlp.stats.P_ADJUST_METHODS`: "holm", "benjamini-hochberg", ...).
 
     >>> frame = pd.DataFrame({"sentiment": ["positive", "negative", None],
     ...     "p_positive": [0.9, 0.1, None], "p_neutral": [0.05, 0.1, None],
@@ -192,6 +200,10 @@ def summarize(
     (2, 1, 0.5)
     """
     _check_arguments(frame, group_by, date_col, period, score_col, score_kind, alpha, baseline)
+    if p_adjust not in P_ADJUST_METHODS:
+        raise ValueError(
+            f"unknown p-value adjustment {p_adjust!r}; expected one of {list(P_ADJUST_METHODS)}"
+        )
     if date_col is not None and period is None:
         period = "week"
     notes: list[str] = []
@@ -227,6 +239,7 @@ def summarize(
             "score_kind": score_kind,
             "alpha": alpha,
             "baseline": baseline,
+            "p_adjust": p_adjust,
             "confidence": confidence,
             "confusion_source": "labeled sample" if sample else "model dev set",
         },
@@ -265,14 +278,16 @@ def summarize(
         summary["negative_examples"] = _negative_examples(data, text_col, examples)
     if scores is not None:
         summary["scores"] = score_summary(scores, score_kind, confidence)
-        summary["scores"]["drivers"] = score_drivers(data, mentions, scores, score_kind, alpha)
+        summary["scores"]["drivers"] = score_drivers(
+            data, mentions, scores, score_kind, alpha, p_adjust
+        )
     if date_col is not None:
         by_period, period_index = _periods(data, frame[date_col], date_col, period, notes)
         summary["by_period"] = [
             {**label, **segment(period_index[label["period"]])} for label in by_period
         ]
         summary["alerts"] = _alerts(
-            data, mentions, by_period, period_index, group_by, alpha, baseline, notes
+            data, mentions, by_period, period_index, group_by, alpha, baseline, notes, p_adjust
         )
     summary["notes"] = notes
     return clean_json(summary)
@@ -550,13 +565,14 @@ def _alerts(
     alpha: float,
     baseline: str,
     notes: list[str],
+    p_adjust: str = "holm",
 ) -> dict[str, Any]:
     """Rises from the baseline to the last period with classified rows.
 
     Each test has `kind` (negative_share or topic_share), `column` and `value` (None for all rows;
     "topic" and the topic's name for a topic). The overall negative share is the headline test,
     judged on its own p-value. The negative share of each language and group value, and the share
-    of rows mentioning each topic, form two families whose p-values are Holm-adjusted, so many
+    of rows mentioning each topic, form two families whose p-values are adjusted (`p_adjust`, Holm by default), so many
     small segments do not raise alarms on noise. A test with fewer than 5 expected rows on either
     side of a sample is reported, never flagged.
     """
@@ -630,7 +646,9 @@ def _alerts(
         tests.append({**headline, "p_adjusted": headline["p_value"]})
     for family in (segments, topics):
         family = [t for t in family if t is not None]
-        for t, p in zip(family, holm_adjust([t["p_value"] for t in family]), strict=True):
+        for t, p in zip(
+            family, adjust_p_values([t["p_value"] for t in family], p_adjust), strict=True
+        ):
             tests.append({**t, "p_adjusted": p})
     for t in tests:
         t["flagged"] = t["difference"] > 0 and t["p_adjusted"] < alpha and not t["small_sample"]
