@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         finally:
             await asyncio.to_thread(batcher.close)
             await asyncio.to_thread(state.jobs.close)
+            metrics.close()
 
     app = FastAPI(
         title="cxnlp",
