@@ -1,5 +1,5 @@
 """The statistics behind the rollups: Wilson intervals, the two-proportion z-test with Cohen's h,
-p-value adjustment for many tests (Holm by default, any `statsmodels` method by name), and
+p-value adjustment for many tests (Holm by default, or another `statsmodels` method by name), and
 adjusted classify-and-count (prevalence correction from a confusion matrix).
 
 Intervals, tests and adjustments are `statsmodels`' (`proportion_confint`, `proportions_ztest`,
@@ -23,17 +23,10 @@ _NORMAL = NormalDist()
 # statsmodels' `multipletests` method names, with the plain names a report may use.
 P_ADJUST_METHODS = {
     "holm": "holm",
-    "bonferroni": "bonferroni",
-    "sidak": "sidak",
-    "holm-sidak": "holm-sidak",
-    "hommel": "hommel",
-    "simes-hochberg": "simes-hochberg",
     "benjamini-hochberg": "fdr_bh",
-    "bh": "fdr_bh",
-    "fdr_bh": "fdr_bh",
+    "bonferroni": "bonferroni",
+    "hommel": "hommel",
     "benjamini-yekutieli": "fdr_by",
-    "by": "fdr_by",
-    "fdr_by": "fdr_by",
 }
 
 
