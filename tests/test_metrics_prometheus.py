@@ -123,7 +123,15 @@ def test_two_workers_metrics_sum_every_request(tmp_path: Path) -> None:
             assert value(parsed, "cxnlp_http_request_duration_seconds_count", route=route) == n
             assert value(parsed, "cxnlp_texts_classified_total") == 2 * n
             assert value(parsed, "cxnlp_batch_size_sum") == 2 * n
-            assert value(parsed, "cxnlp_queue_depth") == 0
+        # Gauges are each worker's value as of its last refresh (every second), summed: the
+        # queues drained, so the sum falls to 0 once both have refreshed.
+        _wait_for(
+            lambda: (
+                value(samples(httpx.get(f"{base}/metrics", timeout=30).text), "cxnlp_queue_depth")
+                == 0
+            ),
+            60,
+        )
     finally:
         server.terminate()
         try:
