@@ -5,7 +5,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/quantification.py --model default [--data ../shared/data]
         [--langs fa ar en] [--splits test] [--per-dataset] [--limit N] [--json results.json]
-        [--labeled-sample N [--shifted K]]
+        [--labeled-sample N [--shifted K] [--quapy [--app STEPS REPEATS]]] [--classified FILE]
 
 `--data` is the shared corpus directory (`{fa,ar,en}/<dataset>.jsonl`; rows of the held-out
 `--splits` whose label is one of the three sentiments) or one labeled file (`text,label[,lang]`).
@@ -22,6 +22,13 @@ the dev-matrix ACC on that dataset's test rows. Dev and test of one dataset shar
 so `--shifted K` also draws K test subsamples per dataset with random class mixes (300 rows each,
 mixes from a flat Dirichlet over the labels the dataset has): the sample must then correct a
 prevalence it did not see. `--limit` applies per dataset here.
+
+`--quapy` (with `--labeled-sample`) adds every aggregative method of QuaPy that runs on the
+model's probabilities (`benchmarks/_quapy_methods.py`: CC, PCC, ACC, PACC, EMQ, EMQ-BCTS, BBSE,
+DMy / HDy, EDy, KDEy, DyS, SMM), each fitted on the same labeled sample, and QuaPy's
+artificial-prevalence protocol (`--app STEPS REPEATS`: 300-row samples of each test file at every
+point of a prevalence grid, e.g. all-negative to all-positive) beside the natural test files; a
+Markdown table sums it up. `--classified FILE` keeps the model's labels for a rerun.
 """
 
 from __future__ import annotations
@@ -90,15 +97,43 @@ def classify(model, frame: pd.DataFrame, batch: int) -> pd.DataFrame:
     return out
 
 
-def compare(name: str, segment: dict, labels: pd.Series, sample: dict | None = None) -> dict:
+def cached_classify(
+    model_dir: Path, frame: pd.DataFrame, batch: int, path: str | None
+) -> pd.DataFrame:
+    """`classify(frame)`, read from `path` when it holds the same rows labeled by the same model."""
+    if path and Path(path).exists():
+        cached = pd.read_parquet(path)
+        same_rows = len(cached) == len(frame) and cached["text"].tolist() == frame["text"].tolist()
+        if same_rows and cached.attrs.get("model") == str(model_dir):
+            print(f"labels of {len(cached)} rows read from {path}", file=sys.stderr)
+            return cached
+    labeled = classify(load(model_dir), frame, batch)
+    if path:
+        labeled.attrs["model"] = str(model_dir)
+        labeled.to_parquet(path)
+    return labeled
+
+
+def compare(
+    name: str,
+    segment: dict,
+    labels: pd.Series,
+    sample: dict | None = None,
+    quapy: dict[str, np.ndarray] | None = None,
+) -> dict:
     """True shares and each method's shares and absolute errors (points) for one segment;
-    `sample` is the same segment summarised with a labeled sample (its ACC and PACC)."""
+    `sample` is the same segment summarised with a labeled sample (its ACC and PACC), `quapy`
+    the shares each QuaPy method fitted on that sample estimates."""
     true = labels.value_counts(normalize=True).reindex(SENTIMENTS, fill_value=0.0)
     row = {"segment": name, "n": int(segment["n"]), "true": true.to_dict()}
     estimates = dict(segment)
     if sample is not None:
         estimates.update(sample_acc=sample.get("acc"), sample_pacc=sample.get("pacc"))
-    for method in METHODS:
+    for method, shares in (quapy or {}).items():
+        estimates[f"quapy {method}"] = {
+            "shares": dict(zip(SENTIMENTS, shares.tolist(), strict=True))
+        }
+    for method in [*METHODS, *(f"quapy {m}" for m in quapy or {})]:
         estimate = estimates.get(method)
         if not estimate:
             continue
@@ -126,14 +161,36 @@ def print_rows(rows: list[dict]) -> None:
 def print_within(title: str, rows: list[dict]) -> None:
     """Per method: how many segments land within the target, and the median worst error."""
     print(title)
-    for method in METHODS:
+    for method in _methods_in(rows):
         worst = [r[method]["max"] for r in rows if method in r]
-        if worst:
+        within = sum(w <= TARGET_POINTS for w in worst)
+        print(
+            f"  {method:<24} {within}/{len(worst)} within ±{TARGET_POINTS:g} points; "
+            f"median worst-label error {float(np.median(worst)):.1f}"
+        )
+
+
+def _methods_in(rows: list[dict]) -> list[str]:
+    names = [k for r in rows for k in r if k in METHODS or k.startswith("quapy ")]
+    return list(dict.fromkeys(names))
+
+
+def print_table(columns: dict[str, list[dict]]) -> None:
+    """One Markdown row per method: for each set of segments (`columns`: title -> rows), the
+    median worst-label error (points) and how many segments are within the target."""
+    names = _methods_in([r for rows in columns.values() for r in rows])
+    head = "".join(f" {t}: median worst-label error | within ±{TARGET_POINTS:g} |" for t in columns)
+    print("| method |" + head)
+    print("|---" * (1 + 2 * len(columns)) + "|")
+    for name in names:
+        cells = []
+        for rows in columns.values():
+            worst = [r[name]["max"] for r in rows if name in r]
             within = sum(w <= TARGET_POINTS for w in worst)
-            print(
-                f"  {method:<12} {within}/{len(worst)} within ±{TARGET_POINTS:g} points; "
-                f"median worst-label error {float(np.median(worst)):.1f}"
+            cells += (
+                [f"{float(np.median(worst)):.1f}", f"{within}/{len(worst)}"] if worst else ["", ""]
             )
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 def per_dataset_with_sample(
@@ -143,19 +200,27 @@ def per_dataset_with_sample(
     n_sample: int,
     shifted: int,
     seed: int,
-) -> tuple[list[dict], list[dict]]:
+    quapy: bool = False,
+    app: tuple[int, int] = (0, 0),
+) -> tuple[list[dict], list[dict], list[dict], dict[str, str]]:
     """Rows comparing every method per dataset, the labeled sample being `n_sample` random dev
-    rows of the same dataset; then the same on `shifted` re-mixed test subsamples per dataset."""
+    rows of the same dataset; then the same on `shifted` re-mixed test subsamples per dataset,
+    and (with `quapy`) on the samples of QuaPy's artificial-prevalence protocol, `app` =
+    (prevalence steps per label, repeats). Also the QuaPy methods that failed, with why."""
     rng = np.random.default_rng(seed)
-    natural, remixed = [], []
+    natural, remixed, app_rows, failed = [], [], [], {}
     for dataset, part in test.groupby("dataset", sort=True):
         pool = dev[dev["dataset"] == dataset]
         if len(pool) < 30:
             continue
         sample = pool.sample(min(len(pool), n_sample), random_state=seed)
         name = f"{part['lang'].iloc[0]}/{dataset}"
+        fitted = None
+        if quapy:
+            from _quapy_methods import Fitted
 
-        natural.append(_with_sample(part, name, confusion, sample))
+            fitted = Fitted(_probabilities(sample), _label_index(sample), seed)
+        natural.append(_with_sample(part, name, confusion, sample, fitted))
         present = [s for s in SENTIMENTS if (part["label"] == s).sum() >= 20]
         for k in range(shifted):
             mix = rng.dirichlet(np.ones(len(present)))
@@ -166,15 +231,40 @@ def per_dataset_with_sample(
                 if c
             ]
             remixed.append(
-                _with_sample(pd.concat(drawn), f"{name} re-mixed #{k + 1}", confusion, sample)
+                _with_sample(
+                    pd.concat(drawn), f"{name} re-mixed #{k + 1}", confusion, sample, fitted
+                )
             )
-    return natural, remixed
+        if fitted is not None and app[0]:
+            from _quapy_methods import app_indices
+
+            indices = app_indices(_label_index(part), SHIFTED_ROWS, *app, seed)
+            for k, index in enumerate(indices):
+                rows = part.iloc[index]
+                app_rows.append(
+                    _with_sample(rows, f"{name} APP #{k + 1}", confusion, sample, fitted)
+                )
+        if fitted is not None:
+            failed.update({f"{name} {m}": why for m, why in fitted.failed.items()})
+        print(f"  {name}: done", file=sys.stderr)
+    return natural, remixed, app_rows, failed
 
 
-def _with_sample(rows: pd.DataFrame, name: str, confusion: dict | None, sample: pd.DataFrame):
+def _probabilities(rows: pd.DataFrame) -> np.ndarray:
+    return rows[[f"p_{s}" for s in SENTIMENTS]].to_numpy(dtype=np.float64)
+
+
+def _label_index(rows: pd.DataFrame) -> np.ndarray:
+    return rows["label"].map({s: i for i, s in enumerate(SENTIMENTS)}).to_numpy()
+
+
+def _with_sample(
+    rows: pd.DataFrame, name: str, confusion: dict | None, sample: pd.DataFrame, fitted=None
+) -> dict:
     plain = summarize(rows, confusion=confusion)["overall"]
     with_sample = summarize(rows, labeled=sample, gold_col="label")["overall"]
-    return compare(name, plain, rows["label"], with_sample)
+    quapy = fitted.estimate(_probabilities(rows)) if fitted is not None else None
+    return compare(name, plain, rows["label"], with_sample, quapy)
 
 
 def _pcts(shares: dict) -> str:
@@ -193,6 +283,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument(
+        "--classified",
+        default=None,
+        help="a Parquet file keeping the model's labels of the rows drawn: written on the first "
+        "run, read back by a later run that draws the same rows (same --data, --limit, --seed)",
+    )
+    parser.add_argument(
         "--labeled-sample",
         type=int,
         default=0,
@@ -200,6 +296,21 @@ def main() -> None:
     )
     parser.add_argument(
         "--shifted", type=int, default=0, help="re-mixed test subsamples per dataset"
+    )
+    parser.add_argument(
+        "--quapy",
+        action="store_true",
+        help="with --labeled-sample: also every aggregative QuaPy method fitted on the sample",
+    )
+    parser.add_argument(
+        "--app",
+        type=int,
+        nargs=2,
+        default=(5, 1),
+        metavar=("STEPS", "REPEATS"),
+        help="with --quapy: QuaPy's artificial-prevalence protocol on each test file, STEPS "
+        "prevalence values per label (5: 0, 25, 50, 75, 100%%), REPEATS samples of 300 rows per "
+        "grid point (0 0: off)",
     )
     args = parser.parse_args()
 
@@ -212,6 +323,9 @@ def main() -> None:
         raise SystemExit("--labeled-sample needs the corpus directory (dev splits per dataset)")
     splits = tuple(args.splits) + (("dev",) if args.labeled_sample else ())
     frame = load_labeled(data, tuple(args.langs), splits)
+    if args.labeled_sample:  # only datasets with a dev split to draw the sample from
+        dev_rows = frame.loc[frame["split"] == "dev", "dataset"].value_counts()
+        frame = frame[frame["dataset"].isin(dev_rows.index[dev_rows >= 30])]
     if args.limit:
         by = ["dataset", "split"] if args.labeled_sample else ["lang"]
         frame = pd.concat(
@@ -222,19 +336,36 @@ def main() -> None:
             ignore_index=True,
         )
     print(f"model {model_dir}; {len(frame)} labeled rows from {args.data}", file=sys.stderr)
-    labeled = classify(load(model_dir), frame, args.batch)
+    labeled = cached_classify(model_dir, frame, args.batch, args.classified)
     results: dict = {"model": str(model_dir), "data": args.data, "splits": args.splits}
     if args.labeled_sample:
         dev = labeled[labeled["split"] == "dev"]
         test = labeled[labeled["split"].isin(args.splits)]
-        natural, remixed = per_dataset_with_sample(
-            test, dev, confusion, args.labeled_sample, args.shifted, args.seed
+        natural, remixed, app_rows, failed = per_dataset_with_sample(
+            test, dev, confusion, args.labeled_sample, args.shifted, args.seed, args.quapy, args.app
         )
         print_rows(natural + remixed)
         print_within(f"test files as they are ({len(natural)} datasets with a dev split):", natural)
         if remixed:
             print_within(f"re-mixed test subsamples ({len(remixed)}):", remixed)
-        results.update(labeled_sample=args.labeled_sample, rows=natural, shifted_rows=remixed)
+        if app_rows:
+            print_within(f"QuaPy APP samples ({len(app_rows)}):", app_rows)
+        columns = {f"test files ({len(natural)})": natural}
+        if remixed:
+            columns[f"re-mixed ({len(remixed)})"] = remixed
+        if app_rows:
+            columns[f"APP ({len(app_rows)})"] = app_rows
+        print()
+        print_table(columns)
+        for what, why in failed.items():
+            print(f"failed: {what}: {why}")
+        results.update(
+            labeled_sample=args.labeled_sample,
+            rows=natural,
+            shifted_rows=remixed,
+            app_rows=app_rows,
+            quapy_failed=failed,
+        )
     else:
         group_by = ["dataset"] if args.per_dataset else []
         summary = summarize(labeled, group_by=group_by, confusion=confusion, max_groups=1000)

@@ -95,6 +95,7 @@ def _report(args: argparse.Namespace) -> int:
         score_kind=args.score_kind,
         alpha=args.alpha,
         baseline=args.baseline,
+        p_adjust=args.p_adjust,
         text_col=args.text_col,
         json_path=args.json,
         html_path=args.html,
@@ -217,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="previous",
         choices=["previous", "all"],
         help="alerts compare the last period with the previous one or all earlier ones",
+    )
+    p.add_argument(
+        "--p-adjust",
+        default="holm",
+        choices=["holm", "benjamini-hochberg", "bonferroni", "hommel", "benjamini-yekutieli"],
+        help="how alert and driver p-values are adjusted for many tests: holm bounds the chance "
+        "of any false alarm, benjamini-hochberg the share of false alarms (flags more)",
     )
     p.add_argument("--text-col", default="text", help="for example texts in the report")
     p.add_argument("--title", default=None, help="title of the HTML report")

@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             await asyncio.to_thread(batcher.close)
             await asyncio.to_thread(state.jobs.close)
             await asyncio.to_thread(app.state.feedback.close)
+            metrics.close()
 
     app = FastAPI(
         title="cxnlp",

@@ -37,12 +37,34 @@ def _serve(args: argparse.Namespace) -> int:
     # Refuse to start here, with a clear message, rather than with a traceback in each worker.
     check_auth(settings)
     resolve_model(settings.model)
+    if settings.workers > 1:
+        _multiprocess_metrics()
     uvicorn.run(
         "service.app:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        # uvicorn's 5 s default kills a worker still importing torch and loading its model on a
+        # busy machine, and restarts it, forever.
+        timeout_worker_healthcheck=settings.worker_healthcheck_s,
         log_level=args.log_level,
     )
     return 0
+
+
+def _multiprocess_metrics() -> None:
+    """Point the workers' prometheus-client at one emptied directory (the user's
+    PROMETHEUS_MULTIPROC_DIR, else a new temporary one, removed at exit), so that /metrics sums
+    every worker, whichever answers."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from service.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    path = os.environ.get(MULTIPROC_ENV)
+    if not path:
+        path = tempfile.mkdtemp(prefix="cxnlp-metrics-")
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    os.environ[MULTIPROC_ENV] = prepare_multiprocess_dir(path)

@@ -1,181 +1,152 @@
-"""Prometheus metrics in the text exposition format, written by hand (a dependency for a few
-counters is not worth it), and the middleware that counts requests.
+"""The service's Prometheus metrics, on `prometheus-client`, and the middleware that counts requests.
 
->>> registry = Registry()
->>> hits = registry.counter("demo_hits_total", "Hits.", ("route",))
->>> hits.inc(route="/v1/classify")
->>> print(registry.render().splitlines()[-1])
-demo_hits_total{route="/v1/classify"} 1
+In one process each app has its own registry, with the process metrics (CPU, memory, open files)
+beside the service's. Under several uvicorn workers (`cxnlp serve --workers N`), `cxnlp serve`
+points `PROMETHEUS_MULTIPROC_DIR` at an emptied directory before the workers start; every worker
+writes its counters and histograms there and `/metrics`, whichever worker answers, sums them all
+(prometheus-client's multiprocess mode). Gauges are then each live worker's own value, refreshed
+every second, summed; a worker that stops removes its gauges.
+
+>>> metrics = ServiceMetrics()
+>>> metrics.requests.labels(route="/v1/classify", status="200").inc()
+>>> [line for line in metrics.render().splitlines() if line.startswith("cxnlp_http_requests")]
+['cxnlp_http_requests_total{route="/v1/classify",status="200"} 1.0']
 """
 
 from __future__ import annotations
 
-import bisect
+import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+GAUGE_REFRESH_S = 1.0
+
+# No `_created` series: the service's metrics are the ones it has always exposed.
+disable_created_metrics()
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def multiprocess_dir() -> str | None:
+    """The directory of prometheus-client's multiprocess mode, when it is on in this process."""
+    return os.environ.get(MULTIPROC_ENV) or None
 
 
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(str(v))}"' for n, v in zip(names, values, strict=True)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-class _Metric:
-    kind = ""
-
-    def __init__(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> None:
-        self.name, self.help, self.labelnames = name, help_text, tuple(labelnames)
-        self._lock = threading.Lock()
-
-    def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
-        if set(labels) != set(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}, got {sorted(labels)}")
-        return tuple(str(labels[n]) for n in self.labelnames)
-
-    def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._values: dict[tuple[str, ...], float] = {}
-
-    def inc(self, amount: float = 1, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0) + amount
-
-    def value(self, **labels: str) -> float:
-        return self._values.get(self._key(labels), 0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        lines = self.header()
-        if not items and not self.labelnames:
-            items = [((), 0)]
-        lines += [f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in items]
-        return lines
-
-
-class Histogram(_Metric):
-    kind = "histogram"
-
-    def __init__(self, name: str, help_text: str, labelnames=(), buckets=LATENCY_BUCKETS) -> None:
-        super().__init__(name, help_text, labelnames)
-        self.buckets = tuple(sorted(buckets))
-        # per label set: [count per bucket (+Inf last)], sum
-        self._data: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}
-
-    def observe(self, value: float, **labels: str) -> None:
-        key = self._key(labels)
-        index = bisect.bisect_left(self.buckets, value)
-        with self._lock:
-            counts, total = self._data.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
-            counts[index] += 1
-            total[0] += value
-
-    def count(self, **labels: str) -> int:
-        data = self._data.get(self._key(labels))
-        return sum(data[0]) if data else 0
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted((k, (list(c), s[0])) for k, (c, s) in self._data.items())
-        if not items and not self.labelnames:
-            items = [((), ([0] * (len(self.buckets) + 1), 0.0))]
-        lines = self.header()
-        for key, (counts, total) in items:
-            cumulative = 0
-            for bound, n in zip((*self.buckets, float("inf")), counts, strict=True):
-                cumulative += n
-                bound_text = "+Inf" if bound == float("inf") else _number(bound)
-                le = f'le="{bound_text}"'
-                lines.append(f"{self.name}_bucket{_labels(self.labelnames, key, le)} {cumulative}")
-            lines.append(f"{self.name}_sum{_labels(self.labelnames, key)} {_number(total)}")
-            lines.append(f"{self.name}_count{_labels(self.labelnames, key)} {cumulative}")
-        return lines
-
-
-class Gauge(_Metric):
-    """A value read when the metrics are scraped (queue depth, jobs waiting)."""
-
-    kind = "gauge"
-
-    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
-        super().__init__(name, help_text)
-        self.read = read
-
-    def render(self) -> list[str]:
-        return [*self.header(), f"{self.name} {_number(self.read())}"]
-
-
-class Registry:
-    def __init__(self) -> None:
-        self._metrics: list[_Metric] = []
-
-    def _add(self, metric: _Metric):
-        self._metrics.append(metric)
-        return metric
-
-    def counter(self, name: str, help_text: str, labelnames: Sequence[str] = ()) -> Counter:
-        return self._add(Counter(name, help_text, labelnames))
-
-    def histogram(self, name: str, help_text: str, labelnames=(), buckets=LATENCY_BUCKETS):
-        return self._add(Histogram(name, help_text, labelnames, buckets))
-
-    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> Gauge:
-        return self._add(Gauge(name, help_text, read))
-
-    def render(self) -> str:
-        return "\n".join(line for m in self._metrics for line in m.render()) + "\n"
+def prepare_multiprocess_dir(path: str) -> str:
+    """Create `path` or empty it of an earlier run's metric files (which would otherwise be
+    summed into this run's totals); returns it."""
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+    return path
 
 
 class ServiceMetrics:
     """The metrics the service exports; gauges are attached once the batcher and jobs exist."""
 
     def __init__(self) -> None:
-        self.registry = Registry()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess = multiprocess_dir() is not None
         r = self.registry
-        self.requests = r.counter(
-            "cxnlp_http_requests_total", "HTTP requests by route and status.", ("route", "status")
+        self.requests = Counter(
+            "cxnlp_http_requests_total",
+            "HTTP requests by route and status.",
+            ("route", "status"),
+            registry=r,
         )
-        self.latency = r.histogram(
-            "cxnlp_http_request_duration_seconds", "HTTP request latency by route.", ("route",)
+        self.latency = Histogram(
+            "cxnlp_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.texts = r.counter("cxnlp_texts_classified_total", "Texts classified by the model.")
-        self.batch_size = r.histogram(
-            "cxnlp_batch_size", "Texts per model call (micro-batches).", buckets=BATCH_BUCKETS
+        self.texts = Counter(
+            "cxnlp_texts_classified_total", "Texts classified by the model.", registry=r
         )
-        self.model_seconds = r.histogram(
-            "cxnlp_model_call_duration_seconds", "Time of one model call."
+        self.batch_size = Histogram(
+            "cxnlp_batch_size",
+            "Texts per model call (micro-batches).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
         )
-        self.rejected = r.counter(
-            "cxnlp_queue_rejected_total", "Requests refused with 503 because the queue was full."
+        self.model_seconds = Histogram(
+            "cxnlp_model_call_duration_seconds",
+            "Time of one model call.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
+        self.rejected = Counter(
+            "cxnlp_queue_rejected_total",
+            "Requests refused with 503 because the queue was full.",
+            registry=r,
+        )
+        if not self.multiprocess:  # process metrics describe one process; with several, the one
+            ProcessCollector(registry=r)  # that answered would pass for all of them
+        self._gauges: list[tuple[Gauge, Callable[[], float]]] = []
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
 
     def add_gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
-        self.registry.gauge(name, help_text, read)
+        """A gauge whose value is `read()`: at each scrape in one process; every
+        `GAUGE_REFRESH_S` seconds in each worker, summed over the live ones, in multiprocess
+        mode."""
+        if not self.multiprocess:
+            Gauge(name, help_text, registry=self.registry).set_function(read)
+            return
+        gauge = Gauge(name, help_text, registry=self.registry, multiprocess_mode="livesum")
+        self._gauges.append((gauge, read))
+        if self._refresher is None:
+            self._refresher = threading.Thread(
+                target=self._refresh_loop, name="cxnlp-metrics-gauges", daemon=True
+            )
+            self._refresher.start()
+
+    def _refresh(self) -> None:
+        for gauge, read in self._gauges:
+            try:
+                gauge.set(read())
+            except Exception:  # a gauge must never break the scrape or the worker
+                logger.exception("reading gauge %s failed", gauge._name)
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(GAUGE_REFRESH_S):
+            self._refresh()
+
+    def render(self) -> str:
+        """The text exposition of every metric (all workers' in multiprocess mode)."""
+        if not self.multiprocess:
+            return generate_latest(self.registry).decode("utf-8")
+        self._refresh()
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry).decode("utf-8")
+
+    def close(self) -> None:
+        """Stop refreshing gauges; in multiprocess mode, drop this worker's live gauges."""
+        self._stop.set()
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())
 
 
 class MetricsMiddleware:
@@ -202,5 +173,5 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             name = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.inc(route=name, status=str(status))
-            self.metrics.latency.observe(time.perf_counter() - started, route=name)
+            self.metrics.requests.labels(route=name, status=str(status)).inc()
+            self.metrics.latency.labels(route=name).observe(time.perf_counter() - started)

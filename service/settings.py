@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, description="uvicorn worker processes, each loads the model")
+    worker_healthcheck_s: int = Field(
+        120,
+        ge=1,
+        description="how long a worker may take to answer uvicorn's health check (loading the "
+        "model included) before uvicorn kills and restarts it",
+    )
 
     auth: bool = Field(True, description="require an API key; 'off' only for local use")
     api_keys: CommaList = Field(default_factory=list, description="comma-separated API keys")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from cxnlp.report.dates import parse_dates
 from cxnlp.report.rows import group_labels
-from cxnlp.report.stats import holm_adjust, two_proportion_test
+from cxnlp.report.stats import adjust_p_values, two_proportion_test
 from cxnlp.report.topics import topic_rows
 
 # pandas period codes; a week runs Monday to Sunday.
@@ -71,13 +71,14 @@ def alerts(
     alpha: float,
     baseline: str,
     notes: list[str],
+    p_adjust: str = "holm",
 ) -> dict[str, Any]:
     """Rises from the baseline to the last period with classified rows.
 
     Each test has `kind` (negative_share or topic_share), `column` and `value` (None for all rows;
     "topic" and the topic's name for a topic). The overall negative share is the headline test,
     judged on its own p-value. The negative share of each language and group value, and the share
-    of rows mentioning each topic, form two families whose p-values are Holm-adjusted, so many
+    of rows mentioning each topic, form two families whose p-values are adjusted (`p_adjust`, Holm by default), so many
     small segments do not raise alarms on noise. A test with fewer than 5 expected rows on either
     side of a sample is reported, never flagged.
     """
@@ -151,7 +152,8 @@ def alerts(
         tests.append({**headline, "p_adjusted": headline["p_value"]})
     for family in (segments, topics):
         family = [t for t in family if t is not None]
-        for t, p in zip(family, holm_adjust([t["p_value"] for t in family]), strict=True):
+        adjusted = adjust_p_values([t["p_value"] for t in family], p_adjust)
+        for t, p in zip(family, adjusted, strict=True):
             tests.append({**t, "p_adjusted": p})
     for t in tests:
         t["flagged"] = t["difference"] > 0 and t["p_adjusted"] < alpha and not t["small_sample"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.report.stats import holm_adjust, two_proportion_test, wilson_interval, z_value
+from cxnlp.report.stats import adjust_p_values, two_proportion_test, wilson_interval, z_value
 from cxnlp.report.topics import topic_rows
 
 # kind -> (lowest, highest) valid score; None = any number (CES scales run 1-5 or 1-7).
@@ -87,11 +87,17 @@ def score_summary(scores: pd.Series, kind: str, confidence: float = 0.95) -> dic
 
 
 def score_drivers(
-    data: pd.DataFrame, mentions: pd.DataFrame, scores: pd.Series, kind: str, alpha: float = 0.05
+    data: pd.DataFrame,
+    mentions: pd.DataFrame,
+    scores: pd.Series,
+    kind: str,
+    alpha: float = 0.05,
+    p_adjust: str = "holm",
 ) -> dict[str, Any]:
     """Lift of each topic and sentiment among detractors: its share among detractors divided by
     its share among all scored, classified rows, with a two-proportion test of detractors against
-    the other respondents (p-values Holm-adjusted within topics and within sentiments). `data` and
+    the other respondents (p-values adjusted by `p_adjust`, Holm by default, within topics and
+    within sentiments). `data` and
     `mentions` are prepared by `cxnlp.report.topics.mentions_table`."""
     if kind not in DETRACTORS:
         return {"note": f"no detractor group is defined for {kind.upper()}: scales differ"}
@@ -103,15 +109,15 @@ def score_drivers(
         name: pd.Series(rows.index.isin(found), index=rows.index)
         for name, found in topic_rows(mentions).items()
     }
-    result["topics"] = _lifts(hits, detractor, "topic", alpha)
+    result["topics"] = _lifts(hits, detractor, "topic", alpha, p_adjust)
     result["sentiments"] = _lifts(
-        {s: rows["_sentiment"] == s for s in SENTIMENTS}, detractor, "sentiment", alpha
+        {s: rows["_sentiment"] == s for s in SENTIMENTS}, detractor, "sentiment", alpha, p_adjust
     )
     return result
 
 
 def _lifts(
-    hits: dict[str, pd.Series], detractor: pd.Series, key: str, alpha: float
+    hits: dict[str, pd.Series], detractor: pd.Series, key: str, alpha: float, p_adjust: str
 ) -> list[dict[str, Any]]:
     out = []
     n_group, n_rest = int(detractor.sum()), int((~detractor).sum())
@@ -132,7 +138,7 @@ def _lifts(
             }
         )
     tested = [o for o in out if o["p_value"] is not None]
-    for o, p in zip(tested, holm_adjust([o["p_value"] for o in tested]), strict=True):
+    for o, p in zip(tested, adjust_p_values([o["p_value"] for o in tested], p_adjust), strict=True):
         o["p_adjusted"] = p
     for o in out:
         o.setdefault("p_adjusted", None)

@@ -39,6 +39,7 @@ from cxnlp.report.quantification import (
 from cxnlp.report.rows import group_labels, prepare
 from cxnlp.report.scores import SCORE_KINDS, score_drivers, score_summary, scores_from
 from cxnlp.report.stats import (
+    P_ADJUST_METHODS,
     adjusted_shares,
 )
 from cxnlp.report.stats import wilson_interval as _wilson
@@ -61,6 +62,7 @@ def summarize(
     gold_col: str = "label",
     alpha: float = 0.05,
     baseline: str = "previous",
+    p_adjust: str = "holm",
     text_col: str = "text",
     confidence: float = 0.95,
     max_groups: int = 50,
@@ -78,7 +80,8 @@ def summarize(
     shares and the model's scores on the sample; without either, the notes say why ACC is missing
     (`no_confusion_note`, or that the model has no dev confusion matrix). Alerts test whether the
     negative share or a topic's share rose from the `baseline` ("previous" period or "all" earlier
-    ones) to the last period, at level `alpha`.
+    ones) to the last period, at level `alpha`, with p-values adjusted by `p_adjust` (a key of
+    `cxnlp.stats.P_ADJUST_METHODS`: "holm", "benjamini-hochberg", ...).
 
     >>> frame = pd.DataFrame({"sentiment": ["positive", "negative", None],
     ...     "p_positive": [0.9, 0.1, None], "p_neutral": [0.05, 0.1, None],
@@ -88,6 +91,10 @@ def summarize(
     (2, 1, 0.5)
     """
     _check_arguments(frame, group_by, date_col, period, score_col, score_kind, alpha, baseline)
+    if p_adjust not in P_ADJUST_METHODS:
+        raise ValueError(
+            f"unknown p-value adjustment {p_adjust!r}; expected one of {list(P_ADJUST_METHODS)}"
+        )
     if date_col is not None and period is None:
         period = "week"
     notes: list[str] = []
@@ -123,6 +130,7 @@ def summarize(
             "score_kind": score_kind,
             "alpha": alpha,
             "baseline": baseline,
+            "p_adjust": p_adjust,
             "confidence": confidence,
             "confusion_source": "labeled sample" if sample else "model dev set",
         },
@@ -164,7 +172,9 @@ def summarize(
         summary["negative_examples"] = _negative_examples(data, text_col, examples)
     if scores is not None:
         summary["scores"] = score_summary(scores, score_kind, confidence)
-        summary["scores"]["drivers"] = score_drivers(data, mentions, scores, score_kind, alpha)
+        summary["scores"]["drivers"] = score_drivers(
+            data, mentions, scores, score_kind, alpha, p_adjust
+        )
     if date_col is not None:
         by_period, period_index = periods(
             data, frame[date_col], date_col, period, notes, date_format
@@ -173,7 +183,7 @@ def summarize(
             {**label, **segment(period_index[label["period"]])} for label in by_period
         ]
         summary["alerts"] = alerts(
-            data, mentions, by_period, period_index, group_by, alpha, baseline, notes
+            data, mentions, by_period, period_index, group_by, alpha, baseline, notes, p_adjust
         )
     summary["notes"] = notes
     return clean_json(summary)

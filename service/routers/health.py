@@ -26,4 +26,4 @@ async def readyz(state: State) -> JSONResponse:
 @router.get("/metrics")
 async def metrics(state: State) -> Response:
     """Prometheus text exposition."""
-    return Response(state.metrics.registry.render(), media_type=CONTENT_TYPE)
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
