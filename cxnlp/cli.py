@@ -50,6 +50,8 @@ def _classify(args: argparse.Namespace) -> int:
     model = load(args.model)
     if args.custom_topics:
         model.add_custom_topics(args.custom_topics)
+    # Options of the Ray engine; given with the local one, classify_file says so.
+    options = {"address": args.address, "workers": args.workers, "output_format": args.format}
     stats = classify_file(
         model,
         args.input,
@@ -59,6 +61,8 @@ def _classify(args: argparse.Namespace) -> int:
         chunk_rows=args.chunk_rows,
         resume=args.resume,
         progress=not args.quiet,
+        engine=args.engine,
+        **{name: value for name, value in options.items() if value is not None},
     )
     read_as = f"read as {stats.encoding}; " if stats.encoding else ""
     print(
@@ -179,6 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=2000)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="ray: classify on a Ray cluster (INPUT may then be a directory or a glob)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: join this cluster (auto, ray://host:port); default: start one here",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="with --engine ray: actors (default: all CPUs)"
+    )
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=["csv", "jsonl", "parquet", "xlsx"],
+        help="with --engine ray: output format; a directory output is a Parquet dataset",
+    )
     p.set_defaults(handler=_classify)
 
     p = verbs.add_parser(
@@ -250,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("gensim").setLevel(logging.WARNING)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"cxnlp {args.verb}: error: {message}", file=sys.stderr)
         return 2

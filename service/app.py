@@ -68,6 +68,9 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             lambda: app.state.cxnlp.handle,
             max_queued=settings.max_jobs_queued,
             chunk_rows=settings.job_chunk_rows,
+            ray_address=settings.ray_address,
+            ray_min_bytes=settings.ray_min_bytes,
+            ray_workers=settings.ray_workers,
         )
         state = ServiceState(settings, metrics, batcher, runner, api_keys, admin_keys, handle)
         batcher.start()
