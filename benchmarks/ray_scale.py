@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import cxnlp
     from cxnlp.batch import classify_file
+    from cxnlp.ray_engine import start_local_ray
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="cxnlp-ray-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -87,13 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     # On a busy shared machine Ray's niced workers starve (see tests/test_ray_engine.py).
     os.environ.setdefault("RAY_worker_niceness", "0")
     started = time.perf_counter()
-    ray.init(
-        num_cpus=max(actors),
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}},
-        _system_config={"worker_register_timeout_seconds": 600},
-    )
+    start_local_ray(ray, max(actors), {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
     init_s = time.perf_counter() - started
     print(f"ray.init (local runtime, {max(actors)} CPUs): {init_s:.1f} s")
     failed = False

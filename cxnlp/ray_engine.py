@@ -520,15 +520,7 @@ def classify_file_ray(
             if address:
                 ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
             else:
-                ray.init(
-                    num_cpus=workers or os.cpu_count(),
-                    include_dashboard=False,
-                    logging_level=logging.WARNING,
-                    runtime_env=runtime_env,
-                    # A worker importing torch on a busy machine can take over Ray's default
-                    # 60 s to start; a restarted actor must not be given up on for that.
-                    _system_config={"worker_register_timeout_seconds": 600},
-                )
+                start_local_ray(ray, workers or os.cpu_count(), runtime_env)
         elif address:
             logger.info("Ray is already initialized in this process; using it, not %s", address)
         try:
@@ -615,6 +607,46 @@ def _run(
     finally:
         context.enable_progress_bars = saved[0]
         context.execution_options.preserve_order = saved[1]
+
+
+def start_local_ray(ray: Any, cpus: int | None, runtime_env: dict | None = None) -> None:
+    """Start a local Ray runtime. Ray gives its raylet a fixed 30 s to come up, which a busy
+    machine can miss: a start that times out is tried again (three times in all)."""
+    for attempt in range(3):
+        try:
+            ray.init(
+                num_cpus=cpus,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                runtime_env=runtime_env,
+                # A worker importing torch on a busy machine can take over Ray's default 60 s
+                # to start; a restarted actor must not be given up on for that.
+                _system_config={
+                    "worker_register_timeout_seconds": 600,
+                    "agent_register_timeout_ms": 600_000,
+                },
+            )
+            return
+        except Exception as exc:
+            if "timed out during startup" not in str(exc) or attempt == 2:
+                raise
+            logger.warning("the local Ray runtime did not start in time; trying again")
+            ray.shutdown()
+            _stop_ray_children()
+
+
+def _stop_ray_children() -> None:
+    """Stop what a failed local start left running: this process's own Ray child processes
+    (ray.shutdown does not know them when the start failed)."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "ray" in " ".join(child.cmdline()):
+                child.kill()
+                child.wait(10)
+        except (psutil.Error, OSError):
+            continue
 
 
 def _package_dir() -> Path:

@@ -5,9 +5,9 @@ killed actor and resumes an interrupted job without losing or redoing a partitio
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from cxnlp.ray_engine import (
     plan_job,
     read_partition,
     resolve_inputs,
+    start_local_ray,
 )
 
 # A mixed Persian / Arabic / English export with the rows that go wrong: empty and blank texts,
@@ -189,6 +190,21 @@ def test_without_ray_the_error_names_the_install_command(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]
 
 
+def test_cli_without_ray_names_the_install_command(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from cxnlp.cli import main
+
+    path = write_export(tmp_path / "export.csv", "csv")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    argv = ["classify", str(path), "-o", str(tmp_path / "out.csv"), "--model", str(tiny_model_dir)]
+    assert main([*argv, "--engine", "ray", "--workers", "2", "-q"]) == 2
+    assert f"install it with: {RAY_INSTALL}" in capsys.readouterr().err
+    assert main([*argv, "--workers", "2", "-q"]) == 2
+    assert "options of engine='ray' only" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]
+
+
 def test_unknown_engine_and_ray_options_without_ray_engine(tiny_fast_model, tmp_path: Path) -> None:
     path = write_export(tmp_path / "export.csv", "csv")
     with pytest.raises(ValueError, match="unknown engine 'spark'"):
@@ -206,17 +222,10 @@ def ray_runtime():
     """One local Ray with 2 CPUs for the module. Its workers import this checkout's cxnlp (as the
     engine arranges when it starts Ray itself) and the model wrappers defined here."""
     ray = pytest.importorskip("ray")
-    # Ray nices its workers (15) and gives a starting worker 60 s to register: on a busy shared
-    # machine the first starves them and the second then gives up on them.
+    # Ray nices its workers (15): on a busy shared machine that starves them for minutes.
     os.environ.setdefault("RAY_worker_niceness", "0")
-    os.environ.setdefault("RAY_worker_register_timeout_seconds", "600")
     root = Path(__file__).resolve().parent.parent
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        runtime_env={"env_vars": {"PYTHONPATH": str(root)}},
-    )
+    start_local_ray(ray, 2, {"env_vars": {"PYTHONPATH": str(root)}})
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray
     ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
@@ -248,6 +257,18 @@ class StopsOn:
     def predict(self, texts, langs=None):
         if self.trigger in texts:
             raise Stop(f"stopped at {self.trigger!r}")
+        return self.model.predict(texts, langs)
+
+
+class NotInThisProcess:
+    """A model that refuses to classify in the process that made it: proof a job ran on Ray."""
+
+    def __init__(self, model) -> None:
+        self.model, self.pid = model, os.getpid()
+
+    def predict(self, texts, langs=None):
+        if os.getpid() == self.pid:
+            raise RuntimeError("classified in the service process, not on Ray")
         return self.model.predict(texts, langs)
 
 
@@ -368,3 +389,36 @@ def test_an_interrupted_job_resumes_without_redoing_parts(
     assert (stats.partitions, stats.partitions_reused) == (5, len(kept))
     assert remote.read_bytes() == local.read_bytes()
     assert not work.exists()
+
+
+def test_service_jobs_hand_large_uploads_to_ray(ray_runtime, tiny_fast_model, tmp_path: Path):
+    from fastapi.testclient import TestClient
+
+    from service import Settings, create_app
+
+    source = write_export(tmp_path / "export.csv", "csv")
+    local = tmp_path / "local.csv"
+    classify_file(tiny_fast_model, source, local, chunk_rows=4, progress=False)
+    settings = Settings(
+        auth=False,
+        jobs_dir=tmp_path / "jobs",
+        job_chunk_rows=4,
+        # This process's Ray runtime is the cluster; uploads from 100 bytes on go to it.
+        ray_address="auto",
+        ray_min_bytes=100,
+        ray_workers=2,
+    )
+    with TestClient(create_app(settings, model=NotInThisProcess(tiny_fast_model))) as client:
+        files = {"file": ("export.csv", source.read_bytes(), "text/csv")}
+        job = client.post("/v1/jobs", files=files).json()
+        deadline = time.monotonic() + 600
+        while (info := client.get(f"/v1/jobs/{job['id']}").json())["status"] in (
+            "queued",
+            "running",
+        ):
+            assert time.monotonic() < deadline, "the job did not finish"
+            time.sleep(0.2)
+        result = client.get(f"/v1/jobs/{job['id']}/result")
+    assert info["status"] == "succeeded", info
+    assert (info["rows"], info["rows_done"], info["errors"]) == (len(TEXTS), len(TEXTS), 3)
+    assert result.content == local.read_bytes()
