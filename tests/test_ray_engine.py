@@ -293,7 +293,7 @@ def test_same_output_as_the_local_engine(
     out = read_table(remote)
     assert [int(i) for i in out["id"]] == list(range(1, len(TEXTS) + 1))
     assert set(np.flatnonzero(out["error"].fillna("").ne(""))) == BAD
-    assert out["sentiment"].notna().sum() == len(TEXTS) - len(BAD)
+    assert out["sentiment"].fillna("").ne("").sum() == len(TEXTS) - len(BAD)
     # Nothing but the input and the outputs is left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [source.name, local.name, remote.name]
@@ -347,8 +347,12 @@ def test_a_killed_actor_is_restarted_and_nothing_is_lost(
 ) -> None:
     source = write_export(tmp_path / "export.csv", "csv")
     marker = tmp_path / "died"
+    local, remote = tmp_path / "local.csv", tmp_path / "ray.csv"
+    classify_file(tiny_fast_model, source, local, chunk_rows=4, progress=False)
     model = DiesOnce(tiny_fast_model, TEXTS[10], marker)  # in the third partition
-    local, remote, stats = _local_and_ray(model, source, ".csv", tmp_path, workers=2)
+    stats = classify_file(
+        model, source, remote, chunk_rows=4, progress=False, engine="ray", workers=2
+    )
     assert marker.exists(), "the actor did not die: the test tests nothing"
     assert int(marker.read_text()) != os.getpid()
     assert remote.read_bytes() == local.read_bytes()
