@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     ray_min_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="uploads of at least this size go to Ray"
     )
-    ray_workers: int | None = Field(None, ge=1, description="Ray actors per job (default: all CPUs)")
+    ray_workers: int | None = Field(
+        None, ge=1, description="Ray actors per job (default: all CPUs)"
+    )
 
     cors_origins: CommaList = Field(
         default_factory=list, description="comma-separated origins; CORS is off when empty"
