@@ -55,6 +55,8 @@ def _classify(args: argparse.Namespace) -> int:
         loaded.append(model)
         return model
 
+    # Options of the Ray engine; given with the local one, classify_file says so.
+    options = {"address": args.address, "workers": args.workers, "output_format": args.format}
     stats = classify_file(
         load_model,  # loaded once the input's header has been checked
         args.input,
@@ -64,6 +66,8 @@ def _classify(args: argparse.Namespace) -> int:
         chunk_rows=args.chunk_rows,
         resume=args.resume,
         progress=not args.quiet,
+        engine=args.engine,
+        **{name: value for name, value in options.items() if value is not None},
     )
     read_as = f"read as {stats.encoding}; " if stats.encoding else ""
     print(
@@ -168,6 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     from cxnlp.feedback.cli import add_store_options, add_verbs
 
     add_store_options(p, dataset_required=False)
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="ray: classify on a Ray cluster (INPUT may then be a directory or a glob)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: join this cluster (auto, ray://host:port); default: start one here",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="with --engine ray: actors (default: all CPUs)"
+    )
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=["csv", "jsonl", "parquet", "xlsx"],
+        help="with --engine ray: output format; a directory output is a Parquet dataset",
+    )
     p.set_defaults(handler=_classify)
 
     p = verbs.add_parser(
@@ -260,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("gensim").setLevel(logging.WARNING)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"cxnlp {args.verb}: error: {message}", file=sys.stderr)
         return 2

@@ -77,6 +77,9 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             max_queued=settings.max_jobs_queued,
             chunk_rows=settings.job_chunk_rows,
             store_result=lambda job: store_job(app.state.feedback, job, settings),
+            ray_address=settings.ray_address,
+            ray_min_bytes=settings.ray_min_bytes,
+            ray_workers=settings.ray_workers,
         )
         state = ServiceState(settings, metrics, batcher, runner, api_keys, admin_keys, handle)
         app.state.cxnlp = state  # before the job runner starts: it may resume a job at once

@@ -93,11 +93,20 @@ class JobRunner:
         max_queued: int = 16,
         chunk_rows: int = 2000,
         store_result: Callable[[Job], dict[str, Any]] | None = None,
+        ray_address: str | None = None,
+        ray_min_bytes: int = 64 * 1024 * 1024,
+        ray_workers: int | None = None,
     ) -> None:
         self.jobs_dir = Path(jobs_dir)
         self.store_result = store_result
         self.current_model = current_model
         self.chunk_rows = chunk_rows
+        # Uploads of at least ray_min_bytes run on Ray (cxnlp.io.ray_engine) when an address is set.
+        self.ray_address, self.ray_min_bytes, self.ray_workers = (
+            ray_address,
+            ray_min_bytes,
+            ray_workers,
+        )
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=max_queued)
@@ -155,18 +164,21 @@ class JobRunner:
         job.status, job.model, job.started_at = "running", handle.name, time.time()
         self._save(job)
         try:
-            stats = classify_file(
-                _CountingModel(handle.model, job),
-                job.input_path,
-                job.output_path,
-                text_col=job.text_col,
-                id_col=job.id_col,
-                chunk_rows=self.chunk_rows,
-                # The parts a killed run finished are reused when the input, settings and model
-                # are the same (classify_file checks), else the job starts over.
-                resume=True,
-                progress=False,
-            )
+            if self._on_ray(job):
+                stats = self._classify_on_ray(handle.model, job)
+            else:
+                stats = classify_file(
+                    _CountingModel(handle.model, job),
+                    job.input_path,
+                    job.output_path,
+                    text_col=job.text_col,
+                    id_col=job.id_col,
+                    chunk_rows=self.chunk_rows,
+                    # The parts a killed run finished are reused when the input, settings and
+                    # model are the same (classify_file checks), else the job starts over.
+                    resume=True,
+                    progress=False,
+                )
         except (KeyError, ValueError, FileNotFoundError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             self._finish(job, "failed", error=str(message).replace(job.input_path, job.filename))
@@ -189,6 +201,29 @@ class JobRunner:
                     )
                     return
             self._finish(job, "succeeded")
+
+    def _on_ray(self, job: Job) -> bool:
+        return bool(self.ray_address) and Path(job.input_path).stat().st_size >= self.ray_min_bytes
+
+    def _classify_on_ray(self, model: Any, job: Job) -> Any:
+        # The actors get the model itself; progress comes back per partition.
+        def done(rows: int) -> None:
+            job.rows_done += rows
+
+        logger.info("job %s runs on Ray (%s)", job.id, self.ray_address)
+        return classify_file(
+            model,
+            job.input_path,
+            job.output_path,
+            text_col=job.text_col,
+            id_col=job.id_col,
+            chunk_rows=self.chunk_rows,
+            progress=False,
+            engine="ray",
+            address=None if self.ray_address == "local" else self.ray_address,
+            workers=self.ray_workers,
+            on_rows=done,
+        )
 
     def _finish(self, job: Job, status: str, error: str | None = None) -> None:
         job.status, job.error, job.finished_at = status, error, time.time()

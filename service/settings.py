@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     jobs_dir: Path = Field(Path("cxnlp-jobs"), description="where uploaded jobs and results live")
     max_jobs_queued: int = Field(16, ge=1, description="jobs waiting to run before 503")
     job_chunk_rows: int = Field(2000, ge=1)
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster (auto, ray://host:port) that classifies large job uploads; "
+        "'local' starts a Ray runtime on this machine per job; unset: jobs run in the service",
+    )
+    ray_min_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="uploads of at least this size go to Ray"
+    )
+    ray_workers: int | None = Field(
+        None, ge=1, description="Ray actors per job (default: all CPUs)"
+    )
 
     database_url: str | None = Field(
         None,

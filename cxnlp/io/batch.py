@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,13 +135,36 @@ def classify_file(
     chunk_rows: int = 2000,
     resume: bool = False,
     progress: bool = True,
+    engine: str = "local",
+    **engine_options: Any,
 ) -> BatchStats:
     """Classify every row of `input_path` into `output_path` (formats from the extensions).
 
     A missing text column is an error before any work; `model` may be a function that loads
     the model, called only once the input's header has the text column. Rows get an `id_col`
     column of their 1-based row number when the input has none.
+
+    `engine="ray"` runs the job on Ray with the same output (`cxnlp.io.ray_engine.classify_file_ray`,
+    whose options - `address`, `workers`, `output_format` - go in `engine_options`).
     """
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {engine!r}; expected 'local' or 'ray'")
+    if engine == "local" and engine_options:
+        raise ValueError(f"{sorted(engine_options)} are options of engine='ray' only")
+    if engine == "ray":
+        from cxnlp.io.ray_engine import classify_file_ray
+
+        return classify_file_ray(
+            model() if callable(model) and not hasattr(model, "predict") else model,
+            input_path,
+            output_path,
+            text_col=text_col,
+            id_col=id_col,
+            chunk_rows=chunk_rows,
+            resume=resume,
+            progress=progress,
+            **engine_options,
+        )
     input_path, output_path = Path(input_path), Path(output_path)
     table_format(output_path)  # an unsupported output type fails before any work
     if not input_path.is_file():
