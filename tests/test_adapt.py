@@ -296,3 +296,35 @@ def test_classify_select_fill_train_loop_through_the_cli(
     assert "held-out part of your file" in printed and f"saved {out}" in printed
     record = json.loads((out / "config.json").read_text(encoding="utf-8"))["adapted_on"]
     assert record["rows"] == int((filled["label"] != "").sum())
+
+
+def test_gate_scores_both_models_on_held_out_rows_and_sampled_standard_tests(
+    tiny_fast_model, tmp_path: Path
+):
+    from training.adapt import format_gate, run_gate, sample_test_sets
+
+    corpus = tmp_path / "corpus"
+    (corpus / "en").mkdir(parents=True)
+    rows = [
+        {"text": f"{text} {i}", "label": label, "lang": "en", "split": "test"}
+        for i in range(5)
+        for (lang, label), texts in TEXTS.items()
+        if lang == "en"
+        for text in texts
+    ]
+    with (corpus / "en" / "twitter_us_airline.jsonl").open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in rows)
+    test = sample_test_sets(corpus, 10, seed=0)
+    assert len(test) == 10 and set(test["dataset"]) == {"twitter_us_airline"}
+    assert len(sample_test_sets(corpus, None, seed=0)) == 45
+
+    holdout = pd.DataFrame(_rows())
+    frame = holdout.assign(dataset="mine", label="neutral")
+    adapted, _ = update_fast(tiny_fast_model, frame.iloc[:12], AdaptConfig(), progress=False)
+    gate = run_gate(tiny_fast_model, adapted, holdout, test_frame=test, progress=False)
+    assert gate["holdout"]["base"]["*"]["n"] == 27 and set(gate["holdout"]["base"]) >= {"fa", "en"}
+    assert gate["standard"]["rows"] == 10
+    b, a = gate["holdout"]["base"]["*"]["macro_f1"], gate["holdout"]["adapted"]["*"]["macro_f1"]
+    table = format_gate(gate)
+    assert "standard tests, 10 rows" in table and f"{a - b:+.4f}" in table
+    assert "verdict:" in table

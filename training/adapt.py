@@ -63,7 +63,11 @@ class AdaptConfig:
     min_steps: int = 30
     max_steps: int = 400
     batch_size: int = 16
-    lr: float = 5e-4
+    lr: float = 1e-3
+    # The sentiment head is shared by every language: moving it (its bias above all) to fit one
+    # customer's label mix would move the other languages' predictions too, so by default only
+    # the adapters learn.
+    train_head: bool = False
     head_lr: float = 1e-3
     warmup_ratio: float = 0.1
     lora_r: int = 8
@@ -236,14 +240,14 @@ def adapt_transformer(
     )
     peft_model = get_peft_model(net, lora)
     inner = peft_model.base_model.model
-    for parameter in inner.head.parameters():
-        parameter.requires_grad_(True)
     adapters = [p for n, p in inner.named_parameters() if p.requires_grad and "lora_" in n]
-    head = list(inner.head.parameters())
-    optimizer = torch.optim.AdamW(
-        [{"params": adapters, "lr": config.lr}, {"params": head, "lr": config.head_lr}],
-        weight_decay=0.0,
-    )
+    head = list(inner.head.parameters()) if config.train_head else []
+    for parameter in head:
+        parameter.requires_grad_(True)
+    groups = [{"params": adapters, "lr": config.lr}]
+    if head:
+        groups.append({"params": head, "lr": config.head_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     total = config.steps_for(len(train))
     warmup = max(1, int(total * config.warmup_ratio))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -320,11 +324,14 @@ def update_fast(
     fast: Any, train: pd.DataFrame, config: AdaptConfig, progress: bool = True
 ) -> tuple[Any, dict[str, Any]]:
     """A copy of the char n-gram member whose weights take an L2-penalised step from the base's
-    towards the user's rows: minimise sum_i w_i CE_i + |dW|^2 / (2 C) over the weights of the
-    n-grams the rows contain (and the intercepts, unpenalised). Labels a file never uses are
-    left out of its rows' softmax, as for the transformer."""
+    towards the user's rows: minimise sum_i w_i CE_i + sum_j dW_j^2 / (2 C_j) over the weights of
+    the n-grams the rows contain. The intercepts stay, and n-grams of one or two characters (a
+    script's letters, shared by every text in it, so a language-wide intercept in effect) move
+    ten times less: one customer's label mix must not shift every Persian or Arabic text. Labels
+    a file never uses are left out of its rows' softmax, as for the transformer."""
     from scipy.optimize import minimize
     from scipy.special import log_softmax
+    from sklearn.feature_extraction.text import HashingVectorizer
 
     texts = train["text"].tolist()
     x = fast.tfidf_.transform(fast._vectorizer().transform(texts)).tocsr()
@@ -332,6 +339,16 @@ def update_fast(
     xs = x[:, columns].tocsr()
     base_w = fast.classifier_.coef_[:, columns].copy()
     base_b = fast.classifier_.intercept_.copy()
+    short_vectorizer = HashingVectorizer(
+        analyzer="char_wb",
+        ngram_range=(1, 2),
+        n_features=fast.n_features,
+        alternate_sign=False,
+        norm=None,
+        lowercase=True,
+    )
+    short = np.isin(columns, np.unique(short_vectorizer.transform(texts).indices))
+    inverse_c = np.where(short, 10.0, 1.0) / config.fast_C
     k, c = len(columns), len(SENTIMENTS)
     y = np.array([SENTIMENTS.index(label) for label in train["label"]])
     allowed = label_masks(train).numpy() > 0
@@ -339,21 +356,20 @@ def update_fast(
     onehot = np.eye(c)[y]
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        dw, db = theta[: c * k].reshape(c, k), theta[c * k :]
-        z = np.asarray(xs @ (base_w + dw).T) + base_b + db
+        dw = theta.reshape(c, k)
+        z = np.asarray(xs @ (base_w + dw).T) + base_b
         z = np.where(allowed, z, -1e9)
         logp = log_softmax(z, axis=1)
         loss = -float(np.sum(weight * logp[np.arange(len(y)), y]))
-        loss += float(np.sum(dw**2)) / (2 * config.fast_C)
+        loss += float(np.sum(dw**2 * inverse_c)) / 2
         g = (np.exp(logp) - onehot) * weight[:, None]
-        grad_w = np.asarray((xs.T @ g).T) + dw / config.fast_C
-        grad_b = g.sum(axis=0)
-        return loss, np.concatenate([grad_w.ravel(), grad_b])
+        grad = np.asarray((xs.T @ g).T) + dw * inverse_c
+        return loss, grad.ravel()
 
     bar = tqdm(total=200, desc="updating the n-gram member", unit="iter", disable=not progress)
     result = minimize(
         objective,
-        np.zeros(c * k + c),
+        np.zeros(c * k),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": 200},
@@ -362,9 +378,13 @@ def update_fast(
     bar.close()
     updated = copy.deepcopy(fast)
     updated.classifier_.coef_ = fast.classifier_.coef_.copy()
-    updated.classifier_.coef_[:, columns] += result.x[: c * k].reshape(c, k)
-    updated.classifier_.intercept_ = base_b + result.x[c * k :]
-    return updated, {"ngrams_updated": int(k), "iterations": int(result.nit)}
+    updated.classifier_.coef_[:, columns] += result.x.reshape(c, k)
+    info = {
+        "ngrams_updated": int(k),
+        "short_ngrams": int(short.sum()),
+        "iterations": int(result.nit),
+    }
+    return updated, info
 
 
 def _predict(
@@ -660,12 +680,14 @@ def adapted_card(
             f"{config.max_steps}); loss {1 - config.distill_weight:.2f} x cross-entropy + "
             f"{config.distill_weight:.2f} x KL to the base's predictions (T "
             f"{config.distill_temperature:g}) + {config.feature_weight:.2f} x top-layer "
-            "feature drift"
+            "feature drift; sentiment head "
+            + ("trained" if config.train_head else "kept (shared by every language)")
         )
     if "fast" in info:
         lines.append(
             f"- char n-gram member: the weights of {info['fast']['ngrams_updated']} n-grams "
-            f"moved from the base's by an L2-penalised fit (C {config.fast_C:g}); IDF kept"
+            f"moved from the base's by an L2-penalised fit (C {config.fast_C:g}, a tenth of it "
+            "for 1-2 character n-grams); IDF and intercepts kept"
         )
     lines += [
         "- blend weights, calibration temperatures and the topic head: the base's",
