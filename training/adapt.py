@@ -289,7 +289,7 @@ def adapt_transformer(
         torch.nn.utils.clip_grad_norm_(adapters + head, 1.0)
         optimizer.step()
         scheduler.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.update(1)
         if (step + 1) % 10 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
