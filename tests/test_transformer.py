@@ -236,7 +236,8 @@ def test_retraining_a_model_with_topics_says_the_topic_head_was_not_carried_over
     TopicTagger(TOPICS, width, hidden=4).save(base / TOPICS_DIR)
     assert load(base).topic_tagger is not None
     out = tmp_path / "retrained"
-    assert main(["train", "--base", str(base), "--data", str(labeled_csv), "--out", str(out)]) == 0
+    command = ["train", "--base", str(base), "--data", str(labeled_csv), "--out", str(out)]
+    assert main([*command, "--full-retrain"]) == 0
     assert load(out).topic_tagger is None
     message = capsys.readouterr().err
     assert "has no topic head" in message and "cxnlp train-topics" in message

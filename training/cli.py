@@ -21,7 +21,20 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--promote", action="store_true", help="run the retraining gate afterwards")
     p.add_argument("--test-data", default=DEFAULT_TEST_DATA, help="test sets for --promote")
     p.add_argument("--margin", type=float, default=0.01, help="largest macro-F1 loss allowed")
+    p.add_argument(
+        "--full-retrain",
+        action="store_true",
+        help="with --base: run the base's whole training recipe on --data instead of adapting "
+        "(slow; drops the topic head)",
+    )
+    from training.adapt_cli import add_adapt_arguments
+
+    add_adapt_arguments(p)
     p.set_defaults(handler=_train)
+
+    from training.adapt_cli import add_verbs as add_adapt_verbs
+
+    add_adapt_verbs(verbs)
 
     p = verbs.add_parser("evaluate", help="score a model on labeled data")
     p.add_argument("--model", default="default", help="model name or path")
@@ -88,6 +101,14 @@ def _train(args: argparse.Namespace) -> int:
     from training.config import Config
     from training.train import dev_scores, train
 
+    if args.base and not args.full_retrain and not args.config:
+        if not args.data:
+            raise ValueError("--base retrains on new labels: give them with --data FILE")
+        from training.adapt_cli import run_adapt
+
+        args.out = args.out or str(models_dir() / f"{Path(args.base).name}-adapted")
+        status = run_adapt(args)
+        return _gate(Path(args.out), "default", args) if args.promote else status
     if args.base:
         base = resolve_model(args.base)
         if not args.data:

@@ -134,14 +134,22 @@ class LabeledDataError(ValueError):
         )
 
 
-def read_labeled(path: str | Path) -> pd.DataFrame:
-    """Read and validate a user's labeled file (CSV, JSONL, Parquet or XLSX).
+def read_labeled(path: str | Path, *, skip_unlabeled: bool = False) -> pd.DataFrame:
+    """Read and validate a user's labeled file (CSV, JSONL, Parquet or XLSX), or a Label Studio
+    JSON export (`.json`, see `training.labeling.read_label_studio`).
 
     Required columns: `text`, `label` (positive / negative / neutral; case and spacing ignored).
     Optional: `lang` (fa / ar / en; detected when absent), `topics`, `split` (train / dev / test).
-    Rows are numbered from 1, the header excluded, as a spreadsheet user counts them.
+    Rows are numbered from 1, the header excluded, as a spreadsheet user counts them. With
+    `skip_unlabeled`, rows whose label cell is blank (not labeled yet, as in a half-filled
+    `cxnlp select` file) are left out and counted in the log instead of being errors.
     """
-    table = read_table(path)
+    if Path(path).suffix.lower() == ".json":
+        from training.labeling import read_label_studio
+
+        table = read_label_studio(path)
+    else:
+        table = read_table(path)
     missing = [c for c in ("text", "label") if c not in table.columns]
     if missing:
         raise LabeledDataError(
@@ -150,8 +158,21 @@ def read_labeled(path: str | Path) -> pd.DataFrame:
     problems: list[str] = []
     texts = table["text"].map(lambda v: "" if pd.isna(v) else str(v).strip())
     labels = table["label"].map(lambda v: "" if pd.isna(v) else str(v).strip().lower())
+    numbers = list(range(1, len(table) + 1))
+    if skip_unlabeled:
+        labeled = (labels != "").to_numpy()
+        if not labeled.all():
+            logger.warning(
+                "%s: %d of %d rows have no label yet and are left out",
+                path,
+                int((~labeled).sum()),
+                len(labels),
+            )
+        # Rows keep their numbers in the messages: a filtered row is counted, not renumbered.
+        table, texts, labels = table[labeled], texts[labeled], labels[labeled]
+        numbers = [n for n, keep in zip(numbers, labeled, strict=True) if keep]
     first_row_of: dict[str, tuple[int, str]] = {}
-    for index, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
+    for index, text, label in zip(numbers, texts, labels, strict=True):
         if not text:
             problems.append(f"row {index}: empty text")
         if label not in SENTIMENTS:
@@ -178,7 +199,7 @@ def read_labeled(path: str | Path) -> pd.DataFrame:
     # the language is detected and the split derived from the text, row by row.
     langs = _cells(table, "lang")
     splits = _cells(table, "split").map(str.lower)
-    for index, (lang, split) in enumerate(zip(langs, splits, strict=True), start=1):
+    for index, lang, split in zip(numbers, langs, splits, strict=True):
         if lang and lang not in LANGS:
             problems.append(f"row {index}: unknown lang {lang!r}; expected one of {list(LANGS)}")
         if split and split not in SPLITS:
@@ -199,7 +220,7 @@ def read_labeled(path: str | Path) -> pd.DataFrame:
     result["split"] = [split or hash_split(t) for t, split in zip(texts, splits, strict=True)]
     result["dataset"] = Path(path).stem
     result["domain"] = "user"
-    return result
+    return result.reset_index(drop=True)
 
 
 def _cells(table: pd.DataFrame, column: str) -> pd.Series:

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 def prepare_frames(config: Config, data_file: str | Path | None = None):
     """Train and dev frames with normalised texts and the three sentiments only."""
     if data_file is not None:
-        frame = read_labeled(data_file)
+        frame = read_labeled(data_file, skip_unlabeled=True)
     else:
         frame = load_corpus(
             config.data.dir,

@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxnlp.io import FORMATS, detect_delimiter, detect_encoding, table_format
 from cxnlp.io.batch import BatchStats, _assemble, classify_frame, custom_topic_names
+from cxnlp.io.tables import FORMATS, detect_delimiter, detect_encoding, table_format
 from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
@@ -682,7 +682,7 @@ def _write_dataset(parts: list[Path], output_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from cxnlp.io.batch import RESULT_COLUMNS
+    from cxnlp.labels import RESULT_COLUMNS
 
     output_path = Path(str(output_path).rstrip("/" + os.sep))
     tmp = output_path.with_name(f".{output_path.name}.tmp")

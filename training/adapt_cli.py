@@ -1,0 +1,123 @@
+"""The `cxnlp adapt` and `cxnlp select` verbs: each parses its arguments and calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_TEST_DATA = "../shared/data"
+
+
+def add_adapt_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the adaptation recipe (shared by `adapt` and `train --base`)."""
+    p.add_argument("--holdout", type=float, default=0.2, help="share held out for the gate")
+    p.add_argument("--epochs", type=float, default=4.0, help="passes over your rows")
+    p.add_argument("--max-steps", type=int, default=400, help="cap on training steps")
+    p.add_argument(
+        "--distill-weight", type=float, default=0.3, help="weight of the pull to the base"
+    )
+    p.add_argument(
+        "--test-per-dataset",
+        type=int,
+        default=200,
+        help="rows of each standard test set the gate scores (0: all)",
+    )
+    p.add_argument(
+        "--no-standard-tests",
+        action="store_true",
+        help="gate on your held-out rows only, even where the standard test sets are at hand",
+    )
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_verbs(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser(
+        "adapt", help="adapt a model to your own labeled rows in minutes (LoRA + distillation)"
+    )
+    p.add_argument("--base", default="default", help="model to adapt (name or path)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="labeled file (CSV/JSONL/Parquet/XLSX with text,label[,lang]) or a Label Studio "
+        "JSON export; rows with a blank label are skipped",
+    )
+    p.add_argument("--out", required=True, help="output model directory")
+    p.add_argument("--test-data", default=DEFAULT_TEST_DATA, help="standard test sets, if any")
+    add_adapt_arguments(p)
+    p.set_defaults(handler=run_adapt)
+
+    p = verbs.add_parser(
+        "select", help="choose the rows of a classified export most worth labeling"
+    )
+    p.add_argument("classified", help="output of `cxnlp classify` (text and p_* columns)")
+    p.add_argument("-o", "--output", required=True, help="CSV to write (empty `label` column)")
+    p.add_argument("--n", type=int, default=300, help="how many rows to choose")
+    p.add_argument("--model", default="default", help="model whose encoder embeds the texts")
+    p.add_argument("--text-col", default="text")
+    p.add_argument("--id-col", default="id")
+    p.add_argument(
+        "--pool-factor",
+        type=float,
+        default=4.0,
+        help="the most uncertain n x this rows are the pool diversity is chosen from",
+    )
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(handler=_select)
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    from training.adapt import AdaptConfig, adapt
+
+    config = AdaptConfig(
+        holdout=args.holdout,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        min_steps=min(AdaptConfig.min_steps, args.max_steps),
+        distill_weight=args.distill_weight,
+        seed=args.seed,
+    )
+    test_data = None if args.no_standard_tests else args.test_data
+    result = adapt(
+        args.base,
+        args.data,
+        args.out,
+        config=config,
+        test_data=test_data,
+        test_per_dataset=args.test_per_dataset or None,
+        progress=not args.quiet,
+    )
+    print(result.table())
+    print(f"saved {result.path} ({result.steps} steps, {result.seconds:.0f} s)")
+    if result.gate.get("test_data") is None and not args.no_standard_tests:
+        print(
+            f"note: no standard test sets at {args.test_data}; gated on your held-out rows only",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from cxnlp.models.store import load
+    from training.labeling import select_file
+
+    model = load(args.model)
+    selected, paths = select_file(
+        args.classified,
+        args.output,
+        args.n,
+        model=model,
+        model_version=Path(model.source_ or args.model).name,
+        text_col=args.text_col,
+        id_col=args.id_col,
+        pool_factor=args.pool_factor,
+        progress=not args.quiet,
+    )
+    print(
+        f"chose {len(selected)} rows (median uncertainty {selected['uncertainty'].median():.2f}); "
+        "label them in one of:"
+    )
+    for path in paths:
+        print(f"  {path}")
+    return 0
