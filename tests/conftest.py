@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cxnlp.backbone.build import build as backbone
+from cxnlp.backbone import build as backbone
 
 
 @pytest.fixture(scope="session", autouse=True)

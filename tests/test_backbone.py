@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxnlp.backbone.build import build as backbone
-from cxnlp.backbone.build import e5s1
+from cxnlp.backbone import build as backbone
+from cxnlp.backbone import e5s1
 
 # Real short customer-feedback sentences (copied from the project's fa/ar/en corpora).
 SENTENCES = {

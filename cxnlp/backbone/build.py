@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cxnlp.backbone.build import e5s1
-from cxnlp.backbone.build import tokenizer as e5tokenizer
+from cxnlp.backbone import e5s1
+from cxnlp.backbone import tokenizer as e5tokenizer
 
 try:
     import fcntl
