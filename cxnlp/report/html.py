@@ -130,8 +130,10 @@ def topic_bars(summary: dict[str, Any], limit: int = 15, width: int = 260) -> st
 
 def trend_chart(summary: dict[str, Any], width: int = 760, height: int = 240) -> str:
     """Inline SVG: one 100% stacked column of raw shares per period, and the negative share with
-    its Wilson interval (band) and its PCC / ACC estimates as a line; empty when no periods."""
+    its Wilson interval (band), and, with a labeled sample, its corrected estimate as a dashed
+    line; empty when no periods."""
     periods = summary.get("by_period") or []
+    sampled = (summary.get("settings") or {}).get("confusion_source") == "labeled sample"
     if not periods:
         return Markup("")
     left, right, top, bottom = 44, 12, 12, 54
@@ -158,7 +160,10 @@ def trend_chart(summary: dict[str, Any], width: int = 760, height: int = 240) ->
             low, high = p["raw"]["ci95"]["negative"]
             band_hi.append(f"{centre:.1f},{top + plot_h * (1 - high):.1f}")
             band_lo.append(f"{centre:.1f},{top + plot_h * (1 - low):.1f}")
-            fix = (p.get("acc") or p.get("pcc") or {}).get("shares", {}).get("negative")
+            # Only a correction from the user's own labeled sample is drawn: the dev-matrix ACC
+            # and PCC can be further from the truth than the raw line.
+            fix = (p.get("pacc") or p.get("acc") or {}).get("shares", {}).get("negative")
+            fix = fix if sampled else None
             if fix is not None:
                 corrected.append(f"{centre:.1f},{top + plot_h * (1 - fix):.1f}")
     return Markup(
