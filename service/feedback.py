@@ -179,7 +179,7 @@ async def store_results(
     rows = []
     for item, result in zip(body.items, results, strict=True):
         row = {**(item.model_extra or {}), "id": item.id, "text": item.text}
-        row.update(result.model_dump(exclude={"id"}))
+        row.update(result.model_dump(exclude={"id", "truncated"}))
         rows.append(row)
     _, version = model_identity(handle.model)
     holder = request.app.state.feedback

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cxnlp.labels import SENTIMENTS
+from cxnlp.models.base import Prediction
 from cxnlp.topics.aspects import (
     AspectOptions,
     Span,
@@ -138,6 +139,7 @@ class StubTagger:
 
 class StubModel:
     labels = SENTIMENTS
+    prediction_class = Prediction
 
     def __init__(self, max_length: int | None = None, tagger: StubTagger | None = None):
         self.calls: list[list[str]] = []

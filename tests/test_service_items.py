@@ -122,7 +122,7 @@ def test_classify_and_analyze_give_the_same_fields_and_rounding(client):
     assert [i["id"] for i in a] == ["0", "k"]  # a missing id is the position, as a string
     for item in a:
         assert set(item) == {
-            "id", "sentiment", "probabilities", "confidence", "lang", "topics", "error",
+            "id", "sentiment", "probabilities", "confidence", "lang", "topics", "mixed", "error",
             "truncated",
         }  # fmt: skip
         for value in [*item["probabilities"].values(), item["confidence"]]:

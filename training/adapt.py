@@ -205,7 +205,9 @@ def adapt_transformer(
     net = copy.deepcopy(member.net).float().cpu()
     tap = member.tap_layer
     n_layers = len(net.layers)
-    ids = tokenize(member.tokenizer, train["text"].tolist(), member.max_length)
+    ids = tokenize(
+        member.tokenizer, train["text"].tolist(), member.max_length, member.net.spec.prefix
+    )
     if tap > 0:
         cache = cache_lower_layers(net, ids, tap)
     else:  # a model whose topic head taps the embeddings: nothing below it to cache

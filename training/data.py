@@ -20,6 +20,7 @@ import yaml
 
 from cxnlp.io.tables import read_table
 from cxnlp.labels import LANGS, SENTIMENTS
+from cxnlp.text.clean import text_key
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +95,6 @@ def load_corpus(
     corpus = corpus[["text", "label", "lang", "dataset", "split", "domain", "topics", "aspects"]]
     corpus = corpus[corpus["text"].astype(str).str.strip() != ""]
     return remove_leaks(corpus).reset_index(drop=True)
-
-
-def text_key(text: str) -> str:
-    """The identity of a text for de-duplication: case and spacing do not make a new text."""
-    return _SPACES.sub(" ", str(text)).strip().casefold()
 
 
 def remove_leaks(corpus: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from cxnlp.io import read_table, write_table
 from cxnlp.labels import SENTIMENTS
 from cxnlp.models.base import SentimentModel
+from cxnlp.text.clean import text_key
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +124,6 @@ def select_for_labeling(
     form the pool; `core_set` picks `n` of them over `model`'s embeddings. Returns the chosen rows
     in the order they were picked, with `rank`, `uncertainty`, `predicted` and an empty `label`.
     """
-    from training.data import text_key
-
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     missing = [c for c in (text_col, *PROBABILITY_COLUMNS) if c not in frame.columns]

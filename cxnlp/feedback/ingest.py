@@ -154,7 +154,8 @@ def records_from_frame(
     has in the store, else is dated when it reaches the store; a date without a zone is UTC.
     """
     missing = [c for c in (id_col, text_col) if c not in frame.columns]
-    missing += [c for c in RESULT_COLUMNS if c not in frame.columns]
+    # `mixed` came with clause-level reading: files classified before it lack the column.
+    missing += [c for c in RESULT_COLUMNS if c not in frame.columns and c != "mixed"]
     if missing:
         raise ValueError(
             f"missing column(s) {missing}; the table has {list(frame.columns)}. Ingest takes "

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxnlp.io.batch import BatchStats, _assemble, classify_frame, custom_topic_names
+from cxnlp.io.frames import BatchStats, assemble, classify_frame, custom_topic_names
 from cxnlp.io.tables import FORMATS, detect_delimiter, detect_encoding, table_format
 from cxnlp.models.base import SentimentModel
 
@@ -544,7 +544,7 @@ def classify_file_ray(
     if dataset:
         _write_dataset(parts, output_path)
     else:
-        _assemble(parts, output_path)
+        assemble(parts, output_path)
     shutil.rmtree(work)
     encodings = list(dict.fromkeys(f.encoding for f in plan.files if f.encoding))
     stats = RayBatchStats(

@@ -50,6 +50,8 @@ class SentimentModel:
 
     kind: ClassVar[str] = ""
     labels: tuple[str, ...] = SENTIMENTS
+    # What predict returns per text (cxnlp.topics.aspects builds them through this name).
+    prediction_class: ClassVar[type] = Prediction
 
     def __init__(self) -> None:
         # Calibration temperature per language, "*" for any other; fitted on dev data in training.

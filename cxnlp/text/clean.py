@@ -124,3 +124,15 @@ def replace_contacts(text: str) -> str:
 def collapse_repeated_letters(text: str) -> str:
     """Cut a letter repeated 3+ times to 2 ("عاااالی" -> "عاالی"), keeping the emphasis cue."""
     return _REPEATED_LETTER_RE.sub(r"\1\1", text)
+
+
+_RUNS_OF_SPACE = re.compile(r"\s+")
+
+
+def text_key(text: str) -> str:
+    """The identity of a text for de-duplication: case and spacing do not make a new text.
+
+    >>> text_key("  Great   APP ") == text_key("great app")
+    True
+    """
+    return _RUNS_OF_SPACE.sub(" ", str(text)).strip().casefold()

@@ -373,7 +373,9 @@ def analyze(
     options: AspectOptions | None = None,
 ) -> list[Prediction]:
     """One `Prediction` per text, with clause-level topic polarity, `mixed` and evidence."""
-    from cxnlp.models.base import Prediction
+    # The model names its result class, so this module needs no import of cxnlp.models.base
+    # (which imports this one).
+    Prediction = model.prediction_class  # noqa: N806
 
     options = options or getattr(model, "aspect_options", None) or AspectOptions()
     if isinstance(texts, str):

@@ -1,0 +1,147 @@
+"""What both batch engines share: one frame classified row by row into the result columns
+(`classify_frame`), the run's counts (`BatchStats`), and the parts directory joined into the
+output file (`assemble`)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cxnlp.io.tables import (
+    escape_formulas,
+    table_format,
+    write_table,
+)
+from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, encode_topics, probability_column, topics_cells
+from cxnlp.models.base import SentimentModel
+
+logger = logging.getLogger(__name__)
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass
+class BatchStats:
+    rows: int
+    errors: int
+    seconds: float
+    # The encoding a CSV input was read in (None for the other formats).
+    encoding: str | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("nan")
+
+
+def custom_topic_names(model: SentimentModel) -> list[str]:
+    """The custom topics added to `model` (they change its output, so a resume must match them)."""
+    tagger = getattr(model, "topic_tagger", None)
+    return [topic.name for topic in tagger.custom_topics] if tagger is not None else []
+
+
+def row_error(value: object) -> str | None:
+    """Why a cell cannot be classified, or None when it can."""
+    # pd.isna also catches pd.NA and NaT, which a "string"-typed or Parquet column holds.
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return "missing text"
+    text = str(value)
+    if not text.strip():
+        return "empty text"
+    if "\ufffd" in text:
+        return "text has bytes that could not be decoded in the file's encoding"
+    if _SURROGATE_RE.search(text):
+        return "text is not valid Unicode: it has a lone surrogate (half of a UTF-16 pair)"
+    return None
+
+
+def classify_frame(
+    model: SentimentModel,
+    frame: pd.DataFrame,
+    text_col: str = "text",
+    lang_col: str | None = None,
+) -> pd.DataFrame:
+    """`frame` with the result columns added; rows that cannot be classified get `error`.
+
+    With `lang_col`, a row's fa / ar / en there is used instead of detecting its language.
+    """
+    out = frame.copy()
+    errors = [row_error(v) for v in frame[text_col].tolist()]
+    ok = [i for i, e in enumerate(errors) if e is None]
+    texts = [str(frame[text_col].iloc[i]) for i in ok]
+    langs: list[str | None] = [None] * len(ok)
+    if lang_col is not None and lang_col in frame.columns:
+        given = frame[lang_col].tolist()
+        langs = [given[i] if given[i] in ("fa", "ar", "en") else None for i in ok]
+    results: dict[int, dict] = {}
+    try:
+        predictions = model.predict(texts, langs) if texts else []
+        results = {i: p.to_dict() for i, p in zip(ok, predictions, strict=True)}
+    except Exception:  # noqa: BLE001 - isolate the failing rows instead of losing the chunk
+        logger.exception("a chunk failed as a whole; classifying its rows one by one")
+        for i, text, lang in zip(ok, texts, langs, strict=True):
+            try:
+                results[i] = model.predict([text], [lang])[0].to_dict()
+            except Exception as exc:  # noqa: BLE001
+                # The message stays in the log: it can quote the text or the model's internals.
+                logger.warning("row %d failed: %s: %s", i, type(exc).__name__, exc)
+                errors[i] = f"classification failed ({type(exc).__name__}); the log has the details"
+    columns: dict[str, list] = {c: [] for c in RESULT_COLUMNS}
+    for i in range(len(frame)):
+        r = results.get(i)
+        columns["sentiment"].append(r["sentiment"] if r else None)
+        for label in SENTIMENTS:
+            column = probability_column(label)
+            columns[column].append(round(r["probabilities"][label], 6) if r else None)
+        columns["confidence"].append(round(r["confidence"], 6) if r else None)
+        columns["lang"].append(r["lang"] if r else None)
+        columns["topics"].append(encode_topics(r["topics"]) if r else None)
+        columns["mixed"].append(bool(r["mixed"]) if r else None)
+        columns["error"].append(errors[i])
+    clashing = [c for c in RESULT_COLUMNS if c in frame.columns]
+    if clashing:
+        logger.warning("input columns %s are replaced by the model's results", clashing)
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
+def assemble(parts: list[Path], output_path: Path) -> None:
+    """Join the parts into the output, written under a temporary name and renamed into place."""
+    tmp = output_path.with_name(f".{output_path.name}.tmp{output_path.suffix}")
+    kind = table_format(output_path)
+    if kind in ("csv", "jsonl"):
+        with open(tmp, "w", encoding="utf-8-sig" if kind == "csv" else "utf-8", newline="") as out:
+            for i, part in enumerate(parts):
+                frame = pd.read_parquet(part)
+                if kind == "csv":
+                    sep = "\t" if output_path.suffix.lower() == ".tsv" else ","
+                    # Texts a spreadsheet would run as formulas get a leading apostrophe.
+                    frame = escape_formulas(frame)
+                    # CRLF rows (RFC 4180): a text holding a bare CR is then quoted, not split.
+                    frame.to_csv(out, index=False, header=i == 0, sep=sep, lineterminator="\r\n")
+                elif len(frame):
+                    frame = topics_cells(frame, as_text=False)  # an array, not JSON in a string
+                    frame.to_json(out, orient="records", lines=True, force_ascii=False)
+    elif kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not parts:
+            pq.write_table(pa.table({c: pa.array([], pa.string()) for c in RESULT_COLUMNS}), tmp)
+        else:
+            # A column can be all-null (type null) in one part and typed in another, e.g. `error`
+            # in a chunk without errors: write every part in the schema that fits them all.
+            schema = pa.unify_schemas(
+                [pq.read_schema(part) for part in parts], promote_options="permissive"
+            ).remove_metadata()
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for part in parts:
+                    writer.write_table(pq.read_table(part).cast(schema))
+    else:
+        frames = [pd.read_parquet(p) for p in parts]
+        write_table(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), tmp)
+    tmp.replace(output_path)
