@@ -29,15 +29,15 @@ from sqlalchemy import JSON, Connection, delete, insert, select, tuple_
 
 from cxnlp.feedback.db import FeedbackStore, lock_for_writing, open_store
 from cxnlp.feedback.models import (
+    DAILY,
+    DAILY_TOPICS,
     DIMENSION_LEN,
+    DIMENSIONS,
+    ITEMS,
     STAT_MEASURES,
-    DailyStat,
-    DailyTopicStat,
-    DailyTopicTotal,
-    DailyTotal,
-    FeedbackDimension,
-    FeedbackItem,
-    ItemTopic,
+    TOPIC_TOTALS,
+    TOPICS,
+    TOTALS,
 )
 from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, decode_topics
 
@@ -51,14 +51,6 @@ INDEXED_DIMENSIONS = ("channel", "product")
 MENU_VALUES_PER_BATCH = 200
 _LOOKUP_CHUNK = 500
 _WRITE_CHUNK = 2000
-
-_ITEMS = FeedbackItem.__table__
-_TOPICS = ItemTopic.__table__
-_DAILY = DailyStat.__table__
-_DAILY_TOPICS = DailyTopicStat.__table__
-_TOTALS = DailyTotal.__table__
-_TOPIC_TOTALS = DailyTopicTotal.__table__
-_DIMENSIONS = FeedbackDimension.__table__
 
 
 @dataclass
@@ -406,7 +398,7 @@ class _CoreWriter:
         self.connection = connection
 
     def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-        c = _ITEMS.c
+        c = ITEMS.c
         found = []
         for part in _chunks(ids, _LOOKUP_CHUNK):
             query = select(*(c[k] for k in _OLD_COLUMNS)).where(
@@ -416,7 +408,7 @@ class _CoreWriter:
         return found
 
     def old_topics(self, pks: Sequence[int]) -> list[tuple]:
-        t = _TOPICS.c
+        t = TOPICS.c
         found = []
         for part in _chunks(pks, _LOOKUP_CHUNK):
             query = select(t.item_pk, t.topic, t.polarity).where(t.item_pk.in_(part))
@@ -425,16 +417,16 @@ class _CoreWriter:
 
     def delete_topics(self, pks: Sequence[int]) -> None:
         for part in _chunks(pks, _LOOKUP_CHUNK):
-            self.connection.execute(delete(_TOPICS).where(_TOPICS.c.item_pk.in_(part)))
+            self.connection.execute(delete(TOPICS).where(TOPICS.c.item_pk.in_(part)))
 
     def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         stmt = _upsert(
             self.connection,
-            _ITEMS,
+            ITEMS,
             ("dataset", "item_id"),
-            {c.name for c in _ITEMS.c if c.name not in _KEEP_ON_UPDATE},
+            {c.name for c in ITEMS.c if c.name not in _KEEP_ON_UPDATE},
             add=False,
-        ).returning(_ITEMS.c.item_id, _ITEMS.c.pk)
+        ).returning(ITEMS.c.item_id, ITEMS.c.pk)
         pks: dict[str, int] = {}
         for part in _chunks(rows, _WRITE_CHUNK):
             pks.update((r[0], r[1]) for r in self.connection.execute(stmt, list(part)))
@@ -498,13 +490,13 @@ class _SqliteWriter(_CoreWriter):
     def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         if not rows:
             return {}
-        columns = [c.name for c in _ITEMS.c if c.name != "pk"]
+        columns = [c.name for c in ITEMS.c if c.name != "pk"]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
         conflict = f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates}"
-        self._many(_ITEMS, self._insert_sql(_ITEMS, columns, conflict), columns, rows)
+        self._many(ITEMS, self._insert_sql(ITEMS, columns, conflict), columns, rows)
         dataset = rows[0]["dataset"]
         pks: dict[str, int] = {}
-        c = _ITEMS.c
+        c = ITEMS.c
         for part in _chunks([r["item_id"] for r in rows], _LOOKUP_CHUNK):
             query = select(c.item_id, c.pk).where(c.dataset == dataset, c.item_id.in_(part))
             pks.update((r[0], r[1]) for r in self.connection.execute(query))
@@ -542,7 +534,7 @@ class _PostgresWriter(_CoreWriter):
     def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         with self.raw.cursor() as cur:
             cur.execute(
-                f"SELECT {', '.join(_OLD_COLUMNS)} FROM {_ITEMS.name} "
+                f"SELECT {', '.join(_OLD_COLUMNS)} FROM {ITEMS.name} "
                 "WHERE dataset = %s AND item_id = ANY(%s)",
                 (dataset, list(ids)),
             )
@@ -551,14 +543,14 @@ class _PostgresWriter(_CoreWriter):
     def old_topics(self, pks: Sequence[int]) -> list[tuple]:
         with self.raw.cursor() as cur:
             cur.execute(
-                f"SELECT item_pk, topic, polarity FROM {_TOPICS.name} WHERE item_pk = ANY(%s)",
+                f"SELECT item_pk, topic, polarity FROM {TOPICS.name} WHERE item_pk = ANY(%s)",
                 (list(pks),),
             )
             return cur.fetchall()
 
     def delete_topics(self, pks: Sequence[int]) -> None:
         with self.raw.cursor() as cur:
-            cur.execute(f"DELETE FROM {_TOPICS.name} WHERE item_pk = ANY(%s)", (list(pks),))
+            cur.execute(f"DELETE FROM {TOPICS.name} WHERE item_pk = ANY(%s)", (list(pks),))
 
     def _stage(self, cur, table, columns: Sequence[str], rows: list[dict[str, Any]]) -> str:
         staging = f"_cxnlp_stage_{table.name}"
@@ -582,12 +574,12 @@ class _PostgresWriter(_CoreWriter):
     def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
         if not rows:
             return {}
-        columns = [c.name for c in _ITEMS.c if c.name != "pk"]
+        columns = [c.name for c in ITEMS.c if c.name != "pk"]
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
         with self.raw.cursor() as cur:
-            staging = self._stage(cur, _ITEMS, columns, rows)
+            staging = self._stage(cur, ITEMS, columns, rows)
             cur.execute(
-                f"INSERT INTO {_ITEMS.name} ({', '.join(columns)}) "
+                f"INSERT INTO {ITEMS.name} ({', '.join(columns)}) "
                 f"SELECT {', '.join(columns)} FROM {staging} "
                 f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates} RETURNING item_id, pk"
             )
@@ -675,7 +667,7 @@ def ingest_records(
         writer.delete_topics(list(old))
     pks = writer.upsert_items(item_rows)
     writer.insert(
-        _TOPICS,
+        TOPICS,
         [
             {
                 "item_pk": pks[r["item_id"]],
@@ -691,10 +683,10 @@ def ingest_records(
     totals = _project(deltas.stats)
     topic_totals = _project(deltas.topics)
     aggregates = (
-        (_DAILY, deltas.stats),
-        (_DAILY_TOPICS, deltas.topics),
-        (_TOTALS, totals),
-        (_TOPIC_TOTALS, topic_totals),
+        (DAILY, deltas.stats),
+        (DAILY_TOPICS, deltas.topics),
+        (TOTALS, totals),
+        (TOPIC_TOTALS, topic_totals),
     )
     for table, touched in aggregates:
         writer.add_to(table, _rollup_rows(touched, table.primary_key.columns.keys()))
@@ -702,7 +694,7 @@ def ingest_records(
         # Keys that an update emptied (an item that moved to another day or sentiment).
         for table, touched in aggregates:
             writer.delete_empty(table, [k for k, v in touched.items() if v[0] < 0])
-    writer.insert_missing(_DIMENSIONS, _dimension_rows(dataset, latest.values()))
+    writer.insert_missing(DIMENSIONS, _dimension_rows(dataset, latest.values()))
     return len(latest) - len(old_pks), len(old_pks)
 
 

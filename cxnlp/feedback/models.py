@@ -205,3 +205,13 @@ class FeedbackAlert(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime())
     notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
+
+
+# The Core tables behind the ORM classes, for the bulk statements of ingest and queries.
+ITEMS = FeedbackItem.__table__
+TOPICS = ItemTopic.__table__
+DAILY = DailyStat.__table__
+DAILY_TOPICS = DailyTopicStat.__table__
+TOTALS = DailyTotal.__table__
+TOPIC_TOTALS = DailyTopicTotal.__table__
+DIMENSIONS = FeedbackDimension.__table__

@@ -37,14 +37,14 @@ from sqlalchemy import (
 from sqlalchemy.sql import ColumnElement, Select
 
 from cxnlp.feedback.models import (
+    DAILY,
+    DAILY_TOPICS,
+    DIMENSIONS,
+    ITEMS,
     STAT_MEASURES,
-    DailyStat,
-    DailyTopicStat,
-    DailyTopicTotal,
-    DailyTotal,
-    FeedbackDimension,
-    FeedbackItem,
-    ItemTopic,
+    TOPIC_TOTALS,
+    TOPICS,
+    TOTALS,
 )
 from cxnlp.report.stats import cohens_h, holm_adjust, two_proportion_test, wilson_interval, z_value
 
@@ -56,14 +56,6 @@ KEYED = ("lang", "channel", "sentiment")
 GROUPABLE = ("lang", "channel", "sentiment", "dataset")
 # Item columns a filter may name directly (the rest are `dims`).
 FILTERABLE = ("lang", "channel", "product", "sentiment")
-
-_ITEMS = FeedbackItem.__table__
-_TOPICS = ItemTopic.__table__
-_DAILY = DailyStat.__table__
-_DAILY_TOPICS = DailyTopicStat.__table__
-_TOTALS = DailyTotal.__table__
-_TOPIC_TOTALS = DailyTopicTotal.__table__
-_DIMENSIONS = FeedbackDimension.__table__
 
 
 @dataclass
@@ -150,21 +142,21 @@ def _rollup_keys(table, topic: bool = False) -> list[ColumnElement]:
 
 def _dimension(name: str, dialect: str) -> ColumnElement:
     if name in (*FILTERABLE, "dataset"):
-        return _ITEMS.c[name]
+        return ITEMS.c[name]
     if dialect == "postgresql":
-        return _ITEMS.c.dimensions.op("->>")(literal(name, String))
-    return func.json_extract(_ITEMS.c.dimensions, literal(f'$."{name}"', String))
+        return ITEMS.c.dimensions.op("->>")(literal(name, String))
+    return func.json_extract(ITEMS.c.dimensions, literal(f'$."{name}"', String))
 
 
 def _search(q: str, dialect: str) -> ColumnElement:
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if dialect == "postgresql":
-        return _ITEMS.c.text.ilike(pattern, escape="\\")
-    return func.lower(_ITEMS.c.text).like(pattern.lower(), escape="\\")
+        return ITEMS.c.text.ilike(pattern, escape="\\")
+    return func.lower(ITEMS.c.text).like(pattern.lower(), escape="\\")
 
 
 def _items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
-    c = _ITEMS.c
+    c = ITEMS.c
     where = []
     if f.dataset:
         where.append(c.dataset.in_(f.dataset))
@@ -180,7 +172,7 @@ def _items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
         if values:
             where.append(_values_clause(_dimension(name, dialect), values, None))
     if f.topic:
-        t = _TOPICS.alias("filter_topics")
+        t = TOPICS.alias("filter_topics")
         where.append(exists().where(t.c.item_pk == c.pk, t.c.topic.in_(f.topic)))
     if f.q:
         where.append(_search(f.q, dialect))
@@ -194,7 +186,7 @@ def _micro(column: ColumnElement) -> ColumnElement:
 
 
 def _item_measures() -> list[ColumnElement]:
-    c = _ITEMS.c
+    c = ITEMS.c
     scored = c.score.is_not(None)
     return [
         literal(1, Integer).label("n"),
@@ -211,7 +203,7 @@ def _item_measures() -> list[ColumnElement]:
 
 
 def _item_keys(dialect: str, group: str | None = None) -> list[ColumnElement]:
-    c = _ITEMS.c
+    c = ITEMS.c
     keys = [
         c.dataset,
         c.day,
@@ -241,9 +233,9 @@ def _stat_facts(
     custom_group = group is not None and group not in GROUPABLE
     if f.keyed_only() and not custom_group:
         if _fine(f, group, fine):
-            table = _DAILY_TOPICS if f.topic else _DAILY
+            table = DAILY_TOPICS if f.topic else DAILY
         else:
-            table = _TOPIC_TOTALS if f.topic else _TOTALS
+            table = TOPIC_TOTALS if f.topic else TOTALS
         where = _rollup_where(table, f)
         if f.topic:
             where.append(table.c.topic == f.topic[0])
@@ -257,11 +249,11 @@ def _topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> _Fac
     """One row per (item, topic) (or per aggregate row) under `f`, with `topic` and `polarity`."""
     custom_group = group is not None and group not in GROUPABLE
     if f.keyed_only(max_topics=0) and not custom_group:
-        t = _DAILY_TOPICS if _fine(f, group, False) else _TOPIC_TOTALS
+        t = DAILY_TOPICS if _fine(f, group, False) else TOPIC_TOTALS
         keys = _rollup_keys(t, topic=True)
         q = select(*keys, *(t.c[m] for m in STAT_MEASURES)).where(*_rollup_where(t, f))
         return _Facts(q.subquery("facts"), True)
-    mention = _TOPICS
+    mention = TOPICS
     q = (
         select(
             *_item_keys(dialect, group),
@@ -269,7 +261,7 @@ def _topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> _Fac
             func.coalesce(mention.c.polarity, "").label("polarity"),
             *_item_measures(),
         )
-        .select_from(_ITEMS.join(mention, mention.c.item_pk == _ITEMS.c.pk))
+        .select_from(ITEMS.join(mention, mention.c.item_pk == ITEMS.c.pk))
         .where(*_items_where(f, dialect))
     )
     return _Facts(q.subquery("facts"), False)
@@ -601,9 +593,9 @@ ITEM_COLUMNS = (
 
 def _item_query(f: StatsFilter, dialect: str) -> Select:
     return (
-        select(_ITEMS.c.pk, *(_ITEMS.c[c] for c in ITEM_COLUMNS))
+        select(ITEMS.c.pk, *(ITEMS.c[c] for c in ITEM_COLUMNS))
         .where(*_items_where(f, dialect))
-        .order_by(_ITEMS.c.created_at.desc(), _ITEMS.c.pk.desc())
+        .order_by(ITEMS.c.created_at.desc(), ITEMS.c.pk.desc())
     )
 
 
@@ -613,9 +605,9 @@ def _with_topics(connection: Connection, rows: list[dict[str, Any]]) -> list[dic
     for start in range(0, len(pks), 500):
         part = pks[start : start + 500]
         found = connection.execute(
-            select(_TOPICS.c.item_pk, _TOPICS.c.topic, _TOPICS.c.polarity, _TOPICS.c.score)
-            .where(_TOPICS.c.item_pk.in_(part))
-            .order_by(_TOPICS.c.item_pk, _TOPICS.c.score.desc())
+            select(TOPICS.c.item_pk, TOPICS.c.topic, TOPICS.c.polarity, TOPICS.c.score)
+            .where(TOPICS.c.item_pk.in_(part))
+            .order_by(TOPICS.c.item_pk, TOPICS.c.score.desc())
         )
         for pk, topic, polarity, score in found:
             topics[pk].append({"topic": topic, "polarity": polarity, "score": score})
@@ -639,7 +631,7 @@ def items(
         total = connection.execute(select(func.coalesce(func.sum(fq.c.n), 0))).scalar_one()
     else:
         total = connection.execute(
-            select(func.count()).select_from(_ITEMS).where(*_items_where(f, dialect))
+            select(func.count()).select_from(ITEMS).where(*_items_where(f, dialect))
         ).scalar_one()
     rows = _rows(connection, _item_query(f, dialect).limit(limit).offset(offset))
     return {
@@ -662,12 +654,12 @@ def iter_items(connection: Connection, f: StatsFilter, batch: int = 2000) -> Ite
 
 
 def _menu(connection: Connection, f: StatsFilter, key: str) -> list[str]:
-    where = [_DIMENSIONS.c.dataset.in_(f.dataset)] if f.dataset else []
+    where = [DIMENSIONS.c.dataset.in_(f.dataset)] if f.dataset else []
     query = (
-        select(_DIMENSIONS.c.value)
-        .where(*where, _DIMENSIONS.c.key == key)
+        select(DIMENSIONS.c.value)
+        .where(*where, DIMENSIONS.c.key == key)
         .distinct()
-        .order_by(_DIMENSIONS.c.value)
+        .order_by(DIMENSIONS.c.value)
     )
     return [r[0] for r in connection.execute(query)]
 
@@ -675,24 +667,22 @@ def _menu(connection: Connection, f: StatsFilter, key: str) -> list[str]:
 def options(connection: Connection, f: StatsFilter) -> dict[str, Any]:
     """What the filter menus offer under the datasets of `f`: datasets, the date range,
     languages, channels, products, topics and the other stored dimensions with their values."""
-    d = _DAILY
+    d = DAILY
     where = [d.c.dataset.in_(f.dataset)] if f.dataset else []
     datasets = [
         r[0]
-        for r in connection.execute(
-            select(_TOTALS.c.dataset).distinct().order_by(_TOTALS.c.dataset)
-        )
+        for r in connection.execute(select(TOTALS.c.dataset).distinct().order_by(TOTALS.c.dataset))
     ]
-    totals_where = [_TOTALS.c.dataset.in_(f.dataset)] if f.dataset else []
+    totals_where = [TOTALS.c.dataset.in_(f.dataset)] if f.dataset else []
     first, last = connection.execute(
-        select(func.min(_TOTALS.c.day), func.max(_TOTALS.c.day)).where(*totals_where)
+        select(func.min(TOTALS.c.day), func.max(TOTALS.c.day)).where(*totals_where)
     ).one()
 
     def distinct(column) -> list[str]:
         query = select(column).where(*where, column != "").distinct().order_by(column)
         return [r[0] for r in connection.execute(query)]
 
-    t = _TOPIC_TOTALS
+    t = TOPIC_TOTALS
     topic_where = [t.c.dataset.in_(f.dataset)] if f.dataset else []
     topics_found = [
         r[0]
@@ -701,12 +691,12 @@ def options(connection: Connection, f: StatsFilter) -> dict[str, Any]:
         )
     ]
     dims: dict[str, list[str]] = defaultdict(list)
-    dim_where = [_DIMENSIONS.c.dataset.in_(f.dataset)] if f.dataset else []
+    dim_where = [DIMENSIONS.c.dataset.in_(f.dataset)] if f.dataset else []
     for key, value in connection.execute(
-        select(_DIMENSIONS.c.key, _DIMENSIONS.c.value)
-        .where(*dim_where, _DIMENSIONS.c.key.not_in(["channel", "product"]))
+        select(DIMENSIONS.c.key, DIMENSIONS.c.value)
+        .where(*dim_where, DIMENSIONS.c.key.not_in(["channel", "product"]))
         .distinct()
-        .order_by(_DIMENSIONS.c.key, _DIMENSIONS.c.value)
+        .order_by(DIMENSIONS.c.key, DIMENSIONS.c.value)
     ):
         if len(dims[key]) < 200:
             dims[key].append(value)

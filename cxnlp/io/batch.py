@@ -9,7 +9,6 @@ assembled from the parts and renamed into place, so it too appears whole or not 
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -26,6 +25,7 @@ from cxnlp.io.frames import (
     assemble,
     classify_frame,
     custom_topic_names,
+    open_work_dir,
     row_error,
 )
 from cxnlp.io.tables import (
@@ -38,7 +38,6 @@ from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
 
-_STATE_FILE = "state.json"
 
 __all__ = ["BatchStats", "classify_file", "classify_frame", "custom_topic_names", "row_error"]
 
@@ -111,15 +110,7 @@ def classify_file(
         "model": getattr(model, "source_", None),
         "custom_topics": custom_topic_names(model),
     }
-    if work.exists() and not (resume and _same_run(work, state)):
-        if resume:
-            logger.warning("%s belongs to another run; starting over", work)
-        shutil.rmtree(work)
-    if not work.exists():
-        # Written only into a fresh work directory: rewriting it on resume would leave it empty for
-        # a moment, and a run killed then would throw every finished part away on the next resume.
-        work.mkdir(parents=True)
-        (work / _STATE_FILE).write_text(json.dumps(state))
+    open_work_dir(work, state, resume)
 
     started, rows, errors, offset = time.time(), 0, 0, 0
     encodings: list[str] = []
@@ -162,10 +153,3 @@ def classify_file(
     )
     logger.info("%d rows (%d errors) in %.1f s", rows, errors, stats.seconds)
     return stats
-
-
-def _same_run(work: Path, state: dict) -> bool:
-    try:
-        return json.loads((work / _STATE_FILE).read_text()) == state
-    except (OSError, ValueError):
-        return False

@@ -4,8 +4,10 @@ output file (`assemble`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +147,28 @@ def assemble(parts: list[Path], output_path: Path) -> None:
         frames = [pd.read_parquet(p) for p in parts]
         write_table(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), tmp)
     tmp.replace(output_path)
+
+
+# The run a parts directory belongs to (input, settings, model), written when it is created.
+STATE_FILE = "state.json"
+
+
+def open_work_dir(work: Path, state: dict, resume: bool) -> None:
+    """Make `work` the parts directory of the run `state` describes: with `resume`, one left by
+    the same run is kept (its finished parts are reused); anything else there is removed."""
+    if work.exists() and not (resume and _same_run(work, state)):
+        if resume:
+            logger.warning("%s belongs to another run; starting over", work)
+        shutil.rmtree(work)
+    if not work.exists():
+        # Written only into a fresh work directory: rewriting it on resume would leave it empty for
+        # a moment, and a run killed then would throw every finished part away on the next resume.
+        work.mkdir(parents=True)
+        (work / STATE_FILE).write_text(json.dumps(state))
+
+
+def _same_run(work: Path, state: dict) -> bool:
+    try:
+        return json.loads((work / STATE_FILE).read_text()) == state
+    except (OSError, ValueError):
+        return False

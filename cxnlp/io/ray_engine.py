@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import glob
 import io
-import json
 import logging
 import os
 import pickle
@@ -41,7 +40,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from cxnlp.io.frames import BatchStats, assemble, classify_frame, custom_topic_names
+from cxnlp.io.frames import BatchStats, assemble, classify_frame, custom_topic_names, open_work_dir
 from cxnlp.io.tables import FORMATS, detect_delimiter, detect_encoding, table_format
 from cxnlp.models.base import SentimentModel
 
@@ -52,7 +51,6 @@ RAY_INSTALL = 'pip install -e ".[ray]" (from a cxnlp checkout) or pip install "c
 # restarts of an actor and three retries of a task ride out a lost worker or node.
 MAX_RESTARTS = 3
 MAX_TASK_RETRIES = 3
-_STATE_FILE = "state.json"
 _PART = "part-{:06d}.parquet"
 
 
@@ -487,13 +485,7 @@ def classify_file_ray(
         "custom_topics": custom_topic_names(model),
         "output": "dataset" if dataset else table_format(output_path),
     }
-    if work.exists() and not (resume and _same_run(work, state)):
-        if resume:
-            logger.warning("%s belongs to another run; starting over", work)
-        shutil.rmtree(work)
-    if not work.exists():
-        work.mkdir(parents=True)
-        (work / _STATE_FILE).write_text(json.dumps(state))
+    open_work_dir(work, state, resume)
 
     started = time.time()
     todo = [p for p in plan.partitions if not (work / _PART.format(p.index)).exists()]
@@ -667,13 +659,6 @@ def _user_error(exc: BaseException) -> BaseException | None:
             return cause
         current = cause if isinstance(cause, BaseException) else current.__cause__
     return None
-
-
-def _same_run(work: Path, state: dict) -> bool:
-    try:
-        return json.loads((work / _STATE_FILE).read_text()) == state
-    except (OSError, ValueError):
-        return False
 
 
 def _write_dataset(parts: list[Path], output_path: Path) -> None:
