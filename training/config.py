@@ -61,6 +61,9 @@ class ModelConfig:
     # Transformer only: also train the fast tier on the same rows and blend the two, with the
     # weight chosen on dev (see cxnlp.models.blend).
     blend_fast: bool = False
+    # Start from this model's fine-tuned weights (a model name or directory, e.g. "default"):
+    # continued training, as `cxnlp train --base` does for a user's labels. None: from the backbone.
+    init_from: str | None = None
     # Fast tier (and the fast member of a blend).
     n_features: int = 2**20
     C: float = 4.0

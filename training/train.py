@@ -191,8 +191,11 @@ def train(
         from training.transformer_trainer import fit_transformer
 
         init_state = None
-        if base is not None:
-            init_state = _base_transformer_state(Path(base))
+        start = base if base is not None else config.model.init_from
+        if start is not None:
+            from cxnlp.models.store import resolve_model
+
+            init_state = _base_transformer_state(Path(resolve_model(str(start))))
         model = fit_transformer(config, train_frame, work_dir, init_state=init_state)
         if config.model.blend_fast:
             model = blend_with_fast(model, fit_fast(config, train_frame), dev_frame)
