@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
@@ -49,7 +50,16 @@ def _classify(args: argparse.Namespace) -> int:
     loaded = []
 
     def load_model():
+        from cxnlp.models.threads import configure_threads
+
+        configure_threads()
+        started = time.perf_counter()
         model = load(args.model)
+        if not args.quiet:
+            print(
+                f"model {args.model} loaded in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
         if args.custom_topics:
             model.add_custom_topics(args.custom_topics)
         loaded.append(model)
@@ -271,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cxnlp.models.threads import prefer_passive_wait
+
+    prefer_passive_wait()  # before any verb imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:

@@ -57,6 +57,10 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if model is None:
+            from cxnlp.models.threads import configure_threads
+
+            # Each worker process takes its share of the cores, not all of them.
+            configure_threads(workers=settings.workers)
             handle = await asyncio.to_thread(load_model, settings.model, settings.custom_topics)
         else:
             handle = model if isinstance(model, LoadedModel) else wrap_model(model)

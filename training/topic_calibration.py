@@ -26,7 +26,8 @@ import pandas as pd
 
 from cxnlp.labels import LANGS
 from cxnlp.models.base import SentimentModel
-from cxnlp.topics.aspects import AspectOptions, analyze, cue_topics
+from cxnlp.models.pipeline import AspectOptions, analyze
+from cxnlp.text.clauses import cue_topics
 from cxnlp.topics.taxonomy import TOPICS
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,17 @@ def candidate_scores(
         for item in prediction.topics:
             if item["topic"] in index:
                 scores[row, index[item["topic"]]] = item["score"]
-        for topic in cue_topics(text, lang, options) if options.cues else ():
+        for topic in (
+            cue_topics(
+                text,
+                lang,
+                cue_file=options.cue_file,
+                min_words=options.min_words,
+                clauses=options.clauses,
+            )
+            if options.cues
+            else ()
+        ):
             if topic in index:
                 cued[row, index[topic]] = True
     return scores, cued

@@ -178,7 +178,7 @@ def negative_rows(
 ) -> pd.DataFrame:
     """Sampled train rows of aspect-less datasets, where no aspect cue rule fires: training
     negatives for every topic (never a text of a hand-labeled set)."""
-    from cxnlp.topics.aspects import cue_topics
+    from cxnlp.text.clauses import cue_topics
 
     if not datasets:
         return pd.DataFrame(columns=["text", "lang", "dataset", "split"])

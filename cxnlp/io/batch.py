@@ -39,6 +39,9 @@ from cxnlp.models.base import SentimentModel
 logger = logging.getLogger(__name__)
 
 
+# Rows classified between two moves of the progress bar.
+PROGRESS_ROWS = 256
+
 __all__ = ["BatchStats", "classify_file", "classify_frame", "custom_topic_names", "row_error"]
 
 
@@ -129,10 +132,22 @@ def classify_file(
         part = work / f"part-{index:06d}.parquet"
         if part.exists():
             done = pd.read_parquet(part, columns=["error"])
+            bar.update(len(done))
         else:
             if id_col not in chunk.columns:
                 chunk.insert(0, id_col, np.arange(offset + 1, offset + len(chunk) + 1))
-            done = classify_frame(model, chunk, text_col)
+            # Classified in slices, so that the bar moves (and shows a rate) every few hundred
+            # rows rather than once per chunk.
+            slices = []
+            for start in range(0, len(chunk), PROGRESS_ROWS):
+                piece = chunk.iloc[start : start + PROGRESS_ROWS]
+                slices.append(classify_frame(model, piece, text_col))
+                bar.update(len(piece))
+            done = (
+                pd.concat(slices, ignore_index=True)
+                if slices
+                else classify_frame(model, chunk, text_col)
+            )
             tmp = part.with_suffix(".tmp")
             done.astype(
                 {c: "string" for c in chunk.columns if chunk[c].dtype == object}
@@ -141,7 +156,6 @@ def classify_file(
         offset += len(chunk)
         rows += len(done)
         errors += int(done["error"].notna().sum())
-        bar.update(len(chunk))
     bar.close()
     assemble(sorted(work.glob("part-*.parquet")), output_path)
     shutil.rmtree(work)

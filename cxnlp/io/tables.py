@@ -71,9 +71,10 @@ def _csv_problem(path: Path, delimiter: str, message: str) -> str:
 
 
 def count_rows(path: str | Path) -> int | None:
-    """About how many data rows a table has, cheaply, for a progress bar: Parquet's metadata,
-    the line count of a CSV / JSONL (a text with line breaks inside makes it an overcount), the
-    sheet dimension of an XLSX; None when unknown."""
+    """How many data rows a table has, cheaply, for a progress bar: Parquet's metadata, the
+    line count of a JSONL, the rows of a CSV (a line break inside a quoted field does not end a
+    row: a line ends one only where the quotes seen so far are balanced); None for XLSX or when
+    unknown."""
     path = Path(path)
     try:
         kind = table_format(path)
@@ -83,13 +84,17 @@ def count_rows(path: str | Path) -> int | None:
             return pq.ParquetFile(path).metadata.num_rows
         if kind == "xlsx":
             return None
-        lines, last = 0, b"\n"
+        rows, quotes, pending = 0, 0, False
         with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                lines += block.count(b"\n")
-                last = block[-1:]
-        lines += last != b"\n"
-        return max(lines - (kind == "csv"), 0)
+            for line in handle:
+                quotes += line.count(b'"')
+                if quotes % 2 == 0:
+                    rows += 1
+                    pending = False
+                else:
+                    pending = True
+        rows += pending
+        return max(rows - (kind == "csv"), 0)
     except (OSError, ValueError):
         return None
 
