@@ -104,7 +104,9 @@ def test_layout_graph_counts_type_checking_imports(tmp_path, monkeypatch):
     modules = all_modules()
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     path = tmp_path / "mod.py"
-    path.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import cxnlp.labels\n")
+    path.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import cxnlp.labels\n"
+    )
     assert "cxnlp.labels" in imports_of(path, modules)
 
 

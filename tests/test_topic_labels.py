@@ -100,7 +100,7 @@ def test_check_rows_finds_bad_topics_polarities_and_evidence() -> None:
         "id": "d:1",
         "dataset": "d",
         "domain": "review",
-        "part": "train",
+        "split": "train",
         "text": "the courier came an hour late",
         "lang": "en",
         "labeled_by": "test",

@@ -331,9 +331,9 @@ def test_read_units_pools_a_span_from_the_documents_own_token_states(tiny_backbo
         top, tapped, _ = model.net.eval().token_states(
             batch["input_ids"], batch["attention_mask"], model.tap_layer
         )
-    offsets = model.tokenizer(
-        model.net.spec.prefix + doc, return_offsets_mapping=True
-    )["offset_mapping"]
+    offsets = model.tokenizer(model.net.spec.prefix + doc, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
     n_prefix = len(model.net.spec.prefix)
     second = [
         i for i, (a, b) in enumerate(offsets) if b > a and a - n_prefix >= start and b > n_prefix
@@ -379,7 +379,10 @@ def test_predict_runs_one_encoder_pass_per_text_with_clauses_on(tiny_backbone: P
         return original(input_ids, mask, *args, **kwargs)
 
     model.net.token_states = counting
-    texts = ["The food was great but the courier came an hour late.", "غذا عالی بود ولی پیک دیر رسید"]
+    texts = [
+        "The food was great but the courier came an hour late.",
+        "غذا عالی بود ولی پیک دیر رسید",
+    ]
     predictions = model.predict(texts, ["en", "fa"])
     assert sum(rows_seen) == len(texts)  # one encoder row per text, clauses included
     assert [type(p.mixed) for p in predictions] == [bool, bool]

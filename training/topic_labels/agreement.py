@@ -38,7 +38,7 @@ FIRST_PASS = "labeled_{lang}.jsonl"
 SECOND_PASS = "second_pass_{lang}.jsonl"
 # Every SECOND_PASS_EVERY-th row (0-based index in the unlabeled file) gets the second pass.
 SECOND_PASS_EVERY = 10
-ROW_FIELDS = ("id", "dataset", "domain", "part", "text", "lang", "topics", "labeled_by")
+ROW_FIELDS = ("id", "dataset", "domain", "split", "text", "lang", "topics", "labeled_by")
 TOPIC_FIELDS = ("topic", "polarity", "evidence")
 
 
