@@ -287,3 +287,23 @@ def test_tagger_thresholds_by_language_survive_save_and_load(tmp_path):
     assert loaded.thresholds_for("en").tolist() == [0.9, 0.2]
     assert loaded.thresholds_for("fa").tolist() == [0.5, 0.5]
     assert "thresholds_by_lang" not in loaded.info
+
+
+def test_a_document_read_against_all_of_its_evidence_is_revised():
+    from cxnlp.models.pipeline import agree_with_evidence
+
+    labels = tuple(SENTIMENTS)
+    doc = np.zeros(3)
+    doc[[NEG, NEU, POS]] = [0.3, 0.1, 0.6]
+    late = [{"topic": "delivery", "polarity": "negative"}]
+    revised = agree_with_evidence(doc, np.zeros((0, 3)), late, labels, 0.7, 0.8)
+    assert revised.argmax() == NEG and revised.sum() == pytest.approx(1.0)
+    # Mixed evidence, or evidence that agrees, leaves the document alone.
+    both = late + [{"topic": "product_quality", "polarity": "positive"}]
+    assert (agree_with_evidence(doc, np.zeros((0, 3)), both, labels, 0.7, 0.8) == doc).all()
+    praise = [{"topic": "product_quality", "polarity": "positive"}]
+    assert (agree_with_evidence(doc, np.zeros((0, 3)), praise, labels, 0.7, 0.8) == doc).all()
+    # A neutral document is not pushed to a side.
+    neutral = np.zeros(3)
+    neutral[[NEG, NEU, POS]] = [0.3, 0.6, 0.1]
+    assert (agree_with_evidence(neutral, np.zeros((0, 3)), late, labels, 0.7, 0.8) == neutral).all()

@@ -59,7 +59,8 @@ class AspectOptions:
     document (else clauses only choose a topic's polarity and evidence); `cues`: apply the
     high-precision cue rules; `max_chars`: the longest piece a clause is read as (longer ones are
     cut at spaces); `clauses=False` reads each text whole (pieces only for texts over `max_chars`);
-    `topic_mixed`: a positive and a negative topic also make a text mixed."""
+    `topic_mixed`: a positive and a negative topic also make a text mixed; `agree`: the document's
+    sentiment is read together with its own clauses and topics (see `agree_with_evidence`)."""
 
     mixed_threshold: float = 0.7
     clauses: bool = True
@@ -69,6 +70,9 @@ class AspectOptions:
     max_chars: int = 400
     min_words: int = 2
     topic_mixed: bool = True
+    agree: bool = True
+    # How much a topic's polarity counts as evidence against the document's sentiment (see `agree`).
+    topic_evidence: float = 0.8
 
 
 def plan_pieces(text: str, lang: str, options: AspectOptions) -> list[Span]:
@@ -183,6 +187,11 @@ def analyze(
         mixed = _is_mixed(probabilities[pieces], labels, options.mixed_threshold) or (
             options.topic_mixed and _topics_mixed(topics)
         )
+        if options.agree:
+            row = agree_with_evidence(
+                row, probabilities[pieces], topics, labels, options.mixed_threshold,
+                options.topic_evidence,
+            )  # fmt: skip
         results.append(
             Prediction(
                 sentiment=labels[int(row.argmax())],
@@ -194,6 +203,47 @@ def analyze(
             )
         )
     return results
+
+
+def agree_with_evidence(
+    doc: np.ndarray,
+    pieces: np.ndarray,
+    topics: list[dict[str, Any]],
+    labels: tuple[str, ...],
+    threshold: float,
+    topic_weight: float,
+) -> np.ndarray:
+    """The document's probabilities, made consistent with its own evidence when all of it points
+    the other way: where the document reads positive but every confident clause and every topic
+    is negative (or the reverse), the document's distribution is multiplied by the evidence's (clauses' probabilities, and each
+    topic's polarity as `topic_weight` on its label) and renormalised. Mixed or absent evidence
+    leaves the document as it is. "The courier came late" with a negative delivery topic is not
+    positive; "great food but late courier" stays as the model read it.
+
+    >>> labels = ("negative", "neutral", "positive")
+    >>> doc = np.array([0.3, 0.1, 0.6])
+    >>> late = [{"topic": "delivery", "polarity": "negative"}]
+    >>> labels[int(agree_with_evidence(doc, np.zeros((0, 3)), late, labels, 0.7, 0.8).argmax())]
+    'negative'
+    """
+    positive, negative = labels.index("positive"), labels.index("negative")
+    evidence = []
+    for row in pieces:
+        if row.max() >= threshold and int(row.argmax()) in (positive, negative):
+            evidence.append(row)
+    for topic in topics:
+        if topic.get("polarity") in ("positive", "negative"):
+            one_hot = np.full(len(labels), (1.0 - topic_weight) / (len(labels) - 1))
+            one_hot[labels.index(topic["polarity"])] = topic_weight
+            evidence.append(one_hot)
+    if not evidence:
+        return doc
+    signs = {int(row.argmax()) for row in evidence}
+    opposite = {positive: negative, negative: positive}.get(int(doc.argmax()))
+    if signs != {opposite}:  # only a document read against all of its evidence is revised
+        return doc
+    combined = doc * np.mean(evidence, axis=0)
+    return combined / combined.sum()
 
 
 def _is_mixed(piece_probabilities: np.ndarray, labels: tuple[str, ...], threshold: float) -> bool:
