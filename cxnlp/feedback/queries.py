@@ -7,7 +7,7 @@ one topic); a filter on another stored dimension or a text search reads the item
 themselves. Both give the same numbers (the tests check it); the aggregates are just smaller.
 
 Shares are of classified items (items whose classification failed count as `errors`), with 95%
-Wilson intervals; NPS / CSAT / CES are computed as `cxnlp.scores.score_summary` does.
+Wilson intervals; NPS / CSAT / CES are computed as `cxnlp.report.scores.score_summary` does.
 """
 
 from __future__ import annotations
@@ -46,10 +46,14 @@ from cxnlp.feedback.models import (
     TOPICS,
     TOTALS,
 )
+from cxnlp.labels import (
+    OUTPUT_PROBABILITY_COLUMNS,
+    SENTIMENTS,
+    STORE_PERIODS,
+    probability_column,
+)
 from cxnlp.report.stats import cohens_h, holm_adjust, two_proportion_test, wilson_interval, z_value
 
-SENTIMENTS = ("negative", "neutral", "positive")
-PERIODS = ("day", "week", "month")
 MISSING = "(missing)"
 # Columns the aggregates are keyed by; any other dimension is read from the items' JSON.
 KEYED = ("lang", "channel", "sentiment")
@@ -190,9 +194,7 @@ def _item_measures() -> list[ColumnElement]:
     scored = c.score.is_not(None)
     return [
         literal(1, Integer).label("n"),
-        _micro(c.p_positive).label("p_positive_sum"),
-        _micro(c.p_neutral).label("p_neutral_sum"),
-        _micro(c.p_negative).label("p_negative_sum"),
+        *(_micro(c[p]).label(f"{p}_sum") for p in OUTPUT_PROBABILITY_COLUMNS),
         case((scored, 1), else_=0).label("score_n"),
         func.coalesce(c.score, 0.0).label("score_sum"),
         func.coalesce(c.score * c.score, 0.0).label("score_sq_sum"),
@@ -272,8 +274,8 @@ def _sums(facts) -> list[ColumnElement]:
 
 
 def _period_start(column: ColumnElement, period: str, dialect: str) -> ColumnElement:
-    if period not in PERIODS:
-        raise ValueError(f"unknown period {period!r}; expected one of {list(PERIODS)}")
+    if period not in STORE_PERIODS:
+        raise ValueError(f"unknown period {period!r}; expected one of {list(STORE_PERIODS)}")
     if period == "day":
         return column
     if dialect == "postgresql":
@@ -372,7 +374,7 @@ def _segment(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[s
         if sentiment in counts:
             counts[sentiment] += int(row["n"])
             for s in SENTIMENTS:
-                p_sums[s] += int(row[f"p_{s}_sum"])
+                p_sums[s] += int(row[f"{probability_column(s)}_sum"])
         else:
             errors += int(row["n"])
         if row["score_kind"] and row["score_n"]:
@@ -579,9 +581,7 @@ ITEM_COLUMNS = (
     "product",
     "dimensions",
     "sentiment",
-    "p_positive",
-    "p_neutral",
-    "p_negative",
+    *OUTPUT_PROBABILITY_COLUMNS,
     "confidence",
     "score",
     "score_kind",

@@ -9,13 +9,14 @@ from typing import Any
 
 import pandas as pd
 
+from cxnlp.labels import PERIODS
 from cxnlp.report.dates import parse_dates
 from cxnlp.report.rows import group_labels
 from cxnlp.report.stats import adjust_p_values, two_proportion_test
 from cxnlp.report.topics import topic_rows
 
-# pandas period codes; a week runs Monday to Sunday.
-PERIODS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+# The pandas period code of each of `cxnlp.labels.PERIODS`; a week runs Monday to Sunday.
+PANDAS_FREQ = dict(zip(PERIODS, ("D", "W", "M", "Q", "Y"), strict=True))
 BASELINES = ("previous", "all")
 
 
@@ -43,9 +44,9 @@ def periods(
     undated = int(dates.isna().sum())
     if undated:
         notes.append(f"{undated} rows have no readable {date_col!r} and are left out of periods")
-    codes = dates.dt.to_period(PERIODS[period])
+    codes = dates.dt.to_period(PANDAS_FREQ[period])
     labels, index = [], {}
-    for p in pd.period_range(codes.min(), codes.max(), freq=PERIODS[period]):
+    for p in pd.period_range(codes.min(), codes.max(), freq=PANDAS_FREQ[period]):
         labels.append(
             {
                 "period": str(p),

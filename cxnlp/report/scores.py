@@ -9,17 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxnlp.labels import SENTIMENTS
+from cxnlp.labels import SCORE_KINDS, SENTIMENTS
 from cxnlp.report.stats import adjust_p_values, two_proportion_test, wilson_interval, z_value
 from cxnlp.report.topics import topic_rows
 
-# kind -> (lowest, highest) valid score; None = any number (CES scales run 1-5 or 1-7).
-SCORE_RANGES: dict[str, tuple[float, float] | None] = {
-    "nps": (0, 10),
-    "csat": (1, 5),
-    "ces": None,
-}
-SCORE_KINDS = tuple(SCORE_RANGES)
+# Each of `cxnlp.labels.SCORE_KINDS` -> (lowest, highest) valid score; None = any number (CES
+# scales run 1-5 or 1-7).
+SCORE_RANGES: dict[str, tuple[float, float] | None] = dict(
+    zip(SCORE_KINDS, ((0, 10), (1, 5), None), strict=True)
+)
 # Who counts as a detractor for the lift analysis. CES scales differ in direction (agreement that
 # it was easy, or effort), so CES has no detractor group.
 DETRACTORS = {"nps": ("detractors (0-6)", 6), "csat": ("dissatisfied (1-3)", 3)}
