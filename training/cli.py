@@ -240,7 +240,8 @@ def _models(args: argparse.Namespace) -> int:
 
     for entry in list_models():
         f1 = " ".join(f"{lang}={v:.3f}" for lang, v in entry["macro_f1_by_lang"].items())
-        print(f"{entry['name']:<28} {entry['kind']:<12} {f1 or '(no metrics)'}  {entry['path']}")
+        kind = entry["kind"] or "(no kind)"  # a config.json without one: say so, not crash
+        print(f"{entry['name']:<28} {kind:<12} {f1 or '(no metrics)'}  {entry['path']}")
         try:
             gate = read_gate(entry["path"])
         except ValueError as exc:
