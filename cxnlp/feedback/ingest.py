@@ -48,6 +48,7 @@ from cxnlp.labels import (
     probability_column,
 )
 from cxnlp.modeldir import CONFIG_FILE
+from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, SATISFIED_MIN
 
 logger = logging.getLogger(__name__)
 
@@ -303,9 +304,9 @@ def _measures(r: Mapping[str, Any]) -> np.ndarray:
             1.0 if scored else 0.0,
             score if scored else 0.0,
             score * score if scored else 0.0,
-            1.0 if scored and kind == "nps" and score >= 9 else 0.0,
-            1.0 if scored and kind == "nps" and score <= 6 else 0.0,
-            1.0 if scored and kind == "csat" and score >= 4 else 0.0,
+            1.0 if scored and kind == "nps" and score >= PROMOTER_MIN else 0.0,
+            1.0 if scored and kind == "nps" and score <= DETRACTOR_MAX else 0.0,
+            1.0 if scored and kind == "csat" and score >= SATISFIED_MIN else 0.0,
         ]
     )
 
