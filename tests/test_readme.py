@@ -61,23 +61,47 @@ def test_ci_runs_exactly_the_readmes_test_command():
     assert "|| true" not in ci, "a failed install must fail CI"
 
 
-def _cli_table_rows() -> list[tuple[str, list[str]]]:
-    rows = []
-    for line in README.splitlines():
-        m = re.match(r"\| `cxnlp ([a-z-]+)([^`]*)`", line)
-        if m:
-            rows.append((m.group(1), re.findall(r"--[a-z][a-z-]*", line.split("|")[1])))
-    return rows
+def _cli_uses() -> list[tuple[str, list[str]]]:
+    """Every `cxnlp VERB ...` the README writes (inline or in a shell block), with its options."""
+    spans = re.findall(r"`(cxnlp [a-z][^`]*)`", README)
+    for block in code_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            spans += re.findall(r"(?:^|&&|;)\s*(?:[A-Z_]+=\S+\s+)*(cxnlp [a-z][^#;&]*)", line)
+    uses: dict[str, set[str]] = {}
+    for span in spans:
+        verb = span.split()[1]
+        uses.setdefault(verb, set()).update(re.findall(r"(?<![\w-])--[a-z][a-z-]*", span))
+    return sorted((verb, sorted(options)) for verb, options in uses.items())
 
 
-@pytest.mark.parametrize(("verb", "options"), _cli_table_rows(), ids=lambda v: str(v)[:30])
-def test_every_cli_option_the_readme_lists_is_accepted(verb, options, capsys):
+@pytest.mark.parametrize(("verb", "options"), _cli_uses(), ids=lambda v: str(v)[:20])
+def test_every_cli_verb_and_option_the_readme_uses_is_accepted(verb, options, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([verb, "--help"])
-    assert exit_.value.code == 0
+    assert exit_.value.code == 0, f"`cxnlp {verb}` is not a verb"
     usage = capsys.readouterr().out
     unknown = [o for o in options if not re.search(rf"{re.escape(o)}\b", usage)]
     assert not unknown, f"`cxnlp {verb}` does not take {unknown}"
+
+
+def test_the_readmes_library_calls_take_the_arguments_it_gives():
+    import inspect
+
+    calls = re.findall(r"`((?:cxnlp\.)?(?:load|classify_file|build_report)\([^`]*\))`", README)
+    calls += re.findall(
+        r"^(?:\w+ = )?(cxnlp\.[a-z_]+\(.*\))", "\n".join(code_blocks("python")), re.M
+    )
+    assert len(calls) >= 4
+    for call in calls:
+        node = ast.parse(call.replace("...", "None"), mode="eval").body
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+        parameters = dict(inspect.signature(getattr(cxnlp, name)).parameters)
+        if name == "classify_file":  # its **engine_options are classify_file_ray's
+            from cxnlp.io.ray_engine import classify_file_ray
+
+            parameters |= inspect.signature(classify_file_ray).parameters
+        unknown = [k.arg for k in node.keywords if k.arg not in parameters]
+        assert not unknown, f"{call}: {name} takes no {unknown}"
 
 
 def test_every_cxnlp_variable_the_readme_names_is_read_somewhere():
@@ -137,17 +161,3 @@ def test_the_readmes_custom_topic_file_is_the_example_and_loads():
     assert yaml.safe_load(block) == yaml.safe_load(example.read_text(encoding="utf-8"))
     [topic] = load_taxonomy(example)
     assert topic.name == "cold_food"
-
-
-def test_the_readmes_shell_examples_use_existing_verbs():
-    verbs = set()
-    for block in code_blocks("bash"):
-        for line in block.replace("\\\n", " ").splitlines():
-            command = line.split(" # ")[0]
-            # `cxnlp VERB` at the start of a command, after any VAR=value settings.
-            verbs.update(re.findall(r"(?:^|&&|;|\|)\s*(?:[A-Z_]+=\S+\s+)*cxnlp ([a-z-]+)", command))
-    assert {"classify", "serve", "adapt", "select", "promote"} <= verbs
-    for verb in sorted(verbs):
-        with pytest.raises(SystemExit) as exit_:
-            main([verb, "--help"])
-        assert exit_.value.code == 0, verb
