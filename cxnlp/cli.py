@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
+from cxnlp.labels import LANGS, PERIODS, SCORE_KINDS
+
 Handler = Callable[[argparse.Namespace], int]
 # The training and service packages add their verbs (train, evaluate, serve, ...) through this
 # entry-point group, so that the library never imports them.
@@ -225,9 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how --date-col is written, e.g. %%d/%%m/%%Y, or 'jalali' (read alone when unambiguous; "
         "a column whose day/month order cannot be told is refused)",
     )
-    p.add_argument("--period", default=None, choices=["day", "week", "month", "quarter", "year"])
+    p.add_argument("--period", default=None, choices=PERIODS)
     p.add_argument("--score-col", default=None, help="survey score column")
-    p.add_argument("--score-kind", default=None, choices=["nps", "csat", "ces"])
+    p.add_argument("--score-kind", default=None, choices=SCORE_KINDS)
     p.add_argument(
         "--model",
         default=None,
@@ -266,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("normalize", help="normalise texts (arguments, or lines on stdin)")
     p.add_argument("texts", nargs="*")
-    p.add_argument("--lang", default=None, choices=["fa", "ar", "en"], help="default: detected")
+    p.add_argument("--lang", default=None, choices=LANGS, help="default: detected")
     p.set_defaults(handler=_normalize)
 
     p = verbs.add_parser("detect-lang", help="print fa / ar / en / other for each text")

@@ -1,5 +1,7 @@
-"""The label sets every part of cxnlp agrees on, and the classified-table contract: the columns
-`cxnlp classify` adds to a table and how its `topics` cell is written and read.
+"""The label sets every part of cxnlp agrees on (sentiments, languages, survey score kinds,
+report periods), and the classified-table contract: the columns `cxnlp classify` adds to a table
+and how its `topics` cell is written and read. Each set is spelled here only: the CLI's choices,
+the API's `Literal` types and the store's checks import it.
 
 The `topics` cell is a list of `{"topic", "polarity", "score"}`. In text formats whose cells are
 strings (CSV, XLSX, Parquet) it is that list as a JSON string; in JSONL it is a JSON array. Both
@@ -16,13 +18,25 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 LANGS: tuple[str, ...] = ("fa", "ar", "en")
+# Survey scores a report and the store read beside sentiment (scales in cxnlp.report.scores).
+SCORE_KINDS: tuple[str, ...] = ("nps", "csat", "ces")
+# The periods a report groups dates by; the feedback store's SQL groups by the first three only.
+PERIODS: tuple[str, ...] = ("day", "week", "month", "quarter", "year")
+STORE_PERIODS: tuple[str, ...] = PERIODS[:3]
+
+# The same sets as types, for pydantic bodies and query parameters.
+Sentiment = Literal[SENTIMENTS]
+Lang = Literal[LANGS]
+ScoreKind = Literal[SCORE_KINDS]
+Period = Literal[PERIODS]
+StorePeriod = Literal[STORE_PERIODS]
 
 
 def probability_column(label: str) -> str:
@@ -35,11 +49,11 @@ PROBABILITY_COLUMNS: tuple[str, ...] = tuple(probability_column(s) for s in SENT
 TOPICS_COLUMN = "topics"
 ERROR_COLUMN = "error"
 # What `cxnlp classify` adds to every row, in the order it writes them.
+# The probability columns as `cxnlp classify` writes them (positive first, as people read them).
+OUTPUT_PROBABILITY_COLUMNS: tuple[str, ...] = tuple(reversed(PROBABILITY_COLUMNS))
 RESULT_COLUMNS: tuple[str, ...] = (
     "sentiment",
-    probability_column("positive"),
-    probability_column("neutral"),
-    probability_column("negative"),
+    *OUTPUT_PROBABILITY_COLUMNS,
     "confidence",
     "lang",
     TOPICS_COLUMN,

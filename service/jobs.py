@@ -218,6 +218,9 @@ class JobRunner:
             text_col=job.text_col,
             id_col=job.id_col,
             chunk_rows=self.chunk_rows,
+            # As on the local engine: a killed job's finished parts are reused when the input,
+            # settings and model are the same.
+            resume=True,
             progress=False,
             engine="ray",
             address=None if self.ray_address == "local" else self.ray_address,

@@ -6,13 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cxnlp.labels import LANGS
-from cxnlp.report.alerts import PERIODS
-from cxnlp.report.scores import SCORE_KINDS
+from cxnlp.labels import Lang, Period, ScoreKind
 
-Lang = Literal[LANGS]
-Period = Literal[tuple(PERIODS)]
-ScoreKind = Literal[SCORE_KINDS]
 ItemId = str | int
 
 

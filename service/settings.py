@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cxnlp.labels import StorePeriod
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -77,7 +79,7 @@ class Settings(BaseSettings):
     alert_webhook: str | None = Field(
         None, description="URL POSTed once per new alert of the feedback store"
     )
-    alert_period: Literal["day", "week", "month"] = Field(
+    alert_period: StorePeriod = Field(
         "week", description="period of the store's alerts (period over period)"
     )
 

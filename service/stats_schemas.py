@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Sentiment = Literal["negative", "neutral", "positive"]
+from cxnlp.labels import StorePeriod
+
 Interval = list[float] | None
 
 
@@ -64,7 +65,7 @@ class PeriodStats(Segment):
 
 class Trend(BaseModel):
     filter: FilterEcho
-    period: Literal["day", "week", "month"]
+    period: StorePeriod
     source: str
     periods: list[PeriodStats]
 
@@ -181,12 +182,3 @@ class Options(BaseModel):
     product: list[str]
     topic: list[str]
     dims: dict[str, list[str]]
-
-
-class StoreResult(BaseModel):
-    dataset: str
-    rows: int
-    inserted: int
-    updated: int
-    errors: int
-    seconds: float

@@ -709,3 +709,27 @@ def test_shipped_model_serves_custom_topics_from_settings(settings):
         r = c.post("/v1/classify", json=_one("The pizza arrived cold"), headers=AUTH)
     assert r.status_code == 200
     assert "cold_food" in {t["topic"] for t in r.json()["items"][0]["topics"]}
+
+
+@pytest.mark.parametrize("ray_address", [None, "auto"])
+def test_jobs_resume_on_either_engine(tmp_path, monkeypatch, ray_address):
+    """A job the service had not finished reuses the parts already written, on Ray as locally
+    (README, "Files"): both engines are called with resume=True."""
+    import service.jobs as jobs
+
+    calls = []
+
+    def fake_classify_file(model, source, output, **options):
+        calls.append(options)
+        return type("Stats", (), {"rows": 0, "errors": 0})()
+
+    monkeypatch.setattr(jobs, "classify_file", fake_classify_file)
+    source = tmp_path / "in.csv"
+    source.write_text("id,text\n1,hello\n", encoding="utf-8")
+    model = type("Handle", (), {"name": "m", "model": object()})()
+    runner = jobs.JobRunner(tmp_path, lambda: model, ray_address=ray_address, ray_min_bytes=1)
+    job = jobs.Job("j", "in.csv", str(source), str(tmp_path / "out.csv"), "text", "id")
+    runner._execute(job)
+    assert job.status == "succeeded", job.error
+    assert calls[0]["resume"] is True
+    assert calls[0].get("engine", "local") == ("ray" if ray_address else "local")

@@ -1,4 +1,4 @@
-"""cxnlp.stats on statsmodels: p-value adjustment chosen by name, and the rollup passing it on."""
+"""cxnlp.report.stats on statsmodels: p-value adjustment chosen by name, and the rollup passing it on."""
 
 from __future__ import annotations
 

@@ -70,22 +70,6 @@ def record_alerts(
     return new
 
 
-def recorded_alerts(store: FeedbackStore, dataset: str | None = None) -> list[dict[str, Any]]:
-    """Alerts recorded so far, newest first, with when they were first seen and delivered."""
-    query = select(_ALERTS).order_by(_ALERTS.c.first_seen_at.desc(), _ALERTS.c.id.desc())
-    if dataset:
-        query = query.where(_ALERTS.c.dataset == dataset)
-    with store.engine.connect() as connection:
-        return [
-            {
-                **row["payload"],
-                "first_seen_at": row["first_seen_at"].isoformat(),
-                "notified_at": row["notified_at"].isoformat() if row["notified_at"] else None,
-            }
-            for row in connection.execute(query.limit(500)).mappings()
-        ]
-
-
 def post_json(url: str, payload: dict[str, Any], timeout: float = 5.0) -> None:
     """POST `payload` as JSON; raises OSError (urllib's errors) unless the answer is 2xx."""
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")

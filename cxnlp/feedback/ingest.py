@@ -39,11 +39,19 @@ from cxnlp.feedback.models import (
     TOPICS,
     TOTALS,
 )
-from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, decode_topics
+from cxnlp.labels import (
+    OUTPUT_PROBABILITY_COLUMNS,
+    RESULT_COLUMNS,
+    SCORE_KINDS,
+    SENTIMENTS,
+    decode_topics,
+    probability_column,
+)
+from cxnlp.modeldir import CONFIG_FILE
+from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, SATISFIED_MIN
 
 logger = logging.getLogger(__name__)
 
-SCORE_KINDS = ("nps", "csat", "ces")
 # Columns of an export that become indexed columns instead of `dimensions` entries.
 INDEXED_DIMENSIONS = ("channel", "product")
 # Values per dimension and batch recorded for the dashboard's filter menus (an id-like column
@@ -81,12 +89,12 @@ class IngestStats:
 
 def model_identity(model: Any) -> tuple[str | None, str | None]:
     """(name, version) of a loaded model: its directory name and the first 12 hex digits of the
-    SHA-256 of its config.json (which changes whenever the model is retrained)."""
+    SHA-256 of its `config.json` (which changes whenever the model is retrained)."""
     source = getattr(model, "source_", None)
     if not source:
         return getattr(model, "name", None) or type(model).__name__, None
     path = Path(source)
-    config = path / "config.json"
+    config = path / CONFIG_FILE
     version = hashlib.sha256(config.read_bytes()).hexdigest()[:12] if config.exists() else None
     return path.name, version
 
@@ -252,14 +260,12 @@ def records_from_frame(
             "score": score,
             "score_kind": score_kind if score is not None else None,
             "sentiment": sentiment if ok else None,
-            "p_positive": _as_float(columns["p_positive"][i]) if ok else None,
-            "p_neutral": _as_float(columns["p_neutral"][i]) if ok else None,
-            "p_negative": _as_float(columns["p_negative"][i]) if ok else None,
+            **{c: _as_float(columns[c][i]) if ok else None for c in OUTPUT_PROBABILITY_COLUMNS},
             "confidence": _as_float(columns["confidence"][i]) if ok else None,
             "error": error,
             "topics": topics,
         }
-        if ok and None in (record["p_positive"], record["p_neutral"], record["p_negative"]):
+        if ok and any(record[c] is None for c in OUTPUT_PROBABILITY_COLUMNS):
             record["error"], record["sentiment"] = "no probabilities in the row", None
             record["topics"] = []
         records.append(record)
@@ -294,15 +300,13 @@ def _measures(r: Mapping[str, Any]) -> np.ndarray:
     return np.array(
         [
             1.0,
-            micro(r["p_positive"]),
-            micro(r["p_neutral"]),
-            micro(r["p_negative"]),
+            *(micro(r[c]) for c in OUTPUT_PROBABILITY_COLUMNS),
             1.0 if scored else 0.0,
             score if scored else 0.0,
             score * score if scored else 0.0,
-            1.0 if scored and kind == "nps" and score >= 9 else 0.0,
-            1.0 if scored and kind == "nps" and score <= 6 else 0.0,
-            1.0 if scored and kind == "csat" and score >= 4 else 0.0,
+            1.0 if scored and kind == "nps" and score >= PROMOTER_MIN else 0.0,
+            1.0 if scored and kind == "nps" and score <= DETRACTOR_MAX else 0.0,
+            1.0 if scored and kind == "csat" and score >= SATISFIED_MIN else 0.0,
         ]
     )
 
@@ -341,9 +345,7 @@ _COUNT_MEASURES = {
     "promoters",
     "detractors",
     "satisfied",
-    "p_positive_sum",
-    "p_neutral_sum",
-    "p_negative_sum",
+    *(f"{c}_sum" for c in OUTPUT_PROBABILITY_COLUMNS),
 }
 
 
@@ -384,9 +386,7 @@ _OLD_COLUMNS = (
     "sentiment",
     "score_kind",
     "score",
-    "p_positive",
-    "p_neutral",
-    "p_negative",
+    *OUTPUT_PROBABILITY_COLUMNS,
 )
 _KEEP_ON_UPDATE = {"pk", "dataset", "item_id", "ingested_at"}
 
@@ -848,7 +848,7 @@ def frame_from_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         row = {k: v for k, v in item.items() if k not in ("probabilities", "topics")}
         probabilities = item.get("probabilities") or {}
         for label in SENTIMENTS:
-            row[f"p_{label}"] = probabilities.get(label)
+            row[probability_column(label)] = probabilities.get(label)
         row["topics"] = json.dumps(item.get("topics") or [], ensure_ascii=False)
         row.setdefault("error", None)
         rows.append(row)

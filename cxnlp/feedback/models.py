@@ -36,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cxnlp.labels import OUTPUT_PROBABILITY_COLUMNS
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 Count = BigInteger().with_variant(Integer(), "sqlite")
@@ -98,9 +100,8 @@ class ItemTopic(Base):
 STAT_KEYS = ("dataset", "day", "lang", "channel", "sentiment", "score_kind")
 STAT_MEASURES = (
     "n",
-    "p_positive_sum",
-    "p_neutral_sum",
-    "p_negative_sum",
+    # The `_Measures` sums of the probability columns, in their output order.
+    *(f"{c}_sum" for c in OUTPUT_PROBABILITY_COLUMNS),
     "score_n",
     "score_sum",
     "score_sq_sum",
@@ -108,7 +109,6 @@ STAT_MEASURES = (
     "detractors",
     "satisfied",
 )
-TOPIC_KEYS = (*STAT_KEYS, "topic", "polarity")
 
 
 def _key(length: int = DIMENSION_LEN) -> Mapped[str]:

@@ -7,13 +7,12 @@ one topic); a filter on another stored dimension or a text search reads the item
 themselves. Both give the same numbers (the tests check it); the aggregates are just smaller.
 
 Shares are of classified items (items whose classification failed count as `errors`), with 95%
-Wilson intervals; NPS / CSAT / CES are computed as `cxnlp.scores.score_summary` does.
+Wilson intervals; NPS / CSAT / CES by `cxnlp.report.scores.score_from_sums`, as `cxnlp report` computes them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,10 +45,16 @@ from cxnlp.feedback.models import (
     TOPICS,
     TOTALS,
 )
-from cxnlp.report.stats import cohens_h, holm_adjust, two_proportion_test, wilson_interval, z_value
+from cxnlp.labels import (
+    OUTPUT_PROBABILITY_COLUMNS,
+    SENTIMENTS,
+    STORE_PERIODS,
+    probability_column,
+)
+from cxnlp.report.alerts import share_test
+from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, SATISFIED_MIN, score_from_sums
+from cxnlp.report.stats import holm_adjust, wilson_interval
 
-SENTIMENTS = ("negative", "neutral", "positive")
-PERIODS = ("day", "week", "month")
 MISSING = "(missing)"
 # Columns the aggregates are keyed by; any other dimension is read from the items' JSON.
 KEYED = ("lang", "channel", "sentiment")
@@ -190,15 +195,17 @@ def _item_measures() -> list[ColumnElement]:
     scored = c.score.is_not(None)
     return [
         literal(1, Integer).label("n"),
-        _micro(c.p_positive).label("p_positive_sum"),
-        _micro(c.p_neutral).label("p_neutral_sum"),
-        _micro(c.p_negative).label("p_negative_sum"),
+        *(_micro(c[p]).label(f"{p}_sum") for p in OUTPUT_PROBABILITY_COLUMNS),
         case((scored, 1), else_=0).label("score_n"),
         func.coalesce(c.score, 0.0).label("score_sum"),
         func.coalesce(c.score * c.score, 0.0).label("score_sq_sum"),
-        case((and_(c.score_kind == "nps", c.score >= 9), 1), else_=0).label("promoters"),
-        case((and_(c.score_kind == "nps", c.score <= 6), 1), else_=0).label("detractors"),
-        case((and_(c.score_kind == "csat", c.score >= 4), 1), else_=0).label("satisfied"),
+        case((and_(c.score_kind == "nps", c.score >= PROMOTER_MIN), 1), else_=0).label("promoters"),
+        case((and_(c.score_kind == "nps", c.score <= DETRACTOR_MAX), 1), else_=0).label(
+            "detractors"
+        ),
+        case((and_(c.score_kind == "csat", c.score >= SATISFIED_MIN), 1), else_=0).label(
+            "satisfied"
+        ),
     ]
 
 
@@ -272,8 +279,8 @@ def _sums(facts) -> list[ColumnElement]:
 
 
 def _period_start(column: ColumnElement, period: str, dialect: str) -> ColumnElement:
-    if period not in PERIODS:
-        raise ValueError(f"unknown period {period!r}; expected one of {list(PERIODS)}")
+    if period not in STORE_PERIODS:
+        raise ValueError(f"unknown period {period!r}; expected one of {list(STORE_PERIODS)}")
     if period == "day":
         return column
     if dialect == "postgresql":
@@ -326,41 +333,6 @@ def _floor(day: dt.date, period: str) -> dt.date:
 # --- numbers from sums ----------------------------------------------------------------------
 
 
-def score_from_sums(kind: str, sums: dict[str, float], confidence: float = 0.95) -> dict:
-    """NPS / CSAT / CES from the aggregate sums of one score kind, as `score_summary` computes
-    them from the scores themselves."""
-    n = int(sums["score_n"])
-    result: dict[str, Any] = {"kind": kind, "n": n}
-    if n == 0:
-        return result
-    z = z_value(confidence)
-    if kind == "nps":
-        promoters, detractors = int(sums["promoters"]), int(sums["detractors"])
-        p, d = promoters / n, detractors / n
-        se = math.sqrt(max(p + d - (p - d) ** 2, 0.0) / n)
-        result |= {
-            "promoters": promoters,
-            "passives": n - promoters - detractors,
-            "detractors": detractors,
-            "nps": 100 * (p - d),
-            "ci95": [max(-100.0, 100 * (p - d - z * se)), min(100.0, 100 * (p - d + z * se))],
-        }
-    elif kind == "csat":
-        satisfied = int(sums["satisfied"])
-        result |= {
-            "satisfied": satisfied,
-            "csat": satisfied / n,
-            "ci95": list(wilson_interval(satisfied, n, confidence)),
-            "mean": sums["score_sum"] / n,
-        }
-    else:
-        mean = sums["score_sum"] / n
-        variance = (sums["score_sq_sum"] - n * mean * mean) / (n - 1) if n > 1 else 0.0
-        sd = math.sqrt(max(variance, 0.0))
-        result |= {"mean": mean, "sd": sd, "ci95": [mean - z * sd / n**0.5, mean + z * sd / n**0.5]}
-    return result
-
-
 def _segment(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
     """Headline numbers of grouped rows, each with `sentiment`, `score_kind` and the sums."""
     counts = dict.fromkeys(SENTIMENTS, 0)
@@ -372,7 +344,7 @@ def _segment(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[s
         if sentiment in counts:
             counts[sentiment] += int(row["n"])
             for s in SENTIMENTS:
-                p_sums[s] += int(row[f"p_{s}_sum"])
+                p_sums[s] += int(row[f"{probability_column(s)}_sum"])
         else:
             errors += int(row["n"])
         if row["score_kind"] and row["score_n"]:
@@ -579,9 +551,7 @@ ITEM_COLUMNS = (
     "product",
     "dimensions",
     "sentiment",
-    "p_positive",
-    "p_neutral",
-    "p_negative",
+    *OUTPUT_PROBABILITY_COLUMNS,
     "confidence",
     "score",
     "score_kind",
@@ -723,7 +693,7 @@ def alerts(
     history: int = 12,
     segments: Sequence[str] = ("lang", "channel"),
 ) -> dict[str, Any]:
-    """Period-over-period rises, as `cxnlp.rollup` tests them for the last period of a report,
+    """Period-over-period rises, as `cxnlp.report.alerts` tests them for the last period of a report,
     for each of the last `history` periods with classified items against the one before: the
     negative share (overall: judged on its own p-value; per language and channel: one family,
     Holm-adjusted), and the share of items mentioning each topic (one family). A rise is flagged
@@ -798,27 +768,11 @@ def _period_tests(
     label, base = period_bounds(now, period), period_bounds(before, period)
 
     def test(kind: str, column: str | None, value: str | None, x1, n1, x2, n2) -> dict | None:
-        result = two_proportion_test(x1, n1, x2, n2)
+        result = share_test(kind, column, value, x1, n1, x2, n2)
         if result is None:
             return None
-        pooled = (x1 + x2) / (n1 + n2)
-        return {
-            "period": label["period"],
-            "period_start": label["start"],
-            "baseline_period": base["period"],
-            "kind": kind,
-            "column": column,
-            "value": value,
-            "baseline_share": x1 / n1,
-            "current_share": x2 / n2,
-            "baseline_n": n1,
-            "current_n": n2,
-            "difference": result["difference"],
-            "z": result["z"],
-            "p_value": result["p_value"],
-            "cohens_h": cohens_h(x1 / n1, x2 / n2),
-            "small_sample": min(n1, n2) * min(pooled, 1 - pooled) < 5,
-        }
+        periods = {"period": label["period"], "period_start": label["start"]}
+        return {**periods, "baseline_period": base["period"], **result}
 
     then, cur = overall[before], overall[now]
     tests = []

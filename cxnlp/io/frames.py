@@ -18,7 +18,14 @@ from cxnlp.io.tables import (
     table_format,
     write_table,
 )
-from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, encode_topics, probability_column, topics_cells
+from cxnlp.labels import (
+    LANGS,
+    RESULT_COLUMNS,
+    SENTIMENTS,
+    encode_topics,
+    probability_column,
+    topics_cells,
+)
 from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
@@ -77,7 +84,7 @@ def classify_frame(
     langs: list[str | None] = [None] * len(ok)
     if lang_col is not None and lang_col in frame.columns:
         given = frame[lang_col].tolist()
-        langs = [given[i] if given[i] in ("fa", "ar", "en") else None for i in ok]
+        langs = [given[i] if given[i] in LANGS else None for i in ok]
     results: dict[int, dict] = {}
     try:
         predictions = model.predict(texts, langs) if texts else []

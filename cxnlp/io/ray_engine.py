@@ -1,4 +1,4 @@
-"""Batch classification on Ray: the job of `cxnlp.batch.classify_file`, with the model in a pool of
+"""Batch classification on Ray: the job of `cxnlp.io.batch.classify_file`, with the model in a pool of
 Ray actors (one model load per actor) and the same output, byte for byte.
 
 The driver plans the job: it splits every input file into partitions of exactly the chunks the
@@ -390,7 +390,7 @@ class PartitionClassifier:
                 )
             done = classify_frame(self.model, chunk, self.text_col)
             buffer = io.BytesIO()
-            # As cxnlp.batch writes a part: object columns as strings.
+            # As cxnlp.io.batch writes a part: object columns as strings.
             done.astype(
                 {c: "string" for c in chunk.columns if chunk[c].dtype == object}
             ).to_parquet(buffer, index=False)
@@ -455,7 +455,7 @@ def classify_file_ray(
     output_format: str | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> RayBatchStats:
-    """`cxnlp.batch.classify_file` on Ray (see the module docstring); same output, same errors.
+    """`cxnlp.io.batch.classify_file` on Ray (see the module docstring); same output, same errors.
 
     `input_path` may also be a directory or a glob pattern: its files are classified in name
     order into one output, ids numbering the rows of all of them. `address` joins a running Ray

@@ -27,9 +27,6 @@ FORMATS = {
     ".pq": "parquet",
     ".xlsx": "xlsx",
 }
-# Tried in this order when a CSV has no byte-order mark. Windows-1256 is how Excel on Persian and
-# Arabic Windows saves "CSV"; it accepts almost any byte, so it must come last.
-CSV_ENCODINGS = ("utf-8", "cp1256")
 _SNIFF_BYTES = 1 << 16
 
 

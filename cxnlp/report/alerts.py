@@ -9,14 +9,44 @@ from typing import Any
 
 import pandas as pd
 
+from cxnlp.labels import PERIODS
 from cxnlp.report.dates import parse_dates
 from cxnlp.report.rows import group_labels
 from cxnlp.report.stats import adjust_p_values, two_proportion_test
 from cxnlp.report.topics import topic_rows
 
-# pandas period codes; a week runs Monday to Sunday.
-PERIODS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
+# The pandas period code of each of `cxnlp.labels.PERIODS`; a week runs Monday to Sunday.
+PANDAS_FREQ = dict(zip(PERIODS, ("D", "W", "M", "Q", "Y"), strict=True))
 BASELINES = ("previous", "all")
+
+
+def share_test(
+    kind: str, column: str | None, value: str | None, x1: int, n1: int, x2: int, n2: int
+) -> dict[str, Any] | None:
+    """One alert test, as the report and the feedback store both run it: did the share of `kind`
+    (in the group `column` = `value`, or overall) move from x1/n1 in the baseline to x2/n2 now?
+    The two-proportion test's numbers, and whether the sample is too small for its normal
+    approximation; None when there is nothing to test.
+
+    >>> t = share_test("negative_share", "lang", "fa", 10, 100, 25, 100)
+    >>> t["current_share"], round(t["p_value"], 4), t["small_sample"]
+    (0.25, 0.0052, False)
+    """
+    result = two_proportion_test(x1, n1, x2, n2)
+    if result is None:
+        return None
+    pooled = (x1 + x2) / (n1 + n2)
+    return {
+        "kind": kind,
+        "column": column,
+        "value": value,
+        "baseline_share": x1 / n1,
+        "current_share": x2 / n2,
+        "baseline_n": n1,
+        "current_n": n2,
+        **result,
+        "small_sample": min(n1, n2) * min(pooled, 1 - pooled) < 5,
+    }
 
 
 def periods(
@@ -43,9 +73,9 @@ def periods(
     undated = int(dates.isna().sum())
     if undated:
         notes.append(f"{undated} rows have no readable {date_col!r} and are left out of periods")
-    codes = dates.dt.to_period(PERIODS[period])
+    codes = dates.dt.to_period(PANDAS_FREQ[period])
     labels, index = [], {}
-    for p in pd.period_range(codes.min(), codes.max(), freq=PERIODS[period]):
+    for p in pd.period_range(codes.min(), codes.max(), freq=PANDAS_FREQ[period]):
         labels.append(
             {
                 "period": str(p),
@@ -98,22 +128,7 @@ def alerts(
         kind: str, column: str | None, value: str | None, hit_then: pd.Series, hit_now: pd.Series
     ) -> dict | None:
         x1, n1, x2, n2 = int(hit_then.sum()), len(hit_then), int(hit_now.sum()), len(hit_now)
-        result = two_proportion_test(x1, n1, x2, n2)
-        if result is None:
-            return None
-        pooled = (x1 + x2) / (n1 + n2)
-        small = min(n1, n2) * min(pooled, 1 - pooled) < 5
-        return {
-            "kind": kind,
-            "column": column,
-            "value": value,
-            "baseline_share": x1 / n1,
-            "current_share": x2 / n2,
-            "baseline_n": n1,
-            "current_n": n2,
-            **result,
-            "small_sample": small,
-        }
+        return share_test(kind, column, value, x1, n1, x2, n2)
 
     headline = test(
         "negative_share",

@@ -9,20 +9,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxnlp.labels import SENTIMENTS
+from cxnlp.labels import SCORE_KINDS, SENTIMENTS
 from cxnlp.report.stats import adjust_p_values, two_proportion_test, wilson_interval, z_value
 from cxnlp.report.topics import topic_rows
 
-# kind -> (lowest, highest) valid score; None = any number (CES scales run 1-5 or 1-7).
-SCORE_RANGES: dict[str, tuple[float, float] | None] = {
-    "nps": (0, 10),
-    "csat": (1, 5),
-    "ces": None,
-}
-SCORE_KINDS = tuple(SCORE_RANGES)
+# Each of `cxnlp.labels.SCORE_KINDS` -> (lowest, highest) valid score; None = any number (CES
+# scales run 1-5 or 1-7).
+SCORE_RANGES: dict[str, tuple[float, float] | None] = dict(
+    zip(SCORE_KINDS, ((0, 10), (1, 5), None), strict=True)
+)
+# NPS promoters score 9-10 and detractors 0-6; CSAT counts 4-5 as satisfied. One definition for
+# the report and the feedback store (which sums them per day).
+PROMOTER_MIN, DETRACTOR_MAX, SATISFIED_MIN = 9, 6, 4
 # Who counts as a detractor for the lift analysis. CES scales differ in direction (agreement that
 # it was easy, or effort), so CES has no detractor group.
-DETRACTORS = {"nps": ("detractors (0-6)", 6), "csat": ("dissatisfied (1-3)", 3)}
+DETRACTORS = {
+    "nps": (f"detractors (0-{DETRACTOR_MAX})", DETRACTOR_MAX),
+    "csat": (f"dissatisfied (1-{SATISFIED_MIN - 1})", SATISFIED_MIN - 1),
+}
 
 
 def scores_from(values: pd.Series, kind: str) -> pd.Series:
@@ -50,40 +54,66 @@ def scores_from(values: pd.Series, kind: str) -> pd.Series:
     return scores
 
 
-def score_summary(scores: pd.Series, kind: str, confidence: float = 0.95) -> dict[str, Any]:
-    """NPS in points (-100..100) with promoters 9-10 and detractors 0-6; CSAT as the share of 4-5
-    with its mean; CES as the mean. Each with a normal-approximation or Wilson interval."""
-    values = scores.dropna().to_numpy()
-    n = len(values)
-    result: dict[str, Any] = {"kind": kind, "n": n, "missing": int(scores.isna().sum())}
+def score_sums(values: np.ndarray, kind: str) -> dict[str, float]:
+    """The sums a score summary is computed from (the store keeps them per day, as
+    `cxnlp.feedback.models.STAT_MEASURES`): count, sum, sum of squares, promoters and detractors
+    (NPS), satisfied (CSAT)."""
+    return {
+        "score_n": len(values),
+        "score_sum": float(values.sum()),
+        "score_sq_sum": float((values * values).sum()),
+        "promoters": int((values >= PROMOTER_MIN).sum()) if kind == "nps" else 0,
+        "detractors": int((values <= DETRACTOR_MAX).sum()) if kind == "nps" else 0,
+        "satisfied": int((values >= SATISFIED_MIN).sum()) if kind == "csat" else 0,
+    }
+
+
+def score_from_sums(kind: str, sums: dict[str, float], confidence: float = 0.95) -> dict:
+    """NPS / CSAT / CES from the sums of one score kind (`score_sums`): what `score_summary` and the
+    feedback store's per-day aggregates both compute them from."""
+    n = int(sums["score_n"])
+    result: dict[str, Any] = {"kind": kind, "n": n}
     if n == 0:
         return result
     z = z_value(confidence)
     if kind == "nps":
-        promoters, detractors = int((values >= 9).sum()), int((values <= 6).sum())
+        promoters, detractors = int(sums["promoters"]), int(sums["detractors"])
         p, d = promoters / n, detractors / n
-        # Each answer scores +1, 0 or -1; NPS is their mean times 100.
         se = math.sqrt(max(p + d - (p - d) ** 2, 0.0) / n)
         result |= {
             "promoters": promoters,
             "passives": n - promoters - detractors,
             "detractors": detractors,
             "nps": 100 * (p - d),
-            "ci95": (max(-100.0, 100 * (p - d - z * se)), min(100.0, 100 * (p - d + z * se))),
+            "ci95": [max(-100.0, 100 * (p - d - z * se)), min(100.0, 100 * (p - d + z * se))],
         }
     elif kind == "csat":
-        satisfied = int((values >= 4).sum())
+        satisfied = int(sums["satisfied"])
         result |= {
             "satisfied": satisfied,
             "csat": satisfied / n,
-            "ci95": wilson_interval(satisfied, n, confidence),
-            "mean": float(values.mean()),
+            "ci95": list(wilson_interval(satisfied, n, confidence)),
+            "mean": sums["score_sum"] / n,
         }
     else:
-        sd = float(values.std(ddof=1)) if n > 1 else 0.0
-        mean = float(values.mean())
-        result |= {"mean": mean, "sd": sd, "ci95": (mean - z * sd / n**0.5, mean + z * sd / n**0.5)}
+        mean = sums["score_sum"] / n
+        variance = (sums["score_sq_sum"] - n * mean * mean) / (n - 1) if n > 1 else 0.0
+        sd = math.sqrt(max(variance, 0.0))
+        result |= {"mean": mean, "sd": sd, "ci95": [mean - z * sd / n**0.5, mean + z * sd / n**0.5]}
     return result
+
+
+def score_summary(scores: pd.Series, kind: str, confidence: float = 0.95) -> dict[str, Any]:
+    """NPS in points (-100..100) with promoters 9-10 and detractors 0-6; CSAT as the share of 4-5
+    with its mean; CES as the mean. Each with a normal-approximation or Wilson interval.
+
+    >>> s = score_summary(pd.Series([10, 9, 7, 3, None]), "nps")
+    >>> s["n"], s["missing"], s["promoters"], s["detractors"], s["nps"]
+    (4, 1, 2, 1, 25.0)
+    """
+    values = scores.dropna().to_numpy(dtype=np.float64)
+    result: dict[str, Any] = {"kind": kind, "n": len(values), "missing": int(scores.isna().sum())}
+    return result | score_from_sums(kind, score_sums(values, kind), confidence)
 
 
 def score_drivers(

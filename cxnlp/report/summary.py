@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxnlp.labels import REPORT_COLUMNS, SENTIMENTS
+from cxnlp.labels import PERIODS, REPORT_COLUMNS, SCORE_KINDS, SENTIMENTS
 from cxnlp.modeldir import DEV_CONFUSION_FILE
-from cxnlp.report.alerts import BASELINES, PERIODS, alerts, periods
+from cxnlp.report.alerts import BASELINES, alerts, periods
 from cxnlp.report.quantification import (
     LABELED_METHODS,
     METHODS,
@@ -37,7 +37,7 @@ from cxnlp.report.quantification import (
     sample_notes,
 )
 from cxnlp.report.rows import group_labels, prepare
-from cxnlp.report.scores import SCORE_KINDS, score_drivers, score_summary, scores_from
+from cxnlp.report.scores import score_drivers, score_summary, scores_from
 from cxnlp.report.stats import (
     P_ADJUST_METHODS,
     adjusted_shares,
@@ -81,7 +81,7 @@ def summarize(
     (`no_confusion_note`, or that the model has no dev confusion matrix). Alerts test whether the
     negative share or a topic's share rose from the `baseline` ("previous" period or "all" earlier
     ones) to the last period, at level `alpha`, with p-values adjusted by `p_adjust` (a key of
-    `cxnlp.stats.P_ADJUST_METHODS`: "holm", "benjamini-hochberg", ...).
+    `cxnlp.report.stats.P_ADJUST_METHODS`: "holm", "benjamini-hochberg", ...).
 
     >>> frame = pd.DataFrame({"sentiment": ["positive", "negative", None],
     ...     "p_positive": [0.9, 0.1, None], "p_neutral": [0.05, 0.1, None],

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
-from cxnlp.labels import LANGS
+from cxnlp.labels import LANGS, SENTIMENTS
 from service.batcher import QueueFull
 from service.cloud import (
     STRING_INDEX_TYPES,
@@ -380,7 +380,7 @@ async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str
 
 def _scores(prediction: Any) -> dict[str, float]:
     p = prediction.probabilities
-    return {k: float(p[k]) for k in ("positive", "neutral", "negative")}
+    return {k: float(p[k]) for k in SENTIMENTS}
 
 
 async def _sentiment(

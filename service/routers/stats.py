@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import json
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cxnlp.feedback import queries
 from cxnlp.feedback.db import FeedbackStore
+from cxnlp.labels import OUTPUT_PROBABILITY_COLUMNS, Sentiment, StorePeriod
 from service.errors import ApiError, field_error
 from service.feedback import Reader, Store
 from service.stats_schemas import (
@@ -45,7 +46,7 @@ def stats_filter(
     lang: Annotated[list[str] | None, Query(description="fa, ar, en")] = None,
     channel: ListParam = None,
     product: ListParam = None,
-    sentiment: Annotated[list[Literal["negative", "neutral", "positive"]] | None, Query()] = None,
+    sentiment: Annotated[list[Sentiment] | None, Query()] = None,
     topic: Annotated[list[str] | None, Query(description="items mentioning any of them")] = None,
     dim: Annotated[
         list[str] | None,
@@ -109,7 +110,7 @@ async def stats(f: Filter, store: Store) -> Any:
 
 
 @router.get("/trend", response_model=Trend)
-async def trend(f: Filter, store: Store, period: Literal["day", "week", "month"] = "week") -> Any:
+async def trend(f: Filter, store: Store, period: StorePeriod = "week") -> Any:
     """The headline numbers per day, week (Monday to Sunday) or month, empty periods included."""
     return await _read(store, queries.trend, f, period)
 
@@ -156,9 +157,7 @@ CSV_COLUMNS = (
     "channel",
     "product",
     "sentiment",
-    "p_positive",
-    "p_neutral",
-    "p_negative",
+    *OUTPUT_PROBABILITY_COLUMNS,
     "confidence",
     "topics",
     "score",
@@ -203,7 +202,7 @@ async def items_csv(f: Filter, store: Store) -> StreamingResponse:
 async def alerts(
     f: Filter,
     store: Store,
-    period: Literal["day", "week", "month"] = "week",
+    period: StorePeriod = "week",
     alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
     history: Annotated[int, Query(ge=1, le=104)] = 12,
     all: Annotated[bool, Query(description="also every test that was not flagged")] = False,

@@ -24,6 +24,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cxnlp.labels import LANGS  # noqa: E402
 from training.data import dataset_catalog, text_key  # noqa: E402
 
 SEED = 27  # the topics issue
@@ -124,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for lang in ("fa", "ar", "en"):
+    for lang in LANGS:
         rows = sample(Path(args.data_dir), lang)
         with (out / f"unlabeled_{lang}.jsonl").open("w", encoding="utf-8") as handle:
             for row in rows:
