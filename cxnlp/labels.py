@@ -57,7 +57,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "confidence",
     "lang",
     TOPICS_COLUMN,
-    # True where the text has clauses of opposite sentiment (cxnlp.topics.aspects).
+    # True where the text has clauses of opposite sentiment (cxnlp.models.pipeline).
     "mixed",
     ERROR_COLUMN,
 )

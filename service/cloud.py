@@ -116,7 +116,7 @@ def mixed_score(prediction: Any) -> float:
 
 def opinions(prediction: Any, text: str) -> list[dict[str, Any]]:
     """The aspect evidence of a prediction: each topic that carries `evidence` (the clause or cue
-    match of `cxnlp.topics.aspects`, `{"start", "end", "text"}` code-point offsets into `text`) as
+    match of `cxnlp.models.pipeline`, `{"start", "end", "text"}` code-point offsets into `text`) as
     `{"topic", "polarity", "score", "start", "end"}`, in text order. Topics without evidence
     (models or versions that tag the whole text only) give none."""
     found = []

@@ -44,7 +44,7 @@ def named_paths() -> set[str]:
 
 def test_every_path_the_readme_names_exists():
     paths = named_paths()
-    assert {"cxnlp/labels.py", "cxnlp/topics/aspects.py", "models/default"} <= paths
+    assert {"cxnlp/labels.py", "cxnlp/models/pipeline.py", "models/default"} <= paths
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert not missing, f"README names paths that do not exist: {missing}"
 

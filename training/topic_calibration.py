@@ -4,7 +4,7 @@
 in training/configs/topics.yaml: hand-labeled JSONL files with a `split` column, e.g. the dev half
 of the multi-domain set) plus aspect-less social posts (`negative_datasets`, rows sampled from
 their `dev` split; every topic counts as absent there) the way `predict` reads them (document and
-clauses, cue rules; `cxnlp.topics.aspects`), and sets, per language and topic, the threshold with the best
+clauses, cue rules; `cxnlp.models.pipeline`), and sets, per language and topic, the threshold with the best
 F1 on them; a topic without `min_positives` dev positives in a language gets the lowest threshold
 that adds no false positive (never below the head's own). The thresholds land in the head's
 `thresholds_by_lang` (topics/config.json); the head's weights are not touched.

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxnlp.labels import SENTIMENTS
+from cxnlp.labels import LANGS, SENTIMENTS
 from cxnlp.modeldir import topics_dir
 from cxnlp.models.calibration import softmax
 from cxnlp.models.pipeline import AspectOptions, analyze
@@ -170,7 +170,7 @@ class SentimentModel:
             raise ValueError(f"got {len(texts)} texts but {len(langs)} langs")
         resolved = [lang or detect_language(text) for text, lang in zip(texts, langs, strict=True)]
         normalised = [
-            normalize(text, lang=lang if lang in ("fa", "ar", "en") else None)
+            normalize(text, lang=lang if lang in LANGS else None)
             for text, lang in zip(texts, resolved, strict=True)
         ]
         return normalised, resolved

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from cxnlp.labels import SENTIMENTS
+from cxnlp.labels import LANGS, SENTIMENTS
 from cxnlp.text.clauses import (
     CueRule,
     Span,
@@ -48,8 +48,6 @@ from cxnlp.text.clauses import (
 from cxnlp.text.normalize import normalize
 
 logger = logging.getLogger(__name__)
-
-NORMALISED_LANGS = ("fa", "ar", "en")
 
 
 @dataclass
@@ -96,7 +94,7 @@ def locate(doc: str, pieces: Sequence[str], lang: str | None) -> list[tuple[int,
     found: list[tuple[int, int] | None] = []
     cursor = 0
     for piece in pieces:
-        target = normalize(piece, lang=lang if lang in NORMALISED_LANGS else None)
+        target = normalize(piece, lang=lang if lang in LANGS else None)
         at = doc.find(target, cursor) if target else -1
         if at < 0:
             found.append(None)
@@ -133,9 +131,7 @@ def analyze(
     for text_plan, found, lang in zip(plans, located, resolved, strict=True):
         for piece, where in zip(text_plan, found, strict=True):
             if where is None:
-                extra_texts.append(
-                    normalize(piece.text, lang=lang if lang in NORMALISED_LANGS else None)
-                )
+                extra_texts.append(normalize(piece.text, lang=lang if lang in LANGS else None))
                 extra_langs.append(lang)
     if extra_texts:
         logger.debug("%d clause(s) read in a second pass", len(extra_texts))
