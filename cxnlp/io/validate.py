@@ -72,8 +72,9 @@ def text_problem(value: object, max_chars: int | None = None) -> TextProblem | N
     if REPLACEMENT_CHAR in text:
         return TextProblem(
             "undecoded",
-            "text has bytes that could not be decoded in the file's encoding (U+FFFD at "
-            f"character {text.index(REPLACEMENT_CHAR)}); re-export the source as UTF-8",
+            f"text has bytes that could not be decoded (U+FFFD at character "
+            f"{text.index(REPLACEMENT_CHAR)}, e.g. a file read in the wrong encoding); "
+            "re-export the source as UTF-8",
         )
     if max_chars is not None and len(text) > max_chars:
         return TextProblem("too_long", f"text has {len(text)} characters; the limit is {max_chars}")
