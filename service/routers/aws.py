@@ -25,8 +25,8 @@ from cxnlp import detect_language
 from cxnlp.io.isolate import Failed
 from cxnlp.io.validate import parse_json, text_problem
 from cxnlp.labels import LANGS
-from service.batcher import QueueFull
 from service.cloud import is_mixed, mixed_score, opinions, primary_language, resolve_language
+from service.cloud import predict as cloud_predict
 from service.deps import State
 from service.errors import field_path
 from service.loading import LoadedModel
@@ -289,18 +289,16 @@ def _check_batch(texts: list[str], max_items: int) -> None:
         )
 
 
+def _busy(reason: str, retry: str) -> AwsError:
+    return AwsError(
+        "ThrottlingException",
+        f"Rate exceeded: the service is busy ({reason})",
+        headers={"Retry-After": retry},
+    )
+
+
 async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str | None]) -> list:
-    if not texts:
-        return []
-    try:
-        return await state.batcher.predict(handle, texts, langs)
-    except QueueFull as exc:
-        retry = str(state.settings.retry_after_s)
-        raise AwsError(
-            "ThrottlingException",
-            f"Rate exceeded: the service is busy ({exc})",
-            headers={"Retry-After": retry},
-        ) from None
+    return await cloud_predict(state, handle, texts, langs, _busy)
 
 
 def _ok(prediction: Any) -> Any:

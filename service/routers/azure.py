@@ -28,7 +28,6 @@ from cxnlp import detect_language
 from cxnlp.io.isolate import Failed
 from cxnlp.io.validate import text_problem
 from cxnlp.labels import LANGS
-from service.batcher import QueueFull
 from service.cloud import (
     STRING_INDEX_TYPES,
     is_mixed,
@@ -38,6 +37,9 @@ from service.cloud import (
     split_sentences,
     text_elements,
     to_index_units,
+)
+from service.cloud import (
+    predict as cloud_predict,
 )
 from service.deps import CurrentModel, State, key_matches
 from service.errors import field_path
@@ -375,19 +377,17 @@ def _request_statistics(docs: list[Any], errors: list[Any], documents: list[dict
     }
 
 
+def _busy(reason: str, retry: str) -> AzureError:
+    return AzureError(
+        429,
+        "TooManyRequests",
+        f"The service is busy ({reason}); retry after {retry} s.",
+        headers={"Retry-After": retry},
+    )
+
+
 async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str | None]) -> list:
-    if not texts:
-        return []
-    try:
-        return await state.batcher.predict(handle, texts, langs)
-    except QueueFull as exc:
-        retry = str(state.settings.retry_after_s)
-        raise AzureError(
-            429,
-            "TooManyRequests",
-            f"The service is busy ({exc}); retry after {retry} s.",
-            headers={"Retry-After": retry},
-        ) from None
+    return await cloud_predict(state, handle, texts, langs, _busy)
 
 
 def _bad(prediction: Any) -> bool:
