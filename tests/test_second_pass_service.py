@@ -343,6 +343,8 @@ def _store_cases(client) -> None:
         for path in ("/v1/stats", "/v1/stats/items.csv", "/v1/stats/alerts", "/v1/stats/options"):
             r = client.get(path, params=params, headers=AUTH)
             assert r.status_code == 422, (path, params, r.status_code, r.text)
+    r = client.get("/v1/stats/topics/by", params={"column": "tier\x00"}, headers=AUTH)
+    assert r.status_code == 422, r.text
     r = client.post("/v1/classify", json={"dataset": "d", "items": [item]}, headers=AUTH)
     assert r.status_code == 200, r.text
     export = client.get("/v1/stats/items.csv", headers=AUTH)

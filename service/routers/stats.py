@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cxnlp.feedback import queries
 from cxnlp.feedback.db import FeedbackStore
 from cxnlp.io.tables import escape_formula
+from cxnlp.io.validate import check_name
 from service.errors import ApiError, field_error
 from service.feedback import Reader, Store
 from service.stats_schemas import (
@@ -132,6 +133,14 @@ async def topics_by(
 ) -> Any:
     """Topic x channel (or another column): mentions, share of that value's items, negative
     share."""
+    try:
+        check_name(column, "column")  # a NUL or a lone surrogate: no database answers it
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            f"invalid request: {exc}",
+            [field_error(("query", "column"), str(exc), "value_error")],
+        ) from None
     return await _read(store, queries.topic_by, f, column)
 
 
