@@ -79,6 +79,8 @@ def _classify(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
         engine=args.engine,
+        # With --store the exact rows are stored first, then the file is escaped.
+        excel_safe=args.excel_safe and not args.store,
         **{name: value for name, value in options.items() if value is not None},
     )
     read_as = f"read as {stats.encoding}; " if stats.encoding else ""
@@ -91,6 +93,10 @@ def _classify(args: argparse.Namespace) -> int:
         from cxnlp.feedback.cli import store_classified
 
         store_classified(args, loaded[0] if loaded else load_model())
+        if args.excel_safe:
+            from cxnlp.io.tables import make_excel_safe
+
+            make_excel_safe(args.output)
     return 0
 
 
@@ -119,6 +125,9 @@ def _report(args: argparse.Namespace) -> int:
     )
     if not (args.json or args.html):
         sys.stdout.write(report_json(summary))
+    scope = (summary.get("alerts") or {}).get("last_complete")
+    if scope:
+        print(scope["note"], file=sys.stderr)  # the line the dashboard shows too
     overall = summary["overall"]["raw"]["shares"]
     print(
         f"{summary['classified']} classified rows ({summary['errors']} errors): "
@@ -176,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML file of extra topics in the taxonomy's format, matched without retraining",
     )
     p.add_argument("--chunk-rows", type=int, default=2000)
+    p.add_argument(
+        "--excel-safe",
+        action="store_true",
+        help="CSV output for Excel: prefix with ' the texts and ids a spreadsheet would run as "
+        "formulas (=, +, -, @). Off by default: the output keeps every text and id exactly, for "
+        "joining back by id; the store always gets them exactly",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument(

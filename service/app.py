@@ -28,6 +28,8 @@ from service.limits import BodyLimitMiddleware
 from service.loading import LoadedModel, load_model, wrap_model
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.routers import aws, azure, classify, dashboard, health, jobs, models, stats
+from service.routers.dashboard import SESSION_SECONDS
+from service.sessions import SESSIONS_DIR, Sessions
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -84,8 +86,10 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             ray_address=settings.ray_address,
             ray_min_bytes=settings.ray_min_bytes,
             ray_workers=settings.ray_workers,
+            workers=settings.job_workers,
         )
         state = ServiceState(settings, metrics, batcher, runner, api_keys, admin_keys, handle)
+        state.sessions = Sessions(settings.jobs_dir / SESSIONS_DIR, SESSION_SECONDS)
         app.state.cxnlp = state  # before the job runner starts: it may resume a job at once
         batcher.start()
         state.jobs.start()
@@ -131,7 +135,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -157,10 +157,12 @@ class JobInfo(BaseModel):
     filename: str
     text_col: str
     id_col: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     model: str | None
     rows_done: int = Field(..., description="rows classified so far")
-    rows: int | None = Field(None, description="rows in the file, once finished")
+    rows: int | None = Field(
+        None, description="rows in the file: counted at upload, exact once finished"
+    )
     errors: int | None = Field(None, description="rows that could not be classified")
     error: str | None = Field(None, description="why the job failed")
     dataset: str | None = Field(None, description="where the result is stored, if anywhere")

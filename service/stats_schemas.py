@@ -164,6 +164,17 @@ class AlertTest(BaseModel):
     flagged: bool
 
 
+class LastComplete(BaseModel):
+    """The period alerts test up to (`cxnlp.report.periods`, as the report does)."""
+
+    period: str | None = Field(description="the last complete period, None when none is")
+    start: str | None
+    end: str | None
+    data_end: str | None = Field(description="the last day with items under the filter")
+    partial: str | None = Field(description="the period after it, partial, not tested")
+    note: str = Field(description="the line the dashboard and the report print")
+
+
 class Alerts(BaseModel):
     filter: FilterEcho
     period: str
@@ -171,6 +182,7 @@ class Alerts(BaseModel):
     source: str
     flagged: list[AlertTest]
     tests: list[AlertTest] | None = Field(None, description="every test (with all=true)")
+    last_complete: LastComplete
 
 
 class Options(BaseModel):

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from cxnlp.io.isolate import Failed
 from cxnlp.models.fast import FastSentimentModel
 from service import Settings, create_app
 from service.batcher import MicroBatcher, QueueFull
@@ -421,7 +422,7 @@ def test_full_queue_answers_503_with_retry_after(settings):
     assert "cxnlp_queue_rejected_total 1" in metrics
 
 
-def test_batcher_fails_only_the_bad_request_of_a_merged_batch():
+def test_batcher_fails_only_the_bad_text_of_a_merged_batch():
     async def run():
         gate = threading.Event()
         model = RecordingModel(_fit(flip=False), gate=gate, fail_on="boom")
@@ -442,9 +443,11 @@ def test_batcher_fails_only_the_bad_request_of_a_merged_batch():
         return model.calls, results
 
     calls, (blocker, good, bad) = asyncio.run(run())
-    assert calls == [1, 3, 2, 1]  # the merged batch failed, then each request alone
+    assert calls == [1, 3, 1, 1, 1]  # the merged batch failed, then each text alone
     assert len(blocker) == 1 and len(good) == 2
-    assert isinstance(bad, RuntimeError)
+    assert not any(isinstance(p, Failed) for p in good)
+    assert len(bad) == 1 and isinstance(bad[0], Failed)
+    assert bad[0].error == "classification failed (RuntimeError); the log has the details"
 
 
 def test_batcher_refuses_when_full():

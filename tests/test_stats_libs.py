@@ -25,9 +25,9 @@ def test_benjamini_hochberg_matches_the_step_up_by_hand():
 
 def _weeks(negatives_per_channel_now: list[int]) -> pd.DataFrame:
     """Two weeks, eight channels of 40 rows each; the first week has 8 negatives per channel, the
-    second the given number."""
+    second the given number (dated its Sunday: the data reach its end, so it is complete)."""
     rows = []
-    for week, counts in (("2026-09-07", [8] * 8), ("2026-09-14", negatives_per_channel_now)):
+    for week, counts in (("2026-09-07", [8] * 8), ("2026-09-20", negatives_per_channel_now)):
         for channel, negatives in enumerate(counts):
             for i in range(40):
                 label = "negative" if i < negatives else "positive"

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -70,13 +71,43 @@ def record_alerts(
     return new
 
 
+WEBHOOK_SCHEMES = ("http", "https")
+
+
+def check_webhook_url(url: str) -> str:
+    """`url` when it is an http(s) URL with a host, else ValueError: a webhook never reads a
+    local file (`file://`) or talks FTP."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in WEBHOOK_SCHEMES or not parts.hostname:
+        raise ValueError(
+            f"the alert webhook {url!r} is not an http:// or https:// URL with a host; "
+            f"{WEBHOOK_ENV} takes e.g. https://hooks.example.com/cxnlp"
+        )
+    return url
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: the alert goes to the configured host or nowhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        raise urllib.error.HTTPError(
+            req.full_url, code, f"redirect to {newurl} refused: set the final URL", headers, fp
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
 def post_json(url: str, payload: dict[str, Any], timeout: float = 5.0) -> None:
-    """POST `payload` as JSON; raises OSError (urllib's errors) unless the answer is 2xx."""
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    """POST `payload` as JSON to an http(s) URL, following no redirect; raises OSError
+    (urllib's errors) unless the answer is 2xx, ValueError for a URL that is not http(s)."""
+    check_webhook_url(url)
+    # default=str: a date in a payload is sent as text, never a TypeError that loses the alert.
+    body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - configured URL
+    with _OPENER.open(request, timeout=timeout) as response:
         if not 200 <= response.status < 300:
             raise urllib.error.HTTPError(url, response.status, "not 2xx", response.headers, None)
 
@@ -105,7 +136,7 @@ def notify(store: FeedbackStore, url: str | None = None, timeout: float = 5.0) -
             continue  # another worker took it
         try:
             post_json(url, {"alert": payload}, timeout)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: released, so it is sent later
             logger.warning("alert webhook %s failed (%s); retried after the next ingest", url, exc)
             with store.engine.begin() as connection:
                 connection.execute(

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import JSON, Connection, delete, insert, select, tuple_
 
+from cxnlp.feedback.checks import check_dimension_keys, record_problem
 from cxnlp.feedback.db import FeedbackStore, lock_for_writing, open_store
 from cxnlp.feedback.models import (
     DAILY,
@@ -39,6 +40,7 @@ from cxnlp.feedback.models import (
     TOPICS,
     TOTALS,
 )
+from cxnlp.io.validate import check_name
 from cxnlp.labels import (
     OUTPUT_PROBABILITY_COLUMNS,
     RESULT_COLUMNS,
@@ -265,6 +267,10 @@ def records_from_frame(
             "error": error,
             "topics": topics,
         }
+        unstorable = record_problem(record, INDEXED_DIMENSIONS)
+        if unstorable is not None:
+            problem(i, unstorable)
+            continue
         if ok and any(record[c] is None for c in OUTPUT_PROBABILITY_COLUMNS):
             record["error"], record["sentiment"] = "no probabilities in the row", None
             record["topics"] = []
@@ -633,8 +639,10 @@ def ingest_records(
     returns (inserted, updated). Records with the same id: the last one wins."""
     if not dataset or len(dataset) > DIMENSION_LEN:
         raise ValueError(f"a dataset name of 1 to {DIMENSION_LEN} characters is needed")
+    check_name(dataset, "the dataset name")
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     lock_for_writing(connection)
+    check_dimension_keys(connection, dataset, records, INDEXED_DIMENSIONS)
     writers = {"postgresql": _PostgresWriter, "sqlite": _SqliteWriter}
     writer = writers.get(connection.dialect.name, _CoreWriter)(connection)
     latest = {r["item_id"]: r for r in records}

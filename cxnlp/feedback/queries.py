@@ -45,6 +45,7 @@ from cxnlp.feedback.models import (
     TOPICS,
     TOTALS,
 )
+from cxnlp.io.validate import check_names
 from cxnlp.labels import (
     OUTPUT_PROBABILITY_COLUMNS,
     SENTIMENTS,
@@ -52,6 +53,7 @@ from cxnlp.labels import (
     probability_column,
 )
 from cxnlp.report.alerts import share_test
+from cxnlp.report.periods import last_complete
 from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, SATISFIED_MIN, score_from_sums
 from cxnlp.report.stats import holm_adjust, wilson_interval
 
@@ -89,6 +91,7 @@ class StatsFilter:
             raise ValueError(f"unknown sentiment {bad[0]!r}; expected one of {list(SENTIMENTS)}")
         if self.start and self.end and self.start > self.end:
             raise ValueError(f"start {self.start} is after end {self.end}")
+        check_names(self.to_dict())  # a NUL or a lone surrogate: no database answers them
 
     def keyed_only(self, max_topics: int = 1) -> bool:
         """Whether the per-day aggregates can answer this filter."""
@@ -738,6 +741,9 @@ def alerts(
     ):
         mentions[(_as_date(row["period_start"]), row["topic"])] += int(row["n"])
     filled = sorted(day for day, cell in overall.items() if cell["n"])
+    # Only complete periods are tested, as the report does (cxnlp.report.periods).
+    chosen = _last_complete(connection, coarse, filled, period)
+    filled = [day for day in filled if chosen["start"] and day.isoformat() <= chosen["start"]]
     all_tests = []
     for before, now in list(zip(filled, filled[1:], strict=False))[-history:]:
         all_tests.extend(
@@ -752,7 +758,22 @@ def alerts(
         "source": _source(facts),
         "flagged": flagged,
         "tests": all_tests,
+        "last_complete": chosen,
     }
+
+
+def _last_complete(
+    connection: Connection, facts: Any, starts: Sequence[dt.date], period: str
+) -> dict[str, Any]:
+    """`cxnlp.report.periods.last_complete` over the periods with items, the data ending on
+    the last day with items under the filter."""
+    data_end = connection.execute(select(func.max(facts.c.day))).scalar()
+    return last_complete(
+        starts,
+        period,
+        _as_date(data_end) if data_end is not None else None,
+        lambda day: period_bounds(day, period)["period"],
+    )
 
 
 def _period_tests(

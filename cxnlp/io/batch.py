@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from cxnlp.io.frames import (
     BatchStats,
     assemble,
+    check_not_input,
     classify_frame,
     custom_topic_names,
     open_work_dir,
@@ -56,6 +57,7 @@ def classify_file(
     resume: bool = False,
     progress: bool = True,
     engine: str = "local",
+    excel_safe: bool = False,
     **engine_options: Any,
 ) -> BatchStats:
     """Classify every row of `input_path` into `output_path` (formats from the extensions).
@@ -64,6 +66,10 @@ def classify_file(
     the model, called only once the input's header has the text column. Rows get an `id_col`
     column of their 1-based row number when the input has none.
 
+    Every text and id is written as read; `excel_safe` escapes, in a CSV output, the cells a
+    spreadsheet would run as formulas (for a file opened in Excel, not one joined back by id).
+    An output that is the input itself is refused before any work.
+
     `engine="ray"` runs the job on Ray with the same output (`cxnlp.io.ray_engine.classify_file_ray`,
     whose options - `address`, `workers`, `output_format` - go in `engine_options`).
     """
@@ -71,6 +77,7 @@ def classify_file(
         raise ValueError(f"unknown engine {engine!r}; expected 'local' or 'ray'")
     if engine == "local" and engine_options:
         raise ValueError(f"{sorted(engine_options)} are options of engine='ray' only")
+    check_not_input(input_path, output_path)
     if engine == "ray":
         from cxnlp.io.ray_engine import classify_file_ray
 
@@ -83,6 +90,7 @@ def classify_file(
             chunk_rows=chunk_rows,
             resume=resume,
             progress=progress,
+            excel_safe=excel_safe,
             **engine_options,
         )
     input_path, output_path = Path(input_path), Path(output_path)
@@ -157,7 +165,7 @@ def classify_file(
         rows += len(done)
         errors += int(done["error"].notna().sum())
     bar.close()
-    assemble(sorted(work.glob("part-*.parquet")), output_path)
+    assemble(sorted(work.glob("part-*.parquet")), output_path, excel_safe=excel_safe)
     shutil.rmtree(work)
     stats = BatchStats(
         rows=rows,

@@ -454,6 +454,7 @@ def classify_file_ray(
     workers: int | None = None,
     output_format: str | None = None,
     on_rows: Callable[[int], None] | None = None,
+    excel_safe: bool = False,
 ) -> RayBatchStats:
     """`cxnlp.io.batch.classify_file` on Ray (see the module docstring); same output, same errors.
 
@@ -462,7 +463,7 @@ def classify_file_ray(
     cluster ("auto", "ray://host:port"); without it a local Ray runtime starts with `workers` CPUs
     (default: all) and stops at the end. A runtime already started in this process is used as it
     is. `workers` actors hold the model (default: the cluster's CPUs). `on_rows` is called with the
-    number of rows of each partition done.
+    number of rows of each partition done. `excel_safe` as in `cxnlp.io.frames.assemble`.
     """
     ray = import_ray()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -536,7 +537,7 @@ def classify_file_ray(
     if dataset:
         _write_dataset(parts, output_path)
     else:
-        assemble(parts, output_path)
+        assemble(parts, output_path, excel_safe=excel_safe)
     shutil.rmtree(work)
     encodings = list(dict.fromkeys(f.encoding for f in plan.files if f.encoding))
     stats = RayBatchStats(

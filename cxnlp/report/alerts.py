@@ -4,19 +4,18 @@ within each family)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from cxnlp.labels import PERIODS
 from cxnlp.report.dates import parse_dates
+from cxnlp.report.periods import PANDAS_FREQ, last_complete
 from cxnlp.report.rows import group_labels
 from cxnlp.report.stats import adjust_p_values, two_proportion_test
 from cxnlp.report.topics import topic_rows
 
-# The pandas period code of each of `cxnlp.labels.PERIODS`; a week runs Monday to Sunday.
-PANDAS_FREQ = dict(zip(PERIODS, ("D", "W", "M", "Q", "Y"), strict=True))
 BASELINES = ("previous", "all")
 
 
@@ -56,14 +55,15 @@ def periods(
     period: str,
     notes: list[str],
     date_format: str | None = None,
-) -> tuple[list[dict[str, str]], dict[str, pd.Index]]:
+) -> tuple[list[dict[str, str]], dict[str, pd.Index], dt.date | None]:
     """Every period from the first date to the last (empty ones included, so trends have no
-    gaps), and the row index of each. Dates are read by `cxnlp.report.dates.parse_dates`
-    (`date_format`, or unambiguous day/month order, Jalali dates included)."""
+    gaps), the row index of each, and the last date of the data. Dates are read by
+    `cxnlp.report.dates.parse_dates` (`date_format`, or unambiguous day/month order, Jalali
+    dates included)."""
     dates = parse_dates(values.reset_index(drop=True), date_format)
     if values.astype("string").str.strip().fillna("").eq("").all():
         notes.append(f"column {date_col!r} is empty: no periods")
-        return [], {}
+        return [], {}, None
     if dates.notna().sum() == 0:
         examples = values.dropna().astype(str).head(3).tolist()
         raise ValueError(
@@ -89,7 +89,7 @@ def periods(
         notes.append(
             f"the last {period} ({labels[-1]['period']}) is partial: the data end on {last_day}"
         )
-    return labels, index
+    return labels, index, last_day
 
 
 def alerts(
@@ -102,8 +102,13 @@ def alerts(
     baseline: str,
     notes: list[str],
     p_adjust: str = "holm",
+    period: str | None = None,
+    data_end: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Rises from the baseline to the last period with classified rows.
+    """Rises from the baseline to the last complete period with classified rows
+    (`cxnlp.report.periods.last_complete`, the definition the store's alerts use too: with
+    `period` and `data_end`, a period the data end inside is not tested); `last_complete` in the
+    result says which period that is and why.
 
     Each test has `kind` (negative_share or topic_share), `column` and `value` (None for all rows;
     "topic" and the topic's name for a topic). The overall negative share is the headline test,
@@ -114,9 +119,27 @@ def alerts(
     """
     ok = data["_ok"]
     filled = [p["period"] for p in periods if ok.loc[index[p["period"]]].any()]
+    chosen = None
+    if period is not None and data_end is not None:
+        starts = {
+            dt.date.fromisoformat(p["start"]): p["period"] for p in periods if p["period"] in filled
+        }
+        chosen = last_complete(starts, period, data_end, starts.get)
+        notes.append(chosen["note"])
+        last = chosen["start"]
+        filled = [
+            label for day, label in sorted(starts.items()) if last and day.isoformat() <= last
+        ]
     if len(filled) < 2:
-        notes.append("alerts need classified rows in at least two periods")
-        return {"current": None, "baseline": None, "alpha": alpha, "flagged": [], "tests": []}
+        notes.append("alerts need classified rows in at least two complete periods")
+        return {
+            "current": None,
+            "baseline": None,
+            "alpha": alpha,
+            "flagged": [],
+            "tests": [],
+            "last_complete": chosen,
+        }
     current = filled[-1]
     before = filled[:-1] if baseline == "all" else filled[-2:-1]
     now = data.loc[index[current]]
@@ -178,4 +201,5 @@ def alerts(
         "alpha": alpha,
         "flagged": sorted((t for t in tests if t["flagged"]), key=lambda t: t["p_adjusted"]),
         "tests": tests,
+        "last_complete": chosen,
     }

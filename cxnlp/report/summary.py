@@ -176,14 +176,24 @@ def summarize(
             data, mentions, scores, score_kind, alpha, p_adjust
         )
     if date_col is not None:
-        by_period, period_index = periods(
+        by_period, period_index, data_end = periods(
             data, frame[date_col], date_col, period, notes, date_format
         )
         summary["by_period"] = [
             {**label, **segment(period_index[label["period"]])} for label in by_period
         ]
         summary["alerts"] = alerts(
-            data, mentions, by_period, period_index, group_by, alpha, baseline, notes, p_adjust
+            data,
+            mentions,
+            by_period,
+            period_index,
+            group_by,
+            alpha,
+            baseline,
+            notes,
+            p_adjust,
+            period=period,
+            data_end=data_end,
         )
     summary["notes"] = notes
     return clean_json(summary)

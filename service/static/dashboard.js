@@ -243,7 +243,9 @@ function renderTopicBy(m) {
 
 function renderAlerts(a) {
   const box = $("alerts");
-  if (!a.flagged.length) return box.replaceChildren(el("p", { class: "empty" }, `No significant rise at α = ${a.alpha} in the last periods.`));
+  // Which period the tests reach (the report prints the same line): partial periods are not tested.
+  const scope = el("p", { class: "muted", id: "alerts-scope" }, a.last_complete ? a.last_complete.note : "");
+  if (!a.flagged.length) return box.replaceChildren(scope, el("p", { class: "empty" }, `No significant rise at α = ${a.alpha} up to the last complete period.`));
   const what = (t) => (t.kind === "topic_share" ? `topic ${t.value} share` : t.column ? `negative share · ${t.column} ${t.value}` : "negative share");
   const head = el("tr", {}, ...["period", "what", "before", "now", "change", "p", "p (Holm)", "Cohen's h"].map((h, i) => el("th", { class: i > 1 ? "num" : "" }, h)));
   const rows = a.flagged.map((t) =>
@@ -258,7 +260,7 @@ function renderAlerts(a) {
       el("td", { class: "num" }, num(t.cohens_h)),
     ),
   );
-  box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
+  box.replaceChildren(scope, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
 function comment(item) {
