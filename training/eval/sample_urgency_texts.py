@@ -72,7 +72,9 @@ def sample(lang: str, rng: random.Random) -> list[dict]:
     rows = load(lang)
     keyword = re.compile(KEYWORDS[lang], re.IGNORECASE)
     hits = [r for r in rows if keyword.search(r["text"])]
-    negatives = [r for r in rows if r["source_label"] == "negative" and not keyword.search(r["text"])]
+    negatives = [
+        r for r in rows if r["source_label"] == "negative" and not keyword.search(r["text"])
+    ]
     picked = rng.sample(hits, min(QUOTA["keyword"], len(hits)))
     for r in picked:
         r["pool"] = "keyword"
