@@ -4,10 +4,10 @@ status history, closing, overdue escalation and recovery metrics."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pandas as pd
 import pytest
+from feedback_helpers import case_row as row
 from sqlalchemy import func, select
 
 from cxnlp.feedback import alerts, cases
@@ -18,31 +18,6 @@ from cxnlp.feedback.models import CASE_EVENTS, CASE_ITEMS, CASES
 from cxnlp.feedback.recovery import recovery_metrics
 
 T0 = dt.datetime(2026, 9, 7, 9, 0)
-
-
-def row(item_id, customer=None, *, sentiment="negative", p_neg=0.95, level="none",
-        urgency=0.0, score=None, topics=(), when="2026-09-07", text="text"):  # fmt: skip
-    p_pos = round((1 - p_neg) / 2, 6) if sentiment != "positive" else p_neg
-    p_neg = p_neg if sentiment != "positive" else round((1 - p_neg) / 2, 6)
-    return {
-        "id": item_id,
-        "text": text,
-        "created_at": when,
-        "customer_id": customer,
-        "nps": score,
-        "sentiment": sentiment,
-        "p_positive": p_pos,
-        "p_neutral": round(1 - p_pos - p_neg, 6),
-        "p_negative": p_neg,
-        "confidence": max(p_pos, p_neg),
-        "lang": "en",
-        "topics": json.dumps(list(topics)),
-        "mixed": False,
-        "urgency": urgency,
-        "urgency_level": level,
-        "urgency_evidence": "[]",
-        "error": None,
-    }
 
 
 @pytest.fixture

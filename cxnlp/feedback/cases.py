@@ -38,6 +38,7 @@ import yaml
 from sqlalchemy import Connection, and_, case, func, insert, select, update
 
 from cxnlp.feedback.models import CASE_EVENTS, CASE_ITEMS, CASES, ITEMS
+from cxnlp.io.tables import escape_formula
 
 logger = logging.getLogger(__name__)
 
@@ -555,7 +556,11 @@ def escalate_overdue(
 
 
 def escalate_and_notify(
-    store: Any, *, url: str | None = None, now: dt.datetime | None = None
+    store: Any,
+    *,
+    url: str | None = None,
+    now: dt.datetime | None = None,
+    rules: CaseRules | None = None,
 ) -> list[dict[str, Any]]:
     """`escalate_overdue` in its own transaction, then POST each escalation to the alert
     webhook (`url`, else `$CXNLP_ALERT_WEBHOOK`) as `{"case_escalated": case}`. A failed POST
@@ -563,7 +568,7 @@ def escalate_and_notify(
     from cxnlp.feedback.alerts import WEBHOOK_ENV, post_json
 
     with store.engine.begin() as connection:
-        escalated = escalate_overdue(connection, now=now)
+        escalated = escalate_overdue(connection, now=now, rules=rules)
     url = url or os.environ.get(WEBHOOK_ENV)
     for case_row in escalated if url else ():
         try:
@@ -574,12 +579,13 @@ def escalate_and_notify(
 
 
 def cases_csv(cases: Iterable[Mapping[str, Any]]) -> str:
-    """Listed cases as CSV, columns `CASE_FIELDS`."""
+    """Listed cases as CSV, columns `CASE_FIELDS`; a cell a spreadsheet would run as a formula
+    (an owner or root cause typed as `=HYPERLINK(...)`) gets a leading apostrophe."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CASE_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for row in cases:
-        writer.writerow(row)
+        writer.writerow({k: escape_formula(v) for k, v in row.items()})
     return out.getvalue()
 
 

@@ -112,13 +112,14 @@ def recovery_metrics(connection: Connection, dataset: str) -> dict[str, Any]:
     a, b = result["recovered"]["sentiment_change"], result["not_followed_up"]["sentiment_change"]
     result["difference"] = {"sentiment_change": a - b if None not in (a, b) else None}
     teams: dict[str, dict[str, list]] = defaultdict(lambda: {"first": [], "resolve": []})
-    for x in cases:
-        first, resolve = _hours(x["opened_at"], x["first_response_at"]), None
+    for x in cases:  # every team with a case is listed, also one that answered none yet
+        times = teams[x["team"]]
+        first = _hours(x["opened_at"], x["first_response_at"])
         resolve = _hours(x["opened_at"], x["resolved_at"])
         if first is not None:
-            teams[x["team"]]["first"].append(first)
+            times["first"].append(first)
         if resolve is not None:
-            teams[x["team"]]["resolve"].append(resolve)
+            times["resolve"].append(resolve)
     result["teams"] = [
         {
             "team": team,
