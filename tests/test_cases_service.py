@@ -265,3 +265,13 @@ def test_cases_routes_are_documented(client):
     listed = paths["/v1/cases"]["get"]["responses"]["200"]["content"]["application/json"]
     assert listed["schema"]["$ref"].endswith("/CasesPage")
 
+
+def test_cases_page_is_served_behind_the_login(client):
+    r = client.get("/dashboard/cases", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/dashboard/login"
+    r = client.get("/dashboard/cases", headers=AUTH)
+    assert r.status_code == 200 and "/dashboard/static/cases.js" in r.text
+    assert 'data-auth="true"' in r.text  # the template was filled
+    js = client.get("/dashboard/static/cases.js", headers=AUTH)
+    assert js.status_code == 200 and "/v1/cases" in js.text
+    assert client.get("/dashboard/static/cases.js").status_code == 401
