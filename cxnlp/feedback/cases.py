@@ -282,7 +282,7 @@ def open_cases(
                 "sentiment": record.get("sentiment"),
                 "urgency": record.get("urgency"),
                 "score": record.get("score"),
-                "item_count": 0,
+                "item_count": len(group),
                 "opened_at": now,
                 "due_at": now + dt.timedelta(hours=rules.priorities[rule.priority]),
                 "updated_at": now,
@@ -301,6 +301,8 @@ def open_cases(
                 existing[key] = (case_id, rank)
         counts["opened"] = len(new_rows)
     fresh = {r["open_key"] for r in new_rows}
+    # A new case was inserted with its items counted and its best priority; only cases that
+    # were open before need an UPDATE (one round trip each, so not one per new case).
     links, events, grown = [], [], []
     for key, group in by_key.items():
         case_id, rank = existing[key]
@@ -314,8 +316,9 @@ def open_cases(
                           "linked_at": now})  # fmt: skip
             if key not in fresh:
                 events.append(_event(case_id, now, "linked", note=f"item {record['item_id']}"))
-        best = min(rules.rank(rule.priority) for _, rule, _ in group)
-        grown.append((case_id, len(group), min(best, rank)))
+        if key not in fresh:
+            best = min(rules.rank(rule.priority) for _, rule, _ in group)
+            grown.append((case_id, len(group), min(best, rank)))
     connection.execute(insert(CASE_ITEMS), links)
     connection.execute(insert(CASE_EVENTS), events)
     names = list(rules.priorities)
