@@ -126,11 +126,11 @@ def test_overdue_cases_escalate_once_with_webhook(store, monkeypatch):
     )
     ingest(store, [row("m1", "c1", level="high"), row("m2", "c2", p_neg=0.95)])
     later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(hours=5)
-    escalated = cases.escalate_and_notify(store, url="http://hook", now=later)
+    escalated = alerts.escalate_and_notify(store, url="http://hook", now=later)
     # p1 (4 h) is overdue after 5 h, p3 (48 h) is not.
     assert [e["item_id"] for e in escalated] == ["m1"]
     assert posted[0]["case_escalated"]["escalation_owner"] == "cx_lead"
-    assert cases.escalate_and_notify(store, url="http://hook", now=later) == []
+    assert alerts.escalate_and_notify(store, url="http://hook", now=later) == []
     with store.engine.connect() as c:
         listed = cases.list_cases(c, CaseFilter(open_only=True), now=later)["cases"]
         kinds = c.execute(select(CASE_EVENTS.c.kind).order_by(CASE_EVENTS.c.id)).scalars().all()

@@ -188,6 +188,15 @@ def test_custom_statuses_come_from_the_rules_file(client, db_url, tmp_path, monk
     assert r.status_code == 200 and r.json()["status"] == "waiting_on_customer"
     r = client.post(f"/v1/cases/{case_id}/status", json={"status": "contacted"}, headers=AUTH)
     assert r.status_code == 422
+    # A broken rules file is the server's error, said as such (never a 500).
+    monkeypatch.setenv(RULES_ENV, str(tmp_path / "missing.yaml"))
+    r = client.get("/v1/cases/rules", headers=AUTH)
+    assert r.status_code == 503 and "case rules cannot be read" in r.json()["error"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("statuses: [closed]\n", encoding="utf-8")
+    monkeypatch.setenv(RULES_ENV, str(bad))
+    r = client.post(f"/v1/cases/{case_id}/status", json={"status": "closed"}, headers=AUTH)
+    assert r.status_code == 503 and "priorities" in r.json()["error"]
 
 
 def test_cases_csv_export_is_spreadsheet_safe(client, db_url):

@@ -6,7 +6,8 @@ ingest's transaction (one call from `cxnlp.feedback.ingest.ingest_records`), so 
 its item was stored. A customer has one open case per reason: a later item of the same customer
 and reason joins that case instead of opening another, and an item already in a case (a resend)
 opens nothing. Every change is a timestamped row of `case_events`; a case past its response
-deadline is escalated (flag, escalation owner, webhook) by `escalate_overdue`.
+deadline is escalated (flag, escalation owner) by `escalate_overdue`, and pushed to the webhook
+by `cxnlp.feedback.alerts.escalate_and_notify`.
 
 >>> from cxnlp.feedback.db import open_store
 >>> store = open_store("sqlite://")
@@ -558,29 +559,6 @@ def escalate_overdue(
     return escalated
 
 
-def escalate_and_notify(
-    store: Any,
-    *,
-    url: str | None = None,
-    now: dt.datetime | None = None,
-    rules: CaseRules | None = None,
-) -> list[dict[str, Any]]:
-    """`escalate_overdue` in its own transaction, then POST each escalation to the alert
-    webhook (`url`, else `$CXNLP_ALERT_WEBHOOK`) as `{"case_escalated": case}`. A failed POST
-    is logged; the escalation stays recorded."""
-    from cxnlp.feedback.alerts import WEBHOOK_ENV, post_json
-
-    with store.engine.begin() as connection:
-        escalated = escalate_overdue(connection, now=now, rules=rules)
-    url = url or os.environ.get(WEBHOOK_ENV)
-    for case_row in escalated if url else ():
-        try:
-            post_json(url, {"case_escalated": case_row})
-        except (OSError, ValueError) as exc:
-            logger.warning("case webhook %s failed for case %s (%s)", url, case_row["id"], exc)
-    return escalated
-
-
 def cases_csv(cases: Iterable[Mapping[str, Any]]) -> str:
     """Listed cases as CSV, columns `CASE_FIELDS`; a cell a spreadsheet would run as a formula
     (an owner or root cause typed as `=HYPERLINK(...)`) gets a leading apostrophe."""
@@ -617,6 +595,6 @@ def customer_history(
 __all__ = [
     "CASE_FIELDS", "CaseError", "CaseFilter", "CaseRules", "assign", "cases_after_ingest",
     "cases_csv", "change_status",
-    "comment", "customer_history", "escalate_and_notify", "escalate_overdue", "get_case",
+    "comment", "customer_history", "escalate_overdue", "get_case",
     "list_cases", "load_case_rules", "match_rule", "open_cases",
 ]  # fmt: skip

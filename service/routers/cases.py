@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from cxnlp.feedback import cases
+from cxnlp.feedback import alerts, cases
 from cxnlp.feedback.cases import CaseError, CaseFilter, CaseRules
 from cxnlp.feedback.db import FeedbackStore
 from cxnlp.feedback.recovery import recovery_metrics
@@ -45,8 +46,12 @@ CaseId = Annotated[int, Path(ge=1)]
 
 def case_rules() -> CaseRules:
     """The rules of `$CXNLP_CASE_RULES`; the shipped defaults when unset or "off" (with "off" no
-    case is opened, but existing ones still move through the default statuses)."""
-    return cases.rules_from_env() or cases.load_case_rules()
+    case is opened, but existing ones still move through the default statuses). A rules file
+    that cannot be read is the server's configuration error: 503 with the reason."""
+    try:
+        return cases.rules_from_env() or cases.load_case_rules()
+    except (CaseError, OSError, yaml.YAMLError) as exc:
+        raise ApiError(503, f"the case rules cannot be read: {exc}") from None
 
 
 def case_filter(
@@ -164,7 +169,7 @@ async def escalate(store: Store, state: State) -> Any:
     url = state.settings.alert_webhook
 
     def run() -> list[dict[str, Any]]:
-        return cases.escalate_and_notify(store, url=url, rules=case_rules())
+        return alerts.escalate_and_notify(store, url=url, rules=case_rules())
 
     try:
         escalated = await run_in_threadpool(run)
