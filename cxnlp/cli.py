@@ -244,8 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
         "a column whose day/month order cannot be told is refused)",
     )
     p.add_argument("--period", default=None, choices=PERIODS)
-    p.add_argument("--score-col", default=None, help="survey score column")
-    p.add_argument("--score-kind", default=None, choices=SCORE_KINDS)
+    p.add_argument(
+        "--score-col",
+        default=None,
+        action="append",
+        help="survey score column: KIND=COLUMN, repeatable (--score-col nps=q1 --score-col "
+        "ces=q3); CSAT or CES on a declared scale as KIND:LOW-HIGH=COLUMN (csat:1-7=q2; CSAT "
+        "defaults to 1-5); or one bare COLUMN with --score-kind",
+    )
+    p.add_argument("--score-kind", default=None, choices=SCORE_KINDS, help="of a bare --score-col")
     p.add_argument(
         "--model",
         default=None,

@@ -48,6 +48,12 @@ def probability_column(label: str) -> str:
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(probability_column(s) for s in SENTIMENTS)
 TOPICS_COLUMN = "topics"
 ERROR_COLUMN = "error"
+# The customer an item is about, when the export or API item names one: follow-up cases are
+# opened per customer (cxnlp.feedback.cases) and the dashboard shows a customer's history.
+CUSTOMER_ID_COLUMN = "customer_id"
+# How urgently the text needs a human (cxnlp.text.urgency): the score in [0, 1], its level
+# (high / medium / low / none) and the evidence, a JSON list of {start, end, text, cue}.
+URGENCY_COLUMNS: tuple[str, ...] = ("urgency", "urgency_level", "urgency_evidence")
 # What `cxnlp classify` adds to every row, in the order it writes them.
 # The probability columns as `cxnlp classify` writes them (positive first, as people read them).
 OUTPUT_PROBABILITY_COLUMNS: tuple[str, ...] = tuple(reversed(PROBABILITY_COLUMNS))
@@ -59,8 +65,11 @@ RESULT_COLUMNS: tuple[str, ...] = (
     TOPICS_COLUMN,
     # True where the text has clauses of opposite sentiment (cxnlp.models.pipeline).
     "mixed",
+    *URGENCY_COLUMNS,
     ERROR_COLUMN,
 )
+# Result columns that files classified by older versions lack: readers accept a table without them.
+OPTIONAL_RESULT_COLUMNS: tuple[str, ...] = ("mixed", *URGENCY_COLUMNS)
 # What a report needs of a classified table.
 REPORT_COLUMNS: tuple[str, ...] = ("sentiment", *PROBABILITY_COLUMNS, ERROR_COLUMN)
 

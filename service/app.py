@@ -27,7 +27,17 @@ from service.jobs import JobRunner
 from service.limits import BodyLimitMiddleware
 from service.loading import LoadedModel, load_model, wrap_model
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.routers import aws, azure, classify, dashboard, health, jobs, models, stats
+from service.routers import (
+    aws,
+    azure,
+    cases,
+    classify,
+    dashboard,
+    health,
+    jobs,
+    models,
+    stats,
+)
 from service.routers.dashboard import SESSION_SECONDS
 from service.sessions import SESSIONS_DIR, Sessions
 from service.settings import Settings
@@ -118,7 +128,14 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         "cxnlp_queue_depth", "Requests waiting for the model.", lambda: _read(app, "depth")
     )
     metrics.add_gauge("cxnlp_jobs_queued", "Jobs waiting to run.", lambda: _read(app, "queued"))
-    routers = (classify.router, jobs.router, models.router, stats.router, dashboard.router)
+    routers = (
+        classify.router,
+        jobs.router,
+        models.router,
+        stats.router,
+        cases.router,
+        dashboard.router,
+    )
     for router in (*routers, health.router):
         app.include_router(router)
     if settings.azure_api:

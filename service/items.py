@@ -64,4 +64,5 @@ def result_fields(prediction: dict[str, Any] | None) -> dict[str, Any]:
         "lang": prediction["lang"],
         "topics": prediction.get("topics") or [],
         "mixed": None if prediction.get("mixed") is None else bool(prediction["mixed"]),
+        "urgency": prediction.get("urgency"),
     }

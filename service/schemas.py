@@ -104,6 +104,12 @@ class ItemResult(BaseModel):
     mixed: bool | None = Field(
         None, description="a confidently positive and a confidently negative clause"
     )
+    urgency: dict[str, Any] | None = Field(
+        None,
+        description="how urgently the text needs a human: {score 0-1, level high/medium/low/none, "
+        "evidence [{start, end, text, cue}]} (char offsets; cues: churn, complaint, safety, fraud, "
+        "callback)",
+    )
     error: str | None = Field(None, description="why the item has no result")
     truncated: bool = Field(False, description="only the first characters were classified")
 

@@ -109,3 +109,30 @@ def classified_frame(n: int = 600, seed: int = 0, days: int = 28) -> pd.DataFram
             }
         )
     return pd.DataFrame(rows)
+
+
+def case_row(item_id, customer=None, *, sentiment="negative", p_neg=0.95, level="none",
+        urgency=0.0, score=None, topics=(), when="2026-09-07", text="text"):  # fmt: skip
+    """A classified row (the layout of `cxnlp classify` output with urgency) for the case tests;
+    `score` goes into an `nps` column."""
+    p_pos = round((1 - p_neg) / 2, 6) if sentiment != "positive" else p_neg
+    p_neg = p_neg if sentiment != "positive" else round((1 - p_neg) / 2, 6)
+    return {
+        "id": item_id,
+        "text": text,
+        "created_at": when,
+        "customer_id": customer,
+        "nps": score,
+        "sentiment": sentiment,
+        "p_positive": p_pos,
+        "p_neutral": round(1 - p_pos - p_neg, 6),
+        "p_negative": p_neg,
+        "confidence": max(p_pos, p_neg),
+        "lang": "en",
+        "topics": json.dumps(list(topics)),
+        "mixed": False,
+        "urgency": urgency,
+        "urgency_level": level,
+        "urgency_evidence": "[]",
+        "error": None,
+    }

@@ -89,10 +89,10 @@ def test_migrations_create_the_models_schema(store):
             connection, opts={"compare_type": True, "version_table": VERSION_TABLE}
         )
         assert compare_metadata(context, Base.metadata) == []
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
     # Opening again (a second worker, a restart) is a no-op.
     open_store(store.url).close()
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
 
 
 def test_ingest_twice_counts_once(store):

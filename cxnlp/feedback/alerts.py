@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from cxnlp.feedback import queries
+from cxnlp.feedback.cases import CaseRules, escalate_overdue
 from cxnlp.feedback.db import FeedbackStore
 from cxnlp.feedback.ingest import _upsert
 from cxnlp.feedback.models import FeedbackAlert
@@ -158,3 +159,24 @@ def after_ingest(
     except Exception:  # noqa: BLE001 - alerts must not turn a stored batch into an error
         logger.exception("alerts of %s could not be recorded or delivered", dataset)
         return 0
+
+
+def escalate_and_notify(
+    store: FeedbackStore,
+    *,
+    url: str | None = None,
+    now: dt.datetime | None = None,
+    rules: CaseRules | None = None,
+) -> list[dict[str, Any]]:
+    """`escalate_overdue` in its own transaction, then POST each escalation to the alert
+    webhook (`url`, else `$CXNLP_ALERT_WEBHOOK`) as `{"case_escalated": case}`. A failed POST
+    is logged; the escalation stays recorded."""
+    with store.engine.begin() as connection:
+        escalated = escalate_overdue(connection, now=now, rules=rules)
+    url = url or os.environ.get(WEBHOOK_ENV)
+    for case_row in escalated if url else ():
+        try:
+            post_json(url, {"case_escalated": case_row})
+        except (OSError, ValueError) as exc:
+            logger.warning("case webhook %s failed for case %s (%s)", url, case_row["id"], exc)
+    return escalated

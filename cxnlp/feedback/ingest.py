@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import JSON, Connection, delete, insert, select, tuple_
 
+from cxnlp.feedback.cases import cases_after_ingest
 from cxnlp.feedback.checks import check_dimension_keys, record_problem
 from cxnlp.feedback.db import FeedbackStore, lock_for_writing, open_store
 from cxnlp.feedback.models import (
@@ -34,6 +35,7 @@ from cxnlp.feedback.models import (
     DAILY_TOPICS,
     DIMENSION_LEN,
     DIMENSIONS,
+    ID_LEN,
     ITEMS,
     STAT_MEASURES,
     TOPIC_TOTALS,
@@ -42,6 +44,8 @@ from cxnlp.feedback.models import (
 )
 from cxnlp.io.validate import check_name
 from cxnlp.labels import (
+    CUSTOMER_ID_COLUMN,
+    OPTIONAL_RESULT_COLUMNS,
     OUTPUT_PROBABILITY_COLUMNS,
     RESULT_COLUMNS,
     SCORE_KINDS,
@@ -156,8 +160,10 @@ def records_from_frame(
     has in the store, else is dated when it reaches the store; a date without a zone is UTC.
     """
     missing = [c for c in (id_col, text_col) if c not in frame.columns]
-    # `mixed` came with clause-level reading: files classified before it lack the column.
-    missing += [c for c in RESULT_COLUMNS if c not in frame.columns and c != "mixed"]
+    # `mixed` and urgency came later: files classified before them lack those columns.
+    missing += [
+        c for c in RESULT_COLUMNS if c not in frame.columns and c not in OPTIONAL_RESULT_COLUMNS
+    ]
     if missing:
         raise ValueError(
             f"missing column(s) {missing}; the table has {list(frame.columns)}. Ingest takes "
@@ -239,6 +245,9 @@ def records_from_frame(
             value = _as_text(columns[c][i])
             if value is not None:
                 dims[str(c)] = value
+        customer = dims.pop(CUSTOMER_ID_COLUMN, None)
+        if customer is not None and len(customer) > ID_LEN:
+            problem(i, f"{CUSTOMER_ID_COLUMN} is longer than {ID_LEN} characters")
         indexed = {}
         for c in INDEXED_DIMENSIONS:
             value = dims.pop(c, None)
@@ -266,6 +275,11 @@ def records_from_frame(
             "confidence": _as_float(columns["confidence"][i]) if ok else None,
             "error": error,
             "topics": topics,
+            "customer_id": customer,
+            "urgency": _as_float(columns["urgency"][i]) if ok and "urgency" in columns else None,
+            "urgency_level": (
+                _as_text(columns["urgency_level"][i]) if ok and "urgency_level" in columns else None
+            ),
         }
         unstorable = record_problem(record, INDEXED_DIMENSIONS)
         if unstorable is not None:
@@ -703,6 +717,7 @@ def ingest_records(
         for table, touched in aggregates:
             writer.delete_empty(table, [k for k, v in touched.items() if v[0] < 0])
     writer.insert_missing(DIMENSIONS, _dimension_rows(dataset, latest.values()))
+    cases_after_ingest(connection, dataset, latest.values(), now)
     return len(latest) - len(old_pks), len(old_pks)
 
 
@@ -853,7 +868,9 @@ def frame_from_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     (`id`, `text`, extra fields, `sentiment`, `probabilities`, `confidence`, `lang`, `topics`)."""
     rows = []
     for item in items:
-        row = {k: v for k, v in item.items() if k not in ("probabilities", "topics")}
+        row = {k: v for k, v in item.items() if k not in ("probabilities", "topics", "urgency")}
+        urgency = item.get("urgency") or {}
+        row["urgency"], row["urgency_level"] = urgency.get("score"), urgency.get("level")
         probabilities = item.get("probabilities") or {}
         for label in SENTIMENTS:
             row[probability_column(label)] = probabilities.get(label)

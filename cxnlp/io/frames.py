@@ -94,6 +94,12 @@ def classify_frame(
         columns["lang"].append(r["lang"] if r else None)
         columns["topics"].append(encode_topics(r["topics"]) if r else None)
         columns["mixed"].append(bool(r["mixed"]) if r else None)
+        urgency = (r or {}).get("urgency") or {}
+        columns["urgency"].append(round(float(urgency["score"]), 4) if r and urgency else None)
+        columns["urgency_level"].append(urgency.get("level") if r and urgency else None)
+        columns["urgency_evidence"].append(
+            json.dumps(urgency.get("evidence", []), ensure_ascii=False) if r and urgency else None
+        )
         columns["error"].append(errors[i])
     clashing = [c for c in RESULT_COLUMNS if c in frame.columns]
     if clashing:

@@ -16,6 +16,7 @@ from cxnlp.models.calibration import softmax
 from cxnlp.models.pipeline import AspectOptions, analyze
 from cxnlp.text.langid import detect_language
 from cxnlp.text.normalize import normalize
+from cxnlp.text.urgency import empty_urgency, score_urgency
 from cxnlp.topics.tagger import TopicTagger
 from cxnlp.topics.taxonomy import Topic, load_taxonomy, topic_phrases
 
@@ -36,6 +37,8 @@ class Prediction:
     confidence: float
     topics: list[dict[str, Any]] = field(default_factory=list)
     mixed: bool = False
+    # {"score", "level", "evidence"} from cxnlp.text.urgency (evidence offsets into the text).
+    urgency: dict[str, Any] = field(default_factory=empty_urgency)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,7 +201,10 @@ class SentimentModel:
         the polarity and evidence of the clause that carries each, and `mixed`. A text longer
         than the encoder's max length is read in windows, not truncated (`cxnlp.models.pipeline`)."""
         self._check_fitted()
-        return analyze(self, texts, langs, self.aspect_options)
+        predictions = analyze(self, texts, langs, self.aspect_options)
+        for text, prediction in zip(texts, predictions, strict=True):
+            prediction.urgency = score_urgency(text, prediction.lang, prediction.probabilities)
+        return predictions
 
     def save_topics(self, path: Path) -> None:
         """Write the topic head, if any, into the model directory `path`."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 import pandas as pd
 from fastapi import APIRouter, BackgroundTasks, Request
@@ -166,6 +168,19 @@ def _frame(body: AnalyzeRequest, texts: list[str | None]) -> pd.DataFrame:
     return frame.drop(columns=clashing)
 
 
+def _urgency(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The urgency of a classified row, from its batch columns (cxnlp.labels.URGENCY_COLUMNS)."""
+    level = row.get("urgency_level")
+    if not isinstance(level, str):
+        return None
+    evidence = row.get("urgency_evidence")
+    return {
+        "score": float(row["urgency"]),
+        "level": level,
+        "evidence": json.loads(evidence) if isinstance(evidence, str) and evidence else [],
+    }
+
+
 def _items(labeled: pd.DataFrame, truncated: list[bool]) -> list[ItemResult]:
     items = []
     for row, cut in zip(labeled.to_dict(orient="records"), truncated, strict=True):
@@ -179,6 +194,7 @@ def _items(labeled: pd.DataFrame, truncated: list[bool]) -> list[ItemResult]:
                 "lang": row["lang"],
                 "topics": decode_topics(row["topics"], row["sentiment"]) or [],
                 "mixed": row.get("mixed"),
+                "urgency": _urgency(row),
             }
         items.append(
             ItemResult(

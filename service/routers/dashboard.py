@@ -1,5 +1,6 @@
 """The dashboard: `/dashboard` (one page of vanilla JavaScript and inline SVG, reading the
-`/v1/stats*` API), its login form and its static files, which ship inside the package and need
+`/v1/stats*` API), `/dashboard/cases` (the follow-up queue, reading and changing `/v1/cases*`),
+its login form and its static files, which ship inside the package and need
 no network. With auth on, nothing but the login form is served without a key."""
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from service.feedback import COOKIE, has_access
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+ASSETS = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "cases.js": "text/javascript",
+}
 SESSION_SECONDS = 12 * 3600
 
 
@@ -41,6 +46,17 @@ async def dashboard(request: Request, state: State) -> Response:
     logout = "true" if state.settings.auth else "false"
     return HTMLResponse(
         _page("dashboard.html", auth=logout),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/cases", response_class=HTMLResponse)
+async def cases_page(request: Request, state: State) -> Response:
+    if not has_access(request, state):
+        return RedirectResponse("/dashboard/login", status_code=303)
+    logout = "true" if state.settings.auth else "false"
+    return HTMLResponse(
+        _page("cases.html", auth=logout),
         headers={"Cache-Control": "no-store"},
     )
 
