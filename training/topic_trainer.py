@@ -203,7 +203,12 @@ def negative_rows(
                 table = table[table["split"] == "train"]
             table = table[table["text"].astype(str).str.strip() != ""]
             table = table[~table["text"].map(text_key).isin(held_out)]
-            table = table[[not cue_topics(str(t), lang) for t in table["text"]]]
+            # A boolean mask, not a list: an empty list would select no columns.
+            keep = np.array([not cue_topics(str(t), lang) for t in table["text"]], dtype=bool)
+            table = table.loc[keep] if len(table) else table
+            if table.empty:
+                logger.warning("negative dataset %s has no usable train rows", name)
+                continue
             table = table.sample(min(len(table), per_dataset), random_state=seed)
             frames.append(
                 pd.DataFrame({"text": table["text"].astype(str), "lang": lang, "dataset": name})
