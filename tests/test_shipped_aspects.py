@@ -72,3 +72,22 @@ def test_shipped_default_finds_a_late_delivery_at_the_end_of_a_long_text(model) 
     evidence = topics["delivery"]["evidence"]
     assert evidence["start"] >= len(filler) - 1
     assert text[evidence["start"] : evidence["end"]] == evidence["text"]
+
+
+@pytest.mark.slow
+def test_shipped_default_reads_plain_short_complaints_as_its_own_topics_do(model) -> None:
+    """Issue 26's cases: the document's sentiment agrees with its own topics and clauses."""
+    late, prices, not_bad, mixed = model.predict(
+        [
+            "پیک دیر رسید",
+            "قیمت‌ها خیلی گرون شده",
+            "Not bad at all",
+            "غذا عالی بود ولی پیک یک ساعت دیر رسید",
+        ]
+    )
+    assert late.sentiment != "positive", late
+    assert found(late).get("delivery") == "negative"
+    assert prices.sentiment != "positive", prices
+    assert found(prices).get("price") == "negative"
+    assert not_bad.sentiment != "negative", not_bad
+    assert mixed.mixed is True
