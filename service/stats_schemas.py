@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from cxnlp.feedback.models import ITEM_FIELDS, ITEMS
 
 Sentiment = Literal["negative", "neutral", "positive"]
 Interval = list[float] | None
@@ -111,28 +113,25 @@ class StoredTopic(BaseModel):
     topic: str
     polarity: str | None
     score: float | None
+    evidence: dict[str, Any] | None = Field(
+        None, description="{start, end, text}: the clause or cue the topic was read from"
+    )
 
 
-class StoredItem(BaseModel):
-    dataset: str
-    id: str
-    created_at: str
-    text: str | None
-    lang: str | None
-    channel: str | None
-    product: str | None
-    dimensions: dict[str, Any]
-    sentiment: str | None
-    p_positive: float | None
-    p_neutral: float | None
-    p_negative: float | None
-    confidence: float | None
-    score: float | None
-    score_kind: str | None
-    error: str | None
-    model_name: str | None
-    model_version: str | None
-    topics: list[StoredTopic]
+def _stored_item_model() -> type[BaseModel]:
+    """The item schema from the store's one declaration of its columns (`ITEM_FIELDS`)."""
+    fields: dict[str, Any] = {}
+    for name in ITEM_FIELDS:
+        column = ITEMS.c[name]
+        kind = str if name == "created_at" else column.type.python_type
+        fields["id" if name == "item_id" else name] = (
+            (kind | None, None) if column.nullable else (kind, ...)
+        )
+    fields["topics"] = (list[StoredTopic], ...)
+    return create_model("StoredItem", **fields)
+
+
+StoredItem = _stored_item_model()
 
 
 class ItemsPage(BaseModel):
@@ -157,7 +156,7 @@ class AlertTest(BaseModel):
     difference: float
     z: float
     p_value: float
-    p_adjusted: float = Field(..., description="Holm-adjusted within its family")
+    p_adjusted: float = Field(..., description="adjusted within its family (p_adjust)")
     cohens_h: float = Field(..., description="effect size (0.2 small, 0.5 medium, 0.8 large)")
     small_sample: bool
     flagged: bool
@@ -167,6 +166,7 @@ class Alerts(BaseModel):
     filter: FilterEcho
     period: str
     alpha: float
+    p_adjust: str
     source: str
     flagged: list[AlertTest]
     tests: list[AlertTest] | None = Field(None, description="every test (with all=true)")

@@ -98,22 +98,7 @@ def alerts(
         kind: str, column: str | None, value: str | None, hit_then: pd.Series, hit_now: pd.Series
     ) -> dict | None:
         x1, n1, x2, n2 = int(hit_then.sum()), len(hit_then), int(hit_now.sum()), len(hit_now)
-        result = two_proportion_test(x1, n1, x2, n2)
-        if result is None:
-            return None
-        pooled = (x1 + x2) / (n1 + n2)
-        small = min(n1, n2) * min(pooled, 1 - pooled) < 5
-        return {
-            "kind": kind,
-            "column": column,
-            "value": value,
-            "baseline_share": x1 / n1,
-            "current_share": x2 / n2,
-            "baseline_n": n1,
-            "current_n": n2,
-            **result,
-            "small_sample": small,
-        }
+        return rise_test(kind, column, value, x1, n1, x2, n2)
 
     headline = test(
         "negative_share",
@@ -147,16 +132,7 @@ def alerts(
                 pd.Series(now.index.isin(found), index=now.index),
             )
         )
-    tests = []
-    if headline is not None:
-        tests.append({**headline, "p_adjusted": headline["p_value"]})
-    for family in (segments, topics):
-        family = [t for t in family if t is not None]
-        adjusted = adjust_p_values([t["p_value"] for t in family], p_adjust)
-        for t, p in zip(family, adjusted, strict=True):
-            tests.append({**t, "p_adjusted": p})
-    for t in tests:
-        t["flagged"] = t["difference"] > 0 and t["p_adjusted"] < alpha and not t["small_sample"]
+    tests = judge(headline, (segments, topics), alpha, p_adjust)
     return {
         "current": current,
         "baseline": before if baseline == "all" else before[0],
@@ -164,3 +140,48 @@ def alerts(
         "flagged": sorted((t for t in tests if t["flagged"]), key=lambda t: t["p_adjusted"]),
         "tests": tests,
     }
+
+
+def rise_test(
+    kind: str, column: str | None, value: str | None, x1: int, n1: int, x2: int, n2: int
+) -> dict[str, Any] | None:
+    """One alert test from counts: x1 of n1 before, x2 of n2 now (a two-proportion z-test with
+    Cohen's h); `small_sample` when either side expects fewer than 5 hits or misses. None when
+    there is nothing to test (an empty side, or no variation)."""
+    result = two_proportion_test(x1, n1, x2, n2)
+    if result is None:
+        return None
+    pooled = (x1 + x2) / (n1 + n2)
+    return {
+        "kind": kind,
+        "column": column,
+        "value": value,
+        "baseline_share": x1 / n1,
+        "current_share": x2 / n2,
+        "baseline_n": n1,
+        "current_n": n2,
+        **result,
+        "small_sample": min(n1, n2) * min(pooled, 1 - pooled) < 5,
+    }
+
+
+def judge(
+    headline: dict[str, Any] | None,
+    families: Sequence[Sequence[dict[str, Any] | None]],
+    alpha: float,
+    p_adjust: str = "holm",
+) -> list[dict[str, Any]]:
+    """The tests with `p_adjusted` and `flagged`: the headline judged on its own p-value, each
+    family's p-values adjusted together (`p_adjust`); a rise is flagged when significant at
+    `alpha` after adjustment and not a small sample."""
+    tests = []
+    if headline is not None:
+        tests.append({**headline, "p_adjusted": headline["p_value"]})
+    for family in families:
+        family = [t for t in family if t is not None]
+        adjusted = adjust_p_values([t["p_value"] for t in family], p_adjust)
+        for t, p in zip(family, adjusted, strict=True):
+            tests.append({**t, "p_adjusted": p})
+    for t in tests:
+        t["flagged"] = t["difference"] > 0 and t["p_adjusted"] < alpha and not t["small_sample"]
+    return tests

@@ -1,5 +1,14 @@
 """Survey scores beside the sentiment rollups: NPS, CSAT and CES, and which topics and sentiments
-are over-represented among detractors (their lift)."""
+are over-represented among detractors (their lift).
+
+The numbers of a score are computed from its counts and sums (`SCORE_MEASURES`), which the report
+takes from the scores themselves and the feedback store from its per-day aggregates: one formula,
+the same digits (`score_from_counts`). The NPS and CSAT cut-offs are declared here only.
+
+>>> score_from_counts("nps", {"score_n": 4, "promoters": 2, "detractors": 1, "satisfied": 0,
+...     "score_sum": 27.0, "score_sq_sum": 211.0})["nps"]
+25.0
+"""
 
 from __future__ import annotations
 
@@ -20,9 +29,78 @@ SCORE_RANGES: dict[str, tuple[float, float] | None] = {
     "ces": None,
 }
 SCORE_KINDS = tuple(SCORE_RANGES)
+# NPS: promoters answer 9-10, detractors 0-6; CSAT: satisfied answers 4-5.
+NPS_PROMOTER_MIN = 9
+NPS_DETRACTOR_MAX = 6
+CSAT_SATISFIED_MIN = 4
 # Who counts as a detractor for the lift analysis. CES scales differ in direction (agreement that
 # it was easy, or effort), so CES has no detractor group.
-DETRACTORS = {"nps": ("detractors (0-6)", 6), "csat": ("dissatisfied (1-3)", 3)}
+DETRACTORS = {
+    "nps": (f"detractors (0-{NPS_DETRACTOR_MAX})", NPS_DETRACTOR_MAX),
+    "csat": (f"dissatisfied (1-{CSAT_SATISFIED_MIN - 1})", CSAT_SATISFIED_MIN - 1),
+}
+# The counts and sums a score's numbers are computed from (the store keeps them per day).
+SCORE_MEASURES = ("score_n", "score_sum", "score_sq_sum", "promoters", "detractors", "satisfied")
+
+
+def score_flags(score: float, kind: str | None) -> tuple[bool, bool, bool]:
+    """(promoter, detractor, satisfied) for one answer of `kind`."""
+    return (
+        kind == "nps" and score >= NPS_PROMOTER_MIN,
+        kind == "nps" and score <= NPS_DETRACTOR_MAX,
+        kind == "csat" and score >= CSAT_SATISFIED_MIN,
+    )
+
+
+def score_counts(values: np.ndarray, kind: str) -> dict[str, float]:
+    """The `SCORE_MEASURES` of answers `values` (no missing ones) of `kind`."""
+    values = np.asarray(values, dtype=np.float64)
+    return {
+        "score_n": len(values),
+        "score_sum": float(values.sum()),
+        "score_sq_sum": float((values * values).sum()),
+        "promoters": int((values >= NPS_PROMOTER_MIN).sum()) if kind == "nps" else 0,
+        "detractors": int((values <= NPS_DETRACTOR_MAX).sum()) if kind == "nps" else 0,
+        "satisfied": int((values >= CSAT_SATISFIED_MIN).sum()) if kind == "csat" else 0,
+    }
+
+
+def score_from_counts(
+    kind: str, counts: dict[str, float], confidence: float = 0.95
+) -> dict[str, Any]:
+    """NPS in points (-100..100), CSAT as the share of satisfied answers with its mean, CES as the
+    mean with its sd, each with a normal-approximation or Wilson interval, from `SCORE_MEASURES`."""
+    n = int(counts["score_n"])
+    result: dict[str, Any] = {"kind": kind, "n": n}
+    if n == 0:
+        return result
+    z = z_value(confidence)
+    mean = float(counts["score_sum"]) / n
+    if kind == "nps":
+        promoters, detractors = int(counts["promoters"]), int(counts["detractors"])
+        p, d = promoters / n, detractors / n
+        # Each answer scores +1, 0 or -1; NPS is their mean times 100.
+        se = math.sqrt(max(p + d - (p - d) ** 2, 0.0) / n)
+        result |= {
+            "promoters": promoters,
+            "passives": n - promoters - detractors,
+            "detractors": detractors,
+            "nps": 100 * (p - d),
+            "ci95": [max(-100.0, 100 * (p - d - z * se)), min(100.0, 100 * (p - d + z * se))],
+        }
+    elif kind == "csat":
+        satisfied = int(counts["satisfied"])
+        result |= {
+            "satisfied": satisfied,
+            "csat": satisfied / n,
+            "ci95": list(wilson_interval(satisfied, n, confidence)),
+            "mean": mean,
+        }
+    else:
+        squares = float(counts["score_sq_sum"]) - n * mean * mean
+        sd = math.sqrt(max(squares / (n - 1), 0.0)) if n > 1 else 0.0
+        result |= {"mean": mean, "sd": sd, "ci95": [mean - z * sd / n**0.5, mean + z * sd / n**0.5]}
+    return result
 
 
 def scores_from(values: pd.Series, kind: str) -> pd.Series:
@@ -51,39 +129,10 @@ def scores_from(values: pd.Series, kind: str) -> pd.Series:
 
 
 def score_summary(scores: pd.Series, kind: str, confidence: float = 0.95) -> dict[str, Any]:
-    """NPS in points (-100..100) with promoters 9-10 and detractors 0-6; CSAT as the share of 4-5
-    with its mean; CES as the mean. Each with a normal-approximation or Wilson interval."""
+    """NPS / CSAT / CES of a score column (see `score_from_counts`), with how many are missing."""
     values = scores.dropna().to_numpy()
-    n = len(values)
-    result: dict[str, Any] = {"kind": kind, "n": n, "missing": int(scores.isna().sum())}
-    if n == 0:
-        return result
-    z = z_value(confidence)
-    if kind == "nps":
-        promoters, detractors = int((values >= 9).sum()), int((values <= 6).sum())
-        p, d = promoters / n, detractors / n
-        # Each answer scores +1, 0 or -1; NPS is their mean times 100.
-        se = math.sqrt(max(p + d - (p - d) ** 2, 0.0) / n)
-        result |= {
-            "promoters": promoters,
-            "passives": n - promoters - detractors,
-            "detractors": detractors,
-            "nps": 100 * (p - d),
-            "ci95": (max(-100.0, 100 * (p - d - z * se)), min(100.0, 100 * (p - d + z * se))),
-        }
-    elif kind == "csat":
-        satisfied = int((values >= 4).sum())
-        result |= {
-            "satisfied": satisfied,
-            "csat": satisfied / n,
-            "ci95": wilson_interval(satisfied, n, confidence),
-            "mean": float(values.mean()),
-        }
-    else:
-        sd = float(values.std(ddof=1)) if n > 1 else 0.0
-        mean = float(values.mean())
-        result |= {"mean": mean, "sd": sd, "ci95": (mean - z * sd / n**0.5, mean + z * sd / n**0.5)}
-    return result
+    numbers = score_from_counts(kind, score_counts(values, kind), confidence)
+    return {"kind": kind, "n": numbers["n"], "missing": int(scores.isna().sum()), **numbers}
 
 
 def score_drivers(

@@ -38,11 +38,8 @@ from cxnlp.report.quantification import (
 )
 from cxnlp.report.rows import group_labels, prepare
 from cxnlp.report.scores import SCORE_KINDS, score_drivers, score_summary, scores_from
-from cxnlp.report.stats import (
-    P_ADJUST_METHODS,
-    adjusted_shares,
-)
-from cxnlp.report.stats import wilson_interval as _wilson
+from cxnlp.report.segments import pcc_from_sums, sentiment_numbers
+from cxnlp.report.stats import P_ADJUST_METHODS, adjusted_shares
 from cxnlp.report.topics import mentions_table, topic_summary
 
 logger = logging.getLogger(__name__)
@@ -112,7 +109,7 @@ def summarize(
         notes.extend(sample_notes(sample, gold_col))
     scores = scores_from(frame[score_col], score_kind) if score_col else None
     # Segments read only these columns; a slim copy keeps slicing fast on wide exports.
-    core = ["_ok", "_sentiment", *(f"_p_{s}" for s in SENTIMENTS)]
+    core = ["_ok", "_sentiment", *(f"_{k}_{s}" for k in ("p", "micro") for s in SENTIMENTS)]
     core += ["lang"] if "lang" in data.columns else []
     segment = _Segmenter(data[core], rates, soft_rates, scores, score_kind, confidence)
 
@@ -246,21 +243,13 @@ class _Segmenter:
         found = ok["_sentiment"].value_counts()
         counts = {s: int(found.get(s, 0)) for s in SENTIMENTS}
         segment: dict[str, Any] = {"n": n, "errors": len(rows) - n, "counts": counts}
-        shares = {s: counts[s] / n if n else None for s in SENTIMENTS}
-        segment["raw"] = {
-            "shares": shares,
-            "ci95": {s: _wilson(counts[s], n, self.confidence) for s in SENTIMENTS},
-            "net_sentiment": _net(shares),
-            "ratio_pos_neg": counts["positive"] / counts["negative"]
-            if counts["negative"]
-            else None,
-        }
+        segment["raw"] = sentiment_numbers(counts, self.confidence)
+        segment["pcc"] = None
         if n:
-            pcc = ok[[f"_p_{s}" for s in SENTIMENTS]].mean().to_numpy()
-            pcc_shares = dict(zip(SENTIMENTS, (pcc / pcc.sum()).tolist(), strict=True))
-            segment["pcc"] = {"shares": pcc_shares, "net_sentiment": _net(pcc_shares)}
-        else:
-            segment["pcc"] = None
+            sums = {s: int(ok[f"_micro_{s}"].sum()) for s in SENTIMENTS}
+            pcc_shares = pcc_from_sums(sums)
+            if pcc_shares is not None:
+                segment["pcc"] = {"shares": pcc_shares, "net_sentiment": _net(pcc_shares)}
         if self.rates:
             segment["acc"] = self._adjusted(ok, self.rates, self._raw_shares)
         if self.soft_rates:
