@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from feedback_helpers import SENTENCES, database_url
+from feedback_helpers import SENTENCES, classified_frame, database_url
 from sqlalchemy import text
 
 from cxnlp.cli import main as cxnlp_main
@@ -103,13 +103,9 @@ def _store_card(stats: dict) -> dict:
     return clean_json({k: stats[k] for k in keys})
 
 
-def test_report_analyze_and_dashboard_give_the_same_numbers(analyzed, tmp_path):
-    body, path = analyzed
+def _check_store_equals_report(path, tmp_path) -> dict:
+    """The store's numbers for the file at `path` against `cxnlp report`'s on the same file."""
     report = _report(path, tmp_path)
-    # /v1/analyze runs the report's code on the rows it classified: the same summary.
-    for key in ("overall", "by_period", "topics", "scores", "alerts", "by_group"):
-        assert body["summary"][key] == report[key], key
-
     with open_store(f"sqlite:///{tmp_path / 'store.sqlite'}") as store:
         ingest_file(path, dataset="shop", store=store, score_col="score", score_kind="nps")
         with store.engine.connect() as c:
@@ -149,12 +145,32 @@ def test_report_analyze_and_dashboard_give_the_same_numbers(analyzed, tmp_path):
     }
     assert len(expected) > 5
     assert stored == expected
+    return report
 
 
-def test_alerts_take_the_reports_p_value_adjustment(analyzed, tmp_path):
-    _, path = analyzed
+def test_report_analyze_and_dashboard_give_the_same_numbers(analyzed, tmp_path):
+    body, path = analyzed
+    report = _check_store_equals_report(path, tmp_path)
+    # /v1/analyze runs the report's code on the rows it classified: the same summary.
+    for key in ("overall", "by_period", "topics", "scores", "alerts", "by_group"):
+        assert body["summary"][key] == report[key], key
+
+
+def test_report_and_dashboard_agree_on_a_classified_file(tmp_path):
+    # Prediction columns written directly (topics, polarities, scores): no model involved.
+    frame = classified_frame(900, seed=11, days=21)
+    frame["channel"] = frame["channel"].replace("", "web")
+    path = tmp_path / "classified.csv"
+    frame.to_csv(path, index=False)
+    report = _check_store_equals_report(path, tmp_path)
+    assert len(report["topics"]["items"]) >= 5
+    assert any(t["kind"] == "topic_share" for t in report["alerts"]["tests"])
+
+
+def test_alerts_take_the_reports_p_value_adjustment(tmp_path):
+    frame = classified_frame(900, seed=12, days=21)
     with open_store(f"sqlite:///{tmp_path / 'store.sqlite'}") as store:
-        ingest_file(path, dataset="shop", store=store)
+        ingest_frame(frame, dataset="shop", store=store)
         with store.engine.connect() as c:
             holm = Q.alerts(c, Q.StatsFilter(), "week")
             bh = Q.alerts(c, Q.StatsFilter(), "week", p_adjust="benjamini-hochberg")
@@ -162,10 +178,14 @@ def test_alerts_take_the_reports_p_value_adjustment(analyzed, tmp_path):
                 Q.alerts(c, Q.StatsFilter(), "week", p_adjust="fdr")
     assert [t["p_value"] for t in holm["tests"]] == [t["p_value"] for t in bh["tests"]]
     last = max(t["period_start"] for t in bh["tests"])
-    family = [t for t in bh["tests"] if t["period_start"] == last and t["kind"] == "topic_share"]
-    assert len(family) > 2
-    expected = adjust_p_values([t["p_value"] for t in family], "benjamini-hochberg")
-    assert [t["p_adjusted"] for t in family] == expected
+    for kinds in (("lang", "channel"), ("topic",)):
+        for method, result in (("holm", holm), ("benjamini-hochberg", bh)):
+            family = [
+                t for t in result["tests"] if t["period_start"] == last and t["column"] in kinds
+            ]
+            assert len(family) > 2
+            expected = adjust_p_values([t["p_value"] for t in family], method)
+            assert [t["p_adjusted"] for t in family] == expected
     assert [t["p_adjusted"] for t in holm["tests"]] != [t["p_adjusted"] for t in bh["tests"]]
 
 
