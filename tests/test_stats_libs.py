@@ -45,6 +45,21 @@ def test_two_proportion_test_equals_statsmodels():
         assert (got["z"], got["p_value"]) == (float(z), float(p))
 
 
+def test_wilson_interval_equals_statsmodels():
+    import numpy as np
+    from statsmodels.stats.proportion import proportion_confint
+
+    from cxnlp.report.stats import wilson_interval
+
+    rng = np.random.default_rng(6)
+    for confidence in (0.9, 0.95, 0.99):
+        for _ in range(200):
+            n = int(rng.integers(1, 100_000))
+            x = int(rng.integers(0, n + 1))
+            low, high = proportion_confint(x, n, alpha=1 - confidence, method="wilson")
+            assert wilson_interval(x, n, confidence) == (max(0.0, low), min(1.0, high))
+
+
 def test_benjamini_hochberg_matches_the_step_up_by_hand():
     p = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205]
     m = len(p)

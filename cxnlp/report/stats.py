@@ -3,7 +3,7 @@ p-value adjustment for many tests (Holm by default, or another `statsmodels` met
 adjusted classify-and-count (prevalence correction from a confusion matrix).
 
 Intervals, tests and adjustments are `statsmodels`' (`proportion_confint`, `proportions_ztest`,
-`multipletests`; the z-test and Holm are restated here, to the same floats, because statsmodels'
+`multipletests`; the Wilson interval, the z-test and Holm are restated here, to the same floats, because statsmodels'
 versions cost milliseconds to seconds per call and the store's alerts make hundreds); the adjusted classify-and-count solver is this module's own: it finds the exact
 constrained least-squares optimum, where QuaPy's `ACC.solve_adjustment` (SLSQP) stops up to 0.2
 points away (see the README's quantification section).
@@ -11,6 +11,7 @@ points away (see the README's quantification section).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -18,8 +19,8 @@ from statistics import NormalDist
 
 import numpy as np
 from scipy.special import ndtr
+from scipy.stats import norm
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportion_confint
 
 _NORMAL = NormalDist()
 # statsmodels' `multipletests` method names, with the plain names a report may use.
@@ -52,8 +53,21 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     if not 0 <= successes <= n:
         raise ValueError(f"successes must be between 0 and n={n}, got {successes}")
     _check_confidence(confidence)
-    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
+    # `proportion_confint(successes, n, alpha=1 - confidence, method="wilson")` step for step
+    # (the same floats), without its array handling: a daily trend asks for a thousand.
+    crit = _wilson_crit(confidence)
+    crit2 = crit**2
+    share = successes / n
+    denom = 1 + crit2 / n
+    center = (share + crit2 / (2 * n)) / denom
+    dist = crit * math.sqrt(share * (1.0 - share) / n + crit2 / (4.0 * n**2)) / denom
+    low, high = min(max(center - dist, 0.0), 1.0), min(max(center + dist, 0.0), 1.0)
     return max(0.0, float(low)), min(1.0, float(high))
+
+
+@functools.lru_cache(maxsize=16)
+def _wilson_crit(confidence: float) -> float:
+    return float(norm.isf((1 - confidence) / 2.0))
 
 
 def cohens_h(p1: float, p2: float) -> float:
