@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from cxnlp.feedback import ingest as ingest_module
 from cxnlp.feedback import queries as Q
-from cxnlp.feedback.db import VERSION_TABLE, current_revision, open_store
+from cxnlp.feedback.db import VERSION_TABLE, current_revision, head_revision, open_store
 from cxnlp.feedback.ingest import ingest_file, ingest_frame
 from cxnlp.feedback.models import (
     Base,
@@ -31,7 +31,7 @@ from cxnlp.report.scores import score_summary
 from cxnlp.report.stats import wilson_interval
 
 SENTIMENTS = ("negative", "neutral", "positive")
-HEAD = "0002"
+HEAD = head_revision()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -48,17 +48,14 @@ def measures(r: Mapping[str, Any]) -> np.ndarray:
     score, kind = r["score"], r["score_kind"]
     scored = score is not None
     promoter, detractor, satisfied = score_flags(score, kind) if scored else (False,) * 3
-    values = {
-        "n": 1.0,
-        **{f"p_{s}_sum": micro(r[probability_column(s)]) for s in SENTIMENTS},
-        "score_n": 1.0 if scored else 0.0,
-        "score_sum": score if scored else 0.0,
-        "score_sq_sum": score * score if scored else 0.0,
-        "promoters": float(promoter),
-        "detractors": float(detractor),
-        "satisfied": float(satisfied),
-    }
-    return np.array([values[m] for m in STAT_MEASURES], dtype=np.float64)
+    values = dict.fromkeys(STAT_MEASURES, 0.0)
+    values["n"] = 1.0
+    for s in SENTIMENTS:
+        values[f"p_{s}_sum"] = micro(r[probability_column(s)])
+    if scored:
+        values.update(score_n=1.0, score_sum=score, score_sq_sum=score * score)
+        values.update(promoters=promoter, detractors=detractor, satisfied=satisfied)
+    return np.fromiter(values.values(), dtype=np.float64, count=len(STAT_MEASURES))
 
 
 class Deltas:
@@ -98,15 +95,24 @@ def _project(deltas: dict[tuple, np.ndarray]) -> dict[tuple, np.ndarray]:
 
 def rollup_rows(deltas: dict[tuple, np.ndarray], keys: Sequence[str]) -> list[dict[str, Any]]:
     """The rows to add to a table keyed by `keys` (changes that cancel out are left out)."""
-    rows = []
-    for key, values in deltas.items():
-        if not values.any():
-            continue
-        row = dict(zip(keys, key, strict=True))
-        for name, value in zip(STAT_MEASURES, values.tolist(), strict=True):
-            row[name] = value if name in _FLOAT_MEASURES else round(value)
-        rows.append(row)
-    return rows
+    if not deltas:
+        return []
+    key_list = list(deltas)
+    matrix = np.vstack([deltas[k] for k in key_list])
+    keep = matrix.any(axis=1)
+    matrix = matrix[keep]
+    # Counts are whole numbers held as floats: rounded back to integers, column by column.
+    columns = [
+        matrix[:, j].tolist()
+        if name in _FLOAT_MEASURES
+        else np.rint(matrix[:, j]).astype(np.int64).tolist()
+        for j, name in enumerate(STAT_MEASURES)
+    ]
+    kept = [k for k, flag in zip(key_list, keep.tolist(), strict=True) if flag]
+    return [
+        {**dict(zip(keys, key, strict=True)), **dict(zip(STAT_MEASURES, values, strict=True))}
+        for key, values in zip(kept, zip(*columns, strict=True), strict=True)
+    ]
 
 
 def emptied(deltas: dict[tuple, np.ndarray]) -> list[tuple]:
