@@ -141,7 +141,7 @@ function card(name, label, value, display, sub, cls) {
 }
 
 function ci(interval) {
-  return interval ? `95% CI ${pct(interval[0])}–${pct(interval[1])}` : "";
+  return interval ? `${tr("ci")} ${pct(interval[0])}–${pct(interval[1])}` : "";
 }
 
 function renderCards(s) {
@@ -207,8 +207,8 @@ function renderTrend(t) {
     svg.append(el("svg:text", { x: left + i * step + step / 2, y: H - 14, "text-anchor": "middle", class: "period-label" }, t.period === "month" ? p.period : day(p.start)));
   });
   const legend = el("div", { class: "legend" },
-    ...SENTIMENTS.map((s) => el("span", {}, el("i", { style: `background:${COLORS[s]}` }), `${s} share`)),
-    el("span", {}, el("i", { style: "background:#dfe6f5" }), "volume (click a bar to read its comments)"),
+    ...SENTIMENTS.map((s) => el("span", {}, el("i", { style: `background:${COLORS[s]}` }), `${tr(s)} · ${tr("share")}`)),
+    el("span", {}, el("i", { style: "background:#dfe6f5" }), tr("legend_volume")),
     nps.some((v) => v !== null) ? el("span", {}, el("i", { style: "background:#7b4fd6" }), "NPS") : null,
   );
   box.replaceChildren(svg, legend);
@@ -240,9 +240,9 @@ function negColor(share) {
 }
 
 function renderTopics(t) {
-  topicBars(t.items.slice(0, 15), (x) => x.mentions, (x) => `${x.mentions} · ${pct(x.share)}`, "topics-volume", (x) => negColor(x.negative_share));
+  topicBars(t.items.slice(0, 15), (x) => x.mentions, (x) => `${fmt(x.mentions, 0)} · ${pct(x.share)}`, "topics-volume", (x) => negColor(x.negative_share));
   const ranked = t.ranked_by_negative_share.map((name) => t.items.find((x) => x.topic === name));
-  topicBars(ranked.slice(0, 15), (x) => x.negative_share, (x) => `${pct(x.negative_share)} of ${x.mentions}`, "topics-negative", () => COLORS.negative);
+  topicBars(ranked.slice(0, 15), (x) => x.negative_share, (x) => `${pct(x.negative_share)} / ${fmt(x.mentions, 0)}`, "topics-negative", () => COLORS.negative);
 }
 
 function renderTopicBy(m) {
@@ -251,7 +251,7 @@ function renderTopicBy(m) {
   const values = m.values.slice(0, 12);
   const topics = [...new Set(m.cells.map((c) => c.topic))].sort();
   const cells = new Map(m.cells.map((c) => [`${c.topic}\u0000${c.value}`, c]));
-  const head = el("tr", {}, el("th", {}, "topic"), ...values.map((v) => el("th", { class: "num" }, `${v} (${m.totals[v]})`)));
+  const head = el("tr", {}, el("th", {}, tr("topic")), ...values.map((v) => el("th", { class: "num" }, `${v} (${fmt(m.totals[v], 0)})`)));
   const rows = topics.map((topic) =>
     el("tr", {}, el("th", {}, topicLabel(topic)), ...values.map((v) => {
       const c = cells.get(`${topic}\u0000${v}`);
@@ -261,7 +261,7 @@ function renderTopicBy(m) {
         class: "cell", style: `background:${negColor(c.negative_share)}`,
         title: `${c.mentions} mentions, ${pct(c.share)} of ${v}, ${pct(c.negative_share)} negative`,
         onclick: () => drill({ topic, ...extra }, `topic ${topic} · channel ${v}`),
-      }, String(c.mentions));
+      }, fmt(c.mentions, 0));
     })),
   );
   box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
