@@ -54,6 +54,20 @@ def review_texts(data_dir: Path, n: int, seed: int = 0, max_chars: int | None = 
     return texts[:n]
 
 
+def all_texts(data_dir: Path, n: int, seed: int = 1) -> list[str]:
+    """`n` test texts of every dataset (reviews, tweets, social posts; any length), seeded."""
+    texts = []
+    for path in sorted(data_dir.glob("*/*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            texts += [
+                str(row["text"])
+                for row in map(json.loads, f)
+                if row.get("split") == "test" and str(row["text"]).strip()
+            ]
+    random.Random(seed).shuffle(texts)
+    return texts[:n]
+
+
 def rate(seconds: float, n: int) -> str:
     return f"{n / seconds:8.1f} texts/s  ({n} texts in {seconds:.1f} s)"
 
@@ -78,71 +92,127 @@ def plain_transformers(model, texts: list[str], batch_size: int = 32) -> float:
     return time.perf_counter() - started
 
 
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def export_speed(path: Path, model_name: str, baseline_net_model) -> None:
+    """The main job on an export, model load included, against the plain float32 way on the same
+    texts (sentiment only, truncated at the model's max length)."""
+    import tempfile
+
+    import pandas as pd
+
+    from cxnlp.io.batch import classify_file
+    from cxnlp.models.store import load
+    from cxnlp.text.normalize import normalize
+
+    out = Path(tempfile.mkdtemp()) / "out.csv"
+    started = time.perf_counter()
+    loaded = []
+    stats = classify_file(
+        lambda: loaded.append(load(model_name)) or loaded[-1], path, out, progress=False
+    )
+    job_seconds = time.perf_counter() - started
+    texts = [normalize(str(t)) for t in pd.read_csv(path)["text"].astype(str)]
+    plain_seconds = plain_transformers(baseline_net_model, texts)
+    print(
+        f"export {path.name}: {stats.rows} rows; cxnlp classify (topics, clauses, model load "
+        f"included) {job_seconds:.1f} s = {stats.rows / job_seconds:.1f} rows/s; plain float32 "
+        f"sentiment only {plain_seconds:.1f} s = {len(texts) / plain_seconds:.1f} rows/s; "
+        f"ratio {plain_seconds / job_seconds:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data"))
-    parser.add_argument("--n", type=int, default=10000)
-    parser.add_argument("--baseline-n", type=int, default=10000)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--baseline-n", type=int, default=1000)
     parser.add_argument("--model", default="default")
     parser.add_argument("--fast", default="fast")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-chars", type=int, default=None, help="only reviews this short")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--max-chars", type=int, default=100, help="only reviews this short")
+    parser.add_argument(
+        "--dtypes", default="bfloat16,float32", help="transformer engines to time predict with"
+    )
+    parser.add_argument("--export", help="also time `cxnlp classify` on this export (CSV)")
+    parser.add_argument(
+        "--export-n",
+        type=int,
+        default=0,
+        help="build a mixed export of this many test rows of all lengths and domains and time it",
+    )
     args = parser.parse_args()
 
     import torch
 
     import cxnlp
-    from cxnlp.models.transformer import cpu_has_fast_bf16, resolve_inference_dtype
+    from cxnlp.models.threads import available_cores, configure_threads
+    from cxnlp.models.transformer import cpu_has_fast_bf16
 
-    torch.set_num_threads(args.threads)
+    threads = configure_threads(threads=args.threads)
     texts = review_texts(Path(args.data), args.n, max_chars=args.max_chars)
     mean_chars = sum(len(t) for t in texts) / len(texts)
+    load1 = os.getloadavg()[0]
     print(
-        f"{len(texts)} review texts (mean {mean_chars:.0f} chars), {args.threads} threads, "
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{os.cpu_count()} CPUs visible, fast bf16 in hardware: {cpu_has_fast_bf16()}"
+        f"{len(texts)} review texts (mean {mean_chars:.0f} chars), {threads} threads of "
+        f"{available_cores()} cores, {platform.processor() or platform.machine()}, torch "
+        f"{torch.__version__}, fast bf16 in hardware: {cpu_has_fast_bf16()}, load average "
+        f"{load1:.2f}"
     )
-
+    started = time.perf_counter()
     model = cxnlp.load(args.model)
+    print(f"model {args.model} ({model.kind}) loaded in {time.perf_counter() - started:.1f} s")
     transformer = (
         next(m for m in model.members if m.kind == "transformer")
         if model.kind == "blend"
         else model
     )
-    print(
-        f"model {args.model} ({model.kind}): transformer inference dtype "
-        f"{resolve_inference_dtype(transformer.dtype)}"
-    )
-    model.predict(texts[:64])  # build the runtime network, warm the caches
-
-    started = time.perf_counter()
     normalised, _ = model.prepare(texts)
-    prepare_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    model.predict(texts)
-    predict_seconds = time.perf_counter() - started
-    print(f"cxnlp predict (language id + normalise + model): {rate(predict_seconds, len(texts))}")
-    print(f"  of which language id + normalise:              {rate(prepare_seconds, len(texts))}")
-    if transformer is not model:
-        started = time.perf_counter()
-        transformer.predict(texts)
-        seconds = time.perf_counter() - started
-        print(f"its transformer member alone (same steps):       {rate(seconds, len(texts))}")
-
     baseline = normalised[: args.baseline_n]
-    if baseline:
-        seconds = plain_transformers(transformer, baseline)
-        print(f"plain transformers, same weights, float32:       {rate(seconds, len(baseline))}")
+    plain = len(baseline) / timed(lambda: plain_transformers(transformer, baseline))
+    print(f"{'what':<58} {'texts/s':>8} {'x plain':>8}")
+    print(f"{'plain transformers, same weights, float32, no topics':<58} {plain:8.1f} {1.0:8.2f}")
+    rows = [
+        ("language id + normalise only", lambda: model.prepare(texts)),
+    ]
+    for dtype in args.dtypes.split(","):
 
+        def run(dtype=dtype):
+            transformer.dtype, transformer._runtime = dtype, None
+            model.predict(texts[:64])  # build the runtime network
+            return timed(lambda: model.predict(texts))
+
+        seconds = run()
+        label = f"cxnlp predict, topics + clauses, {dtype}"
+        print(f"{label:<58} {len(texts) / seconds:8.1f} {len(texts) / seconds / plain:8.2f}")
+    for label, fn in rows:
+        seconds = timed(fn)
+        print(f"{label:<58} {len(texts) / seconds:8.1f} {len(texts) / seconds / plain:8.2f}")
+    transformer.dtype, transformer._runtime = "auto", None
     if args.fast:
         fast = cxnlp.load(args.fast)
         fast.predict(texts[:64])
-        started = time.perf_counter()
-        fast.predict(texts)
-        print(
-            f"fast tier predict:                               "
-            f"{rate(time.perf_counter() - started, len(texts))}"
-        )
+        seconds = timed(lambda: fast.predict(texts))
+        label = "fast tier predict"
+        print(f"{label:<58} {len(texts) / seconds:8.1f} {len(texts) / seconds / plain:8.2f}")
+    if args.export_n:
+        import tempfile
+
+        import pandas as pd
+
+        mixed = all_texts(Path(args.data), args.export_n)
+        path = Path(tempfile.mkdtemp()) / "mixed_export.csv"
+        pd.DataFrame({"id": range(1, len(mixed) + 1), "text": mixed}).to_csv(path, index=False)
+        longest = max(len(t) for t in mixed)
+        print(f"mixed export: {len(mixed)} test rows of every domain, longest {longest} chars")
+        export_speed(path, args.model, transformer)
+    if args.export:
+        export_speed(Path(args.export), args.model, transformer)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import cxnlp
-    from cxnlp.topics.aspects import AspectOptions
+    from cxnlp.models.pipeline import AspectOptions
 
     rows = load_set(args.split, args.sets)
     model = cxnlp.load(args.model)

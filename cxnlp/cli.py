@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+
+from cxnlp.labels import LANGS, PERIODS, SCORE_KINDS
 
 Handler = Callable[[argparse.Namespace], int]
 # The training and service packages add their verbs (train, evaluate, serve, ...) through this
@@ -49,7 +52,16 @@ def _classify(args: argparse.Namespace) -> int:
     loaded = []
 
     def load_model():
+        from cxnlp.models.threads import configure_threads
+
+        configure_threads()
+        started = time.perf_counter()
         model = load(args.model)
+        if not args.quiet:
+            print(
+                f"model {args.model} loaded in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
         if args.custom_topics:
             model.add_custom_topics(args.custom_topics)
         loaded.append(model)
@@ -67,6 +79,8 @@ def _classify(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
         engine=args.engine,
+        # With --store the exact rows are stored first, then the file is escaped.
+        excel_safe=args.excel_safe and not args.store,
         **{name: value for name, value in options.items() if value is not None},
     )
     read_as = f"read as {stats.encoding}; " if stats.encoding else ""
@@ -79,6 +93,10 @@ def _classify(args: argparse.Namespace) -> int:
         from cxnlp.feedback.cli import store_classified
 
         store_classified(args, loaded[0] if loaded else load_model())
+        if args.excel_safe:
+            from cxnlp.io.tables import make_excel_safe
+
+            make_excel_safe(args.output)
     return 0
 
 
@@ -107,6 +125,9 @@ def _report(args: argparse.Namespace) -> int:
     )
     if not (args.json or args.html):
         sys.stdout.write(report_json(summary))
+    scope = (summary.get("alerts") or {}).get("last_complete")
+    if scope:
+        print(scope["note"], file=sys.stderr)  # the line the dashboard shows too
     overall = summary["overall"]["raw"]["shares"]
     print(
         f"{summary['classified']} classified rows ({summary['errors']} errors): "
@@ -164,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML file of extra topics in the taxonomy's format, matched without retraining",
     )
     p.add_argument("--chunk-rows", type=int, default=2000)
+    p.add_argument(
+        "--excel-safe",
+        action="store_true",
+        help="CSV output for Excel: prefix with ' the texts and ids a spreadsheet would run as "
+        "formulas (=, +, -, @). Off by default: the output keeps every text and id exactly, for "
+        "joining back by id; the store always gets them exactly",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -215,9 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="how --date-col is written, e.g. %%d/%%m/%%Y, or 'jalali' (read alone when unambiguous; "
         "a column whose day/month order cannot be told is refused)",
     )
-    p.add_argument("--period", default=None, choices=["day", "week", "month", "quarter", "year"])
-    p.add_argument("--score-col", default=None, help="survey score column")
-    p.add_argument("--score-kind", default=None, choices=["nps", "csat", "ces"])
+    p.add_argument("--period", default=None, choices=PERIODS)
+    p.add_argument(
+        "--score-col",
+        default=None,
+        action="append",
+        help="survey score column: KIND=COLUMN, repeatable (--score-col nps=q1 --score-col "
+        "ces=q3); CSAT or CES on a declared scale as KIND:LOW-HIGH=COLUMN (csat:1-7=q2; CSAT "
+        "defaults to 1-5); or one bare COLUMN with --score-kind",
+    )
+    p.add_argument("--score-kind", default=None, choices=SCORE_KINDS, help="of a bare --score-col")
     p.add_argument(
         "--model",
         default=None,
@@ -256,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("normalize", help="normalise texts (arguments, or lines on stdin)")
     p.add_argument("texts", nargs="*")
-    p.add_argument("--lang", default=None, choices=["fa", "ar", "en"], help="default: detected")
+    p.add_argument("--lang", default=None, choices=LANGS, help="default: detected")
     p.set_defaults(handler=_normalize)
 
     p = verbs.add_parser("detect-lang", help="print fa / ar / en / other for each text")
@@ -271,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cxnlp.models.threads import prefer_passive_wait
+
+    prefer_passive_wait()  # before any verb imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:

@@ -1,5 +1,7 @@
-"""The label sets every part of cxnlp agrees on, and the classified-table contract: the columns
-`cxnlp classify` adds to a table and how its `topics` cell is written and read.
+"""The label sets every part of cxnlp agrees on (sentiments, languages, survey score kinds,
+report periods), and the classified-table contract: the columns `cxnlp classify` adds to a table
+and how its `topics` cell is written and read. Each set is spelled here only: the CLI's choices,
+the API's `Literal` types and the store's checks import it.
 
 The `topics` cell is a list of `{"topic", "polarity", "score"}`. In text formats whose cells are
 strings (CSV, XLSX, Parquet) it is that list as a JSON string; in JSONL it is a JSON array. Both
@@ -16,13 +18,25 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import pandas as pd
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 LANGS: tuple[str, ...] = ("fa", "ar", "en")
+# Survey scores a report and the store read beside sentiment (scales in cxnlp.report.scores).
+SCORE_KINDS: tuple[str, ...] = ("nps", "csat", "ces")
+# The periods a report groups dates by; the feedback store's SQL groups by the first three only.
+PERIODS: tuple[str, ...] = ("day", "week", "month", "quarter", "year")
+STORE_PERIODS: tuple[str, ...] = PERIODS[:3]
+
+# The same sets as types, for pydantic bodies and query parameters.
+Sentiment = Literal[SENTIMENTS]
+Lang = Literal[LANGS]
+ScoreKind = Literal[SCORE_KINDS]
+Period = Literal[PERIODS]
+StorePeriod = Literal[STORE_PERIODS]
 
 
 def probability_column(label: str) -> str:
@@ -34,19 +48,28 @@ def probability_column(label: str) -> str:
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(probability_column(s) for s in SENTIMENTS)
 TOPICS_COLUMN = "topics"
 ERROR_COLUMN = "error"
+# The customer an item is about, when the export or API item names one: follow-up cases are
+# opened per customer (cxnlp.feedback.cases) and the dashboard shows a customer's history.
+CUSTOMER_ID_COLUMN = "customer_id"
+# How urgently the text needs a human (cxnlp.text.urgency): the score in [0, 1], its level
+# (high / medium / low / none) and the evidence, a JSON list of {start, end, text, cue}.
+URGENCY_COLUMNS: tuple[str, ...] = ("urgency", "urgency_level", "urgency_evidence")
 # What `cxnlp classify` adds to every row, in the order it writes them.
+# The probability columns as `cxnlp classify` writes them (positive first, as people read them).
+OUTPUT_PROBABILITY_COLUMNS: tuple[str, ...] = tuple(reversed(PROBABILITY_COLUMNS))
 RESULT_COLUMNS: tuple[str, ...] = (
     "sentiment",
-    probability_column("positive"),
-    probability_column("neutral"),
-    probability_column("negative"),
+    *OUTPUT_PROBABILITY_COLUMNS,
     "confidence",
     "lang",
     TOPICS_COLUMN,
-    # True where the text has clauses of opposite sentiment (cxnlp.topics.aspects).
+    # True where the text has clauses of opposite sentiment (cxnlp.models.pipeline).
     "mixed",
+    *URGENCY_COLUMNS,
     ERROR_COLUMN,
 )
+# Result columns that files classified by older versions lack: readers accept a table without them.
+OPTIONAL_RESULT_COLUMNS: tuple[str, ...] = ("mixed", *URGENCY_COLUMNS)
 # What a report needs of a classified table.
 REPORT_COLUMNS: tuple[str, ...] = ("sentiment", *PROBABILITY_COLUMNS, ERROR_COLUMN)
 

@@ -8,12 +8,15 @@ A model directory holds::
     dev_confusion.json     dev confusion matrices ("*" and per language), for the report's ACC
     training_config.json   the training configuration that produced it
     MODEL_CARD.md          the model card
-    gate.json              the promotion gate's verdict, when it went through one
+    gate.json              the verdict of the gate it went through, if any (`GateRecord`)
+    adapt_config.json      the adaptation recipe, for a model made by `cxnlp adapt`
     topics/                the topic head: its own config.json, model.safetensors, metrics.json
     members/<kind>/        a blend's members, each a model directory of its own
 
 Nothing else in cxnlp, `training` or `service` spells these names. `model_class` maps a config's
-`kind` to the class that loads it.
+`kind` to the class that loads it. `gate.json` has one shape whichever gate wrote it (`cxnlp
+promote` or `cxnlp adapt`), one writer (`write_gate`) and one reader (`read_gate`, which
+`cxnlp models` shows).
 
 >>> from cxnlp.modeldir import model_class
 >>> model_class("fast").__name__
@@ -22,8 +25,10 @@ Nothing else in cxnlp, `training` or `service` spells these names. `model_class`
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import warnings
+from dataclasses import asdict, dataclass, field
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,7 @@ DEV_CONFUSION_FILE = "dev_confusion.json"
 TRAINING_CONFIG_FILE = "training_config.json"
 CARD_FILE = "MODEL_CARD.md"
 GATE_FILE = "gate.json"
+ADAPT_CONFIG_FILE = "adapt_config.json"
 TOPICS_DIR = "topics"
 MEMBERS_DIR = "members"
 
@@ -188,3 +194,90 @@ def has_topics(model_dir: str | Path) -> bool:
 def member_dir(kind: str) -> str:
     """Where a blend keeps its member of `kind`, relative to the blend's directory."""
     return f"{MEMBERS_DIR}/{kind}"
+
+
+# The gates a model can go through: `cxnlp promote` (a candidate against the current default, on
+# the test sets) and `cxnlp adapt` (an adapted model against its base, on the user's held-out
+# rows and a sample of the standard test sets).
+GATE_KINDS: tuple[str, ...] = ("promote", "adapt")
+
+
+@dataclass
+class GateRecord:
+    """What `gate.json` holds, whichever gate wrote it.
+
+    `rows` are macro-F1 scores, one per part of the test data and language ("*": all):
+    `{"part", "lang", "n", "reference", "candidate", "delta", "ok"}`, where `reference` is the
+    model compared against (the current default, or the base) and `ok` says the row is within
+    the gate's rule. `passed` is the verdict (promoted; for adapt: better on the held-out rows and
+    within `margin` on every standard test), `verdict` the same in words. `details` holds what
+    only one gate has (adapt: topic agreement, the test data, seconds).
+
+    >>> record = GateRecord("promote", True, "promoted", 0.01, "models/default")
+    >>> GateRecord.from_dict(record.to_dict()) == record
+    True
+    """
+
+    kind: str
+    passed: bool
+    verdict: str
+    margin: float
+    reference: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    date: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        if self.kind not in GATE_KINDS:
+            raise ValueError(f"unknown gate kind {self.kind!r}; expected one of {list(GATE_KINDS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> GateRecord:
+        names = set(cls.__dataclass_fields__)
+        missing = sorted({"kind", "passed", "verdict", "margin", "reference"} - set(raw))
+        if missing:
+            raise ValueError(
+                f"not a gate record: {missing} missing; expected the fields {sorted(names)}"
+            )
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    def table(self) -> str:
+        """The rows as a table, then the verdict (a score missing on one side shows as -)."""
+
+        def score(value: float | None, sign: str = "") -> str:
+            return "-" if value is None else f"{value:{sign}.4f}"
+
+        lines = [
+            f"{'part':<10} {'lang':<5} {'n':>6} {'reference':>10} {'candidate':>10} {'delta':>8}"
+        ]
+        for r in self.rows:
+            n = "" if r.get("n") is None else str(r["n"])
+            lines.append(
+                f"{r['part']:<10} {r['lang']:<5} {n:>6} {score(r['reference']):>10} "
+                f"{score(r['candidate']):>10} {score(r['delta'], '+'):>8}"
+                + ("" if r["ok"] else "  outside the gate's rule")
+            )
+        lines.append(f"{self.kind} gate ({self.date}), margin {self.margin:.2f}: {self.verdict}")
+        return "\n".join(lines)
+
+
+def write_gate(model_dir: str | Path, record: GateRecord) -> None:
+    """Write `gate.json`: the one writer, for both gates."""
+    _write_json(Path(model_dir) / GATE_FILE, record.to_dict())
+
+
+def read_gate(model_dir: str | Path) -> GateRecord | None:
+    """The gate record of a model directory, or None when it went through no gate."""
+    path = Path(model_dir) / GATE_FILE
+    if not path.exists():
+        return None
+    raw = _read_json(path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds a JSON {type(raw).__name__}, not a gate record")
+    try:
+        return GateRecord.from_dict(raw)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

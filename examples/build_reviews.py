@@ -1,8 +1,11 @@
 """Rebuild examples/reviews.csv (+ reviews_gold.csv) from the shared corpus's permissively licensed
 test splits. Run from the repository root: python examples/build_reviews.py ../shared/data
 
-The texts and labels are real; `created_at` dates are spread over four weeks for the demo, and
-`channel` / `product` say where each source's texts come from.
+The texts and labels are real; the rest is made up for the demo, reproducibly: `created_at` dates
+are spread over two periods (September and October 2026, 24 texts each), `customer_id` gives
+twelve customers a text in each period (same channel and product), and `nps` is a survey answer
+drawn from the text's own label (negative 0-6, neutral 7-8, positive 9-10). `channel` /
+`product` say where each source's texts come from.
 """
 
 import csv
@@ -21,6 +24,43 @@ SOURCES = [
     ("en/semeval2016_absa_restaurants_en_testgold_terms.jsonl", "survey", "Restaurant", 8),
     ("en/yelp_absa_terms_pyabsa.jsonl", "yelp", "Restaurant", 8),
 ]
+
+
+# The two periods of the demo: the first half of the rows in the first, the rest in the second.
+PERIODS = [(datetime.date(2026, 9, 1), 30), (datetime.date(2026, 10, 1), 31)]
+RETURNING = 12  # customers with a text in each period
+NPS_BY_LABEL = {"negative": (0, 6), "neutral": (7, 8), "positive": (9, 10)}
+
+
+def demo_columns(rows: list) -> tuple[list[str], list[str], list[int]]:
+    """Dates, customer ids and NPS answers of the (shuffled) rows; own random generator, so the
+    choice of texts above stays as it was."""
+    rng = random.Random(11)
+    half = len(rows) // 2
+    days = []
+    for i in range(len(rows)):
+        (start, length), k, n = (PERIODS[0], i, half) if i < half else (PERIODS[1], i - half, half)
+        days.append((start + datetime.timedelta(days=(k * length) // n)).isoformat())
+    # A returning customer's second text is one from the same channel and product a month later.
+    later = list(range(half, len(rows)))
+    pairs: dict[int, int] = {}
+    for i in range(half):
+        if len(pairs) == RETURNING:
+            break
+        same = [j for j in later if rows[j][1:3] == rows[i][1:3]]
+        if same:
+            pairs[i] = same[0]
+            later.remove(same[0])
+    customers = [""] * len(rows)
+    for n, (i, j) in enumerate(sorted(pairs.items())):
+        customers[i] = customers[j] = f"c{n + 1:03d}"
+    fresh = RETURNING
+    for i in range(len(rows)):
+        if not customers[i]:
+            fresh += 1
+            customers[i] = f"c{fresh:03d}"
+    scores = [rng.randint(*NPS_BY_LABEL[d["label"]]) for d, *_ in rows]
+    return days, customers, scores
 
 
 def main(data_dir: Path, out_dir: Path) -> None:
@@ -47,15 +87,13 @@ def main(data_dir: Path, out_dir: Path) -> None:
                 chosen.append(pool.pop(rng.randrange(len(pool))))
         rows += [(d, channel, product, Path(path).stem) for d in chosen]
     rng.shuffle(rows)
-    start = datetime.date(2026, 9, 7)
+    days, customers, scores = demo_columns(rows)
     with open(out_dir / "reviews.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["id", "created_at", "channel", "product", "text"])
+        w.writerow(["id", "created_at", "customer_id", "channel", "product", "nps", "text"])
         for i, (d, channel, product, _) in enumerate(rows):
-            day = start + datetime.timedelta(days=(i * 28) // len(rows))
-            w.writerow(
-                [f"r{i + 1:03d}", day.isoformat(), channel, product, " ".join(d["text"].split())]
-            )
+            text = " ".join(d["text"].split())
+            w.writerow([f"r{i + 1:03d}", days[i], customers[i], channel, product, scores[i], text])
     with open(out_dir / "reviews_gold.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "label", "lang", "dataset"])

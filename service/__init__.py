@@ -1,9 +1,19 @@
 """The cxnlp HTTP service (FastAPI): `cxnlp serve`, or `create_app(Settings(...))` in code.
 
-The service imports cxnlp; cxnlp never imports the service.
+The service imports cxnlp; cxnlp never imports the service. Its names load on first use, so that
+`cxnlp --help` (which reads the service's verbs) does not import FastAPI, torch or the model code.
 """
 
-from service.app import create_app
-from service.settings import Settings
+from __future__ import annotations
 
-__all__ = ["Settings", "create_app"]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {"create_app": "service.app", "Settings": "service.settings"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'service' has no attribute {name!r}")

@@ -27,7 +27,19 @@ from service.jobs import JobRunner
 from service.limits import BodyLimitMiddleware
 from service.loading import LoadedModel, load_model, wrap_model
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.routers import aws, azure, classify, dashboard, health, jobs, models, stats
+from service.routers import (
+    aws,
+    azure,
+    cases,
+    classify,
+    dashboard,
+    health,
+    jobs,
+    models,
+    stats,
+)
+from service.routers.dashboard import SESSION_SECONDS
+from service.sessions import SESSIONS_DIR, Sessions
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -57,6 +69,10 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if model is None:
+            from cxnlp.models.threads import configure_threads
+
+            # Each worker process takes its share of the cores, not all of them.
+            configure_threads(workers=settings.workers)
             handle = await asyncio.to_thread(load_model, settings.model, settings.custom_topics)
         else:
             handle = model if isinstance(model, LoadedModel) else wrap_model(model)
@@ -80,8 +96,10 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             ray_address=settings.ray_address,
             ray_min_bytes=settings.ray_min_bytes,
             ray_workers=settings.ray_workers,
+            workers=settings.job_workers,
         )
         state = ServiceState(settings, metrics, batcher, runner, api_keys, admin_keys, handle)
+        state.sessions = Sessions(settings.jobs_dir / SESSIONS_DIR, SESSION_SECONDS)
         app.state.cxnlp = state  # before the job runner starts: it may resume a job at once
         batcher.start()
         state.jobs.start()
@@ -110,7 +128,14 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         "cxnlp_queue_depth", "Requests waiting for the model.", lambda: _read(app, "depth")
     )
     metrics.add_gauge("cxnlp_jobs_queued", "Jobs waiting to run.", lambda: _read(app, "queued"))
-    routers = (classify.router, jobs.router, models.router, stats.router, dashboard.router)
+    routers = (
+        classify.router,
+        jobs.router,
+        models.router,
+        stats.router,
+        cases.router,
+        dashboard.router,
+    )
     for router in (*routers, health.router):
         app.include_router(router)
     if settings.azure_api:
@@ -127,7 +152,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)

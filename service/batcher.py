@@ -7,7 +7,8 @@ small requests (at most a quarter of `max_batch` texts) fill a call first, a qua
 for a slice of the oldest big request, and a big request is cut into slices, so a one-text caller
 waits for about one call, never for a whole 256-text request, and big callers keep moving. It
 waits up to `max_wait_s` for a call to fill, runs one
-`model.predict` and hands every request its results when all its slices are done. The model runs in that thread,
+`model.predict` and hands every request its results when all its slices are done; a text the
+model fails on gets a `cxnlp.io.isolate.Failed` in its place, the others their predictions. The model runs in that thread,
 never on the event loop. A full queue refuses at once (`QueueFull`, a 503 upstream) instead of
 letting clients hang. `max_batch=1` turns merging off: one request, one model call.
 
@@ -25,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cxnlp.io.isolate import predict_isolated
 from service.loading import LoadedModel
 from service.metrics import ServiceMetrics
 
@@ -270,21 +272,12 @@ class MicroBatcher:
         model = batch[0][0].handle.model
         texts = [t for r, a, b in batch for t in r.texts[a:b]]
         langs = [lang for r, a, b in batch for lang in r.langs[a:b]]
-        try:
-            predictions = self._timed_predict(model, texts, langs)
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting request(s)
-            if len(batch) == 1:
-                self._finish(batch[0][0], error=exc)
-                return
-            # Retry each slice alone (in arrival order) so that one bad request fails alone.
-            logger.exception("a merged batch of %d requests failed; retrying each", len(batch))
-            for piece in sorted(batch, key=lambda s: (s[0].seq, s[1])):
-                if not piece[0].released:  # not failed by an earlier slice
-                    self._run_predict([piece])
-            return
+        # One text the model fails on fails alone: the call is retried text by text and that
+        # text's result is a `Failed` (cxnlp.io.isolate, the wrapper `cxnlp classify` uses too).
+        predictions = predict_isolated(lambda t, g: self._timed_predict(model, t, g), texts, langs)
         start = 0
         for request, a, b in batch:
-            if request.released:  # already failed or abandoned
+            if request.released:  # abandoned
                 start += b - a
                 continue
             request.results.extend(predictions[start : start + b - a])

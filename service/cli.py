@@ -24,9 +24,13 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cxnlp.models.store import resolve_model
+    from cxnlp.models.threads import PASSIVE_WAIT_ENV
     from service.app import check_auth
     from service.settings import Settings
 
+    # Each worker process inherits these: OpenMP threads that sleep while they wait.
+    for name, value in PASSIVE_WAIT_ENV.items():
+        os.environ.setdefault(name, value)
     # The flags become environment variables so that every uvicorn worker process, which builds
     # its app from the environment, sees them.
     for name in ("host", "port", "model", "workers"):

@@ -1,4 +1,5 @@
-"""What the cloud-compatible routes (Azure AI Language, AWS Comprehend) share: the declared
+"""What the cloud-compatible routes (Azure AI Language, AWS Comprehend) share: the model call
+(`predict`: the batcher, whose model calls fail text by text, cxnlp.io.isolate), the declared
 language of a document checked against its script, sentences with their offsets, offsets in the
 index units a client asks for, and the opinions (aspect evidence) of a prediction.
 
@@ -13,12 +14,14 @@ True
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import regex
 
 from cxnlp import detect_language
 from cxnlp.labels import LANGS, SENTIMENTS
+from service.batcher import QueueFull
 
 UNICODE_CODE_POINT, UTF16_CODE_UNIT, TEXT_ELEMENTS_V8 = (
     "UnicodeCodePoint",
@@ -116,7 +119,7 @@ def mixed_score(prediction: Any) -> float:
 
 def opinions(prediction: Any, text: str) -> list[dict[str, Any]]:
     """The aspect evidence of a prediction: each topic that carries `evidence` (the clause or cue
-    match of `cxnlp.topics.aspects`, `{"start", "end", "text"}` code-point offsets into `text`) as
+    match of `cxnlp.models.pipeline`, `{"start", "end", "text"}` code-point offsets into `text`) as
     `{"topic", "polarity", "score", "start", "end"}`, in text order. Topics without evidence
     (models or versions that tag the whole text only) give none."""
     found = []
@@ -137,3 +140,21 @@ def opinions(prediction: Any, text: str) -> list[dict[str, Any]]:
             }
         )
     return sorted(found, key=lambda o: (o["start"], o["end"]))
+
+
+async def predict(
+    state: Any,
+    handle: Any,
+    texts: list[str],
+    langs: list[str | None],
+    busy: Callable[[str, str], Exception],
+) -> list:
+    """The model's result for each text (a `cxnlp.io.isolate.Failed` where the model failed on
+    that text alone), through the batcher; a full queue raises `busy(reason, retry_after)`, the
+    surface's own "try later" error."""
+    if not texts:
+        return []
+    try:
+        return await state.batcher.predict(handle, texts, langs)
+    except QueueFull as exc:
+        raise busy(str(exc), str(state.settings.retry_after_s)) from None

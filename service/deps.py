@@ -14,6 +14,7 @@ from service.errors import ApiError
 from service.jobs import JobRunner
 from service.loading import LoadedModel
 from service.metrics import ServiceMetrics
+from service.sessions import LoginThrottle, Sessions
 from service.settings import Settings
 
 
@@ -28,6 +29,9 @@ class ServiceState:
     # Replaced whole by /v1/admin/reload; readers take the reference once per request.
     handle: LoadedModel | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The dashboard's login (service.sessions): server-side sessions, throttled failures.
+    sessions: Sessions | None = None
+    logins: LoginThrottle = field(default_factory=LoginThrottle)
 
 
 def get_state(request: Request) -> ServiceState:

@@ -4,8 +4,6 @@ cookie; storing classified items and raising alerts after each write."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import threading
 from collections.abc import Sequence
@@ -14,13 +12,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from cxnlp.feedback.db import FeedbackStore, open_store
+from cxnlp.io.validate import check_name, name_problem
 from service.deps import ServiceState, _presented_key, get_state, key_matches
 from service.errors import ApiError
+from service.sessions import key_hash
 
 logger = logging.getLogger(__name__)
 
 COOKIE = "cxnlp_session"
-_COOKIE_MESSAGE = b"cxnlp-dashboard-session-v1"
 
 
 class StoreHolder:
@@ -57,25 +56,20 @@ def get_store(request: Request) -> FeedbackStore:
 Store = Annotated[FeedbackStore, Depends(get_store)]
 
 
-def session_token(key: str) -> str:
-    """What the login cookie holds for an API key: an HMAC of a fixed message under the key, so
-    that the cookie never carries the key itself and is the same in every worker."""
-    return hmac.new(key.encode("utf-8"), _COOKIE_MESSAGE, hashlib.sha256).hexdigest()
-
-
-def _valid_tokens(state: ServiceState) -> list[bytes]:
-    return [session_token(k.decode("utf-8")).encode() for k in state.api_keys + state.admin_keys]
-
-
 def has_access(request: Request, state: ServiceState) -> bool:
-    """A valid key in the headers, or a valid dashboard cookie; always true with auth off."""
+    """A valid key in the headers, or the cookie of a live dashboard session (`service.sessions`)
+    opened with a key still configured; always true with auth off."""
     if not state.settings.auth:
         return True
     presented = _presented_key(request)
     if presented is not None:
         return key_matches(presented, state.api_keys + state.admin_keys)
     cookie = request.cookies.get(COOKIE)
-    return cookie is not None and key_matches(cookie, _valid_tokens(state))
+    if cookie is None or state.sessions is None:
+        return False
+    opened_with = state.sessions.key_of(cookie)  # a live server-side session, or None
+    valid = [key_hash(k) for k in state.api_keys + state.admin_keys]
+    return opened_with is not None and key_matches(opened_with, [v.encode() for v in valid])
 
 
 def require_reader(request: Request, state: Annotated[ServiceState, Depends(get_state)]) -> None:
@@ -149,6 +143,29 @@ def check_storable(body: Any) -> None:
     """422 before any work when an item to store has no id (its key in the store)."""
     from service.errors import field_error
 
+    try:
+        check_name(body.dataset or "", "the dataset name")
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            f"invalid request: dataset: {exc}",
+            [field_error(("body", "dataset"), str(exc), "value_error")],
+        ) from None
+    unstorable = [
+        (n, problem)
+        for n, item in enumerate(body.items)
+        if item.id is not None and (problem := name_problem(str(item.id))) is not None
+    ]
+    if unstorable:
+        n, problem = unstorable[0]
+        raise ApiError(
+            422,
+            f"invalid request: items[{n}].id {problem}; an id stored in a dataset cannot hold it",
+            [
+                field_error(("body", "items", n, "id"), f"the id {p}", "value_error")
+                for n, p in unstorable[:20]
+            ],  # fmt: skip
+        )
     missing = [n for n, item in enumerate(body.items) if item.id is None]
     if missing:
         raise ApiError(

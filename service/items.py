@@ -3,19 +3,20 @@ every item comes back, in order, with its id and either a result or an `error` s
 could not be classified. One bad item never rejects the request; only a malformed body, too many
 items or too big a body do (422 / 413).
 
-Checked here, before the model: an empty or whitespace-only text, a text with a lone surrogate
-(a `\\ud800` JSON escape: half a UTF-16 pair, not a character; it could not even be written back
-as UTF-8), and a text over `CXNLP_MAX_TEXT_CHARS`, which is an error unless the request opts in to
-`"truncate": true` (then its first characters are classified and the item says `truncated`).
+Checked before the model by `cxnlp.io.validate.text_problem`, the rule `cxnlp classify`, Ray and
+the Azure and AWS routes apply too: an empty or blank text, a lone surrogate (a `\\ud800` JSON
+escape), a NUL character, U+FFFD, and a text over `CXNLP_MAX_TEXT_CHARS`, which is an error
+unless the request opts in to `"truncate": true` (then its first characters are classified and
+the item says `truncated`).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+from cxnlp.io.validate import text_problem
+
 PROBABILITY_DIGITS = 6  # the CLI's rounding (cxnlp.batch)
 
 
@@ -28,32 +29,20 @@ class Prepared:
     truncated: bool = False
 
 
-def lone_surrogate_at(value: str) -> int | None:
-    """The position of the first lone surrogate in `value`, or None."""
-    match = _SURROGATE_RE.search(value)
-    return match.start() if match else None
-
-
 def prepare(text: str, max_chars: int, truncate: bool) -> Prepared:
     """Check one item's text against the per-item rules of the module docstring."""
-    if not text.strip():
-        return Prepared(None, "empty text")
-    at = lone_surrogate_at(text)
-    if at is not None:
+    problem = text_problem(text, max_chars)
+    if problem is None:
+        return Prepared(text)
+    if problem.code != "too_long":
+        return Prepared(None, problem.message)
+    if not truncate:
         return Prepared(
             None,
-            f"text is not valid Unicode: a lone surrogate (half of a UTF-16 pair) at character "
-            f"{at}; send the whole pair or the character itself",
+            f'{problem.message} (CXNLP_MAX_TEXT_CHARS); send "truncate": true to classify its '
+            f"first {max_chars}",
         )
-    if len(text) > max_chars:
-        if not truncate:
-            return Prepared(
-                None,
-                f"text has {len(text)} characters; the limit is {max_chars} "
-                f'(CXNLP_MAX_TEXT_CHARS); send "truncate": true to classify its first {max_chars}',
-            )
-        return Prepared(text[:max_chars], truncated=True)
-    return Prepared(text)
+    return Prepared(text[:max_chars], truncated=True)
 
 
 def item_id(given: Any, position: int) -> str | int:
@@ -75,4 +64,5 @@ def result_fields(prediction: dict[str, Any] | None) -> dict[str, Any]:
         "lang": prediction["lang"],
         "topics": prediction.get("topics") or [],
         "mixed": None if prediction.get("mixed") is None else bool(prediction["mixed"]),
+        "urgency": prediction.get("urgency"),
     }

@@ -6,13 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cxnlp.labels import LANGS
-from cxnlp.report.alerts import PERIODS
-from cxnlp.report.scores import SCORE_KINDS
+from cxnlp.labels import Lang, Period, ScoreKind
 
-Lang = Literal[LANGS]
-Period = Literal[tuple(PERIODS)]
-ScoreKind = Literal[SCORE_KINDS]
 ItemId = str | int
 
 
@@ -109,6 +104,12 @@ class ItemResult(BaseModel):
     mixed: bool | None = Field(
         None, description="a confidently positive and a confidently negative clause"
     )
+    urgency: dict[str, Any] | None = Field(
+        None,
+        description="how urgently the text needs a human: {score 0-1, level high/medium/low/none, "
+        "evidence [{start, end, text, cue}]} (char offsets; cues: churn, complaint, safety, fraud, "
+        "callback)",
+    )
     error: str | None = Field(None, description="why the item has no result")
     truncated: bool = Field(False, description="only the first characters were classified")
 
@@ -162,10 +163,12 @@ class JobInfo(BaseModel):
     filename: str
     text_col: str
     id_col: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     model: str | None
     rows_done: int = Field(..., description="rows classified so far")
-    rows: int | None = Field(None, description="rows in the file, once finished")
+    rows: int | None = Field(
+        None, description="rows in the file: counted at upload, exact once finished"
+    )
     errors: int | None = Field(None, description="rows that could not be classified")
     error: str | None = Field(None, description="why the job failed")
     dataset: str | None = Field(None, description="where the result is stored, if anywhere")

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cxnlp.labels import Sentiment
+
 SENTIMENT_KIND, LANGUAGE_KIND = "SentimentAnalysis", "LanguageDetection"
 
 
@@ -103,7 +105,7 @@ class SentenceAssessment(BaseModel):
 
 class SentenceSentiment(BaseModel):
     text: str
-    sentiment: Literal["positive", "neutral", "negative"]
+    sentiment: Sentiment
     confidenceScores: ConfidenceScores
     offset: int
     length: int

@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cxnlp.labels import StorePeriod
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -57,6 +59,15 @@ class Settings(BaseSettings):
     jobs_dir: Path = Field(Path("cxnlp-jobs"), description="where uploaded jobs and results live")
     max_jobs_queued: int = Field(16, ge=1, description="jobs waiting to run before 503")
     job_chunk_rows: int = Field(2000, ge=1)
+    job_workers: int = Field(
+        2, ge=1, description="jobs run at once; the next is the oldest of the least busy key"
+    )
+    max_job_rows: int = Field(
+        1_000_000, ge=1, description="rows per uploaded file, counted before it is queued"
+    )
+    max_key_rows: int = Field(
+        2_000_000, ge=1, description="rows one API key may have queued or running at once"
+    )
     ray_address: str | None = Field(
         None,
         description="Ray cluster (auto, ray://host:port) that classifies large job uploads; "
@@ -75,9 +86,11 @@ class Settings(BaseSettings):
         "the SQLite file cxnlp-feedback.sqlite in the working directory",
     )
     alert_webhook: str | None = Field(
-        None, description="URL POSTed once per new alert of the feedback store"
+        None,
+        description="http(s) URL POSTed once per new alert of the feedback store (no redirects "
+        "followed; a failed send is retried after the next write)",
     )
-    alert_period: Literal["day", "week", "month"] = Field(
+    alert_period: StorePeriod = Field(
         "week", description="period of the store's alerts (period over period)"
     )
 
@@ -100,6 +113,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("alert_webhook")
+    @classmethod
+    def _http_webhook(cls, value: str | None) -> str | None:
+        from cxnlp.feedback.alerts import check_webhook_url
+
+        return check_webhook_url(value) if value else value
 
     def all_api_keys(self) -> list[str]:
         """The keys from `api_keys` and `api_keys_file` (blank lines and `#` comments skipped)."""

@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from cxnlp.feedback.models import ITEM_FIELDS, ITEMS
+from cxnlp.labels import StorePeriod
 
-Sentiment = Literal["negative", "neutral", "positive"]
 Interval = list[float] | None
 
 
@@ -34,9 +34,11 @@ class ScoreStats(BaseModel):
     promoters: int | None = None
     passives: int | None = None
     detractors: int | None = None
-    csat: float | None = Field(None, description="share of 4-5 answers (CSAT)")
+    csat: float | None = Field(None, description="share of the top two boxes, 4-5 (CSAT)")
+    top_two_box: float | None = Field(None, description="the same share, by its usual name")
     satisfied: int | None = None
     mean: float | None = None
+    mean_ci95: Interval = Field(None, description="95% interval of the mean (CSAT)")
     sd: float | None = None
     ci95: Interval = None
 
@@ -66,7 +68,7 @@ class PeriodStats(Segment):
 
 class Trend(BaseModel):
     filter: FilterEcho
-    period: Literal["day", "week", "month"]
+    period: StorePeriod
     source: str
     periods: list[PeriodStats]
 
@@ -162,6 +164,17 @@ class AlertTest(BaseModel):
     flagged: bool
 
 
+class LastComplete(BaseModel):
+    """The period alerts test up to (`cxnlp.report.periods`, as the report does)."""
+
+    period: str | None = Field(description="the last complete period, None when none is")
+    start: str | None
+    end: str | None
+    data_end: str | None = Field(description="the last day with items under the filter")
+    partial: str | None = Field(description="the period after it, partial, not tested")
+    note: str = Field(description="the line the dashboard and the report print")
+
+
 class Alerts(BaseModel):
     filter: FilterEcho
     period: str
@@ -170,6 +183,7 @@ class Alerts(BaseModel):
     source: str
     flagged: list[AlertTest]
     tests: list[AlertTest] | None = Field(None, description="every test (with all=true)")
+    last_complete: LastComplete
 
 
 class Options(BaseModel):
@@ -181,12 +195,3 @@ class Options(BaseModel):
     product: list[str]
     topic: list[str]
     dims: dict[str, list[str]]
-
-
-class StoreResult(BaseModel):
-    dataset: str
-    rows: int
-    inserted: int
-    updated: int
-    errors: int
-    seconds: float

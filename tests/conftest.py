@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from cxnlp.backbone import build as backbone
+
+# A test that opens the feedback store without a URL (a service with default settings, the CLI
+# without --db) writes a throwaway database, never cxnlp-feedback.sqlite in the checkout, where
+# `cxnlp serve` would later show its rows in the dashboard (issue 31).
+os.environ.setdefault(
+    "CXNLP_DATABASE_URL",
+    f"sqlite:///{tempfile.mkdtemp(prefix='cxnlp-test-store-')}/feedback.sqlite",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

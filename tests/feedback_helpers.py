@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-import pytest
+from ci_parts import missing
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_URL = os.environ.get("CXNLP_TEST_PG_URL", f"postgresql+psycopg://root@{PG_HOST}:{PG_PORT}/test")
+# The one setting of the PostgreSQL store tests: an existing database they may create and drop
+# schemas in (each test gets a fresh schema).
+DATABASE_URL_ENV = "CXNLP_TEST_DATABASE_URL"
+DEFAULT_DATABASE_URL = "postgresql://root@127.0.0.1:5432/test"
 TOPICS = ("delivery", "price", "support", "app_website", "product_quality")
 CHANNELS = ("app", "web", "survey")
 SENTENCES = (
@@ -27,32 +28,56 @@ SENTENCES = (
 )
 
 
+def postgres_url() -> str:
+    """The test database's URL (`$CXNLP_TEST_DATABASE_URL`, else the local server's `test`), with
+    the driver the store uses."""
+    from cxnlp.feedback.db import resolve_url
+
+    return resolve_url(os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL)
+
+
 def postgres_answers() -> bool:
+    """Whether the test database answers: for tests that use SQLite without one."""
+    import sqlalchemy as sa
+
     try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
+        engine = sa.create_engine(postgres_url(), connect_args={"connect_timeout": 2})
+    except ImportError:
         return False
+    try:
+        with engine.connect():
+            return True
+    except (sa.exc.OperationalError, sa.exc.InterfaceError):
+        return False
+    finally:
+        engine.dispose()
 
 
 def database_url(kind: str, tmp_path) -> Iterator[str]:
-    """A URL of an empty database of `kind` ("sqlite" or "postgresql"), removed afterwards."""
+    """A URL of an empty database of `kind` ("sqlite" or "postgresql"), removed afterwards. No
+    PostgreSQL server skips the test, or fails it in CI (`ci_parts.missing`)."""
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'feedback.sqlite'}"
         return
-    if not postgres_answers():
-        pytest.skip(
-            f"no PostgreSQL server answers on {PG_HOST}:{PG_PORT}: start one (trust auth, "
-            "database 'test') or set CXNLP_TEST_PG_URL to run the PostgreSQL store tests"
-        )
     import sqlalchemy as sa
 
+    url = sa.engine.make_url(postgres_url())
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
     schema = f"cxnlp_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, ImportError) as exc:
+        admin.dispose()
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        missing(
+            f"a PostgreSQL server at {url.render_as_string(hide_password=True)} ({first_line})",
+            f"start one with a database the tests may create schemas in, or set {DATABASE_URL_ENV}",
+        )
+    try:
+        yield url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False
+        )
     finally:
         with admin.connect() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -101,3 +126,30 @@ def classified_frame(n: int = 600, seed: int = 0, days: int = 28) -> pd.DataFram
             }
         )
     return pd.DataFrame(rows)
+
+
+def case_row(item_id, customer=None, *, sentiment="negative", p_neg=0.95, level="none",
+        urgency=0.0, score=None, topics=(), when="2026-09-07", text="text"):  # fmt: skip
+    """A classified row (the layout of `cxnlp classify` output with urgency) for the case tests;
+    `score` goes into an `nps` column."""
+    p_pos = round((1 - p_neg) / 2, 6) if sentiment != "positive" else p_neg
+    p_neg = p_neg if sentiment != "positive" else round((1 - p_neg) / 2, 6)
+    return {
+        "id": item_id,
+        "text": text,
+        "created_at": when,
+        "customer_id": customer,
+        "nps": score,
+        "sentiment": sentiment,
+        "p_positive": p_pos,
+        "p_neutral": round(1 - p_pos - p_neg, 6),
+        "p_negative": p_neg,
+        "confidence": max(p_pos, p_neg),
+        "lang": "en",
+        "topics": json.dumps(list(topics)),
+        "mixed": False,
+        "urgency": urgency,
+        "urgency_level": level,
+        "urgency_evidence": "[]",
+        "error": None,
+    }

@@ -13,6 +13,7 @@ import pytest
 from test_transformer import TEXTS, tiny_config
 
 from cxnlp.labels import SENTIMENTS
+from cxnlp.modeldir import read_gate, write_gate
 from training.adapt import AdaptConfig, adapt, file_sha256, stratified_split, update_fast
 from training.labeling import (
     companion_paths,
@@ -90,8 +91,11 @@ def test_adapt_end_to_end_writes_a_loadable_model_that_keeps_the_topic_head(
     assert record["rows"] == 27 and record["train_rows"] + record["holdout_rows"] == 27
     assert record["date"].startswith("20")
     assert "my_labels.csv" in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
-    gate = json.loads((out / "gate.json").read_text(encoding="utf-8"))
-    assert gate["holdout"]["base"]["*"]["n"] == record["holdout_rows"] == 9
+    gate = read_gate(out)
+    assert gate.kind == "adapt" and gate.reference == str(base_dir)
+    held_out = next(r for r in gate.rows if (r["part"], r["lang"]) == ("holdout", "*"))
+    assert held_out["n"] == record["holdout_rows"] == 9
+    assert gate.passed == (held_out["candidate"] > held_out["reference"])
     assert "verdict" in result.table()
 
 
@@ -302,7 +306,7 @@ def test_classify_select_fill_train_loop_through_the_cli(
 def test_gate_scores_both_models_on_held_out_rows_and_sampled_standard_tests(
     tiny_fast_model, tmp_path: Path
 ):
-    from training.adapt import format_gate, run_gate, sample_test_sets
+    from training.adapt import format_gate, gate_record, run_gate, sample_test_sets
 
     corpus = tmp_path / "corpus"
     (corpus / "en").mkdir(parents=True)
@@ -329,3 +333,15 @@ def test_gate_scores_both_models_on_held_out_rows_and_sampled_standard_tests(
     table = format_gate(gate)
     assert "standard tests, 10 rows" in table and f"{a - b:+.4f}" in table
     assert "verdict:" in table
+
+    # gate.json: the same scores in the one gate record both gates write.
+    gate["base"] = "models/default"
+    write_gate(tmp_path, gate_record(gate, margin=0.01))
+    record = read_gate(tmp_path)
+    assert record.kind == "adapt" and record.reference == "models/default"
+    assert record.verdict in table and record.details["standard_rows"] == 10
+    rows = {(r["part"], r["lang"]): r for r in record.rows}
+    assert rows[("holdout", "*")]["n"] == 27 and rows[("standard", "en")]["n"] == 10
+    assert rows[("holdout", "*")]["delta"] == pytest.approx(a - b)
+    standard_ok = all(r["ok"] for (part, _), r in rows.items() if part == "standard")
+    assert record.passed == (a > b and standard_ok)

@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.models.base import Prediction
-from cxnlp.topics.aspects import (
-    AspectOptions,
-    Span,
-    analyze,
-    cue_topics,
-    fold,
-    load_cue_rules,
-    split_clauses,
-    windows,
-)
+from cxnlp.models.base import SentimentModel
+from cxnlp.models.pipeline import AspectOptions, analyze
+from cxnlp.text.clauses import Span, cue_topics, fold, load_cue_rules, split_clauses, windows
 from cxnlp.topics.taxonomy import Topic
 from training.topic_calibration import choose_thresholds
 
@@ -109,13 +101,6 @@ def test_cue_rules_of_the_issue_match():
 KEYWORDS = {"good": POS, "great": POS, "عالی": POS, "bad": NEG, "late": NEG, "دیر": NEG}
 
 
-class StubTokenizer:
-    """One token per word."""
-
-    def __call__(self, text, add_special_tokens=False, verbose=False):
-        return {"input_ids": list(range(len(text.split())))}
-
-
 @dataclass
 class StubTagger:
     """Topic 0 `delivery` fires on "courier"/"پیک", topic 1 `product_quality` on "food"/"غذا";
@@ -125,6 +110,9 @@ class StubTagger:
     thresholds_: np.ndarray = field(default_factory=lambda: np.array([0.5, 0.5]))
     custom_topics: list[Topic] = field(default_factory=list)
     matcher: object = None
+
+    def thresholds_for(self, lang):
+        return self.thresholds_
 
     def scores(self, features):
         presence = features[:, :2]
@@ -137,24 +125,24 @@ class StubTagger:
         return features[:, 2:3] if self.custom_topics else np.zeros((len(features), 0))
 
 
-class StubModel:
-    labels = SENTIMENTS
-    prediction_class = Prediction
+class StubModel(SentimentModel):
+    """Keyword sentiment and features; reads each clause as a text of its own (the base
+    class's `_read_units`), so `calls` shows what was read."""
 
-    def __init__(self, max_length: int | None = None, tagger: StubTagger | None = None):
+    def __init__(self, tagger: StubTagger | None = None):
+        super().__init__()
+        self.fitted_ = True
         self.calls: list[list[str]] = []
         self.topic_tagger = tagger
-        if max_length:
-            self.tokenizer, self.max_length = StubTokenizer(), max_length
 
-    def predict_proba_and_features(self, texts, langs=None):
+    def _forward(self, texts):
         self.calls.append(list(texts))
         probabilities, features = [], []
         for text in texts:
             votes = [v for word, v in KEYWORDS.items() if word in text.lower()]
             row = np.full(3, 0.05)
             row[max(set(votes), key=votes.count) if votes else NEU] = 0.9
-            probabilities.append(row)
+            probabilities.append(np.log(row))
             features.append(
                 [
                     float("courier" in text or "پیک" in text),
@@ -200,22 +188,39 @@ def test_mixed_needs_confidence_on_both_sides():
     assert not analyze(model, ["good food. great courier"], ["en"])[0].mixed
 
 
-def test_a_long_text_is_read_in_windows_and_its_topic_found_at_the_end():
-    model = StubModel(max_length=30, tagger=StubTagger())
+def test_a_long_text_is_read_in_clauses_and_its_topic_found_at_the_end():
+    model = StubModel(tagger=StubTagger())
     filler = "the weather is mild today. " * 40
     text = filler + "Sadly the courier was late."
     [prediction] = analyze(model, [text], ["en"], AspectOptions(cues=False))
     [units] = model.calls
-    assert text not in units  # not truncated: no unit is the whole document
-    assert all(len(u.split()) <= 30 - 6 for u in units)
+    assert units[0] == text.strip()  # the document itself, whole (the transformer windows it)
+    assert all(len(u) <= AspectOptions().max_chars for u in units[1:])
     found = {t["topic"]: t for t in prediction.topics}
     evidence = found["delivery"]["evidence"]
-    assert "courier was late" in evidence["text"]
+    assert evidence["text"] == "Sadly the courier was late."
     assert text[evidence["start"] : evidence["end"]] == evidence["text"]
     assert found["delivery"]["polarity"] == "negative"
-    # Length-weighted mean of the windows: mostly neutral filler.
-    assert prediction.sentiment == "neutral"
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_a_clause_longer_than_max_chars_is_cut_into_pieces():
+    model = StubModel(tagger=StubTagger())
+    text = "word " * 200 + "and the courier was late"
+    [prediction] = analyze(model, [text], ["en"], AspectOptions(cues=False, max_chars=100))
+    [units] = model.calls
+    assert len(units) > 5 and all(len(u) <= 100 for u in units[1:])
+    evidence = {t["topic"]: t for t in prediction.topics}["delivery"]["evidence"]
+    assert "courier was late" in evidence["text"]
+
+
+def test_a_positive_and_a_negative_topic_make_a_text_mixed():
+    model = StubModel(tagger=StubTagger())
+    text = "The food was great but the courier was late"
+    options = AspectOptions(cues=False, mixed_threshold=0.99)  # no clause is that confident
+    assert analyze(model, [text], ["en"], options)[0].mixed is True
+    options.topic_mixed = False
+    assert analyze(model, [text], ["en"], options)[0].mixed is False
 
 
 def test_cue_rules_add_their_topic_with_the_match_as_evidence_and_their_polarity():
@@ -282,3 +287,23 @@ def test_tagger_thresholds_by_language_survive_save_and_load(tmp_path):
     assert loaded.thresholds_for("en").tolist() == [0.9, 0.2]
     assert loaded.thresholds_for("fa").tolist() == [0.5, 0.5]
     assert "thresholds_by_lang" not in loaded.info
+
+
+def test_a_document_read_against_all_of_its_evidence_is_revised():
+    from cxnlp.models.pipeline import agree_with_evidence
+
+    labels = tuple(SENTIMENTS)
+    doc = np.zeros(3)
+    doc[[NEG, NEU, POS]] = [0.3, 0.1, 0.6]
+    late = [{"topic": "delivery", "polarity": "negative"}]
+    revised = agree_with_evidence(doc, np.zeros((0, 3)), late, labels, 0.7, 0.8)
+    assert revised.argmax() == NEG and revised.sum() == pytest.approx(1.0)
+    # Mixed evidence, or evidence that agrees, leaves the document alone.
+    both = late + [{"topic": "product_quality", "polarity": "positive"}]
+    assert (agree_with_evidence(doc, np.zeros((0, 3)), both, labels, 0.7, 0.8) == doc).all()
+    praise = [{"topic": "product_quality", "polarity": "positive"}]
+    assert (agree_with_evidence(doc, np.zeros((0, 3)), praise, labels, 0.7, 0.8) == doc).all()
+    # A neutral document is not pushed to a side.
+    neutral = np.zeros(3)
+    neutral[[NEG, NEU, POS]] = [0.3, 0.6, 0.1]
+    assert (agree_with_evidence(neutral, np.zeros((0, 3)), late, labels, 0.7, 0.8) == neutral).all()

@@ -60,7 +60,8 @@ def test_classify_frame_keeps_rows_and_marks_bad_texts(tiny_fast_model) -> None:
         "missing text",
         "missing text",
         "empty text",
-        "text has bytes that could not be decoded in the file's encoding",
+        "text has bytes that could not be decoded (U+FFFD at character 4, e.g. a file read in "
+        "the wrong encoding); re-export the source as UTF-8",
         None,
     ]
     ok = out["error"].isna()

@@ -555,7 +555,7 @@ def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 class AspectModel:
-    """The tiny model, plus aspect evidence in the form `cxnlp.topics.aspects` gives it: a text with
+    """The tiny model, plus aspect evidence in the form `cxnlp.models.pipeline` gives it: a text with
     "food" and "crashing" has the topics product_quality (positive, its evidence the clause
     "The food was delicious") and app_website (negative, "The app keeps crashing"), and is mixed."""
 

@@ -34,7 +34,11 @@ def test_escape_formula_follows_owasp():
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".jsonl", ".parquet"])
-def test_classify_escapes_formulas_in_spreadsheet_outputs_only(tiny_fast_model, tmp_path, suffix):
+def test_classify_keeps_texts_exactly_and_escapes_only_on_request(
+    tiny_fast_model, tmp_path, suffix
+):
+    # Issue 31 narrowed issue 15: a classified file is data joined back by id, so its texts are
+    # exact; XLSX cells are strings (never formulas); a CSV is escaped with excel_safe only.
     texts = HOSTILE + PLAIN
     source = tmp_path / "in.jsonl"
     pd.DataFrame({"id": range(len(texts)), "text": texts}).to_json(
@@ -47,22 +51,26 @@ def test_classify_escapes_formulas_in_spreadsheet_outputs_only(tiny_fast_model, 
         cells = [row[1] for row in sheet.iter_rows(min_row=2)]
         assert all(c.data_type == "s" for c in cells)  # no formula cell
         got = [c.value for c in cells]
+        # openpyxl gives a CR inside a cell back as LF (XML line-end normalisation)
+        assert got == [t.replace("\r", "\n") for t in texts]
     elif suffix == ".csv":
         got = pd.read_csv(out, dtype=str, keep_default_na=False)["text"].tolist()
+        assert got == texts
+        safe = tmp_path / "safe.csv"
+        classify_file(tiny_fast_model, source, safe, progress=False, excel_safe=True)
+        got = pd.read_csv(safe, dtype=str, keep_default_na=False)["text"].tolist()
+        assert got == ["'" + t for t in HOSTILE] + PLAIN
     else:
-        got = read_table(out)["text"].tolist()
-    if suffix in (".csv", ".xlsx"):
-        expected = ["'" + t for t in HOSTILE] + PLAIN
-        if suffix == ".xlsx":  # openpyxl gives a CR inside a cell back as LF
-            expected = [t.replace("\r", "\n") for t in expected]
-        assert got == expected
-    else:
-        assert got == texts  # the original text, untouched
+        assert read_table(out)["text"].tolist() == texts  # the original text, untouched
 
 
-def test_write_table_escapes_csv(tmp_path):
-    write_table(pd.DataFrame({"text": ["=1+1", "ok"], "n": [1, -2]}), tmp_path / "o.csv")
+def test_write_table_escapes_csv_on_request_only(tmp_path):
+    frame = pd.DataFrame({"text": ["=1+1", "ok"], "n": [1, -2]})
+    write_table(frame, tmp_path / "o.csv")
     back = pd.read_csv(tmp_path / "o.csv")
+    assert back["text"].tolist() == ["=1+1", "ok"] and back["n"].tolist() == [1, -2]
+    write_table(frame, tmp_path / "safe.csv", excel_safe=True)
+    back = pd.read_csv(tmp_path / "safe.csv")
     assert back["text"].tolist() == ["'=1+1", "ok"] and back["n"].tolist() == [1, -2]
 
 

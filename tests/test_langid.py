@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 import cxnlp.text.langid as langid
-from cxnlp.text.langid import OTHER, SUPPORTED_LANGS, detect_language, detect_languages
+from cxnlp.labels import LANGS
+from cxnlp.text.langid import OTHER, detect_language, detect_languages
 from cxnlp.text.normalize import EMAIL_TOKEN, PHONE_TOKEN, URL_TOKEN, USER_TOKEN, normalize
 
 REAL = {
@@ -68,7 +69,7 @@ NO_LETTERS = ["", "   ", "😂😂 100", "۴و۵", "1238", "A+", "👍🏻👍�
 
 
 def test_supported_langs_are_fa_ar_en() -> None:
-    assert SUPPORTED_LANGS == ("fa", "ar", "en")
+    assert LANGS == ("fa", "ar", "en")
     assert OTHER == "other"
 
 

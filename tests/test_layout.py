@@ -25,27 +25,17 @@ def all_modules() -> dict[str, Path]:
     }
 
 
-def _type_checking_only(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
-    """The project modules `path` imports anywhere (module level or inside functions), except
-    under `if TYPE_CHECKING:`; `from package import name` counts the submodule `name` where there
-    is one, else `package` itself."""
+    """The project modules `path` imports anywhere (module level, inside functions, and under
+    `if TYPE_CHECKING:`: an import for type hints only is still a dependency, and a cycle hidden
+    there is a cycle); `from package import name` counts the submodule `name` where there is one,
+    else `package` itself."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _type_checking_only(child):
-                for sub in child.orelse:
-                    visit(sub)
-                continue
             if isinstance(child, ast.Import):
                 found.update(alias.name for alias in child.names)
             elif isinstance(child, ast.ImportFrom):
@@ -108,6 +98,16 @@ def test_layout_cycle_finder_finds_a_planted_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
     assert find_cycle(graph) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_layout_graph_counts_type_checking_imports(tmp_path, monkeypatch):
+    modules = all_modules()
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    path = tmp_path / "mod.py"
+    path.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import cxnlp.labels\n"
+    )
+    assert "cxnlp.labels" in imports_of(path, modules)
 
 
 def test_layout_graph_sees_function_level_imports():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from ci_parts import require_module
 
 from cxnlp.io import iter_table, read_table
 from cxnlp.io.batch import classify_file
@@ -221,7 +222,7 @@ def test_unknown_engine_and_ray_options_without_ray_engine(tiny_fast_model, tmp_
 def ray_runtime():
     """One local Ray with 2 CPUs for the module. Its workers import this checkout's cxnlp (as the
     engine arranges when it starts Ray itself) and the model wrappers defined here."""
-    ray = pytest.importorskip("ray")
+    ray = require_module("ray", 'pip install -e ".[ray]" (the test extra includes it)')
     # Ray nices its workers (15): on a busy shared machine that starves them for minutes.
     os.environ.setdefault("RAY_worker_niceness", "0")
     root = Path(__file__).resolve().parent.parent

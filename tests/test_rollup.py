@@ -284,7 +284,8 @@ def two_weeks(neg_before: float, neg_after: float, n: int, rng, topic_after: flo
     rows = []
     for day, neg, topic in (
         ("2026-03-02", neg_before, 0.1),
-        ("2026-03-09", neg_after, topic_after),
+        # A Sunday: the data reach the end of the second week, so it is complete and tested.
+        ("2026-03-15", neg_after, topic_after),
     ):
         labels = rng.choice(SENTIMENTS, size=n, p=[neg, 0.2, 0.8 - neg])
         has_topic = rng.random(n) < topic
@@ -332,7 +333,11 @@ def test_periods_fill_gaps_and_count_undated_rows():
     assert [p["start"] for p in periods] == ["2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26"]
     assert [p["n"] for p in periods] == [2, 0, 0, 1]
     assert any("2 rows have no readable 'd'" in n for n in summary["notes"])
-    assert summary["alerts"]["current"] == periods[-1]["period"]
+    # The data end on Monday 01-26: that week is partial, and the only complete week with rows
+    # (01-05) has nothing before it to test against.
+    scope = summary["alerts"]["last_complete"]
+    assert scope["start"] == "2026-01-05" and scope["partial"] == periods[-1]["period"]
+    assert summary["alerts"]["current"] is None and scope["note"] in summary["notes"]
     with pytest.raises(ValueError, match="no readable dates"):
         summarize(classified(["positive"], d=["soon"]), date_col="d")
 

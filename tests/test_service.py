@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from cxnlp.io.isolate import Failed
 from cxnlp.models.fast import FastSentimentModel
 from service import Settings, create_app
 from service.batcher import MicroBatcher, QueueFull
@@ -421,7 +422,7 @@ def test_full_queue_answers_503_with_retry_after(settings):
     assert "cxnlp_queue_rejected_total 1" in metrics
 
 
-def test_batcher_fails_only_the_bad_request_of_a_merged_batch():
+def test_batcher_fails_only_the_bad_text_of_a_merged_batch():
     async def run():
         gate = threading.Event()
         model = RecordingModel(_fit(flip=False), gate=gate, fail_on="boom")
@@ -442,9 +443,11 @@ def test_batcher_fails_only_the_bad_request_of_a_merged_batch():
         return model.calls, results
 
     calls, (blocker, good, bad) = asyncio.run(run())
-    assert calls == [1, 3, 2, 1]  # the merged batch failed, then each request alone
+    assert calls == [1, 3, 1, 1, 1]  # the merged batch failed, then each text alone
     assert len(blocker) == 1 and len(good) == 2
-    assert isinstance(bad, RuntimeError)
+    assert not any(isinstance(p, Failed) for p in good)
+    assert len(bad) == 1 and isinstance(bad[0], Failed)
+    assert bad[0].error == "classification failed (RuntimeError); the log has the details"
 
 
 def test_batcher_refuses_when_full():
@@ -709,3 +712,27 @@ def test_shipped_model_serves_custom_topics_from_settings(settings):
         r = c.post("/v1/classify", json=_one("The pizza arrived cold"), headers=AUTH)
     assert r.status_code == 200
     assert "cold_food" in {t["topic"] for t in r.json()["items"][0]["topics"]}
+
+
+@pytest.mark.parametrize("ray_address", [None, "auto"])
+def test_jobs_resume_on_either_engine(tmp_path, monkeypatch, ray_address):
+    """A job the service had not finished reuses the parts already written, on Ray as locally
+    (README, "Files"): both engines are called with resume=True."""
+    import service.jobs as jobs
+
+    calls = []
+
+    def fake_classify_file(model, source, output, **options):
+        calls.append(options)
+        return type("Stats", (), {"rows": 0, "errors": 0})()
+
+    monkeypatch.setattr(jobs, "classify_file", fake_classify_file)
+    source = tmp_path / "in.csv"
+    source.write_text("id,text\n1,hello\n", encoding="utf-8")
+    model = type("Handle", (), {"name": "m", "model": object()})()
+    runner = jobs.JobRunner(tmp_path, lambda: model, ray_address=ray_address, ray_min_bytes=1)
+    job = jobs.Job("j", "in.csv", str(source), str(tmp_path / "out.csv"), "text", "id")
+    runner._execute(job)
+    assert job.status == "succeeded", job.error
+    assert calls[0]["resume"] is True
+    assert calls[0].get("engine", "local") == ("ray" if ray_address else "local")

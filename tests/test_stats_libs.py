@@ -1,4 +1,4 @@
-"""cxnlp.stats on statsmodels: p-value adjustment chosen by name, and the rollup passing it on."""
+"""cxnlp.report.stats on statsmodels: p-value adjustment chosen by name, and the rollup passing it on."""
 
 from __future__ import annotations
 
@@ -75,9 +75,9 @@ def test_benjamini_hochberg_matches_the_step_up_by_hand():
 
 def _weeks(negatives_per_channel_now: list[int]) -> pd.DataFrame:
     """Two weeks, eight channels of 40 rows each; the first week has 8 negatives per channel, the
-    second the given number."""
+    second the given number (dated its Sunday: the data reach its end, so it is complete)."""
     rows = []
-    for week, counts in (("2026-09-07", [8] * 8), ("2026-09-14", negatives_per_channel_now)):
+    for week, counts in (("2026-09-07", [8] * 8), ("2026-09-20", negatives_per_channel_now)):
         for channel, negatives in enumerate(counts):
             for i in range(40):
                 label = "negative" if i < negatives else "positive"

@@ -103,6 +103,9 @@ def _store_card(stats: dict) -> dict:
     return clean_json({k: stats[k] for k in keys})
 
 
+REPORT_ONLY = ("missing", "drivers", "column", "scale")
+
+
 def _check_store_equals_report(path, tmp_path) -> dict:
     """The store's numbers for the file at `path` against `cxnlp report`'s on the same file."""
     report = _report(path, tmp_path)
@@ -117,13 +120,14 @@ def _check_store_equals_report(path, tmp_path) -> dict:
 
     assert report["classified"] > 100
     assert _store_card(summary) == _card(report["overall"])
-    score = {k: v for k, v in report["scores"].items() if k not in ("missing", "drivers")}
+    # What the report says of its input (the column, its scale, blanks) is not a number.
+    score = {k: v for k, v in report["scores"].items() if k not in REPORT_ONLY}
     assert clean_json(summary["scores"]["nps"]) == score
 
     weeks = {p["start"]: _card(p) for p in report["by_period"]}
     assert {p["start"]: _store_card(p) for p in trend["periods"]} == weeks
     assert [clean_json(p["scores"]["nps"]) for p in trend["periods"]] == [
-        {k: v for k, v in p["score"].items() if k != "missing"} for p in report["by_period"]
+        {k: v for k, v in p["score"].items() if k not in REPORT_ONLY} for p in report["by_period"]
     ]
 
     reported = {
@@ -210,6 +214,7 @@ WHOLE = {
     "truncated": True,
     "urgency": {"score": 0.72, "level": "high"},
     "error": None,
+    "customer_id": "c-17",
 }
 
 
@@ -230,7 +235,8 @@ def test_a_stored_item_keeps_every_field_the_api_returned(store):
     for key in ("sentiment", "confidence", "lang", "mixed", "truncated", "error"):
         assert item[key] == WHOLE[key], key
     assert {s: item[f"p_{s}"] for s in WHOLE["probabilities"]} == WHOLE["probabilities"]
-    assert (item["urgency_score"], item["urgency_level"]) == (0.72, "high")
+    assert (item["urgency"], item["urgency_level"]) == (0.72, "high")
+    assert item["customer_id"] == WHOLE["customer_id"] and "customer_id" not in item["dimensions"]
     assert item["topics"] == WHOLE["topics"]
 
 

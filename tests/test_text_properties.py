@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import cxnlp
-from cxnlp.text.langid import OTHER, SUPPORTED_LANGS
+from cxnlp.labels import LANGS as SUPPORTED_LANGS
+from cxnlp.text.langid import OTHER
 
 LANGS = (*SUPPORTED_LANGS, OTHER)
 # Arbitrary code points (lone surrogates included) mixed with the characters the normaliser's

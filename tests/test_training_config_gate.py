@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxnlp.modeldir import GATE_FILE, GateRecord, read_gate, write_gate
 from training.config import Config, DataConfig
-from training.gate import compare, promote, save_gate
+from training.gate import compare, promote
 from training.sampling import cap_per_dataset, draw_weights, epoch_batches
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "training" / "configs"
@@ -200,12 +201,46 @@ def test_compare_nothing_to_compare_is_not_a_promotion() -> None:
     assert not compare({}, _report(fa=0.9), 0.01).promoted
 
 
-def test_save_gate(tmp_path: Path) -> None:
-    result = compare(_report(fa=0.80), _report(fa=0.70), 0.01)
-    save_gate(result, tmp_path / "gate.json")
-    saved = json.loads((tmp_path / "gate.json").read_text(encoding="utf-8"))
-    assert saved["promoted"] is False and saved["margin"] == 0.01
-    assert saved["rows"][0]["lang"] == "fa"
+def test_promote_gate_record_round_trips_through_gate_json(tmp_path: Path) -> None:
+    result = compare(_report(fa=0.80, en=0.70), _report(fa=0.70), 0.01)
+    write_gate(tmp_path, result.record("models/default"))
+    saved = read_gate(tmp_path)
+    assert saved.kind == "promote" and saved.passed is False and saved.margin == 0.01
+    assert saved.reference == "models/default" and saved.verdict == "not promoted"
+    rows = {r["lang"]: r for r in saved.rows}
+    assert rows["fa"]["reference"] == 0.80 and rows["fa"]["candidate"] == 0.70
+    assert rows["fa"]["ok"] is False
+    # A language the candidate was not scored on has no score, not NaN (not JSON).
+    assert rows["en"]["candidate"] is None and rows["en"]["delta"] is None
+    assert "NaN" not in (tmp_path / GATE_FILE).read_text(encoding="utf-8")
+    assert "not promoted" in saved.table() and "-" in saved.table().splitlines()[1]
+
+
+def test_read_gate_is_none_without_a_gate_and_refuses_another_shape(tmp_path: Path) -> None:
+    assert read_gate(tmp_path) is None
+    # The shape the promote gate wrote before there was one gate record.
+    (tmp_path / GATE_FILE).write_text(json.dumps({"promoted": True, "rows": []}))
+    with pytest.raises(ValueError, match=r"gate\.json: not a gate record"):
+        read_gate(tmp_path)
+    with pytest.raises(ValueError, match="unknown gate kind 'retrain'"):
+        GateRecord("retrain", True, "ok", 0.01, "x")
+
+
+def test_cli_models_shows_each_models_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from cxnlp.cli import main
+
+    monkeypatch.setenv("CXNLP_MODELS_DIR", str(tmp_path / "models"))
+    gated = _model_dir(tmp_path / "models" / "mine", "new")
+    _model_dir(tmp_path / "models" / "plain", "old")
+    write_gate(gated, GateRecord("adapt", False, "not better than the base", 0.01, "default"))
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    mine = lines.index(next(line for line in lines if line.startswith("mine ")))
+    assert "adapt gate did not pass" in lines[mine + 1]
+    assert "not better than the base" in lines[mine + 1]
+    assert not any("gate" in line for line in lines[mine + 2 :])
 
 
 def _model_dir(path: Path, marker: str) -> Path:
@@ -285,7 +320,8 @@ def test_cli_promote_reuses_saved_reports_and_refuses_mismatched_data(
     assert main(args + ["--candidate-report", str(tmp_path / "candidate.json")]) == 0
     default = tmp_path / "models" / "default"
     assert json.loads((default / "config.json").read_text())["marker"] == "new"
-    assert json.loads((default / "gate.json").read_text())["promoted"] is True
+    gate = read_gate(default)
+    assert gate.kind == "promote" and gate.passed is True
     assert "topics" not in json.loads((default / "metrics.json").read_text())
 
 

@@ -306,3 +306,83 @@ def test_train_every_layer_with_label_set_loss_and_int8_weights(
 
     predictions = load(out).predict(["الخدمة سيئة", "Love this app"])
     assert all(p.sentiment in SENTIMENTS for p in predictions)
+
+
+def _tiny_model(tiny_backbone: Path, max_length: int = 128) -> TransformerSentimentModel:
+    tokenizer, net = build_net(str(tiny_backbone))
+    torch.nn.init.normal_(net.head.weight, std=1.0)
+    return TransformerSentimentModel(
+        tokenizer, net, trained_from_layer=1, dtype="float32", max_length=max_length
+    )
+
+
+def test_read_units_pools_a_span_from_the_documents_own_token_states(tiny_backbone: Path):
+    model = _tiny_model(tiny_backbone)
+    doc = "the food was great but the courier was late"
+    start = doc.index("but")
+    doc_logits, doc_features, span_logits, span_features = model._read_units(
+        [doc], [[(0, start - 1), (start, len(doc))]]
+    )
+    # The document reads as before: the same logits as a plain forward of it alone.
+    np.testing.assert_allclose(doc_logits, model._logits([doc]), rtol=1e-4, atol=1e-5)
+    # Each span is the mean of its own tokens' top-layer states, taken from the document's pass.
+    batch = model.tokenize([doc])
+    with torch.no_grad():
+        top, tapped, _ = model.net.eval().token_states(
+            batch["input_ids"], batch["attention_mask"], model.tap_layer
+        )
+    offsets = model.tokenizer(model.net.spec.prefix + doc, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
+    n_prefix = len(model.net.spec.prefix)
+    second = [
+        i for i, (a, b) in enumerate(offsets) if b > a and a - n_prefix >= start and b > n_prefix
+    ]
+    expected = top[0, second].mean(0).numpy()
+    hidden = model.net.head.in_features
+    np.testing.assert_allclose(span_features[1, :hidden], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        span_logits[1], model.net.head(torch.from_numpy(expected)).detach().numpy(), atol=1e-4
+    )
+    assert span_features.shape == (2, doc_features.shape[1])
+
+
+def test_read_units_reads_a_long_document_in_windows_without_losing_tokens(tiny_backbone: Path):
+    model = _tiny_model(tiny_backbone, max_length=16)
+    doc = " ".join(f"word{i}" for i in range(60)) + " the courier was late"
+    n_tokens = len(model.tokenizer(model.net.spec.prefix + doc)["input_ids"])
+    assert n_tokens > 3 * 16  # several windows
+    end = len(doc)
+    start = doc.index("the courier")
+    logits, features, span_logits, _ = model._read_units([doc], [[(start, end)]])
+    probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert np.isfinite(features).all() and features.shape[0] == 1
+    np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-6)
+    # The span at the very end was read (not truncated away): its logits are the head's on its
+    # own tokens, which differ from the first window's.
+    first_window = model._logits([doc[:40]])
+    assert not np.allclose(span_logits[0], first_window[0])
+    # A text of one window reads exactly as before.
+    short = "the courier was late"
+    np.testing.assert_allclose(
+        model._read_units([short], [[]])[0], model._logits([short]), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_predict_runs_one_encoder_pass_per_text_with_clauses_on(tiny_backbone: Path):
+    model = _tiny_model(tiny_backbone)
+    rows_seen = []
+    original = model.net.token_states
+
+    def counting(input_ids, mask, *args, **kwargs):
+        rows_seen.append(int(input_ids.shape[0]))
+        return original(input_ids, mask, *args, **kwargs)
+
+    model.net.token_states = counting
+    texts = [
+        "The food was great but the courier came an hour late.",
+        "غذا عالی بود ولی پیک دیر رسید",
+    ]
+    predictions = model.predict(texts, ["en", "fa"])
+    assert sum(rows_seen) == len(texts)  # one encoder row per text, clauses included
+    assert [type(p.mixed) for p in predictions] == [bool, bool]

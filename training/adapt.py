@@ -38,15 +38,22 @@ import torch
 from tqdm.auto import tqdm
 
 from cxnlp.labels import SENTIMENTS
-from cxnlp.modeldir import CARD_FILE
+from cxnlp.modeldir import (
+    ADAPT_CONFIG_FILE,
+    CARD_FILE,
+    DEV_CONFUSION_FILE,
+    TRAINING_CONFIG_FILE,
+    GateRecord,
+    read_config,
+    write_dev_confusion,
+    write_gate,
+)
 from cxnlp.models.base import SentimentModel
 from cxnlp.models.evaluation import evaluate_frame
 from cxnlp.text.normalize import normalize
 
 logger = logging.getLogger(__name__)
 
-GATE_FILE = "gate.json"
-ADAPT_CONFIG_FILE = "adapt_config.json"
 # The encoder sub-layers that get LoRA adapters, in every layer from the tap layer up.
 LORA_TARGETS = (
     r"attention\.self\.(query|key|value)",
@@ -503,6 +510,59 @@ def format_gate(gate: dict[str, Any], margin: float = 0.01) -> str:
     return "\n".join(lines)
 
 
+def gate_passed(gate: dict[str, Any], margin: float = 0.01) -> bool:
+    """Better than the base on the held-out rows (when there are any) and within `margin` of it
+    on every language's standard tests (when they were run): what `gate_verdict` says in words."""
+    if "holdout" in gate:
+        b = gate["holdout"]["base"]["*"]["macro_f1"]
+        if not gate["holdout"]["adapted"]["*"]["macro_f1"] > b:
+            return False
+    return all(row["ok"] for row in gate_rows(gate, margin) if row["part"] == "standard")
+
+
+def gate_rows(gate: dict[str, Any], margin: float = 0.01) -> list[dict[str, Any]]:
+    """The gate's scores as `cxnlp.modeldir.GateRecord` rows: one per part and language."""
+    rows = []
+    for part in ("holdout", "standard"):
+        if part not in gate:
+            continue
+        section = gate[part]
+        for lang, base in section["base"].items():
+            b, a = base["macro_f1"], section["adapted"][lang]["macro_f1"]
+            # The held-out rows must gain (overall); a language may lose up to the margin.
+            ok = a > b if (part, lang) == ("holdout", "*") else a >= b - margin
+            rows.append(
+                {
+                    "part": part,
+                    "lang": lang,
+                    "n": base["n"],
+                    "reference": b,
+                    "candidate": a,
+                    "delta": a - b,
+                    "ok": ok,
+                }
+            )
+    return rows
+
+
+def gate_record(gate: dict[str, Any], margin: float = 0.01) -> GateRecord:
+    """The adapt gate as the model directory's gate record."""
+    details = {k: v for k, v in gate.items() if k not in ("holdout", "standard", "base")}
+    if "holdout" in gate:
+        details["topic_agreement"] = gate["holdout"]["topic_agreement"]
+    if "standard" in gate:
+        details["standard_rows"] = gate["standard"]["rows"]
+    return GateRecord(
+        "adapt",
+        gate_passed(gate, margin),
+        gate_verdict(gate, margin),
+        margin,
+        str(gate.get("base", "")),
+        gate_rows(gate, margin),
+        details,
+    )
+
+
 def gate_verdict(gate: dict[str, Any], margin: float = 0.01) -> str:
     notes = []
     if "holdout" in gate:
@@ -547,7 +607,6 @@ def adapt(
     `test_data` (a corpus directory) the gate also scores both models on up to
     `test_per_dataset` rows of each standard test set.
     """
-    from cxnlp.modeldir import DEV_CONFUSION_FILE, TRAINING_CONFIG_FILE, write_dev_confusion
     from cxnlp.models.blend import BlendedSentimentModel
     from cxnlp.models.store import load, resolve_model
     from training.data import read_labeled
@@ -605,7 +664,7 @@ def adapt(
     gate["test_data"] = str(test_data) if test_frame is not None else None
     gate["test_per_dataset"] = test_per_dataset if test_frame is not None else None
 
-    base_config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    base_config = read_config(base_dir)
     record = {
         "file": data_file.name,
         "sha256": file_sha256(data_file),
@@ -645,7 +704,7 @@ def adapt(
     )
     seconds = time.time() - started
     gate["seconds"] = round(seconds, 1)
-    (staging / GATE_FILE).write_text(json.dumps(gate, indent=2) + "\n", encoding="utf-8")
+    write_gate(staging, gate_record(gate))
     (staging / CARD_FILE).write_text(adapted_card(record, config, info, gate), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)

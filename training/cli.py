@@ -235,9 +235,19 @@ def _evaluate_topics(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    from cxnlp.modeldir import read_gate
     from cxnlp.models.store import list_models
 
     for entry in list_models():
         f1 = " ".join(f"{lang}={v:.3f}" for lang, v in entry["macro_f1_by_lang"].items())
-        print(f"{entry['name']:<28} {entry['kind']:<12} {f1 or '(no metrics)'}  {entry['path']}")
+        kind = entry["kind"] or "(no kind)"  # a config.json without one: say so, not crash
+        print(f"{entry['name']:<28} {kind:<12} {f1 or '(no metrics)'}  {entry['path']}")
+        try:
+            gate = read_gate(entry["path"])
+        except ValueError as exc:
+            print(f"{'':<28} gate: unreadable ({exc})")
+            continue
+        if gate is not None:
+            state = "passed" if gate.passed else "did not pass"
+            print(f"{'':<28} {gate.kind} gate {state} ({gate.date[:10]}): {gate.verdict}")
     return 0

@@ -4,13 +4,14 @@ margin of macro-F1 on any language of the same test sets."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cxnlp.modeldir import GATE_FILE, write_metrics
+from cxnlp.modeldir import GateRecord, write_gate, write_metrics
 
 
 @dataclass
@@ -28,9 +29,28 @@ class GateResult:
                 f"{row['lang']:<6} {row['current']:>8.4f} {row['candidate']:>10.4f} "
                 f"{row['delta']:>+7.4f}  {'ok' if row['ok'] else 'WORSE than margin'}"
             )
-        verdict = "promoted" if self.promoted else "not promoted"
-        lines.append(f"margin {self.margin:.4f}: {verdict}")
+        lines.append(f"margin {self.margin:.4f}: {self.verdict}")
         return "\n".join(lines)
+
+    @property
+    def verdict(self) -> str:
+        return "promoted" if self.promoted else "not promoted"
+
+    def record(self, reference: str | Path) -> GateRecord:
+        """The verdict as the model directory's gate record (`cxnlp.modeldir.GateRecord`)."""
+        rows = [
+            {
+                "part": "test",
+                "lang": r["lang"],
+                "n": None,
+                "reference": r["current"],
+                "candidate": None if math.isnan(r["candidate"]) else r["candidate"],
+                "delta": None if math.isnan(r["delta"]) else r["delta"],
+                "ok": r["ok"],
+            }
+            for r in self.rows
+        ]
+        return GateRecord("promote", self.promoted, self.verdict, self.margin, str(reference), rows)
 
 
 def compare(current: dict[str, Any], candidate: dict[str, Any], margin: float) -> GateResult:
@@ -78,16 +98,6 @@ def promote(candidate_dir: Path, default_dir: Path) -> Path | None:
         default_dir.rename(archived)
     shutil.copytree(candidate_dir, default_dir)
     return archived
-
-
-def save_gate(result: GateResult, path: Path) -> None:
-    path.write_text(
-        json.dumps(
-            {"promoted": result.promoted, "margin": result.margin, "rows": result.rows}, indent=2
-        )
-        + "\n",
-        encoding="utf-8",
-    )
 
 
 def load_saved_report(path: str | Path | None) -> dict[str, Any] | None:
@@ -138,7 +148,7 @@ def run_gate(
     else:
         result = compare({}, candidate_scores, margin)
         result.promoted = True
-    save_gate(result, candidate / GATE_FILE)
+    write_gate(candidate, result.record(current_dir))
     if result.promoted:
         result.archived = promote(candidate, current_dir)
     return result

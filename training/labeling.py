@@ -23,13 +23,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from cxnlp.io import read_table, write_table
-from cxnlp.labels import SENTIMENTS
+from cxnlp.labels import LANGS, PROBABILITY_COLUMNS, SENTIMENTS
 from cxnlp.models.base import SentimentModel
 from cxnlp.text.clean import text_key
 
 logger = logging.getLogger(__name__)
 
-PROBABILITY_COLUMNS = tuple(f"p_{label}" for label in SENTIMENTS)
 # The Label Studio control that holds the sentiment, in the labeling config written below.
 LABEL_STUDIO_CONTROL = "sentiment"
 # What `cxnlp select` writes beside its CSV (OUT is the CSV's path without `.csv`).
@@ -153,7 +152,7 @@ def select_for_labeling(
     order = np.lexsort((candidates, -uncertainty))[:pool_size]
     pool = candidates[order]
     langs: list[str | None] = (
-        [v if v in ("fa", "ar", "en") else None for v in frame.loc[pool, "lang"]]
+        [v if v in LANGS else None for v in frame.loc[pool, "lang"]]
         if "lang" in frame.columns
         else [None] * len(pool)
     )

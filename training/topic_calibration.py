@@ -4,7 +4,7 @@
 in training/configs/topics.yaml: hand-labeled JSONL files with a `split` column, e.g. the dev half
 of the multi-domain set) plus aspect-less social posts (`negative_datasets`, rows sampled from
 their `dev` split; every topic counts as absent there) the way `predict` reads them (document and
-clauses, cue rules; `cxnlp.topics.aspects`), and sets, per language and topic, the threshold with the best
+clauses, cue rules; `cxnlp.models.pipeline`), and sets, per language and topic, the threshold with the best
 F1 on them; a topic without `min_positives` dev positives in a language gets the lowest threshold
 that adds no false positive (never below the head's own). The thresholds land in the head's
 `thresholds_by_lang` (topics/config.json); the head's weights are not touched.
@@ -26,7 +26,8 @@ import pandas as pd
 
 from cxnlp.labels import LANGS
 from cxnlp.models.base import SentimentModel
-from cxnlp.topics.aspects import AspectOptions, analyze, cue_topics
+from cxnlp.models.pipeline import AspectOptions, analyze
+from cxnlp.text.clauses import cue_topics
 from cxnlp.topics.taxonomy import TOPICS
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,17 @@ def candidate_scores(
         for item in prediction.topics:
             if item["topic"] in index:
                 scores[row, index[item["topic"]]] = item["score"]
-        for topic in cue_topics(text, lang, options) if options.cues else ():
+        for topic in (
+            cue_topics(
+                text,
+                lang,
+                cue_file=options.cue_file,
+                min_words=options.min_words,
+                clauses=options.clauses,
+            )
+            if options.cues
+            else ()
+        ):
             if topic in index:
                 cued[row, index[topic]] = True
     return scores, cued

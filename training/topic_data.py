@@ -459,3 +459,41 @@ def _remove_leaks(corpus: pd.DataFrame, held_out: set[str]) -> pd.DataFrame:
         int(repeated_test.sum()),
     )
     return corpus[~(leaked | duplicate | repeated_test)]
+
+
+def load_team_sets(patterns: Iterable[str], root: Path | None = None) -> pd.DataFrame:
+    """The team's own topic-labeled texts (`training/topic_labels/labeled_<lang>.jsonl`, issue 27)
+    as topic-corpus rows: complete (every topic's absence is a true negative), split as the file
+    says (train / dev), each topic's polarity as labeled (`mixed` kept as the topic's presence with
+    no polarity target). `patterns` are globs relative to `root` (the repository by default)."""
+    root = root or Path(__file__).resolve().parent.parent
+    records = []
+    for pattern in patterns:
+        for path in (
+            sorted(root.glob(pattern)) if not Path(pattern).is_absolute() else [Path(pattern)]
+        ):
+            for row in _read_jsonl(path):
+                topics = [
+                    {
+                        "topic": t["topic"],
+                        "polarity": t["polarity"] if t["polarity"] in SENTIMENTS else None,
+                    }
+                    for t in row.get("topics") or []
+                    if t["topic"] in TOPICS
+                ]
+                records.append(
+                    {
+                        "text": str(row["text"]).strip(),
+                        "label": None,
+                        "lang": row["lang"],
+                        "dataset": f"team:{row['dataset']}",
+                        "split": row["split"],
+                        "topics": topics,
+                        "polarity_source": "aspect",
+                        "partial": False,
+                        "scope": list(TOPICS),
+                        "source_labels": [],
+                        "unmapped": [],
+                    }
+                )
+    return pd.DataFrame.from_records(records, columns=COLUMNS)

@@ -29,6 +29,7 @@ from training.data import text_key
 from training.topic_data import (
     EVAL_DIR,
     HANDLABELED_GLOB,
+    load_team_sets,
     load_topic_corpus,
     normalize_term,
 )
@@ -68,6 +69,9 @@ class TopicConfig:
     calibration_sets: list[str] = field(default_factory=list)
     calibration_negatives_per_dataset: int = 200
     calibration_min_positives: int = 5
+    # The team's own labeled topic sets (globs from the repository root): complete rows that
+    # replace any mapped row of the same text.
+    team_sets: list[str] = field(default_factory=list)
 
     def cues_path(self) -> Path | None:
         """`weak_cues` as a path: relative to the working directory, else to the repository."""
@@ -178,7 +182,7 @@ def negative_rows(
 ) -> pd.DataFrame:
     """Sampled train rows of aspect-less datasets, where no aspect cue rule fires: training
     negatives for every topic (never a text of a hand-labeled set)."""
-    from cxnlp.topics.aspects import cue_topics
+    from cxnlp.text.clauses import cue_topics
 
     if not datasets:
         return pd.DataFrame(columns=["text", "lang", "dataset", "split"])
@@ -199,7 +203,12 @@ def negative_rows(
                 table = table[table["split"] == "train"]
             table = table[table["text"].astype(str).str.strip() != ""]
             table = table[~table["text"].map(text_key).isin(held_out)]
-            table = table[[not cue_topics(str(t), lang) for t in table["text"]]]
+            # A boolean mask, not a list: an empty list would select no columns.
+            keep = np.array([not cue_topics(str(t), lang) for t in table["text"]], dtype=bool)
+            table = table.loc[keep] if len(table) else table
+            if table.empty:
+                logger.warning("negative dataset %s has no usable train rows", name)
+                continue
             table = table.sample(min(len(table), per_dataset), random_state=seed)
             frames.append(
                 pd.DataFrame({"text": table["text"].astype(str), "lang": lang, "dataset": name})
@@ -403,7 +412,13 @@ def fit_custom_matcher(
 def train_topics(model: SentimentModel, config: TopicConfig) -> tuple[TopicTagger, dict[str, Any]]:
     """Fit a topic head for `model` (not attached or saved) and report what it was trained on."""
     corpus = load_topic_corpus(config.data_dir)
-    corpus = corpus[corpus["split"].isin(["train", "dev"])].reset_index(drop=True)
+    corpus = corpus[corpus["split"].isin(["train", "dev"])]
+    if config.team_sets:
+        team = load_team_sets(config.team_sets)
+        keys = set(team["text"].map(text_key))
+        corpus = pd.concat([corpus[~corpus["text"].map(text_key).isin(keys)], team])
+        logger.info("topic head: %d rows of the team's own labeled sets", len(team))
+    corpus = corpus.reset_index(drop=True)
     targets = corpus_targets(corpus)
     frames, parts = [corpus[["text", "lang", "dataset", "split"]]], [targets]
     weak = pd.DataFrame(columns=["text", "label", "lang", "dataset", "split"])

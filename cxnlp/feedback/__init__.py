@@ -8,18 +8,27 @@ URL) and the SQL aggregates the dashboard and `/v1/stats` read.
             print(queries.summary(connection, queries.StatsFilter(channel=["app"]))["shares"])
 """
 
-from cxnlp.feedback import queries
-from cxnlp.feedback.db import FeedbackStore, open_store, resolve_url
-from cxnlp.feedback.ingest import IngestStats, ingest_file, ingest_frame
-from cxnlp.feedback.queries import StatsFilter
+from __future__ import annotations
 
-__all__ = [
-    "FeedbackStore",
-    "IngestStats",
-    "StatsFilter",
-    "ingest_file",
-    "ingest_frame",
-    "open_store",
-    "queries",
-    "resolve_url",
-]
+from importlib import import_module
+from typing import Any
+
+# Loaded on first use: `cxnlp --help` registers the store's verbs without SQLAlchemy or statsmodels.
+_EXPORTS = {
+    "FeedbackStore": "cxnlp.feedback.db",
+    "open_store": "cxnlp.feedback.db",
+    "resolve_url": "cxnlp.feedback.db",
+    "IngestStats": "cxnlp.feedback.ingest",
+    "ingest_file": "cxnlp.feedback.ingest",
+    "ingest_frame": "cxnlp.feedback.ingest",
+    "StatsFilter": "cxnlp.feedback.queries",
+}
+__all__ = sorted([*_EXPORTS, "queries"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "queries":
+        return import_module("cxnlp.feedback.queries")
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'cxnlp.feedback' has no attribute {name!r}")

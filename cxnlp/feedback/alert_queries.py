@@ -3,7 +3,7 @@ and channel) and of each topic's share, for each of the last periods against the
 
 The counts come from the per-day aggregates (no item is read unless the filter needs the items,
 see `cxnlp.feedback.facts`), restricted to the periods tested; the tests, the p-value
-adjustment and the flagging are the report's (`cxnlp.report.alerts.rise_test` and `judge`), so
+adjustment and the flagging are the report's (`cxnlp.report.alerts.share_test` and `judge`), so
 the store and `cxnlp report` judge the same counts the same way.
 """
 
@@ -29,7 +29,8 @@ from cxnlp.feedback.facts import (
     stat_facts,
     topic_facts,
 )
-from cxnlp.report.alerts import judge, rise_test
+from cxnlp.report.alerts import judge, share_test
+from cxnlp.report.periods import last_complete
 from cxnlp.report.stats import P_ADJUST_METHODS
 
 _Cell = dict[str, int]
@@ -44,7 +45,8 @@ def alerts(
     segments: Sequence[str] = ("lang", "channel"),
     p_adjust: str = "holm",
 ) -> dict[str, Any]:
-    """Rises for each of the last `history` periods with classified items against the one before,
+    """Rises for each of the last `history` complete periods with classified items (up to
+    `cxnlp.report.periods.last_complete`'s, named in `last_complete`) against the one before,
     tested as `cxnlp report` tests its last period: the overall negative share judged on its own
     p-value; the negative share per language and channel (one family) and each topic's share of
     the items (another family) with p-values adjusted by `p_adjust` (a key of
@@ -61,6 +63,9 @@ def alerts(
     f = classified(f)
     overall = _negative_counts(connection, f, period, ())
     filled = sorted(day for day, cell in overall.items() if cell[()]["n"])
+    # Only complete periods are tested, as the report does (`cxnlp.report.periods`).
+    chosen = _last_complete(connection, f, filled, period)
+    filled = [day for day in filled if chosen["start"] and day.isoformat() <= chosen["start"]]
     pairs = list(zip(filled, filled[1:], strict=False))[-history:]
     seg_cols = tuple(c for c in segments if c in KEYED)
     facts = stat_facts(f, dialect, fine=bool(seg_cols))
@@ -87,7 +92,23 @@ def alerts(
         "source": source(facts),
         "flagged": flagged,
         "tests": all_tests,
+        "last_complete": chosen,
     }
+
+
+def _last_complete(
+    connection: Connection, f: StatsFilter, starts: Sequence[dt.date], period: str
+) -> dict[str, Any]:
+    """`cxnlp.report.periods.last_complete` over the periods with items, the data ending on
+    the last day with classified items under the filter."""
+    fq = stat_facts(f, connection.dialect.name).query
+    data_end = connection.execute(select(func.max(fq.c.day))).scalar()
+    return last_complete(
+        starts,
+        period,
+        as_date(data_end) if data_end is not None else None,
+        lambda day: period_bounds(day, period)["period"],
+    )
 
 
 def _negative_counts(
@@ -138,7 +159,7 @@ def _period_tests(
 ) -> list[dict[str, Any]]:
     label, base = period_bounds(now, period), period_bounds(before, period)
     then, cur = overall[before][()], overall[now][()]
-    headline = rise_test(
+    headline = share_test(
         "negative_share", None, None, then["negative"], then["n"], cur["negative"], cur["n"]
     )
     segment_tests = []
@@ -147,10 +168,10 @@ def _period_tests(
         a, b = baseline.get(key), current[key]
         if a is not None:
             segment_tests.append(
-                rise_test("negative_share", *key, a["negative"], a["n"], b["negative"], b["n"])
+                share_test("negative_share", *key, a["negative"], a["n"], b["negative"], b["n"])
             )
     topic_tests = [
-        rise_test(
+        share_test(
             "topic_share",
             "topic",
             topic,

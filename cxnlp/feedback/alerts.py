@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 from sqlalchemy import select, update
 
 from cxnlp.feedback import queries
+from cxnlp.feedback.cases import CaseRules, escalate_overdue
 from cxnlp.feedback.db import FeedbackStore
 from cxnlp.feedback.models import FeedbackAlert
 from cxnlp.feedback.writers import upsert
@@ -70,29 +72,43 @@ def record_alerts(
     return new
 
 
-def recorded_alerts(store: FeedbackStore, dataset: str | None = None) -> list[dict[str, Any]]:
-    """Alerts recorded so far, newest first, with when they were first seen and delivered."""
-    query = select(_ALERTS).order_by(_ALERTS.c.first_seen_at.desc(), _ALERTS.c.id.desc())
-    if dataset:
-        query = query.where(_ALERTS.c.dataset == dataset)
-    with store.engine.connect() as connection:
-        return [
-            {
-                **row["payload"],
-                "first_seen_at": row["first_seen_at"].isoformat(),
-                "notified_at": row["notified_at"].isoformat() if row["notified_at"] else None,
-            }
-            for row in connection.execute(query.limit(500)).mappings()
-        ]
+WEBHOOK_SCHEMES = ("http", "https")
+
+
+def check_webhook_url(url: str) -> str:
+    """`url` when it is an http(s) URL with a host, else ValueError: a webhook never reads a
+    local file (`file://`) or talks FTP."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in WEBHOOK_SCHEMES or not parts.hostname:
+        raise ValueError(
+            f"the alert webhook {url!r} is not an http:// or https:// URL with a host; "
+            f"{WEBHOOK_ENV} takes e.g. https://hooks.example.com/cxnlp"
+        )
+    return url
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: the alert goes to the configured host or nowhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+        raise urllib.error.HTTPError(
+            req.full_url, code, f"redirect to {newurl} refused: set the final URL", headers, fp
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
 
 
 def post_json(url: str, payload: dict[str, Any], timeout: float = 5.0) -> None:
-    """POST `payload` as JSON; raises OSError (urllib's errors) unless the answer is 2xx."""
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    """POST `payload` as JSON to an http(s) URL, following no redirect; raises OSError
+    (urllib's errors) unless the answer is 2xx, ValueError for a URL that is not http(s)."""
+    check_webhook_url(url)
+    # default=str: a date in a payload is sent as text, never a TypeError that loses the alert.
+    body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - configured URL
+    with _OPENER.open(request, timeout=timeout) as response:
         if not 200 <= response.status < 300:
             raise urllib.error.HTTPError(url, response.status, "not 2xx", response.headers, None)
 
@@ -121,7 +137,7 @@ def notify(store: FeedbackStore, url: str | None = None, timeout: float = 5.0) -
             continue  # another worker took it
         try:
             post_json(url, {"alert": payload}, timeout)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure: released, so it is sent later
             logger.warning("alert webhook %s failed (%s); retried after the next ingest", url, exc)
             with store.engine.begin() as connection:
                 connection.execute(
@@ -143,3 +159,24 @@ def after_ingest(
     except Exception:  # noqa: BLE001 - alerts must not turn a stored batch into an error
         logger.exception("alerts of %s could not be recorded or delivered", dataset)
         return 0
+
+
+def escalate_and_notify(
+    store: FeedbackStore,
+    *,
+    url: str | None = None,
+    now: dt.datetime | None = None,
+    rules: CaseRules | None = None,
+) -> list[dict[str, Any]]:
+    """`escalate_overdue` in its own transaction, then POST each escalation to the alert
+    webhook (`url`, else `$CXNLP_ALERT_WEBHOOK`) as `{"case_escalated": case}`. A failed POST
+    is logged; the escalation stays recorded."""
+    with store.engine.begin() as connection:
+        escalated = escalate_overdue(connection, now=now, rules=rules)
+    url = url or os.environ.get(WEBHOOK_ENV)
+    for case_row in escalated if url else ():
+        try:
+            post_json(url, {"case_escalated": case_row})
+        except (OSError, ValueError) as exc:
+            logger.warning("case webhook %s failed for case %s (%s)", url, case_row["id"], exc)
+    return escalated

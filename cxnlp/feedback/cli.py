@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cxnlp.labels import SCORE_KINDS
+
 DB_HELP = "database URL (default $CXNLP_DATABASE_URL, else the SQLite file cxnlp-feedback.sqlite)"
 
 
@@ -23,7 +25,7 @@ def add_store_options(p: argparse.ArgumentParser, dataset_required: bool) -> Non
         "--date-col", default="created_at", help="column with the item's date (default created_at)"
     )
     p.add_argument("--score-col", default=None, help="survey score column")
-    p.add_argument("--score-kind", default=None, choices=["nps", "csat", "ces"])
+    p.add_argument("--score-kind", default=None, choices=SCORE_KINDS)
 
 
 def add_verbs(verbs: argparse._SubParsersAction) -> None:

@@ -44,14 +44,14 @@ from cxnlp.feedback.models import (
     TOPICS,
     TOTALS,
 )
-from cxnlp.labels import SENTIMENTS, probability_column
+from cxnlp.io.validate import check_names
+from cxnlp.labels import SENTIMENTS, STORE_PERIODS, probability_column
 from cxnlp.report.rows import MISSING_GROUP
-from cxnlp.report.scores import CSAT_SATISFIED_MIN, NPS_DETRACTOR_MAX, NPS_PROMOTER_MIN
+from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, SATISFIED_MIN
 from cxnlp.report.segments import MICRO
 
-# SQLite's FTS5 trigram index of the item texts (created by migration 0002, kept by triggers).
+# SQLite's FTS5 trigram index of the item texts (created by migration 0003, kept by triggers).
 FTS = table("feedback_items_fts", column("rowid"), column("text"))
-PERIODS = ("day", "week", "month")
 MISSING = MISSING_GROUP
 # Columns the aggregates are keyed by; any other dimension is read from the items' JSON.
 KEYED = ("lang", "channel", "sentiment")
@@ -86,6 +86,7 @@ class StatsFilter:
             raise ValueError(f"unknown sentiment {bad[0]!r}; expected one of {list(SENTIMENTS)}")
         if self.start and self.end and self.start > self.end:
             raise ValueError(f"start {self.start} is after end {self.end}")
+        check_names(self.to_dict())  # a NUL or a lone surrogate: no database answers them
 
     def keyed_only(self, max_topics: int = 1) -> bool:
         """Whether the per-day aggregates can answer this filter."""
@@ -200,18 +201,19 @@ def item_measures() -> list[ColumnElement]:
     scored = c.score.is_not(None)
     return [
         literal(1, Integer).label("n"),
-        *(micro_sql(c[probability_column(s)]).label(f"p_{s}_sum") for s in SENTIMENTS),
+        *(
+            micro_sql(c[probability_column(s)]).label(f"{probability_column(s)}_sum")
+            for s in SENTIMENTS
+        ),
         case((scored, 1), else_=0).label("score_n"),
         func.coalesce(c.score, 0.0).label("score_sum"),
         func.coalesce(c.score * c.score, 0.0).label("score_sq_sum"),
         # `cxnlp.report.scores.score_flags` in SQL.
-        case((and_(c.score_kind == "nps", c.score >= NPS_PROMOTER_MIN), 1), else_=0).label(
-            "promoters"
-        ),
-        case((and_(c.score_kind == "nps", c.score <= NPS_DETRACTOR_MAX), 1), else_=0).label(
+        case((and_(c.score_kind == "nps", c.score >= PROMOTER_MIN), 1), else_=0).label("promoters"),
+        case((and_(c.score_kind == "nps", c.score <= DETRACTOR_MAX), 1), else_=0).label(
             "detractors"
         ),
-        case((and_(c.score_kind == "csat", c.score >= CSAT_SATISFIED_MIN), 1), else_=0).label(
+        case((and_(c.score_kind == "csat", c.score >= SATISFIED_MIN), 1), else_=0).label(
             "satisfied"
         ),
     ]
@@ -285,8 +287,8 @@ def sums(facts) -> list[ColumnElement]:
 
 
 def period_start(column: ColumnElement, period: str, dialect: str) -> ColumnElement:
-    if period not in PERIODS:
-        raise ValueError(f"unknown period {period!r}; expected one of {list(PERIODS)}")
+    if period not in STORE_PERIODS:
+        raise ValueError(f"unknown period {period!r}; expected one of {list(STORE_PERIODS)}")
     if period == "day":
         return column
     if dialect == "postgresql":

@@ -6,8 +6,9 @@ when its (dataset, id) is already there) or none is and the store is as it was. 
 aggregates are updated in the same transaction, by the difference each item makes
 (`cxnlp.feedback.aggregates`), so they always equal a GROUP BY over the items. Writers are
 serialised (PostgreSQL advisory lock, SQLite's write lock) so that two ingests of one item never
-both count it. Rows are validated first (`cxnlp.feedback.records`), written by the database's
-writer (`cxnlp.feedback.writers`).
+both count it. Rows are validated first (`cxnlp.feedback.records`, `cxnlp.feedback.checks`), written by the
+database's writer (`cxnlp.feedback.writers`); follow-up cases are opened in the same transaction
+(`cxnlp.feedback.cases.cases_after_ingest`).
 
 >>> import pandas as pd
 >>> from cxnlp.feedback.db import open_store
@@ -34,6 +35,8 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from cxnlp.feedback.aggregates import Deltas, dimension_rows, emptied, rollup_rows
+from cxnlp.feedback.cases import cases_after_ingest
+from cxnlp.feedback.checks import check_dimension_keys
 from cxnlp.feedback.db import FeedbackStore, lock_for_writing, open_store
 from cxnlp.feedback.models import (
     DAILY,
@@ -45,8 +48,9 @@ from cxnlp.feedback.models import (
     TOPICS,
     TOTALS,
 )
-from cxnlp.feedback.records import records_from_frame
+from cxnlp.feedback.records import INDEXED_DIMENSIONS, records_from_frame
 from cxnlp.feedback.writers import writer_for
+from cxnlp.io.validate import check_name
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +101,10 @@ def ingest_records(
     returns (inserted, updated). Records with the same id: the last one wins."""
     if not dataset or len(dataset) > DIMENSION_LEN:
         raise ValueError(f"a dataset name of 1 to {DIMENSION_LEN} characters is needed")
+    check_name(dataset, "the dataset name")
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     lock_for_writing(connection)
+    check_dimension_keys(connection, dataset, records, INDEXED_DIMENSIONS)
     writer = writer_for(connection)
     latest = {r["item_id"]: r for r in records}
     deltas = Deltas()
@@ -145,6 +151,8 @@ def ingest_records(
         for table, touched in tables:
             writer.delete_empty(table, emptied(touched))
     writer.insert_missing(DIMENSIONS, dimension_rows(dataset, latest.values()))
+    # Follow-up cases for the items that match a case rule, in the same transaction.
+    cases_after_ingest(connection, dataset, latest.values(), now)
     return len(latest) - len(old_pks), len(old_pks)
 
 

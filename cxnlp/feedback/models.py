@@ -44,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from cxnlp.labels import SENTIMENTS
+from cxnlp.labels import PROBABILITY_COLUMNS
 from cxnlp.report.scores import SCORE_MEASURES
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
@@ -73,6 +73,8 @@ class FeedbackItem(Base):
         Index("ix_feedback_items_dataset_sentiment", "dataset", "sentiment"),
         # The drill-down lists newest first.
         Index("ix_feedback_items_created_at", "created_at", "pk"),
+        # A customer's history (cases page, recovery metrics).
+        Index("ix_feedback_items_customer", "dataset", "customer_id", "created_at"),
     )
 
     pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True, info=INTERNAL)
@@ -84,6 +86,8 @@ class FeedbackItem(Base):
     day: Mapped[dt.date] = mapped_column(Date(), info={**AGGREGATED, "internal": True})
     channel: Mapped[str | None] = mapped_column(String(DIMENSION_LEN), info=AGGREGATED)
     product: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    # The customer the item is about (`cxnlp.labels.CUSTOMER_ID_COLUMN`): follow-up cases.
+    customer_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     dimensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     sentiment: Mapped[str | None] = mapped_column(String(16), info=AGGREGATED)
     p_positive: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
@@ -94,8 +98,9 @@ class FeedbackItem(Base):
     mixed: Mapped[bool | None] = mapped_column(Boolean)
     # True when only the text's first characters were classified (the stored text is whole).
     truncated: Mapped[bool | None] = mapped_column(Boolean)
-    urgency_score: Mapped[float | None] = mapped_column(Float)
-    urgency_level: Mapped[str | None] = mapped_column(String(16))
+    # How urgently the text needs a human (`cxnlp.labels.URGENCY_COLUMNS`): score 0-1 and level.
+    urgency: Mapped[float | None] = mapped_column(Float)
+    urgency_level: Mapped[str | None] = mapped_column(String(8))
     score: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
     score_kind: Mapped[str | None] = mapped_column(String(8), info=AGGREGATED)
     error: Mapped[str | None] = mapped_column(Text)
@@ -122,8 +127,8 @@ class ItemTopic(Base):
 # The key of the per-day aggregates, and the sums kept for each key.
 STAT_KEYS = ("dataset", "day", "lang", "channel", "sentiment", "score_kind")
 # Counts and sums from which `cxnlp.report` computes every number (see `cxnlp.report.segments`
-# and `cxnlp.report.scores.SCORE_MEASURES`).
-STAT_MEASURES = ("n", *(f"p_{s}_sum" for s in SENTIMENTS), *SCORE_MEASURES)
+# and `cxnlp.report.scores.SCORE_MEASURES`): the `_Measures` columns.
+STAT_MEASURES = ("n", *(f"{c}_sum" for c in PROBABILITY_COLUMNS), *SCORE_MEASURES)
 TOPIC_KEYS = (*STAT_KEYS, "topic", "polarity")
 
 
@@ -223,6 +228,84 @@ class FeedbackAlert(Base):
     notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
 
 
+class FollowUpCase(Base):
+    """A follow-up case opened by a rule of `cxnlp/data/case_rules.yaml` (see
+    `cxnlp.feedback.cases`). `open_key` is "<customer>|<reason>" while the case is not closed and
+    NULL after: unique per dataset, so a customer has one open case per reason (NULLs never clash
+    in SQLite or PostgreSQL)."""
+
+    __tablename__ = "follow_up_cases"
+    __table_args__ = (
+        UniqueConstraint("dataset", "open_key", name="uq_follow_up_cases_open"),
+        # The queue: open cases by priority, then deadline.
+        Index("ix_follow_up_cases_queue", "is_open", "priority_rank", "due_at"),
+        Index("ix_follow_up_cases_customer", "dataset", "customer_id"),
+        Index("ix_follow_up_cases_team", "team", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dataset: Mapped[str] = mapped_column(String(DIMENSION_LEN))
+    item_id: Mapped[str] = mapped_column(String(ID_LEN))
+    customer_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    open_key: Mapped[str | None] = mapped_column(String(2 * ID_LEN))
+    reason: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str | None] = mapped_column(String(100))
+    team: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    escalation_owner: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    priority: Mapped[str] = mapped_column(String(16))
+    priority_rank: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    is_open: Mapped[bool] = mapped_column(Boolean)
+    sentiment: Mapped[str | None] = mapped_column(String(16))
+    urgency: Mapped[float | None] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    item_count: Mapped[int] = mapped_column(Integer, default=1)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    first_response_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    root_cause: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    resolved: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class CaseItem(Base):
+    """The feedback items of a case (the one that opened it and later ones from the same customer
+    for the same reason); an item is in at most one case, so a resend opens nothing new."""
+
+    __tablename__ = "case_items"
+    __table_args__ = (Index("ix_case_items_case", "case_id"),)
+
+    dataset: Mapped[str] = mapped_column(String(DIMENSION_LEN), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("follow_up_cases.id", ondelete="CASCADE")
+    )
+    linked_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+
+class CaseEvent(Base):
+    """Every change of a case, timestamped: opened, status, assigned, comment, escalated, linked."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case", "case_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("follow_up_cases.id", ondelete="CASCADE")
+    )
+    at: Mapped[dt.datetime] = mapped_column(DateTime())
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
 # The Core tables behind the ORM classes, for the bulk statements of ingest and queries.
 ITEMS = FeedbackItem.__table__
 TOPICS = ItemTopic.__table__
@@ -231,6 +314,9 @@ DAILY_TOPICS = DailyTopicStat.__table__
 TOTALS = DailyTotal.__table__
 TOPIC_TOTALS = DailyTopicTotal.__table__
 DIMENSIONS = FeedbackDimension.__table__
+CASES = FollowUpCase.__table__
+CASE_ITEMS = CaseItem.__table__
+CASE_EVENTS = CaseEvent.__table__
 
 # What an item shows (drill-down, CSV, API), in the table's order; `day` is `created_at`'s date.
 ITEM_FIELDS: tuple[str, ...] = tuple(c.name for c in ITEMS.c if not c.info.get("internal"))
@@ -246,7 +332,7 @@ AGGREGATE_INPUTS: tuple[str, ...] = (
 # A stored topic's fields besides its item.
 TOPIC_FIELDS: tuple[str, ...] = tuple(c.name for c in TOPICS.c if c.name != "item_pk")
 
-# Search index objects that live outside the ORM (migration 0002): autogenerate leaves them alone.
+# Search index objects that live outside the ORM (migration 0003): autogenerate leaves them alone.
 SEARCH_OBJECTS = ("feedback_items_fts", "ix_feedback_items_text_trgm")
 
 

@@ -23,7 +23,6 @@ from cxnlp.feedback.alert_queries import alerts
 from cxnlp.feedback.facts import (
     GROUPABLE,
     MISSING,
-    PERIODS,
     StatsFilter,
     as_date,
     classified,
@@ -39,15 +38,14 @@ from cxnlp.feedback.facts import (
 )
 from cxnlp.feedback.item_queries import ITEM_COLUMNS, items, iter_items
 from cxnlp.feedback.models import DAILY, DIMENSIONS, STAT_MEASURES, TOPIC_TOTALS, TOTALS
-from cxnlp.labels import SENTIMENTS
-from cxnlp.report.scores import SCORE_MEASURES, score_from_counts
+from cxnlp.labels import SENTIMENTS, probability_column
+from cxnlp.report.scores import SCORE_MEASURES, score_from_sums
 from cxnlp.report.segments import pcc_from_sums, sentiment_numbers
 from cxnlp.report.topics import rank_topics, topic_numbers
 
 __all__ = [
     "ITEM_COLUMNS",
     "MISSING",
-    "PERIODS",
     "StatsFilter",
     "alerts",
     "items",
@@ -74,7 +72,7 @@ def segment(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[st
         if sentiment in counts:
             counts[sentiment] += int(row["n"])
             for s in SENTIMENTS:
-                p_sums[s] += int(row[f"p_{s}_sum"])
+                p_sums[s] += int(row[f"{probability_column(s)}_sum"])
         else:
             errors += int(row["n"])
         if row["score_kind"] and row["score_n"]:
@@ -87,7 +85,7 @@ def segment(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[st
         "counts": counts,
         **sentiment_numbers(counts, confidence),
         "pcc": pcc_from_sums(p_sums) if n else None,
-        "scores": {k: score_from_counts(k, v, confidence) for k, v in sorted(kinds.items())},
+        "scores": {k: score_from_sums(k, v, confidence) for k, v in sorted(kinds.items())},
     }
 
 

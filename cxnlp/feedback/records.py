@@ -27,26 +27,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cxnlp.feedback.checks import record_problem
 from cxnlp.feedback.models import DIMENSION_LEN, ID_LEN, RECORD_FIELDS
-from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, decode_topics, probability_column
-from cxnlp.report.scores import SCORE_KINDS, SCORE_RANGES
+from cxnlp.labels import (
+    CUSTOMER_ID_COLUMN,
+    OPTIONAL_RESULT_COLUMNS,
+    PROBABILITY_COLUMNS,
+    RESULT_COLUMNS,
+    SCORE_KINDS,
+    SENTIMENTS,
+    decode_topics,
+    probability_column,
+)
+from cxnlp.modeldir import CONFIG_FILE
+from cxnlp.report.scores import SCORE_RANGES
 
 # Columns of an export that become indexed columns instead of `dimensions` entries.
 INDEXED_DIMENSIONS = ("channel", "product")
-# Result columns that came after the first stores (`mixed` with clause-level reading), or that
-# only the service writes (`truncated`) or that a later model adds (urgency): optional.
-OPTIONAL_RESULT_COLUMNS = ("mixed", "truncated", "urgency_score", "urgency_level")
+# Result columns a file may lack: those that came after the first stores (`mixed`, urgency) and
+# `truncated`, which only the service writes.
+OPTIONAL_COLUMNS = (*OPTIONAL_RESULT_COLUMNS, "truncated")
 _MAX_PROBLEMS = 5
 
 
 def model_identity(model: Any) -> tuple[str | None, str | None]:
     """(name, version) of a loaded model: its directory name and the first 12 hex digits of the
-    SHA-256 of its config.json (which changes whenever the model is retrained)."""
+    SHA-256 of its `config.json` (which changes whenever the model is retrained)."""
     source = getattr(model, "source_", None)
     if not source:
         return getattr(model, "name", None) or type(model).__name__, None
     path = Path(source)
-    config = path / "config.json"
+    config = path / CONFIG_FILE
     version = hashlib.sha256(config.read_bytes()).hexdigest()[:12] if config.exists() else None
     return path.name, version
 
@@ -119,10 +130,8 @@ def records_from_frame(
     has in the store, else is dated when it reaches the store; a date without a zone is UTC.
     """
     missing = [c for c in (id_col, text_col) if c not in frame.columns]
-    # `mixed` came with clause-level reading: files classified before it lack the column.
-    missing += [
-        c for c in RESULT_COLUMNS if c not in frame.columns and c not in OPTIONAL_RESULT_COLUMNS
-    ]
+    # `mixed` and urgency came later: files classified before them lack those columns.
+    missing += [c for c in RESULT_COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(
             f"missing column(s) {missing}; the table has {list(frame.columns)}. Ingest takes "
@@ -172,7 +181,7 @@ def records_from_frame(
                 )
             else:
                 scores[i] = float(number)
-    skip = {text_col, id_col, date_col, score_col, *RESULT_COLUMNS, *OPTIONAL_RESULT_COLUMNS}
+    skip = {text_col, id_col, date_col, score_col, *RESULT_COLUMNS, *OPTIONAL_COLUMNS}
     dimension_cols = [c for c in data.columns if c not in skip]
     columns = {c: data[c].tolist() for c in data.columns}
     records = []
@@ -202,6 +211,9 @@ def records_from_frame(
             value = _as_text(columns[c][i])
             if value is not None:
                 dims[str(c)] = value
+        customer = dims.pop(CUSTOMER_ID_COLUMN, None)
+        if customer is not None and len(customer) > ID_LEN:
+            problem(i, f"{CUSTOMER_ID_COLUMN} is longer than {ID_LEN} characters")
         indexed = {}
         for c in INDEXED_DIMENSIONS:
             value = dims.pop(c, None)
@@ -223,6 +235,7 @@ def records_from_frame(
             day=when.date() if when else None,
             **indexed,
             dimensions=dims,
+            customer_id=customer,
             score=score,
             score_kind=score_kind if score is not None else None,
             error=error,
@@ -234,7 +247,7 @@ def records_from_frame(
                 lang=_as_text(columns["lang"][i]),
                 confidence=_as_float(columns["confidence"][i]),
                 mixed=_as_bool(columns["mixed"][i]) if "mixed" in columns else None,
-                urgency_score=_optional(columns, "urgency_score", i, _as_float),
+                urgency=_optional(columns, "urgency", i, _as_float),
                 urgency_level=_optional(columns, "urgency_level", i, _as_text),
                 **{
                     probability_column(s): _as_float(columns[probability_column(s)][i])
@@ -242,7 +255,11 @@ def records_from_frame(
                 },
             )
         record["topics"] = topics
-        if ok and None in (record["p_positive"], record["p_neutral"], record["p_negative"]):
+        unstorable = record_problem(record, INDEXED_DIMENSIONS)
+        if unstorable is not None:
+            problem(i, unstorable)
+            continue
+        if ok and any(record[c] is None for c in PROBABILITY_COLUMNS):
             record.update(error="no probabilities in the row", sentiment=None, topics=[])
         records.append(record)
     if problems:
@@ -266,7 +283,7 @@ def frame_from_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             row[probability_column(label)] = probabilities.get(label)
         urgency = item.get("urgency")
         if isinstance(urgency, Mapping):
-            row["urgency_score"], row["urgency_level"] = urgency.get("score"), urgency.get("level")
+            row["urgency"], row["urgency_level"] = urgency.get("score"), urgency.get("level")
         row["topics"] = json.dumps(item.get("topics") or [], ensure_ascii=False)
         row.setdefault("error", None)
         rows.append(row)

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from cxnlp.io.frames import (
     BatchStats,
     assemble,
+    check_not_input,
     classify_frame,
     custom_topic_names,
     open_work_dir,
@@ -39,6 +40,9 @@ from cxnlp.models.base import SentimentModel
 logger = logging.getLogger(__name__)
 
 
+# Rows classified between two moves of the progress bar.
+PROGRESS_ROWS = 256
+
 __all__ = ["BatchStats", "classify_file", "classify_frame", "custom_topic_names", "row_error"]
 
 
@@ -53,6 +57,7 @@ def classify_file(
     resume: bool = False,
     progress: bool = True,
     engine: str = "local",
+    excel_safe: bool = False,
     **engine_options: Any,
 ) -> BatchStats:
     """Classify every row of `input_path` into `output_path` (formats from the extensions).
@@ -61,6 +66,10 @@ def classify_file(
     the model, called only once the input's header has the text column. Rows get an `id_col`
     column of their 1-based row number when the input has none.
 
+    Every text and id is written as read; `excel_safe` escapes, in a CSV output, the cells a
+    spreadsheet would run as formulas (for a file opened in Excel, not one joined back by id).
+    An output that is the input itself is refused before any work.
+
     `engine="ray"` runs the job on Ray with the same output (`cxnlp.io.ray_engine.classify_file_ray`,
     whose options - `address`, `workers`, `output_format` - go in `engine_options`).
     """
@@ -68,6 +77,7 @@ def classify_file(
         raise ValueError(f"unknown engine {engine!r}; expected 'local' or 'ray'")
     if engine == "local" and engine_options:
         raise ValueError(f"{sorted(engine_options)} are options of engine='ray' only")
+    check_not_input(input_path, output_path)
     if engine == "ray":
         from cxnlp.io.ray_engine import classify_file_ray
 
@@ -80,6 +90,7 @@ def classify_file(
             chunk_rows=chunk_rows,
             resume=resume,
             progress=progress,
+            excel_safe=excel_safe,
             **engine_options,
         )
     input_path, output_path = Path(input_path), Path(output_path)
@@ -129,10 +140,22 @@ def classify_file(
         part = work / f"part-{index:06d}.parquet"
         if part.exists():
             done = pd.read_parquet(part, columns=["error"])
+            bar.update(len(done))
         else:
             if id_col not in chunk.columns:
                 chunk.insert(0, id_col, np.arange(offset + 1, offset + len(chunk) + 1))
-            done = classify_frame(model, chunk, text_col)
+            # Classified in slices, so that the bar moves (and shows a rate) every few hundred
+            # rows rather than once per chunk.
+            slices = []
+            for start in range(0, len(chunk), PROGRESS_ROWS):
+                piece = chunk.iloc[start : start + PROGRESS_ROWS]
+                slices.append(classify_frame(model, piece, text_col))
+                bar.update(len(piece))
+            done = (
+                pd.concat(slices, ignore_index=True)
+                if slices
+                else classify_frame(model, chunk, text_col)
+            )
             tmp = part.with_suffix(".tmp")
             done.astype(
                 {c: "string" for c in chunk.columns if chunk[c].dtype == object}
@@ -141,9 +164,8 @@ def classify_file(
         offset += len(chunk)
         rows += len(done)
         errors += int(done["error"].notna().sum())
-        bar.update(len(chunk))
     bar.close()
-    assemble(sorted(work.glob("part-*.parquet")), output_path)
+    assemble(sorted(work.glob("part-*.parquet")), output_path, excel_safe=excel_safe)
     shutil.rmtree(work)
     stats = BatchStats(
         rows=rows,

@@ -6,24 +6,30 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from cxnlp.io.isolate import Failed, predict_isolated
 from cxnlp.io.tables import (
     escape_formulas,
     table_format,
     write_table,
 )
-from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, encode_topics, probability_column, topics_cells
+from cxnlp.io.validate import text_problem
+from cxnlp.labels import (
+    LANGS,
+    RESULT_COLUMNS,
+    SENTIMENTS,
+    encode_topics,
+    probability_column,
+    topics_cells,
+)
 from cxnlp.models.base import SentimentModel
 
 logger = logging.getLogger(__name__)
-
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -46,18 +52,10 @@ def custom_topic_names(model: SentimentModel) -> list[str]:
 
 
 def row_error(value: object) -> str | None:
-    """Why a cell cannot be classified, or None when it can."""
-    # pd.isna also catches pd.NA and NaT, which a "string"-typed or Parquet column holds.
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-        return "missing text"
-    text = str(value)
-    if not text.strip():
-        return "empty text"
-    if "\ufffd" in text:
-        return "text has bytes that could not be decoded in the file's encoding"
-    if _SURROGATE_RE.search(text):
-        return "text is not valid Unicode: it has a lone surrogate (half of a UTF-16 pair)"
-    return None
+    """Why a cell cannot be classified, or None when it can (`cxnlp.io.validate.text_problem`,
+    the rule every surface applies)."""
+    problem = text_problem(value)
+    return problem.message if problem is not None else None
 
 
 def classify_frame(
@@ -77,20 +75,14 @@ def classify_frame(
     langs: list[str | None] = [None] * len(ok)
     if lang_col is not None and lang_col in frame.columns:
         given = frame[lang_col].tolist()
-        langs = [given[i] if given[i] in ("fa", "ar", "en") else None for i in ok]
+        langs = [given[i] if given[i] in LANGS else None for i in ok]
     results: dict[int, dict] = {}
-    try:
-        predictions = model.predict(texts, langs) if texts else []
-        results = {i: p.to_dict() for i, p in zip(ok, predictions, strict=True)}
-    except Exception:  # noqa: BLE001 - isolate the failing rows instead of losing the chunk
-        logger.exception("a chunk failed as a whole; classifying its rows one by one")
-        for i, text, lang in zip(ok, texts, langs, strict=True):
-            try:
-                results[i] = model.predict([text], [lang])[0].to_dict()
-            except Exception as exc:  # noqa: BLE001
-                # The message stays in the log: it can quote the text or the model's internals.
-                logger.warning("row %d failed: %s: %s", i, type(exc).__name__, exc)
-                errors[i] = f"classification failed ({type(exc).__name__}); the log has the details"
+    # One failing row fails alone (cxnlp.io.isolate), not its whole chunk.
+    for i, p in zip(ok, predict_isolated(model.predict, texts, langs), strict=True):
+        if isinstance(p, Failed):
+            errors[i] = p.error
+        else:
+            results[i] = p.to_dict()
     columns: dict[str, list] = {c: [] for c in RESULT_COLUMNS}
     for i in range(len(frame)):
         r = results.get(i)
@@ -102,6 +94,12 @@ def classify_frame(
         columns["lang"].append(r["lang"] if r else None)
         columns["topics"].append(encode_topics(r["topics"]) if r else None)
         columns["mixed"].append(bool(r["mixed"]) if r else None)
+        urgency = (r or {}).get("urgency") or {}
+        columns["urgency"].append(round(float(urgency["score"]), 4) if r and urgency else None)
+        columns["urgency_level"].append(urgency.get("level") if r and urgency else None)
+        columns["urgency_evidence"].append(
+            json.dumps(urgency.get("evidence", []), ensure_ascii=False) if r and urgency else None
+        )
         columns["error"].append(errors[i])
     clashing = [c for c in RESULT_COLUMNS if c in frame.columns]
     if clashing:
@@ -111,8 +109,24 @@ def classify_frame(
     return out
 
 
-def assemble(parts: list[Path], output_path: Path) -> None:
-    """Join the parts into the output, written under a temporary name and renamed into place."""
+def check_not_input(input_path: str | Path, output_path: str | Path) -> None:
+    """ValueError when the output file is the input file (the same path, or a link to it): the
+    result would replace the data it was made from."""
+    source, target = Path(input_path), Path(output_path)
+    same = source.resolve() == target.resolve()
+    if not same and source.is_file() and target.exists():
+        same = source.samefile(target)
+    if same:
+        raise ValueError(
+            f"the output {output_path} is the input file itself: it would be overwritten; "
+            "write the result to another file (e.g. -o reviews_labeled.csv)"
+        )
+
+
+def assemble(parts: list[Path], output_path: Path, excel_safe: bool = False) -> None:
+    """Join the parts into the output, written under a temporary name and renamed into place.
+    Every text and id is written as it was read, unless `excel_safe` (CSV only) escapes the
+    cells a spreadsheet would run as formulas (`escape_formulas`)."""
     tmp = output_path.with_name(f".{output_path.name}.tmp{output_path.suffix}")
     kind = table_format(output_path)
     if kind in ("csv", "jsonl"):
@@ -121,8 +135,8 @@ def assemble(parts: list[Path], output_path: Path) -> None:
                 frame = pd.read_parquet(part)
                 if kind == "csv":
                     sep = "\t" if output_path.suffix.lower() == ".tsv" else ","
-                    # Texts a spreadsheet would run as formulas get a leading apostrophe.
-                    frame = escape_formulas(frame)
+                    if excel_safe:  # on request only: it changes the texts and ids
+                        frame = escape_formulas(frame)
                     # CRLF rows (RFC 4180): a text holding a bare CR is then quoted, not split.
                     frame.to_csv(out, index=False, header=i == 0, sep=sep, lineterminator="\r\n")
                 elif len(frame):

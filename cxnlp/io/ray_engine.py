@@ -1,4 +1,4 @@
-"""Batch classification on Ray: the job of `cxnlp.batch.classify_file`, with the model in a pool of
+"""Batch classification on Ray: the job of `cxnlp.io.batch.classify_file`, with the model in a pool of
 Ray actors (one model load per actor) and the same output, byte for byte.
 
 The driver plans the job: it splits every input file into partitions of exactly the chunks the
@@ -390,7 +390,7 @@ class PartitionClassifier:
                 )
             done = classify_frame(self.model, chunk, self.text_col)
             buffer = io.BytesIO()
-            # As cxnlp.batch writes a part: object columns as strings.
+            # As cxnlp.io.batch writes a part: object columns as strings.
             done.astype(
                 {c: "string" for c in chunk.columns if chunk[c].dtype == object}
             ).to_parquet(buffer, index=False)
@@ -454,15 +454,16 @@ def classify_file_ray(
     workers: int | None = None,
     output_format: str | None = None,
     on_rows: Callable[[int], None] | None = None,
+    excel_safe: bool = False,
 ) -> RayBatchStats:
-    """`cxnlp.batch.classify_file` on Ray (see the module docstring); same output, same errors.
+    """`cxnlp.io.batch.classify_file` on Ray (see the module docstring); same output, same errors.
 
     `input_path` may also be a directory or a glob pattern: its files are classified in name
     order into one output, ids numbering the rows of all of them. `address` joins a running Ray
     cluster ("auto", "ray://host:port"); without it a local Ray runtime starts with `workers` CPUs
     (default: all) and stops at the end. A runtime already started in this process is used as it
     is. `workers` actors hold the model (default: the cluster's CPUs). `on_rows` is called with the
-    number of rows of each partition done.
+    number of rows of each partition done. `excel_safe` as in `cxnlp.io.frames.assemble`.
     """
     ray = import_ray()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -536,7 +537,7 @@ def classify_file_ray(
     if dataset:
         _write_dataset(parts, output_path)
     else:
-        assemble(parts, output_path)
+        assemble(parts, output_path, excel_safe=excel_safe)
     shutil.rmtree(work)
     encodings = list(dict.fromkeys(f.encoding for f in plan.files if f.encoding))
     stats = RayBatchStats(

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -27,9 +28,6 @@ FORMATS = {
     ".pq": "parquet",
     ".xlsx": "xlsx",
 }
-# Tried in this order when a CSV has no byte-order mark. Windows-1256 is how Excel on Persian and
-# Arabic Windows saves "CSV"; it accepts almost any byte, so it must come last.
-CSV_ENCODINGS = ("utf-8", "cp1256")
 _SNIFF_BYTES = 1 << 16
 
 
@@ -71,9 +69,10 @@ def _csv_problem(path: Path, delimiter: str, message: str) -> str:
 
 
 def count_rows(path: str | Path) -> int | None:
-    """About how many data rows a table has, cheaply, for a progress bar: Parquet's metadata,
-    the line count of a CSV / JSONL (a text with line breaks inside makes it an overcount), the
-    sheet dimension of an XLSX; None when unknown."""
+    """How many data rows a table has, cheaply, before any work (a progress bar, a job's row
+    limit): Parquet's metadata, the line count of a JSONL, the rows of a CSV (a line break inside
+    a quoted field does not end a row: a line ends one only where the quotes seen so far are
+    balanced), the row tags of an XLSX's first sheet (`count_xlsx_rows`); None when unknown."""
     path = Path(path)
     try:
         kind = table_format(path)
@@ -82,14 +81,18 @@ def count_rows(path: str | Path) -> int | None:
 
             return pq.ParquetFile(path).metadata.num_rows
         if kind == "xlsx":
-            return None
-        lines, last = 0, b"\n"
+            return max(count_xlsx_rows(path) - 1, 0)
+        rows, quotes, pending = 0, 0, False
         with open(path, "rb") as handle:
-            while block := handle.read(1 << 20):
-                lines += block.count(b"\n")
-                last = block[-1:]
-        lines += last != b"\n"
-        return max(lines - (kind == "csv"), 0)
+            for line in handle:
+                quotes += line.count(b'"')
+                if quotes % 2 == 0:
+                    rows += 1
+                    pending = False
+                else:
+                    pending = True
+        rows += pending
+        return max(rows - (kind == "csv"), 0)
     except (OSError, ValueError):
         return None
 
@@ -287,6 +290,53 @@ def check_xlsx(path: str | Path) -> None:
         )
 
 
+_ROW_TAG = re.compile(rb"<(?:[A-Za-z]\w*:)?row[\s>/]")
+_CARRY = 24  # bytes kept between blocks, so a tag cut by a block boundary is counted once
+
+
+def _first_sheet(archive: Any) -> str:
+    """The zip path of a workbook's first sheet, from workbook.xml and its relationships."""
+    from xml.etree import ElementTree
+
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    rel_ns = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+    try:
+        book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+        first = book.find(f"{main}sheets/{main}sheet")
+        rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+        target = next(
+            r.get("Target", "")
+            for r in rels
+            if first is not None and r.get("Id") == first.get(f"{rel_ns}id")
+        )
+    except (KeyError, StopIteration, ElementTree.ParseError):
+        return "xl/worksheets/sheet1.xml"
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def count_xlsx_rows(path: str | Path) -> int:
+    """The rows of a workbook's first sheet (header and blank rows included), counted on its
+    XML stream without parsing it: a few seconds for a million rows, in constant memory, after
+    the zip-bomb check of `check_xlsx`. A job's row limit is checked on it before any work."""
+    import zipfile
+
+    check_xlsx(path)
+    rows, carry = 0, b""
+    with zipfile.ZipFile(path) as archive:
+        try:
+            stream = archive.open(_first_sheet(archive))
+        except KeyError:
+            return 0
+        with stream:
+            while block := stream.read(1 << 20):
+                data = carry + block
+                cut = max(len(data) - _CARRY, 0)
+                rows += sum(1 for m in _ROW_TAG.finditer(data) if m.start() < cut)
+                carry = data[cut:]  # tags starting here are counted with the next block
+        rows += len(_ROW_TAG.findall(carry))
+    return rows
+
+
 def _iter_xlsx(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The first sheet of a workbook in chunks, streamed (openpyxl's read-only mode parses the
     sheet's XML as it goes; defusedxml guards the parser when installed)."""
@@ -349,7 +399,8 @@ def escape_formula(value: object) -> object:
 
 def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` whose text cells are safe to open in a spreadsheet (`escape_formula`).
-    Only CSV and XLSX outputs get this; JSONL and Parquet keep every text as it was."""
+    Only files made for spreadsheets get this (`--excel-safe` CSV, the dashboard's export); never
+    what is stored or joined back by id."""
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
@@ -357,16 +408,18 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+def write_table(frame: pd.DataFrame, path: str | Path, excel_safe: bool = False) -> None:
     """Write a table in the format its extension names (CSV as UTF-8 with a BOM, which Excel needs
-    to show Persian and Arabic). In CSV and XLSX, a text a spreadsheet would run as a formula
-    gets a leading apostrophe (`escape_formulas`); JSONL and Parquet keep it as it was."""
+    to show Persian and Arabic). Every text and id is written exactly as it is: a CSV is data a
+    pipeline joins back by id. `excel_safe` (CSV only) escapes the cells a spreadsheet would run
+    as formulas (`escape_formulas`), for a file a person opens in Excel; an XLSX needs no escape,
+    its text cells are written as strings, never as formulas."""
     kind = table_format(path)
     # A classified table's topics: a JSON array in JSONL, a JSON string in the other formats.
     frame = topics_cells(frame, as_text=kind != "jsonl")
-    if kind in ("csv", "xlsx"):
-        frame = escape_formulas(frame)
     if kind == "csv":
+        if excel_safe:
+            frame = escape_formulas(frame)
         sep = "\t" if Path(path).suffix.lower() == ".tsv" else ","
         # CRLF rows (RFC 4180): a text holding a bare CR is then quoted, not split in two.
         frame.to_csv(path, index=False, sep=sep, encoding="utf-8-sig", lineterminator="\r\n")
@@ -375,4 +428,53 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     elif kind == "parquet":
         frame.to_parquet(path, index=False)
     else:
-        frame.to_excel(path, index=False)
+        write_xlsx(frame, path)
+
+
+def make_excel_safe(path: str | Path) -> None:
+    """Rewrite a CSV written by `write_table` with its formula-like cells escaped, in chunks,
+    under a temporary name renamed into place (`cxnlp classify --excel-safe --store` stores the
+    exact rows first, then escapes the file). Other formats are left as they are."""
+    path = Path(path)
+    if path.is_dir() or table_format(path) != "csv":
+        return
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    chunks = pd.read_csv(
+        path, sep=sep, encoding="utf-8-sig", dtype=str, keep_default_na=False, chunksize=10_000
+    )
+    with open(tmp, "w", encoding="utf-8-sig", newline="") as out:
+        for n, chunk in enumerate(chunks):
+            escape_formulas(chunk).to_csv(
+                out, index=False, header=n == 0, sep=sep, lineterminator="\r\n"
+            )
+    tmp.replace(path)
+
+
+def _cell_value(value: object) -> object:
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def write_xlsx(frame: pd.DataFrame, path: str | Path) -> None:
+    """`frame` as the first sheet of a workbook, every text cell typed as a string: a text
+    starting with `=`, `+`, `-` or `@` shows as itself, is never run as a formula, and reads back
+    unchanged."""
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet()
+
+    def cell(value: object) -> WriteOnlyCell:
+        value = _cell_value(value)
+        out = WriteOnlyCell(sheet, value=value)
+        if isinstance(value, str):
+            out.data_type = "s"  # openpyxl types a leading "=" as a formula otherwise
+        return out
+
+    sheet.append([cell(str(c)) for c in frame.columns])
+    for row in frame.itertuples(index=False, name=None):
+        sheet.append([cell(v) for v in row])
+    book.save(path)

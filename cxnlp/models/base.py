@@ -10,12 +10,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cxnlp.labels import SENTIMENTS
+from cxnlp.labels import LANGS, SENTIMENTS
 from cxnlp.modeldir import topics_dir
 from cxnlp.models.calibration import softmax
+from cxnlp.models.pipeline import AspectOptions, analyze
 from cxnlp.text.langid import detect_language
 from cxnlp.text.normalize import normalize
-from cxnlp.topics.aspects import AspectOptions, analyze
+from cxnlp.text.urgency import empty_urgency, score_urgency
 from cxnlp.topics.tagger import TopicTagger
 from cxnlp.topics.taxonomy import Topic, load_taxonomy, topic_phrases
 
@@ -28,7 +29,7 @@ class Prediction:
 
     Each topic is `{"topic", "polarity", "score", "evidence"}`, `evidence` the clause (or cue)
     that carries it as `{"start", "end", "text"}` offsets into the input text; `mixed` is True when
-    the text has a confidently positive and a confidently negative clause (see `cxnlp.topics.aspects`)."""
+    the text has a confidently positive and a confidently negative clause (see `cxnlp.models.pipeline`)."""
 
     sentiment: str
     probabilities: dict[str, float]
@@ -36,6 +37,8 @@ class Prediction:
     confidence: float
     topics: list[dict[str, Any]] = field(default_factory=list)
     mixed: bool = False
+    # {"score", "level", "evidence"} from cxnlp.text.urgency (evidence offsets into the text).
+    urgency: dict[str, Any] = field(default_factory=empty_urgency)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,7 +53,7 @@ class SentimentModel:
 
     kind: ClassVar[str] = ""
     labels: tuple[str, ...] = SENTIMENTS
-    # What predict returns per text (cxnlp.topics.aspects builds them through this name).
+    # What predict returns per text (cxnlp.models.pipeline builds them through this name).
     prediction_class: ClassVar[type] = Prediction
 
     def __init__(self) -> None:
@@ -59,7 +62,7 @@ class SentimentModel:
         self.fitted_ = False
         self.source_: str | None = None  # the directory it was loaded from, if any
         self.topic_tagger: TopicTagger | None = None  # set when the model directory has topics/
-        # How predict reads clauses (mixed threshold, clause topics, cues); see cxnlp.topics.aspects.
+        # How predict reads clauses (mixed threshold, clause topics, cues); see cxnlp.models.pipeline.
         self.aspect_options: AspectOptions = AspectOptions()
 
     def temperatures_for(self, langs: Sequence[str]) -> np.ndarray:
@@ -72,6 +75,40 @@ class SentimentModel:
     def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and, for models with an encoder, the pooled features topics are read from."""
         return self._logits(texts), None
+
+    def _read_units(
+        self, docs: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Logits and features of each document and of each of its spans (character ranges
+        into it, in order). This default reads each span as a text of its own; the transformer
+        pools spans from the document's own encoder pass."""
+        pieces = [
+            doc[start:end] for doc, ranges in zip(docs, spans, strict=True) for start, end in ranges
+        ]
+        logits, features = self._forward(list(docs) + pieces)
+        n = len(docs)
+        return (
+            logits[:n],
+            None if features is None else features[:n],
+            logits[n:],
+            None if features is None else features[n:],
+        )
+
+    def read_units(
+        self, docs: list[str], spans: list[list[tuple[int, int]]], langs: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities and features of each (normalised) document and of each of
+        its spans, from one encoder pass: (doc probabilities, doc features, span probabilities,
+        span features); spans come in document order, a document's in the order given."""
+        self._check_fitted()
+        doc_logits, doc_features, span_logits, span_features = self._read_units(docs, spans)
+        span_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
+        return (
+            softmax(doc_logits, self.temperatures_for(langs)),
+            doc_features,
+            softmax(span_logits, self.temperatures_for(span_langs)) if span_langs else span_logits,
+            span_features,
+        )
 
     def features(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
@@ -136,7 +173,7 @@ class SentimentModel:
             raise ValueError(f"got {len(texts)} texts but {len(langs)} langs")
         resolved = [lang or detect_language(text) for text, lang in zip(texts, langs, strict=True)]
         normalised = [
-            normalize(text, lang=lang if lang in ("fa", "ar", "en") else None)
+            normalize(text, lang=lang if lang in LANGS else None)
             for text, lang in zip(texts, resolved, strict=True)
         ]
         return normalised, resolved
@@ -162,9 +199,12 @@ class SentimentModel:
     ) -> list[Prediction]:
         """One `Prediction` per text, in input order: the document's sentiment, its topics with
         the polarity and evidence of the clause that carries each, and `mixed`. A text longer
-        than the encoder's max length is classified in pieces, not truncated (`cxnlp.topics.aspects`)."""
+        than the encoder's max length is read in windows, not truncated (`cxnlp.models.pipeline`)."""
         self._check_fitted()
-        return analyze(self, texts, langs, self.aspect_options)
+        predictions = analyze(self, texts, langs, self.aspect_options)
+        for text, prediction in zip(texts, predictions, strict=True):
+            prediction.urgency = score_urgency(text, prediction.lang, prediction.probabilities)
+        return predictions
 
     def save_topics(self, path: Path) -> None:
         """Write the topic head, if any, into the model directory `path`."""

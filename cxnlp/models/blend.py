@@ -52,6 +52,26 @@ class BlendedSentimentModel(SentimentModel):
                     features = member_features
         return total, features
 
+    def _read_units(
+        self, docs: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Each member reads the documents and spans its own way (the transformer in one pass,
+        the n-gram tier each span as a text); their log-probabilities are blended as in
+        `_forward`, features taken from the first member that has them."""
+        n_spans = sum(len(ranges) for ranges in spans)
+        doc_total = np.zeros((len(docs), len(self.labels)))
+        span_total = np.zeros((n_spans, len(self.labels)))
+        doc_features = span_features = None
+        for member, weight in zip(self.members, self.weights, strict=True):
+            if weight > 0 or (doc_features is None and self.topic_tagger is not None):
+                d_logits, d_features, s_logits, s_features = member._read_units(docs, spans)
+                doc_total += weight * log_softmax(d_logits, axis=1)
+                if n_spans:
+                    span_total += weight * log_softmax(s_logits, axis=1)
+                if doc_features is None:
+                    doc_features, span_features = d_features, s_features
+        return doc_total, doc_features, span_total, span_features
+
     def enable_similarity(self) -> None:
         for member in self.members:
             if hasattr(member, "enable_similarity"):

@@ -130,6 +130,27 @@ class SentimentNet(nn.Module):
         hidden = self.encoder.embeddings(input_ids=input_ids)
         return self.forward_from(hidden, attention_mask, 0)
 
+    def token_states(
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        tap_layer: int,
+        similarity_layers: nn.ModuleList | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Every token's state after the top layer, after the first `tap_layer` layers, and (with
+        `similarity_layers`) after the original backbone's layers from `tap_layer` on: what a
+        text's or a clause's pooled features are read from, in one encoder pass."""
+        tapped = self.lower(input_ids, mask, tap_layer)
+        top = self._run_layers(tapped, mask, tap_layer, len(self.layers))
+        plain = None
+        if similarity_layers is not None:
+            plain = tapped
+            extended = additive_mask(mask, tapped.dtype)
+            for layer in similarity_layers:
+                out = layer(plain, extended)
+                plain = out[0] if isinstance(out, tuple) else out
+        return top, tapped, plain
+
     def logits_and_features(
         self,
         input_ids: torch.Tensor,
@@ -273,30 +294,26 @@ class TransformerSentimentModel(SentimentModel):
     def _logits(self, texts: list[str]) -> np.ndarray:
         return self._forward(texts)[0]
 
-    @torch.inference_mode()
     def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Logits and features: [pooled top layer, pooled tap layer(, plain e5 embedding)], each
-        block `hidden_size` wide; the third only after `enable_similarity()`."""
-        dtype_name, net = self.inference_net()
-        autocast = dtype_name == "bfloat16"
-        blocks = 2 if self.similarity_layers is None else 3
-        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
-        features = np.zeros((len(texts), blocks * net.head.in_features), dtype=np.float32)
-        # Sorting by length keeps padding, and so wasted compute, to a minimum.
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            index = order[start : start + self.batch_size]
-            batch = self.tokenize([texts[i] for i in index])
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                batch_logits, batch_features = net.logits_and_features(
-                    batch["input_ids"],
-                    batch["attention_mask"],
-                    self.tap_layer,
-                    self.similarity_layers,
-                )
-            logits[index] = batch_logits.float().numpy()
-            features[index] = batch_features.float().numpy()
-        return logits, features
+        block `hidden_size` wide; the third only after `enable_similarity()`. A text longer
+        than `max_length` tokens is read in windows (see `_read_units`), never truncated."""
+        doc_logits, doc_features, _, _ = self._read_units(texts, [[] for _ in texts])
+        return doc_logits, doc_features
+
+    def _read_units(
+        self, docs: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One encoder pass per token: logits and features of each document and of each of its
+        character spans (clauses), the spans pooled from the document's own token states.
+
+        A document of more than `max_length` tokens is cut into windows of that length (the
+        prefix and special tokens repeated in each), each token encoded once; its logits are the
+        log of the token-weighted mean of its windows' probabilities, its features their
+        token-weighted mean. A span's features are the mean of its tokens' states (top layer,
+        tap layer, plain embedding), its logits the head applied to the first of these."""
+        reader = _UnitReader(self, docs, spans)
+        return reader.run()
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """The parameters that differ from the backbone: the fine-tuned layers and the head."""
@@ -376,6 +393,165 @@ class TransformerSentimentModel(SentimentModel):
         model.labels = tuple(config["labels"])
         model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))
         return model
+
+
+class _UnitReader:
+    """Tokenises documents once (with character offsets), encodes them in length-sorted batches
+    of rows (a row: a document, or one window of a long one), and pools documents and spans."""
+
+    def __init__(
+        self, model: TransformerSentimentModel, docs: list[str], spans: list[list[tuple[int, int]]]
+    ) -> None:
+        self.model = model
+        self.docs = docs
+        self.spans = spans
+        self.prefix = model.net.spec.prefix
+
+    def _tokenize(self) -> tuple[list[list[int]], list[np.ndarray], list[int]]:
+        """Per document: token ids (with the prefix and special tokens), each token's start
+        offset in the document (-1 for prefix and special tokens), and the first content token."""
+        encoded = self.model.tokenizer(
+            [self.prefix + doc for doc in self.docs],
+            add_special_tokens=True,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            truncation=False,
+            verbose=False,
+        )
+        n_prefix = len(self.prefix)
+        all_ids, all_starts, firsts = [], [], []
+        for ids, offsets in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True):
+            bounds = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+            content = (bounds[:, 1] > bounds[:, 0]) & (bounds[:, 1] > n_prefix)
+            starts = np.where(content, np.maximum(bounds[:, 0] - n_prefix, 0), -1)
+            first = int(np.argmax(content)) if content.any() else len(ids) - 1
+            all_ids.append(list(ids))
+            all_starts.append(starts)
+            firsts.append(first)
+        return all_ids, all_starts, firsts
+
+    def _rows(
+        self, ids: list[list[int]], firsts: list[int]
+    ) -> list[tuple[int, list[int], int, int]]:
+        """(document, row ids, first content token of the document in the row, where in the row
+        that token sits): a document that fits is one row; a longer one, windows of its content
+        tokens, each with the document's leading (prefix) and closing special tokens."""
+        limit = self.model.max_length
+        rows = []
+        for doc, (row, first) in enumerate(zip(ids, firsts, strict=True)):
+            if len(row) <= limit:
+                rows.append((doc, row, first, first))
+                continue
+            head, content, tail = row[:first], row[first:-1], row[-1:]
+            width = max(limit - len(head) - len(tail), 1)
+            for start in range(0, len(content), width):
+                rows.append(
+                    (doc, head + content[start : start + width] + tail, first + start, len(head))
+                )
+        return rows
+
+    @torch.inference_mode()
+    def run(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        model = self.model
+        dtype_name, net = model.inference_net()
+        autocast = dtype_name == "bfloat16"
+        blocks = 2 if model.similarity_layers is None else 3
+        hidden = net.head.in_features
+        n_docs = len(self.docs)
+        n_labels = len(model.labels)
+        ids, starts, firsts = self._tokenize()
+        rows = self._rows(ids, firsts)
+        # Span -> (document, first token, last token + 1), tokens indexed in the document.
+        span_docs, span_tokens = [], []
+        for doc, doc_spans in enumerate(self.spans):
+            token_starts = starts[doc]
+            content = np.flatnonzero(token_starts >= 0)
+            positions = token_starts[content]
+            for start, end in doc_spans:
+                lo = int(np.searchsorted(positions, start, side="left"))
+                hi = int(np.searchsorted(positions, end, side="left"))
+                if hi <= lo:  # a span inside one token: that token
+                    lo, hi = (
+                        max(min(lo, len(content) - 1), 0),
+                        max(min(lo, len(content) - 1), 0) + 1,
+                    )
+                span_docs.append(doc)
+                span_tokens.append(
+                    (
+                        int(content[lo]) if len(content) else 0,
+                        int(content[hi - 1]) + 1 if len(content) else 1,
+                    )
+                )
+        n_spans = len(span_docs)
+        spans_of_doc: dict[int, list[int]] = {}
+        for k, doc in enumerate(span_docs):
+            spans_of_doc.setdefault(doc, []).append(k)
+        span_sums = np.zeros((n_spans, blocks * hidden), dtype=np.float64)
+        span_counts = np.zeros(n_spans, dtype=np.float64)
+        doc_probs = np.zeros((n_docs, n_labels), dtype=np.float64)
+        doc_logits = np.zeros((n_docs, n_labels), dtype=np.float64)
+        doc_features = np.zeros((n_docs, blocks * hidden), dtype=np.float64)
+        doc_weights = np.zeros(n_docs, dtype=np.float64)
+        windowed = np.zeros(n_docs, dtype=bool)
+        order = np.argsort([len(r[1]) for r in rows], kind="stable")
+        pad_id = net.spec.pad_id
+        for batch_start in range(0, len(rows), model.batch_size):
+            batch = [rows[i] for i in order[batch_start : batch_start + model.batch_size]]
+            length = max(len(r[1]) for r in batch)
+            input_ids = np.full((len(batch), length), pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), length), dtype=np.int64)
+            for r, (_, row_ids, _, _) in enumerate(batch):
+                input_ids[r, : len(row_ids)] = row_ids
+                mask[r, : len(row_ids)] = 1
+            mask_t = torch.from_numpy(mask)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                top, tapped, plain = net.token_states(
+                    torch.from_numpy(input_ids), mask_t, model.tap_layer, model.similarity_layers
+                )
+                pooled = net.spec.pool(top, mask_t)
+                logits = net.head(pooled).float().numpy()
+            states = [top, tapped] + ([plain] if plain is not None else [])
+            features = (
+                torch.cat([pooled] + [mean_pool(h, mask_t) for h in states[1:]], dim=-1)
+                .float()
+                .numpy()
+            )
+            token_states = torch.cat(states, dim=-1).float().numpy() if n_spans else None
+            for r, (doc, row_ids, doc_token, row_token) in enumerate(batch):
+                n_content = len(row_ids) - row_token - 1
+                weight = float(max(n_content, 1))
+                probs = np.exp(logits[r] - logits[r].max())
+                probs /= probs.sum()
+                if doc_weights[doc] > 0:
+                    windowed[doc] = True
+                doc_logits[doc] = logits[r]
+                doc_probs[doc] += weight * probs
+                doc_features[doc] += weight * features[r]
+                doc_weights[doc] += weight
+                for k in spans_of_doc.get(doc, ()):
+                    lo, hi = span_tokens[k]
+                    # This row holds document tokens [doc_token, doc_token + n_content).
+                    a, b = max(lo, doc_token), min(hi, doc_token + n_content)
+                    if b > a:
+                        at = row_token + (a - doc_token)
+                        span_sums[k] += token_states[r, at : at + (b - a)].sum(0)
+                        span_counts[k] += b - a
+        doc_features /= doc_weights[:, None]
+        doc_probs /= doc_weights[:, None]
+        # A windowed document's logits: the log of its windows' mean probabilities.
+        doc_logits[windowed] = np.log(np.maximum(doc_probs[windowed], 1e-12))
+        span_features = span_sums / np.maximum(span_counts, 1.0)[:, None]
+        span_logits = np.zeros((n_spans, n_labels), dtype=np.float64)
+        if n_spans:
+            with torch.inference_mode():
+                head_in = torch.from_numpy(span_features[:, :hidden].astype(np.float32))
+                span_logits = net.head(head_in).double().numpy()
+        return (
+            doc_logits,
+            doc_features.astype(np.float32),
+            span_logits,
+            span_features.astype(np.float32),
+        )
 
 
 def _check_backbone(path: Path, config: dict[str, Any]) -> None:

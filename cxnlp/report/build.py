@@ -37,7 +37,7 @@ def build_report(
     date_col: str | None = None,
     period: str | None = None,
     date_format: str | None = None,
-    score_col: str | None = None,
+    score_col: str | Sequence[str] | None = None,
     score_kind: str | None = None,
     alpha: float = 0.05,
     p_adjust: str = "holm",

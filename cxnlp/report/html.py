@@ -1,4 +1,4 @@
-"""A self-contained HTML report of a `cxnlp.rollup.summarize()` dict: no scripts, fonts or images
+"""A self-contained HTML report of a `cxnlp.report.summary.summarize()` dict: no scripts, fonts or images
 from elsewhere, charts as inline SVG.
 
 The markup is in Jinja2 templates (`cxnlp/templates/`: `report.html.j2`, its style in `report.css`,

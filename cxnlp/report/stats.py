@@ -39,6 +39,15 @@ def z_value(confidence: float = 0.95) -> float:
     return _NORMAL.inv_cdf(0.5 + confidence / 2)
 
 
+def two_sided_p(z: float) -> float:
+    """The two-sided p-value of a standard normal statistic `z`.
+
+    >>> round(two_sided_p(1.959964), 4)
+    0.05
+    """
+    return 2 * (1 - _NORMAL.cdf(abs(z)))
+
+
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float] | None:
     """The Wilson score interval of a proportion, or None when there are no trials.
 

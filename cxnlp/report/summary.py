@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxnlp.labels import REPORT_COLUMNS, SENTIMENTS
+from cxnlp.labels import PERIODS, REPORT_COLUMNS, SENTIMENTS
 from cxnlp.modeldir import DEV_CONFUSION_FILE
-from cxnlp.report.alerts import BASELINES, PERIODS, alerts, periods
+from cxnlp.report.alerts import BASELINES, alerts, periods
 from cxnlp.report.quantification import (
     LABELED_METHODS,
     METHODS,
@@ -37,7 +37,14 @@ from cxnlp.report.quantification import (
     sample_notes,
 )
 from cxnlp.report.rows import group_labels, prepare
-from cxnlp.report.scores import SCORE_KINDS, score_drivers, score_summary, scores_from
+from cxnlp.report.scores import (
+    ScoreSpec,
+    score_alerts,
+    score_drivers,
+    score_specs,
+    score_summary,
+    scores_from,
+)
 from cxnlp.report.segments import pcc_from_sums, sentiment_numbers
 from cxnlp.report.stats import P_ADJUST_METHODS, adjusted_shares
 from cxnlp.report.topics import mentions_table, topic_summary
@@ -52,7 +59,7 @@ def summarize(
     date_col: str | None = None,
     period: str | None = None,
     date_format: str | None = None,
-    score_col: str | None = None,
+    score_col: str | Sequence[str] | None = None,
     score_kind: str | None = None,
     confusion: dict[str, list[list[float]]] | None = None,
     labeled: pd.DataFrame | None = None,
@@ -70,15 +77,19 @@ def summarize(
     """Summarise the output of `cxnlp classify` into a JSON-serialisable dict.
 
     Rows with `error` set count as errors and stay out of every share. `period` (day, week, month,
-    quarter, year; default week) needs `date_col`; `score_kind` (nps, csat, ces) goes with
-    `score_col`; `confusion` (see `cxnlp.modeldir.read_dev_confusion`) adds ACC shares. `labeled` (classified rows
+    quarter, year; default week) needs `date_col`; `score_kind` (nps, csat, ces) goes with a
+    bare `score_col`, or `score_col` is a list of `KIND=COLUMN` / `KIND:LOW-HIGH=COLUMN` entries
+    (`["nps=q1", "csat:1-7=q2", "ces=q3"]`, see `cxnlp.report.scores.ScoreSpec`): each column
+    gets its own numbers under `scores_by_column` (overall and per segment) when there are
+    several, `scores` / a segment's `score` hold the first, and alerts test whether NPS or CSAT
+    fell or CES rose (`alerts["scores"]`); `confusion` (see `cxnlp.modeldir.read_dev_confusion`) adds ACC shares. `labeled` (classified rows
     with a hand-given sentiment in `gold_col`; it may be `frame` itself, whose other rows then have
     it empty) replaces `confusion` with the sample's own (see `labeled_confusions`) and adds PACC
     shares and the model's scores on the sample; without either, the notes say why ACC is missing
     (`no_confusion_note`, or that the model has no dev confusion matrix). Alerts test whether the
     negative share or a topic's share rose from the `baseline` ("previous" period or "all" earlier
     ones) to the last period, at level `alpha`, with p-values adjusted by `p_adjust` (a key of
-    `cxnlp.stats.P_ADJUST_METHODS`: "holm", "benjamini-hochberg", ...).
+    `cxnlp.report.stats.P_ADJUST_METHODS`: "holm", "benjamini-hochberg", ...).
 
     >>> frame = pd.DataFrame({"sentiment": ["positive", "negative", None],
     ...     "p_positive": [0.9, 0.1, None], "p_neutral": [0.05, 0.1, None],
@@ -87,7 +98,8 @@ def summarize(
     >>> s["classified"], s["errors"], s["overall"]["raw"]["shares"]["positive"]
     (2, 1, 0.5)
     """
-    _check_arguments(frame, group_by, date_col, period, score_col, score_kind, alpha, baseline)
+    specs = score_specs(score_col, score_kind)
+    _check_arguments(frame, group_by, date_col, period, specs, alpha, baseline)
     if p_adjust not in P_ADJUST_METHODS:
         raise ValueError(
             f"unknown p-value adjustment {p_adjust!r}; expected one of {list(P_ADJUST_METHODS)}"
@@ -107,11 +119,11 @@ def summarize(
         soft_rates = confusion_rates(sample["soft"], notes, allow_empty_rows=True)
         methods.update({k: v.format(min_rows=MIN_LABELED_ROWS) for k, v in LABELED_METHODS.items()})
         notes.extend(sample_notes(sample, gold_col))
-    scores = scores_from(frame[score_col], score_kind) if score_col else None
+    scores = [(spec, scores_from(frame[spec.column], spec.kind, spec.scale)) for spec in specs]
     # Segments read only these columns; a slim copy keeps slicing fast on wide exports.
     core = ["_ok", "_sentiment", *(f"_{k}_{s}" for k in ("p", "micro") for s in SENTIMENTS)]
     core += ["lang"] if "lang" in data.columns else []
-    segment = _Segmenter(data[core], rates, soft_rates, scores, score_kind, confidence)
+    segment = _Segmenter(data[core], rates, soft_rates, scores, confidence)
 
     summary: dict[str, Any] = {
         "labels": list(SENTIMENTS),
@@ -125,6 +137,7 @@ def summarize(
             "period": period,
             "score_col": score_col,
             "score_kind": score_kind,
+            "score_columns": [spec.to_dict() for spec in specs],
             "alpha": alpha,
             "baseline": baseline,
             "p_adjust": p_adjust,
@@ -167,21 +180,44 @@ def summarize(
     summary["topics"]["unparsable_rows"] = unparsable
     if text_col in data.columns:
         summary["negative_examples"] = _negative_examples(data, text_col, examples)
-    if scores is not None:
-        summary["scores"] = score_summary(scores, score_kind, confidence)
-        summary["scores"]["drivers"] = score_drivers(
-            data, mentions, scores, score_kind, alpha, p_adjust
-        )
+    by_column = {
+        spec.column: {
+            "column": spec.column,
+            **score_summary(values, spec.kind, confidence, spec.scale),
+            "drivers": score_drivers(
+                data, mentions, values, spec.kind, alpha, p_adjust, spec.scale
+            ),
+        }
+        for spec, values in scores
+    }
+    if by_column:
+        summary["scores"] = next(iter(by_column.values()))
+    if len(by_column) > 1:
+        summary["scores_by_column"] = by_column
     if date_col is not None:
-        by_period, period_index = periods(
+        by_period, period_index, data_end = periods(
             data, frame[date_col], date_col, period, notes, date_format
         )
         summary["by_period"] = [
             {**label, **segment(period_index[label["period"]])} for label in by_period
         ]
         summary["alerts"] = alerts(
-            data, mentions, by_period, period_index, group_by, alpha, baseline, notes, p_adjust
+            data,
+            mentions,
+            by_period,
+            period_index,
+            group_by,
+            alpha,
+            baseline,
+            notes,
+            p_adjust,
+            period=period,
+            data_end=data_end,
         )
+        if scores:
+            summary["alerts"]["scores"] = score_alerts(
+                data, mentions, scores, by_period, period_index, alpha, baseline, notes, p_adjust
+            )
     summary["notes"] = notes
     return clean_json(summary)
 
@@ -191,15 +227,14 @@ def _check_arguments(
     group_by: Sequence[str],
     date_col: str | None,
     period: str | None,
-    score_col: str | None,
-    score_kind: str | None,
+    specs: Sequence[ScoreSpec],
     alpha: float,
     baseline: str,
 ) -> None:
     if isinstance(group_by, str):
         raise TypeError(f"group_by must be a list of column names, got the string {group_by!r}")
     missing = [c for c in REPORT_COLUMNS if c not in frame.columns]
-    wanted = [*group_by, *(c for c in (date_col, score_col) if c is not None)]
+    wanted = [*group_by, *([date_col] if date_col is not None else []), *(s.column for s in specs)]
     missing += [c for c in wanted if c not in frame.columns]
     if missing:
         raise ValueError(
@@ -211,10 +246,6 @@ def _check_arguments(
         raise ValueError(f"period {period!r} needs a date column; pass date_col / --date-col")
     if period is not None and period not in PERIODS:
         raise ValueError(f"unknown period {period!r}; expected one of {list(PERIODS)}")
-    if (score_col is None) != (score_kind is None):
-        raise ValueError("score_col and score_kind go together: pass both or neither")
-    if score_kind is not None and score_kind not in SCORE_KINDS:
-        raise ValueError(f"unknown score kind {score_kind!r}; expected one of {list(SCORE_KINDS)}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     if baseline not in BASELINES:
@@ -229,12 +260,11 @@ class _Segmenter:
         data: pd.DataFrame,
         rates: dict[str, np.ndarray],
         soft_rates: dict[str, np.ndarray],
-        scores: pd.Series | None,
-        score_kind: str | None,
+        scores: Sequence[tuple[ScoreSpec, pd.Series]],
         confidence: float,
     ) -> None:
         self.data, self.rates, self.soft_rates, self.scores = data, rates, soft_rates, scores
-        self.score_kind, self.confidence = score_kind, confidence
+        self.confidence = confidence
 
     def __call__(self, index: pd.Index) -> dict[str, Any]:
         rows = self.data.loc[index]
@@ -254,10 +284,14 @@ class _Segmenter:
             segment["acc"] = self._adjusted(ok, self.rates, self._raw_shares)
         if self.soft_rates:
             segment["pacc"] = self._adjusted(ok, self.soft_rates, self._mean_probabilities)
-        if self.scores is not None:
-            segment["score"] = score_summary(
-                self.scores.loc[index], self.score_kind, self.confidence
-            )
+        by_column = {
+            spec.column: score_summary(values.loc[index], spec.kind, self.confidence, spec.scale)
+            for spec, values in self.scores
+        }
+        if by_column:
+            segment["score"] = next(iter(by_column.values()))
+        if len(by_column) > 1:
+            segment["scores_by_column"] = by_column
         return segment
 
     @staticmethod

@@ -45,8 +45,6 @@ from cxnlp.text.script import (
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_LANGS: tuple[str, ...] = ("fa", "ar", "en")
-"""Languages :func:`detect_language` can return, besides :data:`OTHER`."""
 
 OTHER = "other"
 """Returned for texts in any other language, and for texts without letters."""

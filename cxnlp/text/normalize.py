@@ -45,6 +45,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from cxnlp.labels import LANGS
 from cxnlp.text.clean import (
     EMAIL_TOKEN,
     PHONE_TOKEN,
@@ -54,7 +55,7 @@ from cxnlp.text.clean import (
     collapse_repeated_letters,
     replace_contacts,
 )
-from cxnlp.text.langid import OTHER, SUPPORTED_LANGS, detect_language
+from cxnlp.text.langid import OTHER, detect_language
 from cxnlp.text.script import ARABIC_TEXT_MARKS_RE, ARABIC_TEXT_TABLE
 
 logger = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ def normalize(text: str, lang: str | None = None) -> str:
     '@user soo late!!! call me at PHONE'
     """
     if lang is not None and lang not in _LANG_STEPS and lang != OTHER:
-        keys = ", ".join(repr(k) for k in (*SUPPORTED_LANGS, OTHER))
+        keys = ", ".join(repr(k) for k in (*LANGS, OTHER))
         raise ValueError(f"unsupported lang {lang!r}; expected one of {keys} or None to detect it")
     if not isinstance(text, str):
         raise TypeError(f"normalize expects a str, got {type(text).__name__}")

@@ -9,7 +9,6 @@ are AWS's `{"__type": ..., "Message": ...}` with its exception names. Enabled by
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,9 +22,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
+from cxnlp.io.isolate import Failed
+from cxnlp.io.validate import parse_json, text_problem
 from cxnlp.labels import LANGS
-from service.batcher import QueueFull
 from service.cloud import is_mixed, mixed_score, opinions, primary_language, resolve_language
+from service.cloud import predict as cloud_predict
 from service.deps import State
 from service.errors import field_path
 from service.loading import LoadedModel
@@ -179,9 +180,11 @@ async def comprehend(
             f"{{{_OPERATIONS_DOC}}}",
         )
     try:
-        payload = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise AwsError("SerializationException", "the request body is not valid JSON") from None
+        payload = parse_json(body or b"{}")
+    except ValueError as exc:  # invalid JSON, undecodable bytes, or nested too deep to read
+        raise AwsError(
+            "SerializationException", f"the request body is not valid JSON: {exc}"
+        ) from None
     params = _parse(REQUESTS[operation], payload)
     handle = state.handle
     if handle is None:
@@ -247,26 +250,31 @@ def _language(code: str) -> str:
 
 
 def _text_problem(text: str, max_bytes: int, max_chars: int) -> tuple[str, str] | None:
-    """(exception, message) for a text that cannot be analysed, or None."""
-    size = len(text.encode("utf-8"))
+    """(exception, message) for a text that cannot be analysed, or None: the rule of every
+    surface (`cxnlp.io.validate.text_problem`) in Comprehend's exceptions, and its byte limit."""
+    problem = text_problem(text, max_chars)
+    if problem is not None and problem.code != "too_long":
+        if problem.code == "empty":
+            return "InvalidRequestException", "The text is empty or only white space."
+        return "InvalidRequestException", problem.message
+    size = len(text.encode("utf-8"))  # valid Unicode from here on
     if size > max_bytes:
         return "TextSizeLimitExceededException", (
             f"Input text size exceeds limit. Max length of request text allowed is {max_bytes} "
             f"bytes while in this request the text size is {size} bytes"
         )
-    if len(text) > max_chars:
+    if problem is not None:
         return "TextSizeLimitExceededException", (
             f"Input text size exceeds limit. Max length of request text allowed is {max_chars} "
             f"characters (CXNLP_MAX_TEXT_CHARS) while in this request the text has {len(text)}"
         )
-    if not text.strip():
-        return "InvalidRequestException", "The text is empty or only white space."
     return None
 
 
 _BATCH_CODES = {
     "TextSizeLimitExceededException": "TEXT_SIZE_LIMIT_EXCEEDED",
     "InvalidRequestException": "INVALID_DOCUMENT",
+    "InternalServerException": "INTERNAL_SERVER_ERROR",
 }
 
 
@@ -281,18 +289,23 @@ def _check_batch(texts: list[str], max_items: int) -> None:
         )
 
 
+def _busy(reason: str, retry: str) -> AwsError:
+    return AwsError(
+        "ThrottlingException",
+        f"Rate exceeded: the service is busy ({reason})",
+        headers={"Retry-After": retry},
+    )
+
+
 async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str | None]) -> list:
-    if not texts:
-        return []
-    try:
-        return await state.batcher.predict(handle, texts, langs)
-    except QueueFull as exc:
-        retry = str(state.settings.retry_after_s)
-        raise AwsError(
-            "ThrottlingException",
-            f"Rate exceeded: the service is busy ({exc})",
-            headers={"Retry-After": retry},
-        ) from None
+    return await cloud_predict(state, handle, texts, langs, _busy)
+
+
+def _ok(prediction: Any) -> Any:
+    """A single-text operation's prediction, or its failure as Comprehend's 500."""
+    if isinstance(prediction, Failed):
+        raise AwsError("InternalServerException", prediction.error, status=500)
+    return prediction
 
 
 def _sentiment(prediction: Any) -> dict[str, Any]:
@@ -318,7 +331,7 @@ async def detect_sentiment(state, handle: LoadedModel, params) -> dict[str, Any]
     _raise(_text_problem(params.Text, MAX_TEXT_BYTES, state.settings.max_text_chars))
     hint, _ = resolve_language(lang, params.Text)
     (prediction,) = await _predict(state, handle, [params.Text], [hint])
-    return _sentiment(prediction)
+    return _sentiment(_ok(prediction))
 
 
 async def batch_detect_sentiment(state, handle: LoadedModel, params) -> dict[str, Any]:
@@ -329,7 +342,14 @@ async def batch_detect_sentiment(state, handle: LoadedModel, params) -> dict[str
     predictions = await _predict(
         state, handle, texts, [resolve_language(lang, t)[0] for t in texts]
     )
-    results = [{"Index": i, **_sentiment(p)} for i, p in zip(accepted, predictions, strict=True)]
+    results = []
+    for i, p in zip(accepted, predictions, strict=True):
+        if isinstance(p, Failed):  # the model failed on this text alone
+            errors.append({"Index": i, "ErrorCode": _BATCH_CODES["InternalServerException"],
+                           "ErrorMessage": p.error})  # fmt: skip
+        else:
+            results.append({"Index": i, **_sentiment(p)})
+    errors.sort(key=lambda e: e["Index"])
     return {"ResultList": results, "ErrorList": errors}
 
 
@@ -374,6 +394,7 @@ async def detect_targeted_sentiment(state, handle: LoadedModel, params) -> dict[
     _raise(_text_problem(params.Text, MAX_TEXT_BYTES, state.settings.max_text_chars))
     hint, _ = resolve_language(lang, params.Text)
     (prediction,) = await _predict(state, handle, [params.Text], [hint])
+    prediction = _ok(prediction)
     # Each topic with evidence is an entity of one mention: the evidence span, the topic's
     # polarity and presence score, and the probabilities of that clause on its own.
     ops = opinions(prediction, params.Text)
@@ -383,6 +404,7 @@ async def detect_targeted_sentiment(state, handle: LoadedModel, params) -> dict[
     )
     entities = []
     for opinion, clause in zip(ops, clauses, strict=True):
+        clause = _ok(clause)
         mention = {
             "Score": opinion["score"],
             "GroupScore": 1.0,

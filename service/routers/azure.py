@@ -25,8 +25,9 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
-from cxnlp.labels import LANGS
-from service.batcher import QueueFull
+from cxnlp.io.isolate import Failed
+from cxnlp.io.validate import text_problem
+from cxnlp.labels import LANGS, SENTIMENTS
 from service.cloud import (
     STRING_INDEX_TYPES,
     is_mixed,
@@ -36,6 +37,9 @@ from service.cloud import (
     split_sentences,
     text_elements,
     to_index_units,
+)
+from service.cloud import (
+    predict as cloud_predict,
 )
 from service.deps import CurrentModel, State, key_matches
 from service.errors import field_path
@@ -325,21 +329,31 @@ def _check_batch(docs: list[Any], kind: str, max_items: int, model_version: str 
 
 
 def _document_problem(text: str, max_chars: int) -> str | None:
-    """Why a document cannot be analysed (Azure's InvalidDocument messages), or None."""
-    if not text.strip():
-        return "Document text is empty."
+    """Why a document cannot be analysed, or None: the rule of every surface
+    (`cxnlp.io.validate.text_problem`), in Azure's InvalidDocument messages where Azure has one,
+    and Azure's own limit of text elements."""
     if len(text) > MAX_TEXT_ELEMENTS and text_elements(text) > MAX_TEXT_ELEMENTS:
         return (
             "A document within the request was too large to be processed. Limit document size "
             f"to: {MAX_TEXT_ELEMENTS} text elements. For additional details on the data "
             "limitations see https://aka.ms/text-analytics-data-limits"
         )
-    if len(text) > max_chars:
+    problem = text_problem(text, max_chars)
+    if problem is None:
+        return None
+    if problem.code == "empty":
+        return "Document text is empty."
+    if problem.code == "too_long":
         return (
             "A document within the request was too large to be processed. Limit document size "
             f"to: {max_chars} characters (CXNLP_MAX_TEXT_CHARS)."
         )
-    return None
+    return f"Invalid document: {problem.message}."
+
+
+def _failed_document(doc_id: str, failed: Failed) -> dict[str, Any]:
+    """A document the model failed on (alone: the others of the request have their results)."""
+    return {"id": doc_id, "error": _error("InternalServerError", failed.error)}
 
 
 def _document_error(doc_id: str, inner_code: str, message: str, outer: str) -> dict[str, Any]:
@@ -363,24 +377,26 @@ def _request_statistics(docs: list[Any], errors: list[Any], documents: list[dict
     }
 
 
+def _busy(reason: str, retry: str) -> AzureError:
+    return AzureError(
+        429,
+        "TooManyRequests",
+        f"The service is busy ({reason}); retry after {retry} s.",
+        headers={"Retry-After": retry},
+    )
+
+
 async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str | None]) -> list:
-    if not texts:
-        return []
-    try:
-        return await state.batcher.predict(handle, texts, langs)
-    except QueueFull as exc:
-        retry = str(state.settings.retry_after_s)
-        raise AzureError(
-            429,
-            "TooManyRequests",
-            f"The service is busy ({exc}); retry after {retry} s.",
-            headers={"Retry-After": retry},
-        ) from None
+    return await cloud_predict(state, handle, texts, langs, _busy)
+
+
+def _bad(prediction: Any) -> bool:
+    return isinstance(prediction, Failed)
 
 
 def _scores(prediction: Any) -> dict[str, float]:
     p = prediction.probabilities
-    return {k: float(p[k]) for k in ("positive", "neutral", "negative")}
+    return {k: float(p[k]) for k in SENTIMENTS}
 
 
 async def _sentiment(
@@ -421,6 +437,13 @@ async def _sentiment(
     predictions = await _predict(
         state, handle, [d.text for d, _, _ in accepted], [h for _, h, _ in accepted]
     )
+    errors += [
+        _failed_document(d.id, p)
+        for (d, _, _), p in zip(accepted, predictions, strict=True)
+        if _bad(p)
+    ]
+    kept = [(a, p) for a, p in zip(accepted, predictions, strict=True) if not _bad(p)]
+    accepted, predictions = [a for a, _ in kept], [p for _, p in kept]
     # Sentences of documents with more than one, and (for opinion mining) the clauses that are
     # the evidence of a topic, classified in the document's language, in one more model call.
     spans = [split_sentences(d.text) for d, _, _ in accepted]
@@ -446,6 +469,10 @@ async def _sentiment(
     ):
         per_sentence = [next(extra) for _ in doc_spans] if len(doc_spans) > 1 else [prediction]
         per_opinion = [next(extra) for _ in ops]
+        failed = next((p for p in per_sentence + per_opinion if _bad(p)), None)
+        if failed is not None:  # a sentence or clause of it: the document fails alone
+            errors.append(_failed_document(doc.id, failed))
+            continue
         sentences = [
             _sentence(doc.text, span, sp, options.stringIndexType)
             for span, sp in zip(doc_spans, per_sentence, strict=True)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
+from typing import Any
 
 import pandas as pd
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.concurrency import run_in_threadpool
 
 from cxnlp.io.batch import classify_frame
+from cxnlp.io.isolate import Failed
 from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, decode_topics, probability_column
 from cxnlp.report.summary import summarize
 from service.batcher import QueueFull
@@ -74,12 +76,9 @@ async def classify(
             predictions = await state.batcher.predict(handle, texts, langs)
         except QueueFull as exc:
             raise _busy(state, exc) from None
-        except Exception:  # noqa: BLE001 - isolate the failing items, as the CLI does per row
-            logger.exception("a request of %d texts failed; classifying them one by one", len(todo))
-            predictions = await _one_by_one(state, handle, texts, langs)
         for n, p in zip(todo, predictions, strict=True):
-            if isinstance(p, Exception):
-                errors[n] = _failed(p)
+            if isinstance(p, Failed):  # the model failed on this text alone
+                errors[n] = p.error
             else:
                 results[n] = p.to_dict()
     items = [
@@ -95,29 +94,6 @@ async def classify(
     if dataset is not None:
         stored = await store_results(request, state, handle, body, items, dataset, background)
     return ClassifyResponse(model=handle.name, items=items, stored=stored)
-
-
-async def _one_by_one(state, handle, texts: list[str], langs: list) -> list:
-    """Each text in its own request (the batcher may still merge them with others'); a text the
-    model fails on comes back as its exception."""
-
-    async def one(text: str, lang) -> object:
-        try:
-            return (await state.batcher.predict(handle, [text], [lang]))[0]
-        except QueueFull:
-            raise
-        except Exception as exc:  # noqa: BLE001 - becomes this item's error
-            return exc
-
-    try:
-        return list(await asyncio.gather(*(one(t, g) for t, g in zip(texts, langs, strict=True))))
-    except QueueFull as exc:
-        raise _busy(state, exc) from None
-
-
-def _failed(exc: Exception) -> str:
-    # The exception's message stays in the log: it can hold the text or the model's internals.
-    return f"classification failed ({type(exc).__name__}); the service log has the details"
 
 
 @router.post("/analyze", response_model=AnalyzeResponse)
@@ -192,6 +168,19 @@ def _frame(body: AnalyzeRequest, texts: list[str | None]) -> pd.DataFrame:
     return frame.drop(columns=clashing)
 
 
+def _urgency(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The urgency of a classified row, from its batch columns (cxnlp.labels.URGENCY_COLUMNS)."""
+    level = row.get("urgency_level")
+    if not isinstance(level, str):
+        return None
+    evidence = row.get("urgency_evidence")
+    return {
+        "score": float(row["urgency"]),
+        "level": level,
+        "evidence": json.loads(evidence) if isinstance(evidence, str) and evidence else [],
+    }
+
+
 def _items(labeled: pd.DataFrame, truncated: list[bool]) -> list[ItemResult]:
     items = []
     for row, cut in zip(labeled.to_dict(orient="records"), truncated, strict=True):
@@ -205,6 +194,7 @@ def _items(labeled: pd.DataFrame, truncated: list[bool]) -> list[ItemResult]:
                 "lang": row["lang"],
                 "topics": decode_topics(row["topics"], row["sentiment"]) or [],
                 "mixed": row.get("mixed"),
+                "urgency": _urgency(row),
             }
         items.append(
             ItemResult(

@@ -1,5 +1,6 @@
 """The dashboard: `/dashboard` (one page of vanilla JavaScript and inline SVG, reading the
-`/v1/stats*` API), its login form and its static files, which ship inside the package and need
+`/v1/stats*` API), `/dashboard/cases` (the follow-up queue, reading and changing `/v1/cases*`),
+its login form and its static files, which ship inside the package and need
 no network. With auth on, nothing but the login form is served without a key."""
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from service.deps import State, key_matches
-from service.feedback import COOKIE, has_access, session_token
+from service.feedback import COOKIE, has_access
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+ASSETS = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "cases.js": "text/javascript",
+}
 SESSION_SECONDS = 12 * 3600
 
 
@@ -45,6 +50,17 @@ async def dashboard(request: Request, state: State) -> Response:
     )
 
 
+@router.get("/cases", response_class=HTMLResponse)
+async def cases_page(request: Request, state: State) -> Response:
+    if not has_access(request, state):
+        return RedirectResponse("/dashboard/login", status_code=303)
+    logout = "true" if state.settings.auth else "false"
+    return HTMLResponse(
+        _page("cases.html", auth=logout),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_form() -> HTMLResponse:
     return _login_page()
@@ -54,24 +70,38 @@ async def login_form() -> HTMLResponse:
 async def login(
     request: Request, state: State, key: Annotated[str, Form(max_length=500)] = ""
 ) -> Response:
-    if state.settings.auth and not key_matches(key.strip(), state.api_keys + state.admin_keys):
+    """A random server-side session (`service.sessions`) for a valid key; failed attempts are
+    throttled per client address (429 with Retry-After)."""
+    if not state.settings.auth:
+        return RedirectResponse("/dashboard", status_code=303)
+    client = request.client.host if request.client else "unknown"
+    wait = state.logins.retry_after(client)
+    if wait is not None:
+        response = _login_page(f"Too many failed attempts; try again in {wait} s.", status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    if not key_matches(key.strip(), state.api_keys + state.admin_keys):
+        state.logins.failed(client)
         return _login_page("That key is not valid.", status=401)
+    state.logins.succeeded(client)
     response = RedirectResponse("/dashboard", status_code=303)
-    if state.settings.auth:
-        response.set_cookie(
-            COOKIE,
-            session_token(key.strip()),
-            max_age=SESSION_SECONDS,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/",
-        )
+    response.set_cookie(
+        COOKIE,
+        state.sessions.create(key.strip()),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
     return response
 
 
 @router.post("/logout")
-async def logout() -> Response:
+async def logout(request: Request, state: State) -> Response:
+    """Ends the session on the server too: its cookie is refused from now on."""
+    if state.sessions is not None:
+        state.sessions.revoke(request.cookies.get(COOKIE))
     response = RedirectResponse("/dashboard/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

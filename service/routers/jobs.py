@@ -1,4 +1,9 @@
-"""Jobs for whole exports: POST /v1/jobs (upload), GET /v1/jobs/{id}, GET /v1/jobs/{id}/result."""
+"""Jobs for whole exports: POST /v1/jobs (upload), GET /v1/jobs/{id}, GET /v1/jobs/{id}/result,
+DELETE /v1/jobs/{id} (cancel, or delete a finished job).
+
+An upload's rows are counted before it is queued (`cxnlp.io.tables.count_rows`: line count,
+Parquet metadata, the XLSX sheet's row tags): over `CXNLP_MAX_JOB_ROWS` it is refused with 413,
+and over what its API key may have queued or running (`CXNLP_MAX_KEY_ROWS`) with 429."""
 
 from __future__ import annotations
 
@@ -7,15 +12,17 @@ import shutil
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from cxnlp.io.tables import FORMATS, table_format
-from service.deps import Authorized, State
+from cxnlp.io.tables import FORMATS, count_rows, table_format
+from cxnlp.io.validate import name_problem
+from service.deps import Authorized, State, _presented_key, key_matches
 from service.errors import ApiError, field_error
 from service.jobs import Job, JobQueueFull
 from service.schemas import JobInfo, ScoreKind
+from service.sessions import key_hash
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Authorized])
 
@@ -28,8 +35,22 @@ MEDIA_TYPES = {
 }
 
 
+def _owner(request: Request) -> str:
+    """Who uploads: a hash of the API key (empty with auth off)."""
+    presented = _presented_key(request)
+    return key_hash(presented) if presented else ""
+
+
+def _count(path: Path) -> int | None:
+    try:
+        return count_rows(path)
+    except ValueError:  # a zip bomb or not a workbook: the job says so when it runs
+        return None
+
+
 @router.post("", status_code=202, response_model=JobInfo)
 async def create_job(
+    request: Request,
     state: State,
     file: Annotated[UploadFile, File(description="CSV, TSV, JSONL, Parquet or XLSX export")],
     text_col: Annotated[str, Form(min_length=1)] = "text",
@@ -66,7 +87,34 @@ async def create_job(
     runner = state.jobs
     job_id, folder = runner.new_job_dir()
     input_path, output_path = folder / f"input{suffix}", folder / f"result{suffix}"
+    if dataset is not None and (problem := name_problem(dataset)) is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ApiError(
+            422,
+            f"invalid request: dataset {problem}",
+            [field_error(("body", "dataset"), f"the dataset name {problem}", "value_error")],
+        )
     await run_in_threadpool(_save_upload, file, input_path)
+    rows = await run_in_threadpool(_count, input_path)
+    settings, owner = state.settings, _owner(request)
+    if rows is not None and rows > settings.max_job_rows:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ApiError(
+            413,
+            f"{filename} has {rows} rows; a job takes at most {settings.max_job_rows} "
+            "(CXNLP_MAX_JOB_ROWS): split the file",
+            [field_error(("body", "file"), "too many rows", "too_many_rows")],
+        )
+    held = runner.pending_rows(owner)
+    if rows is not None and held and held + rows > settings.max_key_rows:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ApiError(
+            429,
+            f"this key already has {held} rows queued or running; with these {rows} it would "
+            f"pass its limit of {settings.max_key_rows} (CXNLP_MAX_KEY_ROWS): wait for its jobs "
+            "to finish, or cancel one (DELETE /v1/jobs/ID)",
+            headers={"Retry-After": "60"},
+        )
     job = Job(
         id=job_id,
         filename=filename,
@@ -78,6 +126,8 @@ async def create_job(
         date_col=date_col,
         score_col=score_col,
         score_kind=score_kind,
+        rows=rows,
+        owner=owner,
     )
     try:
         runner.submit(job)
@@ -121,3 +171,22 @@ async def get_result(job_id: str, state: State) -> FileResponse:
         media_type=MEDIA_TYPES.get(table_format(job.output_path), "application/octet-stream"),
         filename=f"{stem}_labeled{suffix}",
     )
+
+
+@router.delete("/{job_id}", response_model=JobInfo)
+async def cancel_job(job_id: str, request: Request, state: State) -> JobInfo:
+    """Cancel a queued or running job (a running one stops after the chunk it is on; its partial
+    output is removed), or delete a finished one with its result. Only the key that uploaded
+    the job (or an admin key) may."""
+    job = _job(state, job_id)
+    if job.owner and job.owner != _owner(request) and not _is_admin(request, state):
+        raise ApiError(404, f"no job {job_id!r}")
+    cancelled = await run_in_threadpool(state.jobs.cancel, job_id)
+    if cancelled is None:
+        raise ApiError(404, f"no job {job_id!r}")
+    return JobInfo(**cancelled.public())
+
+
+def _is_admin(request: Request, state) -> bool:
+    presented = _presented_key(request)
+    return presented is not None and key_matches(presented, state.admin_keys)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
@@ -22,6 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from cxnlp.feedback import queries
 from cxnlp.feedback.db import FeedbackStore
 from cxnlp.feedback.item_queries import EXPORT_COLUMNS
+from cxnlp.io.tables import escape_formula
+from cxnlp.io.validate import check_name
+from cxnlp.labels import Sentiment, StorePeriod
 from cxnlp.report.stats import P_ADJUST_METHODS
 from service.errors import ApiError, field_error
 from service.feedback import Reader, Store
@@ -48,7 +52,7 @@ def stats_filter(
     lang: Annotated[list[str] | None, Query(description="fa, ar, en")] = None,
     channel: ListParam = None,
     product: ListParam = None,
-    sentiment: Annotated[list[Literal["negative", "neutral", "positive"]] | None, Query()] = None,
+    sentiment: Annotated[list[Sentiment] | None, Query()] = None,
     topic: Annotated[list[str] | None, Query(description="items mentioning any of them")] = None,
     dim: Annotated[
         list[str] | None,
@@ -112,7 +116,7 @@ async def stats(f: Filter, store: Store) -> Any:
 
 
 @router.get("/trend", response_model=Trend)
-async def trend(f: Filter, store: Store, period: Literal["day", "week", "month"] = "week") -> Any:
+async def trend(f: Filter, store: Store, period: StorePeriod = "week") -> Any:
     """The headline numbers per day, week (Monday to Sunday) or month, empty periods included."""
     return await _read(store, queries.trend, f, period)
 
@@ -133,6 +137,14 @@ async def topics_by(
 ) -> Any:
     """Topic x channel (or another column): mentions, share of that value's items, negative
     share."""
+    try:
+        check_name(column, "column")  # a NUL or a lone surrogate: no database answers it
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            f"invalid request: {exc}",
+            [field_error(("query", "column"), str(exc), "value_error")],
+        ) from None
     return await _read(store, queries.topic_by, f, column)
 
 
@@ -153,27 +165,52 @@ async def items(
 @router.get("/items.csv", response_class=StreamingResponse)
 async def items_csv(f: Filter, store: Store) -> StreamingResponse:
     """Every item under the filter as CSV (UTF-8 with BOM, so that spreadsheets read Persian and
-    Arabic right); `topics` and `dimensions` are JSON cells."""
+    Arabic right); `topics` and `dimensions` are JSON cells. The file is made for a spreadsheet:
+    a cell Excel would run as a formula (`=`, `+`, `-`, `@` first) gets a leading apostrophe
+    (`cxnlp.io.tables.escape_formula`, the rule of every spreadsheet file cxnlp writes); the
+    store keeps the exact text. The query runs before the answer starts, so a database error is
+    a 503, never a file cut short."""
 
-    def rows() -> Iterator[str]:
+    def open_rows() -> tuple[Any, Iterator[dict], list[dict]]:
+        connection = store.engine.connect()
+        try:
+            rows = queries.iter_items(connection, f)
+            first = list(itertools.islice(rows, 1))
+        except BaseException:
+            connection.close()
+            raise
+        return connection, rows, first
+
+    try:
+        connection, rows, first = await run_in_threadpool(open_rows)
+    except SQLAlchemyError as exc:
+        raise ApiError(
+            503,
+            f"the feedback store did not answer: {type(exc).__name__}",
+            headers={"Retry-After": "1"},
+        ) from None
+
+    def lines() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         buffer.write("\ufeff")
         writer.writerow(EXPORT_COLUMNS)
-        with store.engine.connect() as connection:
-            for n, item in enumerate(queries.iter_items(connection, f)):
+        try:
+            for n, item in enumerate(itertools.chain(first, rows)):
                 item["created_at"] = item["created_at"].isoformat()
                 for key in ("topics", "dimensions"):
                     item[key] = json.dumps(item[key], ensure_ascii=False)
-                writer.writerow([item.get(c) for c in EXPORT_COLUMNS])
+                writer.writerow([escape_formula(item.get(c)) for c in EXPORT_COLUMNS])
                 if n % 500 == 0:
                     yield buffer.getvalue()
                     buffer.seek(0)
                     buffer.truncate()
-        yield buffer.getvalue()
+            yield buffer.getvalue()
+        finally:
+            connection.close()
 
     return StreamingResponse(
-        rows(),
+        lines(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="feedback.csv"'},
     )
@@ -183,7 +220,7 @@ async def items_csv(f: Filter, store: Store) -> StreamingResponse:
 async def alerts(
     f: Filter,
     store: Store,
-    period: Literal["day", "week", "month"] = "week",
+    period: StorePeriod = "week",
     alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
     history: Annotated[int, Query(ge=1, le=104)] = 12,
     all: Annotated[bool, Query(description="also every test that was not flagged")] = False,

@@ -269,7 +269,9 @@ function renderTopicBy(m) {
 
 function renderAlerts(a) {
   const box = $("alerts");
-  if (!a.flagged.length) return box.replaceChildren(el("p", { class: "empty" }, `${tr("no_alerts")} (α = ${fmt(a.alpha, 2)})`));
+  // Which period the tests reach (the report prints the same line): partial periods are not tested.
+  const scope = el("p", { class: "muted", id: "alerts-scope" }, a.last_complete ? a.last_complete.note : "");
+  if (!a.flagged.length) return box.replaceChildren(scope, el("p", { class: "empty" }, `${tr("no_alerts")} (α = ${fmt(a.alpha, 2)})`));
   const what = (x) => (x.kind === "topic_share" ? `${tr("topic")} ${topicLabel(x.value)}` : x.column ? `${tr("negative")} · ${tr(x.column === "lang" ? "language" : x.column)} ${x.value}` : tr("negative"));
   const head = el("tr", {}, ...["period", "what", "before", "now", "change", "p", "p (Holm)", "Cohen's h"].map((h, i) => el("th", { class: i > 1 ? "num" : "" }, h)));
   const rows = a.flagged.map((x) =>
@@ -284,7 +286,7 @@ function renderAlerts(a) {
       el("td", { class: "num" }, num(x.cohens_h)),
     ),
   );
-  box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
+  box.replaceChildren(scope, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
 function comment(item) {

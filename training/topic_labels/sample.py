@@ -4,11 +4,11 @@ Usage (from the repository root)::
 
     python training/topic_labels/sample.py [--data-dir ../shared/data]
 
-Writes `training/topic_labels/unlabeled_<lang>.jsonl`, one {id, dataset, domain, part, text} line per
+Writes `training/topic_labels/unlabeled_<lang>.jsonl`, one {id, dataset, domain, split, text} line per
 text, before labelling; `id` is `<dataset>:<line>` (the 0-based line of the source file). Texts come
 from the `train` and `dev` splits of every dataset of the language (tweets and social posts with no
 aspect included), de-duplicated, 3 to 60 words, never a text of a hand-labeled evaluation set under
-`training/eval/` (the multi-domain test half stays untouched). `part` (train / dev, about 80 / 20) is
+`training/eval/` (the multi-domain test half stays untouched). `split` (train / dev, about 80 / 20) is
 assigned in draw order. Every dataset of a language gets a share of `PER_LANG` by its domain:
 customer reviews weigh three times a tweet set, as the product reads mostly reviews.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cxnlp.labels import LANGS  # noqa: E402
 from training.data import dataset_catalog, text_key  # noqa: E402
 
 SEED = 27  # the topics issue
@@ -110,7 +111,7 @@ def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
                     "id": f"{name}:{number}",
                     "dataset": name,
                     "domain": catalog[name].domain,
-                    "part": "dev" if index % 5 == 4 else "train",
+                    "split": "dev" if index % 5 == 4 else "train",
                     "text": text,
                 }
             )
@@ -124,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for lang in ("fa", "ar", "en"):
+    for lang in LANGS:
         rows = sample(Path(args.data_dir), lang)
         with (out / f"unlabeled_{lang}.jsonl").open("w", encoding="utf-8") as handle:
             for row in rows:

@@ -1,12 +1,13 @@
-"""The whole result of an item: `mixed`, `truncated`, urgency, each topic's evidence; text search
-indexes (PostgreSQL: a pg_trgm GIN index, SQLite: an FTS5 trigram table kept by triggers).
+"""The whole result of an item: `mixed`, `truncated`, each topic's evidence (its urgency and
+customer came with 0002, follow-up cases); text search indexes (PostgreSQL: a pg_trgm GIN index,
+SQLite: an FTS5 trigram table kept by triggers).
 
 Both search indexes answer the store's substring search (`ILIKE` / `LIKE '%q%'`) without
 reading every item; where the pg_trgm extension cannot be created the search still works, by
 scanning.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import logging
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -26,8 +27,6 @@ logger = logging.getLogger(__name__)
 _ITEM_COLUMNS = {
     "mixed": sa.Boolean,
     "truncated": sa.Boolean,
-    "urgency_score": sa.Float,
-    "urgency_level": lambda: sa.String(length=16),
 }
 
 _SQLITE_FTS = (

@@ -1,0 +1,121 @@
+"""Does `mixed` mean something, and does a document's sentiment agree with its own clauses?
+
+Usage (from the repository root)::
+
+    python benchmarks/mixed_and_agreement.py [--model default] [--per-lang 300]
+
+1. `mixed` precision and recall against sources that label it: the `test` splits of ASTD and ArSAS
+   (Arabic tweets), ParsiNLU food (Persian) and the SemEval ABSA sets (English, `mixed` derived
+   from aspect polarities); up to `--per-lang` mixed and as many other rows per language.
+2. Agreement with clauses: on the hard-case set (`training/hard_cases/hard_<lang>.jsonl`, rows
+   whose clauses all carry one polarity, as the team read them) and on the team's topic set
+   (`training/topic_labels/labeled_<lang>.jsonl`, rows whose labeled topics are all negative or all
+   positive; dev rows only), the share where the predicted document sentiment is not the opposite polarity, with
+   `AspectOptions.agree` on and off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+MIXED_SOURCES = {
+    "ar": ["astd", "arsas"],
+    "fa": ["parsinlu_sentiment_food", "pars_absa_test"],
+    "en": [
+        "semeval2014_absa_restaurants_en_testgold_terms",
+        "semeval2014_absa_laptops_en_testgold_terms",
+        "semeval2016_absa_restaurants_en_testgold_terms",
+    ],
+}
+OPPOSITE = {"negative": "positive", "positive": "negative"}
+
+
+def mixed_rows(data: Path, lang: str, per_lang: int, seed: int = 5):
+    import random
+
+    rows = []
+    for name in MIXED_SOURCES[lang]:
+        path = data / lang / f"{name}.jsonl"
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8") as f:
+            rows += [r for r in map(json.loads, f) if r.get("split") == "test"]
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    positives = [r for r in rows if r["label"] == "mixed"][:per_lang]
+    negatives = [r for r in rows if r["label"] != "mixed"][: len(positives)]
+    return [(r["text"], r["label"] == "mixed") for r in positives + negatives]
+
+
+def single_polarity_rows(lang: str) -> list[tuple[str, str, str]]:
+    """(text, polarity, source) of rows whose clauses (hard cases) or topics (team set) all carry
+    one polarity."""
+    out = []
+    hard = REPO_ROOT / "training" / "hard_cases" / f"hard_{lang}.jsonl"
+    if hard.exists():
+        for row in map(json.loads, hard.open(encoding="utf-8")):
+            if row.get("single_polarity") in OPPOSITE:
+                out.append((row["text"], row["single_polarity"], "hard cases"))
+    team = REPO_ROOT / "training" / "topic_labels" / f"labeled_{lang}.jsonl"
+    if team.exists():
+        for row in map(json.loads, team.open(encoding="utf-8")):
+            if row["split"] != "dev":  # the topic head trains on the train rows
+                continue
+            polarities = {t["polarity"] for t in row["topics"]}
+            if len(polarities) == 1 and next(iter(polarities)) in OPPOSITE:
+                out.append((row["text"], next(iter(polarities)), "topic set"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data"))
+    parser.add_argument("--per-lang", type=int, default=300)
+    args = parser.parse_args()
+
+    import cxnlp
+    from cxnlp.models.pipeline import AspectOptions
+
+    model = cxnlp.load(args.model)
+    print(f"model {args.model}")
+    print("mixed, against sources that label it (test splits):")
+    for lang in ("fa", "ar", "en"):
+        rows = mixed_rows(Path(args.data), lang, args.per_lang)
+        if not rows:
+            continue
+        predicted = [p.mixed for p in model.predict([t for t, _ in rows], [lang] * len(rows))]
+        gold = [g for _, g in rows]
+        tp = sum(p and g for p, g in zip(predicted, gold, strict=True))
+        precision = tp / max(sum(predicted), 1)
+        recall = tp / max(sum(gold), 1)
+        print(
+            f"  {lang}: {sum(gold)} mixed + {len(gold) - sum(gold)} not; precision {precision:.3f} "
+            f"recall {recall:.3f} ({', '.join(MIXED_SOURCES[lang])})"
+        )
+    print("document sentiment not against its clauses / topics (single-polarity texts):")
+    for lang in ("fa", "ar", "en"):
+        rows = single_polarity_rows(lang)
+        if not rows:
+            continue
+        for agree in (False, True):
+            model.aspect_options = AspectOptions(agree=agree)
+            predicted = model.predict([t for t, _, _ in rows], [lang] * len(rows))
+            ok = [
+                p.sentiment != OPPOSITE[pol] for p, (_, pol, _) in zip(predicted, rows, strict=True)
+            ]
+            exact = [p.sentiment == pol for p, (_, pol, _) in zip(predicted, rows, strict=True)]
+            print(
+                f"  {lang} ({len(rows)} texts), agree={agree}: not opposite {sum(ok) / len(ok):.3f}, "
+                f"same sign {sum(exact) / len(exact):.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

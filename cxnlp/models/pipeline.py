@@ -1,0 +1,330 @@
+"""The predict pipeline: a document's sentiment, its clauses, each topic's polarity and evidence,
+`mixed`, and texts of any length, from one encoder pass per text.
+
+Each text is split into clauses (`cxnlp.text.clauses`); a clause longer than
+`AspectOptions.max_chars` characters, or a long text of one clause, is cut into pieces at spaces.
+The model reads the whole (normalised) document once; each piece is located in the normalised
+document (the piece normalised on its own is found there, in order) and its sentiment and topic
+features are pooled from the document's own token states (`SentimentModel.read_units`). Only a
+piece that normalisation changed so that it cannot be found is read again on its own (a second
+pass for that piece; `analyze` logs how many).
+
+Then:
+
+- each topic is found where the document or one of its pieces scores above the topic's
+  threshold (or where a high-precision cue of `cxnlp/data/aspect_cues.yaml` matches), and takes
+  the polarity of the piece that carries it: the piece where its score is highest (or where its
+  cue matched);
+- each topic carries `evidence`, `{"start", "end", "text"}`: that piece (or the cue match) as
+  offsets into the input text;
+- `mixed` is True when one piece is positive and another negative, each with confidence at or
+  above `AspectOptions.mixed_threshold`, or when the text carries a positive and a negative topic;
+- a document longer than the encoder's window is read in windows, each token once (the
+  transformer's `_read_units`), never truncated.
+
+Custom topics follow the same rules. Works for any model whose `read_units` returns features
+(topics) or None (sentiment and `mixed` only).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cxnlp.labels import LANGS, SENTIMENTS
+from cxnlp.text.clauses import (
+    CueRule,
+    Span,
+    cue_hits,
+    load_cue_rules,
+    split_clauses,
+    whole_span,
+    windows,
+)
+from cxnlp.text.normalize import normalize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AspectOptions:
+    """How `analyze` reads clauses. `mixed_threshold`: the confidence a positive and a negative
+    clause both need for `mixed`; `clause_topics`: find topics on clauses as well as on the whole
+    document (else clauses only choose a topic's polarity and evidence); `cues`: apply the
+    high-precision cue rules; `max_chars`: the longest piece a clause is read as (longer ones are
+    cut at spaces); `clauses=False` reads each text whole (pieces only for texts over `max_chars`);
+    `topic_mixed`: a positive and a negative topic also make a text mixed; `agree`: the document's
+    sentiment is read together with its own clauses and topics (see `agree_with_evidence`)."""
+
+    mixed_threshold: float = 0.7
+    clauses: bool = True
+    clause_topics: bool = True
+    cues: bool = True
+    cue_file: str | None = None
+    max_chars: int = 400
+    min_words: int = 2
+    topic_mixed: bool = True
+    agree: bool = True
+    # How much a topic's polarity counts as evidence against the document's sentiment (see `agree`).
+    topic_evidence: float = 0.8
+
+
+def plan_pieces(text: str, lang: str, options: AspectOptions) -> list[Span]:
+    """The pieces of `text` read beside the whole document: its clauses (when there are several
+    and clauses are on), each cut at spaces to at most about `max_chars` characters; a single
+    clause longer than `max_chars` is cut the same way; otherwise none."""
+    clauses = split_clauses(text, lang, options.min_words) if options.clauses else []
+    if len(clauses) < 2:
+        if len(text) <= options.max_chars:
+            return []
+        clauses = [whole_span(text)]
+    pieces: list[Span] = []
+    for clause in clauses:
+        pieces += windows(text, clause, options.max_chars)
+    return pieces if len(pieces) > 1 else []
+
+
+def locate(doc: str, pieces: Sequence[str], lang: str | None) -> list[tuple[int, int] | None]:
+    """Where each piece of an original text lies in `doc`, the text normalised: the piece
+    normalised on its own, searched for in order; None where it is not found."""
+    found: list[tuple[int, int] | None] = []
+    cursor = 0
+    for piece in pieces:
+        target = normalize(piece, lang=lang if lang in LANGS else None)
+        at = doc.find(target, cursor) if target else -1
+        if at < 0:
+            found.append(None)
+            continue
+        found.append((at, at + len(target)))
+        cursor = at + len(target)
+    return found
+
+
+def analyze(
+    model: Any,
+    texts: Sequence[str],
+    langs: Sequence[str | None] | None = None,
+    options: AspectOptions | None = None,
+) -> list[Any]:
+    """One `model.prediction_class` per text, with clause-level topic polarity, `mixed` and
+    evidence; `model` is a `cxnlp.models.base.SentimentModel` (which imports this module)."""
+    Prediction = model.prediction_class  # noqa: N806
+    options = options or getattr(model, "aspect_options", None) or AspectOptions()
+    if isinstance(texts, str):
+        raise TypeError("expected a list of texts, got a single string; wrap it in a list")
+    texts = list(texts)
+    if not texts:
+        return []
+    docs, resolved = model.prepare(texts, langs)
+    plans = [plan_pieces(t, lang, options) for t, lang in zip(texts, resolved, strict=True)]
+    located = [
+        locate(doc, [p.text for p in plan], lang) if plan else []
+        for doc, plan, lang in zip(docs, plans, resolved, strict=True)
+    ]
+    spans = [[where for where in found if where is not None] for found in located]
+    # A piece normalisation changed beyond finding is read as a text of its own.
+    extra_texts, extra_langs = [], []
+    for text_plan, found, lang in zip(plans, located, resolved, strict=True):
+        for piece, where in zip(text_plan, found, strict=True):
+            if where is None:
+                extra_texts.append(normalize(piece.text, lang=lang if lang in LANGS else None))
+                extra_langs.append(lang)
+    if extra_texts:
+        logger.debug("%d clause(s) read in a second pass", len(extra_texts))
+    doc_p, doc_f, span_p, span_f = model.read_units(
+        docs + extra_texts, spans + [[]] * len(extra_texts), resolved + extra_langs
+    )
+    n = len(texts)
+    # Units: documents, then the extra texts, then the located spans.
+    probabilities = np.concatenate([doc_p, span_p]) if len(span_p) else doc_p
+    features = None
+    if doc_f is not None:
+        features = np.concatenate([doc_f, span_f]) if span_f is not None and len(span_f) else doc_f
+    unit_langs = (
+        list(resolved)
+        + extra_langs
+        + [lang for lang, ranges in zip(resolved, spans, strict=True) for _ in ranges]
+    )
+    piece_units: list[list[int]] = []
+    next_span, next_extra = len(doc_p), n
+    for found in located:
+        units = []
+        for where in found:
+            if where is None:
+                units.append(next_extra)
+                next_extra += 1
+            else:
+                units.append(next_span)
+                next_span += 1
+        piece_units.append(units)
+    tagger = getattr(model, "topic_tagger", None)
+    topic_scores = None
+    if tagger is not None and features is not None:
+        presence, head_polarity = tagger.scores(features)
+        polarity = tagger.polarities(features, probabilities, head_polarity)
+        custom = tagger.custom_probabilities(features, unit_langs)
+        topic_scores = (presence, polarity, custom)
+    rules = load_cue_rules(options.cue_file) if options.cues and tagger is not None else {}
+    labels = tuple(model.labels)
+    results = []
+    for i, (text, lang, plan) in enumerate(zip(texts, resolved, plans, strict=True)):
+        pieces = piece_units[i]
+        row = probabilities[i]
+        topics: list[dict[str, Any]] = []
+        if topic_scores is not None:
+            topics = _text_topics(
+                text, i, plan, pieces, topic_scores, probabilities, tagger,
+                rules.get(lang, ()), options, labels, lang,
+            )  # fmt: skip
+        mixed = _is_mixed(probabilities[pieces], labels, options.mixed_threshold) or (
+            options.topic_mixed and _topics_mixed(topics)
+        )
+        if options.agree:
+            row = agree_with_evidence(
+                row, probabilities[pieces], topics, labels, options.mixed_threshold,
+                options.topic_evidence,
+            )  # fmt: skip
+        results.append(
+            Prediction(
+                sentiment=labels[int(row.argmax())],
+                probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
+                lang=lang,
+                confidence=float(row.max()),
+                topics=topics,
+                mixed=mixed,
+            )
+        )
+    return results
+
+
+def agree_with_evidence(
+    doc: np.ndarray,
+    pieces: np.ndarray,
+    topics: list[dict[str, Any]],
+    labels: tuple[str, ...],
+    threshold: float,
+    topic_weight: float,
+) -> np.ndarray:
+    """The document's probabilities, made consistent with its own evidence when all of it points
+    the other way: where the document reads positive but every confident clause and every topic
+    is negative (or the reverse), the document's distribution is multiplied by the evidence's (clauses' probabilities, and each
+    topic's polarity as `topic_weight` on its label) and renormalised. Mixed or absent evidence
+    leaves the document as it is. "The courier came late" with a negative delivery topic is not
+    positive; "great food but late courier" stays as the model read it.
+
+    >>> labels = ("negative", "neutral", "positive")
+    >>> doc = np.array([0.3, 0.1, 0.6])
+    >>> late = [{"topic": "delivery", "polarity": "negative"}]
+    >>> labels[int(agree_with_evidence(doc, np.zeros((0, 3)), late, labels, 0.7, 0.8).argmax())]
+    'negative'
+    """
+    positive, negative = labels.index("positive"), labels.index("negative")
+    evidence = []
+    for row in pieces:
+        if row.max() >= threshold and int(row.argmax()) in (positive, negative):
+            evidence.append(row)
+    for topic in topics:
+        if topic.get("polarity") in ("positive", "negative"):
+            one_hot = np.full(len(labels), (1.0 - topic_weight) / (len(labels) - 1))
+            one_hot[labels.index(topic["polarity"])] = topic_weight
+            evidence.append(one_hot)
+    if not evidence:
+        return doc
+    signs = {int(row.argmax()) for row in evidence}
+    opposite = {positive: negative, negative: positive}.get(int(doc.argmax()))
+    if signs != {opposite}:  # only a document read against all of its evidence is revised
+        return doc
+    combined = doc * np.mean(evidence, axis=0)
+    return combined / combined.sum()
+
+
+def _is_mixed(piece_probabilities: np.ndarray, labels: tuple[str, ...], threshold: float) -> bool:
+    if len(piece_probabilities) < 2:
+        return False
+    positive, negative = labels.index("positive"), labels.index("negative")
+    best = piece_probabilities.argmax(1)
+    confident = piece_probabilities.max(1) >= threshold
+    return bool((confident & (best == positive)).any() and (confident & (best == negative)).any())
+
+
+def _topics_mixed(topics: list[dict[str, Any]]) -> bool:
+    """A positive and a negative topic, each with its own evidence, in one text."""
+    polarities = {t["polarity"] for t in topics}
+    return {"positive", "negative"} <= polarities
+
+
+def _text_topics(
+    text: str,
+    doc: int,
+    plan: list[Span],
+    pieces: list[int],
+    topic_scores: tuple[np.ndarray, np.ndarray, np.ndarray],
+    probabilities: np.ndarray,
+    tagger: Any,
+    rules: tuple[CueRule, ...],
+    options: AspectOptions,
+    labels: tuple[str, ...],
+    lang: str,
+) -> list[dict[str, Any]]:
+    presence, polarity, custom = topic_scores
+    whole = whole_span(text)
+    finders = [doc] + pieces if options.clause_topics else [doc]
+    carriers = pieces or [doc]  # the unit that carries a topic: a piece, or the whole text
+    carrier_spans = plan or [whole]
+    hits = cue_hits(text, carrier_spans, rules)
+    replaced = [
+        {t for rule in rules if rule.topic in found for t in rule.replaces if t not in found}
+        for found in hits
+    ]
+    out = []
+    thresholds = tagger.thresholds_for(lang)
+    for col, name in enumerate(tagger.topics):
+        score = float(presence[finders, col].max())
+        hit_carriers = [k for k, found in enumerate(hits) if name in found]
+        if score < thresholds[col] and not hit_carriers:
+            continue
+        fixed_polarity = None
+        if hit_carriers:
+            k = max(hit_carriers, key=lambda k: presence[carriers[k], col])
+            evidence, fixed_polarity = hits[k][name]
+            # Found by its cue: the score is at least the topic's threshold.
+            score = max(score, float(thresholds[col]))
+        else:
+            k = int(np.argmax(presence[carriers, col]))
+            if name in replaced[k]:
+                # The clause's cue says this is another topic: keep it only where found elsewhere.
+                others = [j for j in range(len(carriers)) if name not in replaced[j]]
+                if (
+                    not others
+                    or presence[[carriers[j] for j in others], col].max() < thresholds[col]
+                ):
+                    continue
+                k = max(others, key=lambda j: presence[carriers[j], col])
+            evidence = carrier_spans[k]
+        out.append(
+            {
+                "topic": name,
+                "polarity": fixed_polarity or SENTIMENTS[int(polarity[carriers[k], col])],
+                "score": round(score, 4),
+                "evidence": evidence.to_dict(),
+            }
+        )
+    for col, topic in enumerate(tagger.custom_topics):
+        score = float(custom[finders, col].max())
+        if score < (topic.min_score or tagger.matcher.threshold):
+            continue
+        k = int(np.argmax(custom[carriers, col]))
+        sentiment = labels[int(probabilities[carriers[k]].argmax())]
+        out.append(
+            {
+                "topic": topic.name,
+                "polarity": sentiment,
+                "score": round(score, 4),
+                "evidence": carrier_spans[k].to_dict(),
+            }
+        )
+    return sorted(out, key=lambda t: -t["score"])

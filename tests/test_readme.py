@@ -1,0 +1,162 @@
+"""The README against the code, line by line where a machine can check it: every repository path
+it names exists, every CLI option and `CXNLP_*` variable it names is accepted, `.ci/run` runs its
+test command, and its cheap code runs and prints what the README says. The examples that load the
+shipped model are left to the slow tests (`tests/test_shipped_aspects.py` checks the topics and
+clauses example text); the Azure / boto3 / Argilla examples need a server (`tests/test_cloud_compat.py`
+runs both SDKs against one)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import cxnlp
+from cxnlp.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+TOP_DIRS = ("cxnlp", "training", "service", "benchmarks", "examples", "tests", "docs", "notebooks")
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def named_paths() -> set[str]:
+    """Repository paths the README names in `code` or as link targets; placeholders (NAME, mine,
+    upper-case words, globs) are not paths."""
+    candidates = re.findall(r"`([^`\s]+)`", README) + re.findall(r"\]\(([^)#\s]+)\)", README)
+    found = set()
+    for c in candidates:
+        c = c.rstrip(".,:;")
+        shipped = c in ("models/default", "models/fast")
+        if not (shipped or c.startswith(tuple(f"{d}/" for d in TOP_DIRS))):
+            continue
+        if re.search(r"[*{}<>]|NAME|mine|\.\.\.", c):
+            continue
+        found.add(c)
+    return found
+
+
+def test_every_path_the_readme_names_exists():
+    paths = named_paths()
+    assert {"cxnlp/labels.py", "cxnlp/models/pipeline.py", "models/default"} <= paths
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not missing, f"README names paths that do not exist: {missing}"
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    command = re.search(r"Run the tests.*?```bash\n(.*?)```", README, flags=re.S).group(1).strip()
+    assert command.endswith("python -m pytest")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    script = " && ".join(
+        line.strip() for line in ci.splitlines() if line.strip() and not line.startswith("#")
+    )
+    # From the fresh venv on, the script's last lines are the README's command.
+    assert script.endswith(command[command.index("python3 -m venv .venv") :])
+    assert "|| true" not in ci, "a failed install must fail CI"
+
+
+def _cli_uses() -> list[tuple[str, list[str]]]:
+    """Every `cxnlp VERB ...` the README writes (inline or in a shell block), with its options."""
+    spans = re.findall(r"`(cxnlp [a-z][^`]*)`", README)
+    for block in code_blocks("bash"):
+        for line in block.replace("\\\n", " ").splitlines():
+            spans += re.findall(r"(?:^|&&|;)\s*(?:[A-Z_]+=\S+\s+)*(cxnlp [a-z][^#;&]*)", line)
+    uses: dict[str, set[str]] = {}
+    for span in spans:
+        verb = span.split()[1]
+        uses.setdefault(verb, set()).update(re.findall(r"(?<![\w-])--[a-z][a-z-]*", span))
+    return sorted((verb, sorted(options)) for verb, options in uses.items())
+
+
+@pytest.mark.parametrize(("verb", "options"), _cli_uses(), ids=lambda v: str(v)[:20])
+def test_every_cli_verb_and_option_the_readme_uses_is_accepted(verb, options, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([verb, "--help"])
+    assert exit_.value.code == 0, f"`cxnlp {verb}` is not a verb"
+    usage = capsys.readouterr().out
+    unknown = [o for o in options if not re.search(rf"{re.escape(o)}\b", usage)]
+    assert not unknown, f"`cxnlp {verb}` does not take {unknown}"
+
+
+def test_the_readmes_library_calls_take_the_arguments_it_gives():
+    import inspect
+
+    calls = re.findall(r"`((?:cxnlp\.)?(?:load|classify_file|build_report)\([^`]*\))`", README)
+    calls += re.findall(
+        r"^(?:\w+ = )?(cxnlp\.[a-z_]+\(.*\))", "\n".join(code_blocks("python")), re.M
+    )
+    assert len(calls) >= 4
+    for call in calls:
+        node = ast.parse(call.replace("...", "None"), mode="eval").body
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+        parameters = dict(inspect.signature(getattr(cxnlp, name)).parameters)
+        if name == "classify_file":  # its **engine_options are classify_file_ray's
+            from cxnlp.io.ray_engine import classify_file_ray
+
+            parameters |= inspect.signature(classify_file_ray).parameters
+        unknown = [k.arg for k in node.keywords if k.arg not in parameters]
+        assert not unknown, f"{call}: {name} takes no {unknown}"
+
+
+def test_every_cxnlp_variable_the_readme_names_is_read_somewhere():
+    from service.settings import Settings
+
+    # The library, the service, the training code, and the store tests' one setting.
+    files = [p for d in ("cxnlp", "service", "training") for p in (ROOT / d).rglob("*.py")]
+    files.append(ROOT / "tests" / "feedback_helpers.py")
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in files)
+    named = set(re.findall(r"\bCXNLP_[A-Z0-9_]+\b", README))
+    assert "CXNLP_API_KEYS" in named
+    unread = sorted(
+        v
+        for v in named
+        if v not in sources and v[len("CXNLP_") :].lower() not in Settings.model_fields
+    )
+    assert not unread, f"README names variables nothing reads: {unread}"
+
+
+def test_every_benchmark_command_the_readme_gives_exists_with_its_options():
+    commands = re.findall(
+        r"python (benchmarks/[a-z_]+\.py)((?: --?[a-z][\w-]*(?: [^\s`-][^\s`]*)*)*)", README
+    )
+    assert len(commands) >= 5
+    for script, args in commands:
+        source = (ROOT / script).read_text(encoding="utf-8")
+        for option in re.findall(r"--[a-z][\w-]*", args):
+            assert f'"{option}"' in source, f"{script} takes no {option}"
+
+
+def test_the_readmes_language_and_normaliser_lines_print_what_it_says():
+    lines = [
+        line
+        for block in code_blocks("python")
+        for line in block.splitlines()
+        if line.startswith(("cxnlp.detect_language(", "cxnlp.normalize("))
+    ]
+    assert len(lines) == 2
+    for line in lines:
+        code, _, comment = line.partition("  # ")
+        value = eval(code, {"cxnlp": cxnlp})  # noqa: S307 - the README's own line
+        try:
+            expected = ast.literal_eval(comment)
+        except (ValueError, SyntaxError):
+            # "URLs become a placeholder, emoji stay"
+            assert "https://x.com" not in value and "😀" in value, value
+        else:
+            assert value == expected, line
+
+
+def test_the_readmes_custom_topic_file_is_the_example_and_loads():
+    from cxnlp.topics.taxonomy import load_taxonomy
+
+    [block] = [b for b in code_blocks("yaml") if "cold_food" in b]
+    example = ROOT / "examples" / "custom_topics.yaml"
+    assert yaml.safe_load(block) == yaml.safe_load(example.read_text(encoding="utf-8"))
+    [topic] = load_taxonomy(example)
+    assert topic.name == "cold_food"

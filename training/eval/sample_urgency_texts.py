@@ -1,0 +1,106 @@
+"""Draw the candidate texts of the urgency evaluation sets (`urgency_<lang>.jsonl`).
+
+Texts come from the train and dev splits (never test) of customer-feedback datasets in
+`../shared/data`. Two pools per language, drawn with a fixed seed after removing repeated texts and
+keeping 3 to 80 words: texts containing a BROAD keyword (words around leaving, complaining, danger,
+money and contact, deliberately wider than the cue lists of `cxnlp/data/urgency_cues.yaml`, so that
+the set is not drawn by the matcher it tests) and negative-labeled texts without one (the hard
+negatives: unhappy customers who need no urgent follow-up). Every candidate was then read and
+labeled by hand; see README.md.
+
+    python training/eval/sample_urgency_texts.py --out /tmp/urgency_candidates
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+SEED = 28
+DATASETS = {
+    "en": ["twitter_us_airline", "amazon_polarity_10k", "semeval2014_absa_restaurants_en",
+           "semeval2016_absa_laptops_en", "uci_amazon_yelp_sentences", "yelp_absa_terms_pyabsa"],
+    "fa": ["cafebazaar_bank_apps_rhatami", "cafebazaar_banking_apps", "snappfood",
+           "snappfood_api_crawl_2022", "digikala_comments_tiny", "digikala_ut_ai_ca3",
+           "digikala_zhpinkman"],
+    "ar": ["omcca_jeeran", "masc", "ar_large_res1", "saudi_tourism_gmaps_reviews",
+           "semeval2016_absa_ar_hotels_terms", "ar_large_res2"],
+}  # fmt: skip
+KEYWORDS = {
+    "en": r"cancel|close my|never|again|switch|complain|report|lawyer|sue\b|sick|poison|hospital|"
+    r"fire|danger|scam|fraud|stole|charged|call|contact|\bdm\b|help|respond|reply|asap|urgent|"
+    r"refund|last time|back",
+    "fa": r"دیگه|دیگر|هرگز|هیچ ?وقت|آخرین|اخرین|حساب|شکایت|پیگیری|جواب|پاسخ|تماس|پشتیبانی|"
+    r"کلاه|دزد|کم شد|کسر|برنگشت|مسموم|حالم|سوسک|خطر|حذف|لغو|فوری|لطفا|عوض",
+    "ar": r"اعود|أعود|ارجع|أرجع|اكرر|أكرر|آخر مر|اخر مر|الغاء|إلغاء|شكوى|اشتكي|أشتكي|حماية|تسمم|"
+    r"حشر|صرصور|نصب|حرامي|سرق|احتيال|اتصل|تواصل|الرد|يرد|ساعد|مستشفى|غش|أبدا|ابدا|مستحيل",
+}
+# A second, smaller pool of words that more often go with an urgent text (still single words, not
+# the cue patterns), drawn after the first so that about half of each set is urgent.
+FOCUS = {
+    "en": r"never|cancel|sick|call|contact|help|respond|reply|scam|fraud|lawyer|complain|switch|"
+    r"hold|again|back",
+    "fa": r"دیگه|هرگز|هیچ ?وقت|پیگیری|جواب|پاسخ|پشتیبانی|کم شد|کسر|برداشت|شکایت|کلاه|مسموم|"
+    r"آخرین|اخرین|تماس",
+    "ar": r"اعود|أعود|ارجع|أرجع|اكرر|أكرر|آخر مر|اخر مر|شكوى|تسمم|حشر|صرصور|نصب|حرامي|سرق|"
+    r"احتيال|اتصل|الرد|يرد|مستحيل",
+}
+QUOTA = {"keyword": 130, "negative": 70, "focus": {"en": 160, "fa": 200, "ar": 130}}
+
+
+def load(lang: str) -> list[dict]:
+    rows, seen = [], set()
+    for name in DATASETS[lang]:
+        path = DATA / lang / f"{name}.jsonl"
+        with path.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle):
+                row = json.loads(line)
+                text = " ".join(str(row["text"]).split())
+                if row.get("split") == "test" or text in seen or not 3 <= len(text.split()) <= 80:
+                    continue
+                seen.add(text)
+                rows.append({"id": f"{name}:{line_no}", "dataset": name, "lang": lang,
+                             "text": text, "source_label": row.get("label")})  # fmt: skip
+    return rows
+
+
+def sample(lang: str, rng: random.Random) -> list[dict]:
+    rows = load(lang)
+    keyword = re.compile(KEYWORDS[lang], re.IGNORECASE)
+    hits = [r for r in rows if keyword.search(r["text"])]
+    negatives = [
+        r for r in rows if r["source_label"] == "negative" and not keyword.search(r["text"])
+    ]
+    picked = rng.sample(hits, min(QUOTA["keyword"], len(hits)))
+    for r in picked:
+        r["pool"] = "keyword"
+    negs = rng.sample(negatives, min(QUOTA["negative"], len(negatives)))
+    for r in negs:
+        r["pool"] = "negative"
+    taken = {r["id"] for r in picked + negs}
+    focus = re.compile(FOCUS[lang], re.IGNORECASE)
+    pool = [r for r in hits if r["id"] not in taken and focus.search(r["text"])]
+    more = rng.sample(pool, min(QUOTA["focus"][lang], len(pool)))
+    for r in more:
+        r["pool"] = "focus"
+    return picked + negs + more
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for lang in DATASETS:
+        rng = random.Random(f"{SEED}-{lang}")
+        with (args.out / f"candidates_{lang}.jsonl").open("w", encoding="utf-8") as handle:
+            for r in sample(lang, rng):
+                handle.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
