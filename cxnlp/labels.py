@@ -82,7 +82,8 @@ def encode_topics(topics: list[dict[str, Any]]) -> str:
 def decode_topics(value: object, sentiment: str | None = None) -> list[dict[str, Any]] | None:
     """One row's topics from its cell (a JSON string, or a list as JSONL reads back), each topic
     once (its first mention); None when the cell is not a list of topics. A topic without a
-    valid polarity takes the row's `sentiment`.
+    valid polarity takes the row's `sentiment`; its `evidence` ({"start", "end", "text"}) is kept
+    when the cell has one.
 
     >>> decode_topics('[{"topic": "delivery", "polarity": "negative", "score": 0.9}]', "negative")
     [{'topic': 'delivery', 'polarity': 'negative', 'score': 0.9}]
@@ -108,13 +109,15 @@ def decode_topics(value: object, sentiment: str | None = None) -> list[dict[str,
         seen.add(name)
         polarity = item.get("polarity") if isinstance(item, dict) else None
         score = item.get("score") if isinstance(item, dict) else None
-        topics.append(
-            {
-                "topic": name,
-                "polarity": polarity if polarity in SENTIMENTS else sentiment,
-                "score": score if isinstance(score, int | float) else None,
-            }
-        )
+        topic = {
+            "topic": name,
+            "polarity": polarity if polarity in SENTIMENTS else sentiment,
+            "score": score if isinstance(score, int | float) else None,
+        }
+        evidence = item.get("evidence") if isinstance(item, dict) else None
+        if isinstance(evidence, dict):
+            topic["evidence"] = evidence
+        topics.append(topic)
     return topics
 
 

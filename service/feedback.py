@@ -96,7 +96,8 @@ def store_items(
     model_version: str | None = None,
 ) -> dict[str, Any]:
     """Classified request items into the store (one transaction)."""
-    from cxnlp.feedback.ingest import frame_from_items, ingest_frame
+    from cxnlp.feedback.ingest import ingest_frame
+    from cxnlp.feedback.records import frame_from_items
 
     frame = frame_from_items(rows)
     score_col = "score" if score_kind and "score" in frame.columns else None
@@ -191,12 +192,12 @@ async def store_results(
     from fastapi.concurrency import run_in_threadpool
     from sqlalchemy.exc import SQLAlchemyError
 
-    from cxnlp.feedback.ingest import model_identity
+    from cxnlp.feedback.records import model_identity
 
     rows = []
     for item, result in zip(body.items, results, strict=True):
         row = {**(item.model_extra or {}), "id": item.id, "text": item.text}
-        row.update(result.model_dump(exclude={"id", "truncated"}))
+        row.update(result.model_dump(exclude={"id"}))
         rows.append(row)
     _, version = model_identity(handle.model)
     holder = request.app.state.feedback

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
+from cxnlp.feedback.models import ITEM_FIELDS, ITEMS
 from cxnlp.labels import StorePeriod
 
 Interval = list[float] | None
@@ -33,9 +34,11 @@ class ScoreStats(BaseModel):
     promoters: int | None = None
     passives: int | None = None
     detractors: int | None = None
-    csat: float | None = Field(None, description="share of 4-5 answers (CSAT)")
+    csat: float | None = Field(None, description="share of the top two boxes, 4-5 (CSAT)")
+    top_two_box: float | None = Field(None, description="the same share, by its usual name")
     satisfied: int | None = None
     mean: float | None = None
+    mean_ci95: Interval = Field(None, description="95% interval of the mean (CSAT)")
     sd: float | None = None
     ci95: Interval = None
 
@@ -112,28 +115,25 @@ class StoredTopic(BaseModel):
     topic: str
     polarity: str | None
     score: float | None
+    evidence: dict[str, Any] | None = Field(
+        None, description="{start, end, text}: the clause or cue the topic was read from"
+    )
 
 
-class StoredItem(BaseModel):
-    dataset: str
-    id: str
-    created_at: str
-    text: str | None
-    lang: str | None
-    channel: str | None
-    product: str | None
-    dimensions: dict[str, Any]
-    sentiment: str | None
-    p_positive: float | None
-    p_neutral: float | None
-    p_negative: float | None
-    confidence: float | None
-    score: float | None
-    score_kind: str | None
-    error: str | None
-    model_name: str | None
-    model_version: str | None
-    topics: list[StoredTopic]
+def _stored_item_model() -> type[BaseModel]:
+    """The item schema from the store's one declaration of its columns (`ITEM_FIELDS`)."""
+    fields: dict[str, Any] = {}
+    for name in ITEM_FIELDS:
+        column = ITEMS.c[name]
+        kind = str if name == "created_at" else column.type.python_type
+        fields["id" if name == "item_id" else name] = (
+            (kind | None, None) if column.nullable else (kind, ...)
+        )
+    fields["topics"] = (list[StoredTopic], ...)
+    return create_model("StoredItem", **fields)
+
+
+StoredItem = _stored_item_model()
 
 
 class ItemsPage(BaseModel):
@@ -158,7 +158,7 @@ class AlertTest(BaseModel):
     difference: float
     z: float
     p_value: float
-    p_adjusted: float = Field(..., description="Holm-adjusted within its family")
+    p_adjusted: float = Field(..., description="adjusted within its family (p_adjust)")
     cohens_h: float = Field(..., description="effect size (0.2 small, 0.5 medium, 0.8 large)")
     small_sample: bool
     flagged: bool
@@ -179,6 +179,7 @@ class Alerts(BaseModel):
     filter: FilterEcho
     period: str
     alpha: float
+    p_adjust: str
     source: str
     flagged: list[AlertTest]
     tests: list[AlertTest] | None = Field(None, description="every test (with all=true)")

@@ -36,6 +36,23 @@ def postgres_url() -> str:
     return resolve_url(os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL)
 
 
+def postgres_answers() -> bool:
+    """Whether the test database answers: for tests that use SQLite without one."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(postgres_url(), connect_args={"connect_timeout": 2})
+    except ImportError:
+        return False
+    try:
+        with engine.connect():
+            return True
+    except (sa.exc.OperationalError, sa.exc.InterfaceError):
+        return False
+    finally:
+        engine.dispose()
+
+
 def database_url(kind: str, tmp_path) -> Iterator[str]:
     """A URL of an empty database of `kind` ("sqlite" or "postgresql"), removed afterwards. No
     PostgreSQL server skips the test, or fails it in CI (`ci_parts.missing`)."""

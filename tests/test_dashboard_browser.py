@@ -169,3 +169,52 @@ def test_log_in_filter_drill_down(server, tmp_path):
         if os.environ.get("CXNLP_SCREENSHOT"):
             shutil.copy(shot, os.environ["CXNLP_SCREENSHOT"])
         browser.close()
+
+
+def test_the_dashboard_speaks_persian_arabic_and_english(server, tmp_path):
+    """The language switch: words and topic names from the taxonomy's translations, right to left
+    for fa and ar, Jalali dates in Persian digits for fa; a screenshot per language."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from cxnlp.topics.taxonomy import load_taxonomy
+
+    labels = {t.name: t.labels for t in load_taxonomy()}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(f"{server}/dashboard/login")
+        page.fill("#key", KEY)
+        page.click("#login")
+        page.wait_for_selector("[data-card=n]")
+        for lang, direction in (("fa", "rtl"), ("ar", "rtl"), ("en", "ltr")):
+            page.select_option("#ui-lang", lang)
+            page.wait_for_function(
+                "([l, d]) => document.documentElement.lang === l && document.documentElement.dir === d",
+                arg=[lang, direction],
+            )
+            page.wait_for_selector("#topics-volume .topic-label")
+            page.wait_for_function(
+                "w => document.querySelector('[data-card=n] .label').textContent === w",
+                arg={"fa": "حجم", "ar": "الحجم", "en": "Volume"}[lang],
+            )
+            shown = page.eval_on_selector_all(
+                "#topics-volume [data-topic]",
+                "els => els.map(e => [e.dataset.topic, e.querySelector('.topic-label').textContent])",
+            )
+            # Taxonomy topics by their label; a topic outside the taxonomy by its name.
+            assert all(text == labels.get(name, {}).get(lang, name) for name, text in shown)
+            assert any(name in labels for name, _ in shown)
+            volume = page.text_content("[data-card=n] .value")
+            periods = page.eval_on_selector_all(
+                ".period-label", "els => els.map(e => e.textContent)"
+            )
+            if lang == "fa":
+                assert set(volume) <= set("۰۱۲۳۴۵۶۷۸۹٬")  # Persian digits
+                assert all("۱۴۰۵" in label for label in periods)  # Jalali year of 2026-09
+            if lang == "en":
+                assert volume.replace(",", "").isdigit()
+                assert all("2026" in label for label in periods)
+            shot = tmp_path / f"dashboard-{lang}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        browser.close()

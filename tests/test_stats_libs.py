@@ -10,6 +10,56 @@ from cxnlp.report.stats import adjust_p_values, holm_adjust
 from cxnlp.report.summary import summarize
 
 
+def test_holm_equals_statsmodels_without_its_garbage_collection(monkeypatch):
+    import gc
+
+    import numpy as np
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    collected = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(1) or 0)
+    for size in (1, 2, 7, 40):
+        p = rng.uniform(0, 0.2, size).round(3)  # rounded: ties too
+        expected = multipletests(p, method="holm")[1].tolist()
+        collected.clear()
+        assert adjust_p_values(p.tolist(), "holm") == expected
+        assert collected == []  # the store's alerts paid seconds for each collection
+
+
+def test_two_proportion_test_equals_statsmodels():
+    import numpy as np
+    from statsmodels.stats.proportion import proportions_ztest
+
+    from cxnlp.report.stats import two_proportion_test
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n1, n2 = (int(v) for v in rng.integers(1, 5000, 2))
+        x1, x2 = int(rng.integers(0, n1 + 1)), int(rng.integers(0, n2 + 1))
+        got = two_proportion_test(x1, n1, x2, n2)
+        if got is None:
+            assert x1 + x2 in (0, n1 + n2)
+            continue
+        z, p = proportions_ztest([x2, x1], [n2, n1])
+        assert (got["z"], got["p_value"]) == (float(z), float(p))
+
+
+def test_wilson_interval_equals_statsmodels():
+    import numpy as np
+    from statsmodels.stats.proportion import proportion_confint
+
+    from cxnlp.report.stats import wilson_interval
+
+    rng = np.random.default_rng(6)
+    for confidence in (0.9, 0.95, 0.99):
+        for _ in range(200):
+            n = int(rng.integers(1, 100_000))
+            x = int(rng.integers(0, n + 1))
+            low, high = proportion_confint(x, n, alpha=1 - confidence, method="wilson")
+            assert wilson_interval(x, n, confidence) == (max(0.0, low), min(1.0, high))
+
+
 def test_benjamini_hochberg_matches_the_step_up_by_hand():
     p = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205]
     m = len(p)

@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from cxnlp.feedback import queries
 from cxnlp.feedback.cases import CaseRules, escalate_overdue
 from cxnlp.feedback.db import FeedbackStore
-from cxnlp.feedback.ingest import _upsert
 from cxnlp.feedback.models import FeedbackAlert
+from cxnlp.feedback.writers import upsert
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def record_alerts(
                 select(*(_ALERTS.c[k] for k in keys)).where(_ALERTS.c.dataset == dataset)
             )
         }
-        stmt = _upsert(connection, _ALERTS, keys, (), add=False)
+        stmt = upsert(connection, _ALERTS, keys, (), add=False)
         connection.execute(stmt, rows)
     new = [r["payload"] for r in rows if tuple(r[k] for k in keys) not in before]
     if new:

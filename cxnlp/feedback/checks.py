@@ -19,7 +19,7 @@ MAX_DIMENSION_KEYS = 50
 
 def record_problem(record: Mapping[str, Any], indexed: Sequence[str]) -> str | None:
     """Why a record's id, dimension keys or values cannot be stored, or None; `indexed` are the
-    dimensions stored in their own columns (`cxnlp.feedback.ingest.INDEXED_DIMENSIONS`)."""
+    dimensions stored in their own columns (`cxnlp.feedback.records.INDEXED_DIMENSIONS`)."""
     problem = name_problem(str(record["item_id"]))
     if problem is not None:
         return f"the id {problem}"

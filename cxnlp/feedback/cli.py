@@ -81,7 +81,8 @@ def store_classified(args: argparse.Namespace, model) -> None:
     """`cxnlp classify --store`: the output file into the store, with the model's identity."""
     from pathlib import Path
 
-    from cxnlp.feedback.ingest import ingest_file, model_identity
+    from cxnlp.feedback.ingest import ingest_file
+    from cxnlp.feedback.records import model_identity
 
     name, version = model_identity(model)
     stats = ingest_file(

@@ -12,6 +12,13 @@ changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must mat
 - `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus.
 - `feedback_alerts`: alerts already raised, so that the webhook is called once per alert.
 
+`FeedbackItem` is the one declaration of an item's columns: the ingest's records, the writers'
+column lists, the drill-down and CSV columns and the API's item schema are all derived from it
+(`ITEM_FIELDS`, `RECORD_FIELDS`, `AGGREGATE_INPUTS`). A column's `info` says who sets it:
+`STORE_SET` columns come from the store (keys, model identity, timestamps), `INTERNAL` ones are
+never shown, and `AGGREGATED` ones feed the per-day aggregates (an update reads them back to take
+the item's old contribution out).
+
 Later tables keyed by an item (e.g. follow-up cases) reference (dataset, item_id), which is stable
 across re-ingests, rather than `feedback_items.pk`.
 """
@@ -37,7 +44,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from cxnlp.labels import OUTPUT_PROBABILITY_COLUMNS
+from cxnlp.labels import PROBABILITY_COLUMNS
+from cxnlp.report.scores import SCORE_MEASURES
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -45,6 +53,11 @@ Count = BigInteger().with_variant(Integer(), "sqlite")
 
 DIMENSION_LEN = 200
 ID_LEN = 300
+
+# Column roles (`mapped_column(info=...)`); see the module docstring.
+STORE_SET = {"store_set": True}
+INTERNAL = {"store_set": True, "internal": True}
+AGGREGATED = {"aggregated": True}
 
 
 class Base(DeclarativeBase):
@@ -64,32 +77,37 @@ class FeedbackItem(Base):
         Index("ix_feedback_items_customer", "dataset", "customer_id", "created_at"),
     )
 
-    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    dataset: Mapped[str] = mapped_column(String(DIMENSION_LEN))
-    item_id: Mapped[str] = mapped_column(String(300))
-    text: Mapped[str | None] = mapped_column(Text)
-    lang: Mapped[str | None] = mapped_column(String(16))
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True, info=INTERNAL)
+    dataset: Mapped[str] = mapped_column(String(DIMENSION_LEN), info=STORE_SET)
+    item_id: Mapped[str] = mapped_column(String(ID_LEN))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
-    day: Mapped[dt.date] = mapped_column(Date())
-    channel: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
+    text: Mapped[str | None] = mapped_column(Text)
+    lang: Mapped[str | None] = mapped_column(String(16), info=AGGREGATED)
+    day: Mapped[dt.date] = mapped_column(Date(), info={**AGGREGATED, "internal": True})
+    channel: Mapped[str | None] = mapped_column(String(DIMENSION_LEN), info=AGGREGATED)
     product: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
-    dimensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    score: Mapped[float | None] = mapped_column(Float)
-    score_kind: Mapped[str | None] = mapped_column(String(8))
-    sentiment: Mapped[str | None] = mapped_column(String(16))
-    p_positive: Mapped[float | None] = mapped_column(Float)
-    p_neutral: Mapped[float | None] = mapped_column(Float)
-    p_negative: Mapped[float | None] = mapped_column(Float)
-    confidence: Mapped[float | None] = mapped_column(Float)
-    error: Mapped[str | None] = mapped_column(Text)
-    model_name: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
-    model_version: Mapped[str | None] = mapped_column(String(64))
-    ingested_at: Mapped[dt.datetime] = mapped_column(DateTime())
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime())
-    # Added by migration 0002 (follow-up cases): the customer, and the urgency of the text.
+    # The customer the item is about (`cxnlp.labels.CUSTOMER_ID_COLUMN`): follow-up cases.
     customer_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    dimensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sentiment: Mapped[str | None] = mapped_column(String(16), info=AGGREGATED)
+    p_positive: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
+    p_neutral: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
+    p_negative: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    # True where the text has confidently positive and negative clauses (None: not read by clause).
+    mixed: Mapped[bool | None] = mapped_column(Boolean)
+    # True when only the text's first characters were classified (the stored text is whole).
+    truncated: Mapped[bool | None] = mapped_column(Boolean)
+    # How urgently the text needs a human (`cxnlp.labels.URGENCY_COLUMNS`): score 0-1 and level.
     urgency: Mapped[float | None] = mapped_column(Float)
     urgency_level: Mapped[str | None] = mapped_column(String(8))
+    score: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
+    score_kind: Mapped[str | None] = mapped_column(String(8), info=AGGREGATED)
+    error: Mapped[str | None] = mapped_column(Text)
+    model_name: Mapped[str | None] = mapped_column(String(DIMENSION_LEN), info=STORE_SET)
+    model_version: Mapped[str | None] = mapped_column(String(64), info=STORE_SET)
+    ingested_at: Mapped[dt.datetime] = mapped_column(DateTime(), info=INTERNAL)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(), info=INTERNAL)
 
 
 class ItemTopic(Base):
@@ -102,21 +120,16 @@ class ItemTopic(Base):
     topic: Mapped[str] = mapped_column(String(100), primary_key=True)
     polarity: Mapped[str | None] = mapped_column(String(16))
     score: Mapped[float | None] = mapped_column(Float)
+    # {"start", "end", "text"}: the clause or cue the topic was read from.
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 # The key of the per-day aggregates, and the sums kept for each key.
 STAT_KEYS = ("dataset", "day", "lang", "channel", "sentiment", "score_kind")
-STAT_MEASURES = (
-    "n",
-    # The `_Measures` sums of the probability columns, in their output order.
-    *(f"{c}_sum" for c in OUTPUT_PROBABILITY_COLUMNS),
-    "score_n",
-    "score_sum",
-    "score_sq_sum",
-    "promoters",
-    "detractors",
-    "satisfied",
-)
+# Counts and sums from which `cxnlp.report` computes every number (see `cxnlp.report.segments`
+# and `cxnlp.report.scores.SCORE_MEASURES`): the `_Measures` columns.
+STAT_MEASURES = ("n", *(f"{c}_sum" for c in PROBABILITY_COLUMNS), *SCORE_MEASURES)
+TOPIC_KEYS = (*STAT_KEYS, "topic", "polarity")
 
 
 def _key(length: int = DIMENSION_LEN) -> Mapped[str]:
@@ -304,3 +317,25 @@ DIMENSIONS = FeedbackDimension.__table__
 CASES = FollowUpCase.__table__
 CASE_ITEMS = CaseItem.__table__
 CASE_EVENTS = CaseEvent.__table__
+
+# What an item shows (drill-down, CSV, API), in the table's order; `day` is `created_at`'s date.
+ITEM_FIELDS: tuple[str, ...] = tuple(c.name for c in ITEMS.c if not c.info.get("internal"))
+# What a validated record of `cxnlp.feedback.records` holds (besides its topics).
+RECORD_FIELDS: tuple[str, ...] = tuple(c.name for c in ITEMS.c if not c.info.get("store_set"))
+# What an update reads back of the stored item to take its old contribution out of the aggregates.
+AGGREGATE_INPUTS: tuple[str, ...] = (
+    "pk",
+    "item_id",
+    "created_at",
+    *(c.name for c in ITEMS.c if c.info.get("aggregated")),
+)
+# A stored topic's fields besides its item.
+TOPIC_FIELDS: tuple[str, ...] = tuple(c.name for c in TOPICS.c if c.name != "item_pk")
+
+# Search index objects that live outside the ORM (migration 0003): autogenerate leaves them alone.
+SEARCH_OBJECTS = ("feedback_items_fts", "ix_feedback_items_text_trgm")
+
+
+def managed_by_orm(name: str | None, kind: str, *_: object) -> bool:
+    """Alembic's `include_name`: False for the search index and SQLite's FTS5 shadow tables."""
+    return not (name and name.startswith(SEARCH_OBJECTS))

@@ -48,6 +48,29 @@ def share_test(
     }
 
 
+def judge(
+    headline: dict[str, Any] | None,
+    families: Sequence[Sequence[dict[str, Any] | None]],
+    alpha: float,
+    p_adjust: str = "holm",
+) -> list[dict[str, Any]]:
+    """The `share_test`s with `p_adjusted` and `flagged`, as the report and the feedback store
+    both judge them: the headline on its own p-value, each family's p-values adjusted together
+    (`p_adjust`); a rise is flagged when significant at `alpha` after adjustment and not a small
+    sample."""
+    tests = []
+    if headline is not None:
+        tests.append({**headline, "p_adjusted": headline["p_value"]})
+    for family in families:
+        family = [t for t in family if t is not None]
+        adjusted = adjust_p_values([t["p_value"] for t in family], p_adjust)
+        for t, p in zip(family, adjusted, strict=True):
+            tests.append({**t, "p_adjusted": p})
+    for t in tests:
+        t["flagged"] = t["difference"] > 0 and t["p_adjusted"] < alpha and not t["small_sample"]
+    return tests
+
+
 def periods(
     data: pd.DataFrame,
     values: pd.Series,
@@ -185,16 +208,7 @@ def alerts(
                 pd.Series(now.index.isin(found), index=now.index),
             )
         )
-    tests = []
-    if headline is not None:
-        tests.append({**headline, "p_adjusted": headline["p_value"]})
-    for family in (segments, topics):
-        family = [t for t in family if t is not None]
-        adjusted = adjust_p_values([t["p_value"] for t in family], p_adjust)
-        for t, p in zip(family, adjusted, strict=True):
-            tests.append({**t, "p_adjusted": p})
-    for t in tests:
-        t["flagged"] = t["difference"] > 0 and t["p_adjusted"] < alpha and not t["small_sample"]
+    tests = judge(headline, (segments, topics), alpha, p_adjust)
     return {
         "current": current,
         "baseline": before if baseline == "all" else before[0],

@@ -7,12 +7,15 @@ import numpy as np
 import pandas as pd
 
 from cxnlp.labels import PROBABILITY_COLUMNS, SENTIMENTS
+from cxnlp.report.segments import micro_array
 
 MISSING_GROUP = "(missing)"
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with `_ok`, `_reason`, `_sentiment` and `_p_<label>` columns added.
+    """The frame with `_ok`, `_reason`, `_sentiment`, `_p_<label>` (normalised to add up to
+    one) and `_micro_<label>` (the probability as given, in millionths: what PCC sums) columns
+    added.
 
     Read back from CSV every cell is a string and a missing error is "", so both count as unset.
     """
@@ -25,6 +28,8 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     data["_reason"] = error.where(error != "", "no sentiment or probabilities in the row")
     data["_sentiment"] = sentiment.where(data["_ok"], None).astype(object)
     p = probabilities.to_numpy(dtype=np.float64)
+    for i, label in enumerate(SENTIMENTS):
+        data[f"_micro_{label}"] = micro_array(p[:, i])
     totals = p.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = p / totals

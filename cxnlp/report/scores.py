@@ -6,13 +6,22 @@ An export may carry several score columns (`ScoreSpec`, parsed from `nps=q1`, `c
 share beside the mean. `score_alerts` tests, period over period, whether NPS or CSAT fell or CES
 rose (NPS's variance from its promoter and detractor shares, CSAT's top-two-box share with a
 two-proportion test, CES's mean with a Welch z-test), and names the topics whose negative mentions
-rose among the same respondents."""
+rose among the same respondents.
+
+The numbers of a score are computed from its counts and sums (`SCORE_MEASURES`, `score_sums`),
+which the report takes from the answers themselves and the feedback store from its per-day
+aggregates: one formula (`score_from_sums`), the same digits.
+
+>>> score_from_sums("nps", {"score_n": 4, "promoters": 2, "detractors": 1, "satisfied": 0,
+...     "score_sum": 27.0, "score_sq_sum": 211.0})["nps"]
+25.0
+"""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,12 +177,38 @@ def _top_two(values: np.ndarray, scale: tuple[float, float] | None) -> int:
     return int((values >= low).sum())
 
 
+# The counts and sums a score's numbers are computed from, in `score_sums`' order (the feedback
+# store keeps them per day: `cxnlp.feedback.models.STAT_MEASURES` ends with them).
+SCORE_MEASURES: tuple[str, ...] = (
+    "score_n",
+    "score_sum",
+    "score_sq_sum",
+    "promoters",
+    "detractors",
+    "satisfied",
+)
+
+
+def score_flags(score: float, kind: str | None) -> tuple[bool, bool, bool]:
+    """(promoter, detractor, satisfied) of one answer of `kind` on its default scale: the
+    per-answer form of `score_sums`, for the store's ingest, which adds items one at a time.
+
+    >>> score_flags(9, "nps"), score_flags(4, "csat")
+    ((True, False, False), (False, False, True))
+    """
+    return (
+        kind == "nps" and score >= PROMOTER_MIN,
+        kind == "nps" and score <= DETRACTOR_MAX,
+        kind == "csat" and score >= SATISFIED_MIN,
+    )
+
+
 def score_sums(
     values: np.ndarray, kind: str, scale: tuple[float, float] | None = None
 ) -> dict[str, float]:
-    """The sums a score summary is computed from (the store keeps them per day, as
-    `cxnlp.feedback.models.STAT_MEASURES`): count, sum, sum of squares, promoters and detractors
-    (NPS), satisfied (CSAT: the top two boxes of `scale`)."""
+    """The sums a score summary is computed from (`SCORE_MEASURES`; the store keeps them per
+    day): count, sum, sum of squares, promoters and detractors (NPS), satisfied (CSAT: the top
+    two boxes of `scale`)."""
     return {
         "score_n": len(values),
         "score_sum": float(values.sum()),
@@ -184,7 +219,9 @@ def score_sums(
     }
 
 
-def score_from_sums(kind: str, sums: dict[str, float], confidence: float = 0.95) -> dict:
+def score_from_sums(
+    kind: str, sums: Mapping[str, float], confidence: float = 0.95
+) -> dict[str, Any]:
     """NPS in points (-100..100), CSAT as its top-two-box share beside its mean, CES as the mean,
     each with a normal-approximation or Wilson interval, from the sums of one score kind
     (`score_sums`): what `score_summary` and the feedback store's per-day aggregates both use."""
@@ -193,8 +230,9 @@ def score_from_sums(kind: str, sums: dict[str, float], confidence: float = 0.95)
     if n == 0:
         return result
     z = z_value(confidence)
-    mean = sums["score_sum"] / n
-    variance = (sums["score_sq_sum"] - n * mean * mean) / (n - 1) if n > 1 else 0.0
+    # float(): a database sum may come back as a Decimal.
+    mean = float(sums["score_sum"]) / n
+    variance = (float(sums["score_sq_sum"]) - n * mean * mean) / (n - 1) if n > 1 else 0.0
     sd = math.sqrt(max(variance, 0.0))
     mean_ci = [mean - z * sd / n**0.5, mean + z * sd / n**0.5]
     if kind == "nps":

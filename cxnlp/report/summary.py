@@ -45,11 +45,8 @@ from cxnlp.report.scores import (
     score_summary,
     scores_from,
 )
-from cxnlp.report.stats import (
-    P_ADJUST_METHODS,
-    adjusted_shares,
-)
-from cxnlp.report.stats import wilson_interval as _wilson
+from cxnlp.report.segments import pcc_from_sums, sentiment_numbers
+from cxnlp.report.stats import P_ADJUST_METHODS, adjusted_shares
 from cxnlp.report.topics import mentions_table, topic_summary
 
 logger = logging.getLogger(__name__)
@@ -124,7 +121,7 @@ def summarize(
         notes.extend(sample_notes(sample, gold_col))
     scores = [(spec, scores_from(frame[spec.column], spec.kind, spec.scale)) for spec in specs]
     # Segments read only these columns; a slim copy keeps slicing fast on wide exports.
-    core = ["_ok", "_sentiment", *(f"_p_{s}" for s in SENTIMENTS)]
+    core = ["_ok", "_sentiment", *(f"_{k}_{s}" for k in ("p", "micro") for s in SENTIMENTS)]
     core += ["lang"] if "lang" in data.columns else []
     segment = _Segmenter(data[core], rates, soft_rates, scores, confidence)
 
@@ -276,21 +273,13 @@ class _Segmenter:
         found = ok["_sentiment"].value_counts()
         counts = {s: int(found.get(s, 0)) for s in SENTIMENTS}
         segment: dict[str, Any] = {"n": n, "errors": len(rows) - n, "counts": counts}
-        shares = {s: counts[s] / n if n else None for s in SENTIMENTS}
-        segment["raw"] = {
-            "shares": shares,
-            "ci95": {s: _wilson(counts[s], n, self.confidence) for s in SENTIMENTS},
-            "net_sentiment": _net(shares),
-            "ratio_pos_neg": counts["positive"] / counts["negative"]
-            if counts["negative"]
-            else None,
-        }
+        segment["raw"] = sentiment_numbers(counts, self.confidence)
+        segment["pcc"] = None
         if n:
-            pcc = ok[[f"_p_{s}" for s in SENTIMENTS]].mean().to_numpy()
-            pcc_shares = dict(zip(SENTIMENTS, (pcc / pcc.sum()).tolist(), strict=True))
-            segment["pcc"] = {"shares": pcc_shares, "net_sentiment": _net(pcc_shares)}
-        else:
-            segment["pcc"] = None
+            sums = {s: int(ok[f"_micro_{s}"].sum()) for s in SENTIMENTS}
+            pcc_shares = pcc_from_sums(sums)
+            if pcc_shares is not None:
+                segment["pcc"] = {"shares": pcc_shares, "net_sentiment": _net(pcc_shares)}
         if self.rates:
             segment["acc"] = self._adjusted(ok, self.rates, self._raw_shares)
         if self.soft_rates:

@@ -63,28 +63,46 @@ def topic_summary(
     negative_rows = topic_rows(mentions[mentions["polarity"] == "negative"])
     items = []
     for name, polarity in counts.iterrows():
-        polarity = {s: int(polarity[s]) for s in SENTIMENTS}
-        mentioned = sum(polarity.values())
-        item = {
-            "topic": name,
-            "mentions": mentioned,
-            "share": mentioned / n,
-            "ci95": wilson_interval(mentioned, n, confidence),
-            "polarity": polarity,
-            "negative_share": polarity["negative"] / mentioned,
-            "negative_ci95": wilson_interval(polarity["negative"], mentioned, confidence),
-        }
+        item = topic_numbers(name, {s: int(polarity[s]) for s in SENTIMENTS}, n, confidence)
         if text_col in data.columns and examples > 0 and name in negative_rows:
             rows = data.loc[negative_rows[name]].nlargest(examples, "_p_negative")
             item["examples"] = [str(t)[:EXAMPLE_CHARS] for t in rows[text_col]]
         items.append(item)
+    ranked = rank_topics(items, min_mentions)
+    return {
+        "rows_with_topics": int(mentions["row"].nunique()),
+        **ranked,
+    }
+
+
+def topic_numbers(
+    name: str, polarity: dict[str, int], n: int, confidence: float = 0.95
+) -> dict[str, Any]:
+    """One topic's numbers from its mentions per polarity among `n` classified items: share of
+    the items (Wilson interval), polarity split, negative share of its mentions (interval)."""
+    mentioned = sum(polarity.values())
+    share_ci = wilson_interval(mentioned, n, confidence) if n and mentioned <= n else None
+    negative_ci = wilson_interval(polarity["negative"], mentioned, confidence)
+    return {
+        "topic": name,
+        "mentions": mentioned,
+        "share": mentioned / n if n else None,
+        "ci95": list(share_ci) if share_ci else None,
+        "polarity": polarity,
+        "negative_share": polarity["negative"] / mentioned if mentioned else None,
+        "negative_ci95": list(negative_ci) if negative_ci else None,
+    }
+
+
+def rank_topics(items: list[dict[str, Any]], min_mentions: int) -> dict[str, Any]:
+    """`items` (of `topic_numbers`) sorted by volume, and the topic names ranked by volume and by
+    negative share (those with at least `min_mentions`)."""
     items.sort(key=lambda i: (-i["mentions"], i["topic"]))
     by_negative = sorted(
-        (i for i in items if i["mentions"] >= min_mentions),
+        (i for i in items if i["mentions"] >= min_mentions and i["mentions"]),
         key=lambda i: (-i["negative_share"], -i["mentions"], i["topic"]),
     )
     return {
-        "rows_with_topics": int(mentions["row"].nunique()),
         "items": items,
         "ranked_by_volume": [i["topic"] for i in items],
         "ranked_by_negative_share": [i["topic"] for i in by_negative],

@@ -40,7 +40,7 @@ TOPICS: tuple[str, ...] = (
 TAXONOMY_VERSION = 1
 # A topic name is an identifier that survives CSV / JSON / metric names unchanged.
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_TOPIC_FIELDS = ("name", "definition", "cues", "min_score")
+_TOPIC_FIELDS = ("name", "labels", "definition", "cues", "min_score")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,12 @@ class Topic:
     definition: str = ""
     cues: dict[str, tuple[str, ...]] = field(default_factory=dict)
     min_score: float | None = None
+    # The name people read, per language (fa / ar / en); `label` falls back to `name`.
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def label(self, lang: str) -> str:
+        """The topic's name in `lang` (its `labels`), else its identifier."""
+        return self.labels.get(lang) or self.name
 
     def phrases(self, lang: str | None = None) -> list[str]:
         """The example cues of one language, or of every language when `lang` is None."""
@@ -166,11 +172,18 @@ def _parse_topic(entry: Any, where: str, problems: list[str]) -> Topic | None:
     ):
         problems.append(f"{where}: `min_score` must be a number between 0 and 1, got {min_score!r}")
         min_score = None
+    labels = entry.get("labels") or {}
+    if not isinstance(labels, dict) or not all(
+        lang in LANGS and isinstance(v, str) and v.strip() for lang, v in labels.items()
+    ):
+        problems.append(f"{where}: `labels` must map a language {list(LANGS)} to a name")
+        labels = {}
     return Topic(
         name=name,
         definition=" ".join(definition.split()),
         cues=cues,
         min_score=None if min_score is None else float(min_score),
+        labels={lang: v.strip() for lang, v in labels.items()},
     )
 
 

@@ -107,6 +107,29 @@ async def logout(request: Request, state: State) -> Response:
     return response
 
 
+@router.get("/i18n/{lang}")
+async def i18n(lang: str, request: Request, state: State) -> Response:
+    """The dashboard's words in `lang` (fa, ar, en): its own strings and the taxonomy's topic
+    labels, with the writing direction, locale and calendar."""
+    import json
+
+    from fastapi.responses import JSONResponse
+
+    from cxnlp.labels import LANGS
+    from cxnlp.topics.taxonomy import load_taxonomy
+
+    if not has_access(request, state):
+        return Response(status_code=401)
+    if lang not in LANGS:
+        return JSONResponse(
+            {"error": f"unknown language {lang!r}; expected one of {list(LANGS)}"},
+            status_code=404,
+        )
+    words = json.loads((STATIC / "i18n.json").read_text(encoding="utf-8"))[lang]
+    topics = {t.name: t.label(lang) for t in load_taxonomy()}
+    return JSONResponse({"lang": lang, **words, "topics": topics})
+
+
 @router.get("/static/{name}")
 async def asset(name: str, request: Request, state: State) -> Response:
     if name not in ASSETS:

@@ -13,7 +13,7 @@ import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
@@ -22,9 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cxnlp.feedback import queries
 from cxnlp.feedback.db import FeedbackStore
+from cxnlp.feedback.item_queries import EXPORT_COLUMNS
 from cxnlp.io.tables import escape_formula
 from cxnlp.io.validate import check_name
-from cxnlp.labels import OUTPUT_PROBABILITY_COLUMNS, Sentiment, StorePeriod
+from cxnlp.labels import Sentiment, StorePeriod
+from cxnlp.report.stats import P_ADJUST_METHODS
 from service.errors import ApiError, field_error
 from service.feedback import Reader, Store
 from service.stats_schemas import (
@@ -40,6 +42,7 @@ from service.stats_schemas import (
 router = APIRouter(prefix="/v1/stats", tags=["stats"], dependencies=[Reader])
 
 ListParam = Annotated[list[str] | None, Query()]
+PAdjust = Literal[tuple(P_ADJUST_METHODS)]  # the report's methods, by their plain names
 
 
 def stats_filter(
@@ -159,27 +162,6 @@ async def items(
     return page
 
 
-CSV_COLUMNS = (
-    "dataset",
-    "id",
-    "created_at",
-    "text",
-    "lang",
-    "channel",
-    "product",
-    "sentiment",
-    *OUTPUT_PROBABILITY_COLUMNS,
-    "confidence",
-    "topics",
-    "score",
-    "score_kind",
-    "dimensions",
-    "error",
-    "model_name",
-    "model_version",
-)
-
-
 @router.get("/items.csv", response_class=StreamingResponse)
 async def items_csv(f: Filter, store: Store) -> StreamingResponse:
     """Every item under the filter as CSV (UTF-8 with BOM, so that spreadsheets read Persian and
@@ -212,13 +194,13 @@ async def items_csv(f: Filter, store: Store) -> StreamingResponse:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         buffer.write("\ufeff")
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(EXPORT_COLUMNS)
         try:
             for n, item in enumerate(itertools.chain(first, rows)):
                 item["created_at"] = item["created_at"].isoformat()
                 for key in ("topics", "dimensions"):
                     item[key] = json.dumps(item[key], ensure_ascii=False)
-                writer.writerow([escape_formula(item.get(c)) for c in CSV_COLUMNS])
+                writer.writerow([escape_formula(item.get(c)) for c in EXPORT_COLUMNS])
                 if n % 500 == 0:
                     yield buffer.getvalue()
                     buffer.seek(0)
@@ -242,11 +224,15 @@ async def alerts(
     alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
     history: Annotated[int, Query(ge=1, le=104)] = 12,
     all: Annotated[bool, Query(description="also every test that was not flagged")] = False,
+    p_adjust: Annotated[
+        PAdjust,
+        Query(description="p-value adjustment within a family of tests"),
+    ] = "holm",
 ) -> Any:
     """Significant rises, period over period, of the negative share (overall, per language and
     channel) and of each topic's share, with p-values (Holm-adjusted within a family) and
     Cohen's h."""
-    result = await _read(store, queries.alerts, f, period, alpha, history)
+    result = await _read(store, queries.alerts, f, period, alpha, history, p_adjust=p_adjust)
     if not all:
         result["tests"] = None
     return result

@@ -8,6 +8,32 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
 
 const state = { filter: {}, drill: {}, offset: 0, options: null };
+// The words of the chosen language (/dashboard/i18n/<lang>): UI strings, topic labels from the
+// taxonomy, direction, locale and calendar (Jalali for Persian, Hijri on request for Arabic).
+const words = { dir: "ltr", locale: "en-GB", calendar: "gregory", topics: {} };
+const tr = (key) => words[key] || key;
+const topicLabel = (name) => (words.topics && words.topics[name]) || name;
+
+async function loadWords(lang) {
+  const response = await fetch(`/dashboard/i18n/${lang}`, { credentials: "same-origin" });
+  if (!response.ok) return;
+  Object.assign(words, await response.json());
+  const hijri = new URLSearchParams(window.location.search).get("calendar") === "hijri";
+  if (hijri && words.hijri_calendar) words.calendar = words.hijri_calendar;
+  document.documentElement.lang = lang;
+  document.documentElement.dir = words.dir;
+  document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = tr(node.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((node) => { node.placeholder = tr(node.dataset.i18nPlaceholder); });
+  document.title = `cxnlp · ${tr("title")}`;
+  localStorage.setItem("cxnlp-lang", lang);
+}
+
+// Numbers in the language's digits (Persian digits for fa), dates in its calendar.
+const fmt = (x, digits) => new Intl.NumberFormat(words.locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x);
+function day(iso) {
+  const [y, m, d] = iso.slice(0, 10).split("-").map(Number);
+  return new Intl.DateTimeFormat(`${words.locale}-u-ca-${words.calendar}`, { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" }).format(new Date(Date.UTC(y, m - 1, d)));
+}
 
 // --- helpers ------------------------------------------------------------------------------
 
@@ -28,8 +54,8 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-const pct = (x, digits = 1) => (x === null || x === undefined ? "–" : (100 * x).toFixed(digits) + "%");
-const num = (x, digits = 2) => (x === null || x === undefined ? "–" : Number(x).toFixed(digits));
+const pct = (x, digits = 1) => (x === null || x === undefined ? "–" : new Intl.NumberFormat(words.locale, { style: "percent", minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x));
+const num = (x, digits = 2) => (x === null || x === undefined ? "–" : fmt(Number(x), digits));
 
 function query(filter, extra = {}) {
   const params = new URLSearchParams();
@@ -61,8 +87,8 @@ function setBusy(busy) {
 
 function fillSelect(select, values, keep) {
   const current = keep ? select.value : "";
-  select.replaceChildren(el("option", { value: "" }, select.id === "f-dim-key" ? "—" : "all"));
-  for (const v of values) select.append(el("option", { value: v }, v));
+  select.replaceChildren(el("option", { value: "" }, select.id === "f-dim-key" ? "—" : tr("all")));
+  for (const v of values) select.append(el("option", { value: v }, select.id === "f-topic" ? topicLabel(v) : v));
   if (values.includes(current)) select.value = current;
 }
 
@@ -115,31 +141,31 @@ function card(name, label, value, display, sub, cls) {
 }
 
 function ci(interval) {
-  return interval ? `95% CI ${pct(interval[0])}–${pct(interval[1])}` : "";
+  return interval ? `${tr("ci")} ${pct(interval[0])}–${pct(interval[1])}` : "";
 }
 
 function renderCards(s) {
   const cards = [
-    card("n", "Volume", s.n, s.n.toLocaleString(), s.errors ? `${s.errors} not classified` : "classified items"),
+    card("n", tr("volume"), s.n, fmt(s.n, 0), s.errors ? `${fmt(s.errors, 0)} ${tr("not_classified")}` : tr("classified")),
   ];
   for (const label of ["positive", "neutral", "negative"]) {
-    cards.push(card(`share_${label}`, label, s.shares[label], pct(s.shares[label]), ci(s.ci95[label]), label));
+    cards.push(card(`share_${label}`, tr(label), s.shares[label], pct(s.shares[label]), ci(s.ci95[label]), label));
   }
-  cards.push(card("net_sentiment", "Net sentiment", s.net_sentiment, s.net_sentiment === null ? "–" : (100 * s.net_sentiment).toFixed(1), "positive − negative, points"));
-  cards.push(card("ratio_pos_neg", "Positive : negative", s.ratio_pos_neg, s.ratio_pos_neg === null ? "–" : `${num(s.ratio_pos_neg)} : 1`, ""));
+  cards.push(card("net_sentiment", tr("net_sentiment"), s.net_sentiment, s.net_sentiment === null ? "–" : num(100 * s.net_sentiment, 1), ""));
+  cards.push(card("ratio_pos_neg", tr("ratio"), s.ratio_pos_neg, s.ratio_pos_neg === null ? "–" : `${num(s.ratio_pos_neg)} : ${fmt(1, 0)}`, ""));
   for (const [kind, score] of Object.entries(s.scores)) {
-    if (kind === "nps") cards.push(card("nps", "NPS", score.nps, num(score.nps, 1), `${score.n} answers · CI ${num(score.ci95[0], 1)} to ${num(score.ci95[1], 1)}`));
+    if (kind === "nps") cards.push(card("nps", "NPS", score.nps, num(score.nps, 1), `${fmt(score.n, 0)} ${tr("answers")} · CI ${num(score.ci95[0], 1)} to ${num(score.ci95[1], 1)}`));
     else if (kind === "csat") cards.push(card("csat", "CSAT", score.csat, pct(score.csat), `${score.n} answers · mean ${num(score.mean)}`));
     else cards.push(card("ces", "CES", score.mean, num(score.mean), `${score.n} answers · sd ${num(score.sd)}`));
   }
   $("cards").replaceChildren(...cards);
-  $("source").textContent = `read from ${s.source}`;
+  $("source").textContent = `${tr("read_from")} ${s.source}`;
 }
 
 function renderTrend(t) {
   const periods = t.periods;
   const box = $("trend");
-  if (!periods.length) return box.replaceChildren(el("p", { class: "empty" }, "No items under this filter."));
+  if (!periods.length) return box.replaceChildren(el("p", { class: "empty" }, tr("no_items")));
   const W = Math.max(640, box.clientWidth || 900), H = 230, left = 40, right = 64, top = 12, bottom = 34;
   const width = W - left - right, height = H - top - bottom;
   const step = width / periods.length;
@@ -178,27 +204,27 @@ function renderTrend(t) {
   const every = Math.ceil(periods.length / 12);
   periods.forEach((p, i) => {
     if (i % every) return;
-    svg.append(el("svg:text", { x: left + i * step + step / 2, y: H - 14, "text-anchor": "middle" }, p.period));
+    svg.append(el("svg:text", { x: left + i * step + step / 2, y: H - 14, "text-anchor": "middle", class: "period-label" }, t.period === "month" ? p.period : day(p.start)));
   });
   const legend = el("div", { class: "legend" },
-    ...SENTIMENTS.map((s) => el("span", {}, el("i", { style: `background:${COLORS[s]}` }), `${s} share`)),
-    el("span", {}, el("i", { style: "background:#dfe6f5" }), "volume (click a bar to read its comments)"),
+    ...SENTIMENTS.map((s) => el("span", {}, el("i", { style: `background:${COLORS[s]}` }), `${tr(s)} · ${tr("share")}`)),
+    el("span", {}, el("i", { style: "background:#dfe6f5" }), tr("legend_volume")),
     nps.some((v) => v !== null) ? el("span", {}, el("i", { style: "background:#7b4fd6" }), "NPS") : null,
   );
   box.replaceChildren(svg, legend);
-  $("trend-note").textContent = `by ${t.period}`;
+  $("trend-note").textContent = words[t.period] || t.period;
 }
 
 function topicBars(items, value, label, target, color) {
   const box = $(target);
-  if (!items.length) return box.replaceChildren(el("p", { class: "empty" }, "No topics under this filter."));
+  if (!items.length) return box.replaceChildren(el("p", { class: "empty" }, tr("no_topics")));
   const rowH = 22, W = 460, labelW = 130, H = items.length * rowH + 8;
   const max = Math.max(1e-9, ...items.map(value));
   const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": target });
   items.forEach((t, i) => {
     const y = 4 + i * rowH, w = ((W - labelW - 70) * value(t)) / max;
     const g = el("svg:g", { class: "clickable topic", "data-topic": t.topic, onclick: () => drill({ topic: t.topic }, `topic ${t.topic}`) });
-    g.append(el("svg:text", { x: labelW - 6, y: y + 14, "text-anchor": "end" }, t.topic));
+    g.append(el("svg:text", { x: labelW - 6, y: y + 14, "text-anchor": "end", class: "topic-label" }, topicLabel(t.topic)));
     g.append(el("svg:rect", { x: labelW, y: y + 3, width: Math.max(1, w), height: rowH - 8, fill: color(t), rx: 2 }));
     g.append(el("svg:text", { x: labelW + w + 5, y: y + 14 }, label(t)));
     g.append(el("svg:title", {}, `${t.topic}: ${t.mentions} mentions, ${pct(t.negative_share)} negative (CI ${ci(t.negative_ci95)})`));
@@ -214,20 +240,20 @@ function negColor(share) {
 }
 
 function renderTopics(t) {
-  topicBars(t.items.slice(0, 15), (x) => x.mentions, (x) => `${x.mentions} · ${pct(x.share)}`, "topics-volume", (x) => negColor(x.negative_share));
+  topicBars(t.items.slice(0, 15), (x) => x.mentions, (x) => `${fmt(x.mentions, 0)} · ${pct(x.share)}`, "topics-volume", (x) => negColor(x.negative_share));
   const ranked = t.ranked_by_negative_share.map((name) => t.items.find((x) => x.topic === name));
-  topicBars(ranked.slice(0, 15), (x) => x.negative_share, (x) => `${pct(x.negative_share)} of ${x.mentions}`, "topics-negative", () => COLORS.negative);
+  topicBars(ranked.slice(0, 15), (x) => x.negative_share, (x) => `${pct(x.negative_share)} / ${fmt(x.mentions, 0)}`, "topics-negative", () => COLORS.negative);
 }
 
 function renderTopicBy(m) {
   const box = $("topic-channel");
-  if (!m.cells.length) return box.replaceChildren(el("p", { class: "empty" }, "No topics under this filter."));
+  if (!m.cells.length) return box.replaceChildren(el("p", { class: "empty" }, tr("no_topics")));
   const values = m.values.slice(0, 12);
   const topics = [...new Set(m.cells.map((c) => c.topic))].sort();
   const cells = new Map(m.cells.map((c) => [`${c.topic}\u0000${c.value}`, c]));
-  const head = el("tr", {}, el("th", {}, "topic"), ...values.map((v) => el("th", { class: "num" }, `${v} (${m.totals[v]})`)));
+  const head = el("tr", {}, el("th", {}, tr("topic")), ...values.map((v) => el("th", { class: "num" }, `${v} (${fmt(m.totals[v], 0)})`)));
   const rows = topics.map((topic) =>
-    el("tr", {}, el("th", {}, topic), ...values.map((v) => {
+    el("tr", {}, el("th", {}, topicLabel(topic)), ...values.map((v) => {
       const c = cells.get(`${topic}\u0000${v}`);
       if (!c) return el("td", { class: "cell" }, "");
       const extra = v === "(missing)" ? {} : { channel: v };
@@ -235,7 +261,7 @@ function renderTopicBy(m) {
         class: "cell", style: `background:${negColor(c.negative_share)}`,
         title: `${c.mentions} mentions, ${pct(c.share)} of ${v}, ${pct(c.negative_share)} negative`,
         onclick: () => drill({ topic, ...extra }, `topic ${topic} · channel ${v}`),
-      }, String(c.mentions));
+      }, fmt(c.mentions, 0));
     })),
   );
   box.replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
@@ -245,19 +271,19 @@ function renderAlerts(a) {
   const box = $("alerts");
   // Which period the tests reach (the report prints the same line): partial periods are not tested.
   const scope = el("p", { class: "muted", id: "alerts-scope" }, a.last_complete ? a.last_complete.note : "");
-  if (!a.flagged.length) return box.replaceChildren(scope, el("p", { class: "empty" }, `No significant rise at α = ${a.alpha} up to the last complete period.`));
-  const what = (t) => (t.kind === "topic_share" ? `topic ${t.value} share` : t.column ? `negative share · ${t.column} ${t.value}` : "negative share");
+  if (!a.flagged.length) return box.replaceChildren(scope, el("p", { class: "empty" }, `${tr("no_alerts")} (α = ${fmt(a.alpha, 2)})`));
+  const what = (x) => (x.kind === "topic_share" ? `${tr("topic")} ${topicLabel(x.value)}` : x.column ? `${tr("negative")} · ${tr(x.column === "lang" ? "language" : x.column)} ${x.value}` : tr("negative"));
   const head = el("tr", {}, ...["period", "what", "before", "now", "change", "p", "p (Holm)", "Cohen's h"].map((h, i) => el("th", { class: i > 1 ? "num" : "" }, h)));
-  const rows = a.flagged.map((t) =>
+  const rows = a.flagged.map((x) =>
     el("tr", { class: "alert" },
-      el("td", {}, `${t.period} vs ${t.baseline_period}`),
-      el("td", { class: "flag" }, what(t)),
-      el("td", { class: "num" }, `${pct(t.baseline_share)} of ${t.baseline_n}`),
-      el("td", { class: "num" }, `${pct(t.current_share)} of ${t.current_n}`),
-      el("td", { class: "num" }, `+${(100 * t.difference).toFixed(1)} pts`),
-      el("td", { class: "num" }, t.p_value.toExponential(1)),
-      el("td", { class: "num" }, t.p_adjusted.toExponential(1)),
-      el("td", { class: "num" }, num(t.cohens_h)),
+      el("td", {}, day(x.period_start)),
+      el("td", { class: "flag" }, what(x)),
+      el("td", { class: "num" }, `${pct(x.baseline_share)} / ${fmt(x.baseline_n, 0)}`),
+      el("td", { class: "num" }, `${pct(x.current_share)} / ${fmt(x.current_n, 0)}`),
+      el("td", { class: "num" }, `+${num(100 * x.difference, 1)}`),
+      el("td", { class: "num" }, x.p_value.toExponential(1)),
+      el("td", { class: "num" }, x.p_adjusted.toExponential(1)),
+      el("td", { class: "num" }, num(x.cohens_h)),
     ),
   );
   box.replaceChildren(scope, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
@@ -265,10 +291,10 @@ function renderAlerts(a) {
 
 function comment(item) {
   const badge = item.sentiment
-    ? el("span", { class: `badge ${item.sentiment}` }, item.sentiment)
-    : el("span", { class: "badge error", title: item.error || "" }, "not classified");
-  const chips = item.topics.map((t) => el("span", { class: `chip ${t.polarity || ""}` }, t.topic));
-  const where = [item.created_at.slice(0, 10), item.channel, item.product, item.lang, item.dataset].filter(Boolean).join(" · ");
+    ? el("span", { class: `badge ${item.sentiment}` }, tr(item.sentiment))
+    : el("span", { class: "badge error", title: item.error || "" }, tr("not_classified"));
+  const chips = item.topics.map((x) => el("span", { class: `chip ${x.polarity || ""}`, title: x.evidence ? x.evidence.text : "" }, topicLabel(x.topic)));
+  const where = [day(item.created_at), item.channel, item.product, item.lang, item.dataset].filter(Boolean).join(" · ");
   return el("li", { class: "comment", "data-id": item.id },
     el("div", { class: "text", dir: "auto" }, item.text || ""),
     el("div", { class: "meta" }, badge, ...chips, ` ${where} · id ${item.id}`),
@@ -281,9 +307,9 @@ async function loadComments(append = false) {
   const list = $("comments");
   const items = page.items.map(comment);
   if (append) list.append(...items);
-  else list.replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, "No comments under this filter.")]));
+  else list.replaceChildren(...(items.length ? items : [el("li", { class: "empty" }, tr("no_items"))]));
   state.offset += page.items.length;
-  $("drill-count").textContent = `${page.total.toLocaleString()} comments`;
+  $("drill-count").textContent = `${fmt(page.total, 0)} ${tr("comments_n")}`;
   $("more").hidden = state.offset >= page.total;
   $("export").href = `/v1/stats/items.csv?${query(drillFilter())}`;
 }
@@ -336,5 +362,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("search").addEventListener("keydown", (e) => { if (e.key === "Enter") loadComments(); });
   $("drill-clear").addEventListener("click", () => { state.drill = {}; $("drill-title").textContent = ""; loadComments(); });
   $("more").addEventListener("click", () => loadComments(true));
-  loadOptions().then(refresh).catch((e) => $("cards").replaceChildren(el("p", { class: "empty" }, e.message)));
+  const lang = new URLSearchParams(window.location.search).get("lang") || localStorage.getItem("cxnlp-lang") || "en";
+  $("ui-lang").value = lang;
+  $("ui-lang").addEventListener("change", () => loadWords($("ui-lang").value).then(() => loadOptions()).then(refresh));
+  loadWords(lang).then(loadOptions).then(refresh).catch((e) => $("cards").replaceChildren(el("p", { class: "empty" }, e.message)));
 });

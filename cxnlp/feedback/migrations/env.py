@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from cxnlp.feedback.db import VERSION_TABLE
-from cxnlp.feedback.models import Base
+from cxnlp.feedback.models import Base, managed_by_orm
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,6 +19,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=managed_by_orm,
         version_table=VERSION_TABLE,
     )
     with context.begin_transaction():

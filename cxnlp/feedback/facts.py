@@ -1,0 +1,353 @@
+"""Where the dashboard's numbers come from: the `StatsFilter` every view takes, and its fact
+sources: the per-day aggregates (`daily_stats`, `daily_topic_stats`, their totals) whenever the
+filter only names columns they are keyed by (dataset, dates, language, channel, sentiment, and at
+most one topic), else the items themselves (a filter on another stored dimension, a product, a
+text search). Both give the same counts and sums (`STAT_MEASURES`); the aggregates are just
+smaller. Periods (day, week, month) are cut here too.
+
+>>> StatsFilter(channel=["app"]).keyed_only(), StatsFilter(q="late").keyed_only()
+(True, False)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Date,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    column,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.sql import ColumnElement, Select
+
+from cxnlp.feedback.models import (
+    DAILY,
+    DAILY_TOPICS,
+    ITEMS,
+    STAT_MEASURES,
+    TOPIC_TOTALS,
+    TOPICS,
+    TOTALS,
+)
+from cxnlp.io.validate import check_names
+from cxnlp.labels import SENTIMENTS, STORE_PERIODS, probability_column
+from cxnlp.report.rows import MISSING_GROUP
+from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, SATISFIED_MIN
+from cxnlp.report.segments import MICRO
+
+# SQLite's FTS5 trigram index of the item texts (created by migration 0003, kept by triggers).
+FTS = table("feedback_items_fts", column("rowid"), column("text"))
+MISSING = MISSING_GROUP
+# Columns the aggregates are keyed by; any other dimension is read from the items' JSON.
+KEYED = ("lang", "channel", "sentiment")
+GROUPABLE = ("lang", "channel", "sentiment", "dataset")
+# Item columns a filter may name directly (the rest are `dims`).
+FILTERABLE = ("lang", "channel", "product", "sentiment")
+
+
+@dataclass
+class StatsFilter:
+    """The rows every view counts. Empty lists mean no restriction; several values of one
+    field are alternatives (OR), fields combine with AND. `end` is inclusive. `dims` holds other
+    stored dimensions ({"touchpoint": ["web"]}); `q` searches the texts (case-insensitive)."""
+
+    dataset: list[str] = field(default_factory=list)
+    start: dt.date | None = None
+    end: dt.date | None = None
+    lang: list[str] = field(default_factory=list)
+    channel: list[str] = field(default_factory=list)
+    product: list[str] = field(default_factory=list)
+    sentiment: list[str] = field(default_factory=list)
+    topic: list[str] = field(default_factory=list)
+    dims: dict[str, list[str]] = field(default_factory=dict)
+    q: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("channel", "product"):
+            if name in self.dims:
+                getattr(self, name).extend(self.dims.pop(name))
+        bad = [s for s in self.sentiment if s not in SENTIMENTS]
+        if bad:
+            raise ValueError(f"unknown sentiment {bad[0]!r}; expected one of {list(SENTIMENTS)}")
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        check_names(self.to_dict())  # a NUL or a lone surrogate: no database answers them
+
+    def keyed_only(self, max_topics: int = 1) -> bool:
+        """Whether the per-day aggregates can answer this filter."""
+        return not self.dims and not self.q and not self.product and len(self.topic) <= max_topics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "lang": self.lang,
+            "channel": self.channel,
+            "product": self.product,
+            "sentiment": self.sentiment,
+            "topic": self.topic,
+            "dims": self.dims,
+            "q": self.q,
+        }
+
+
+# --- fact sources ---------------------------------------------------------------------------
+
+
+def values_clause(column: ColumnElement, values: Sequence[str], blank: Any) -> ColumnElement:
+    present = [v for v in values if v != MISSING]
+    clauses = [column.in_(present)] if present else []
+    if MISSING in values:
+        clauses.append(column.is_(None) if blank is None else column == blank)
+    return or_(*clauses)
+
+
+def rollup_where(table, f: StatsFilter) -> list[ColumnElement]:
+    where = []
+    if f.dataset:
+        where.append(table.c.dataset.in_(f.dataset))
+    if f.start:
+        where.append(table.c.day >= f.start)
+    if f.end:
+        where.append(table.c.day <= f.end)
+    for name in KEYED:
+        values = getattr(f, name)
+        if values:  # the totals tables are only chosen when lang and channel are not filtered
+            where.append(values_clause(table.c[name], values, ""))
+    return where
+
+
+def needs_fine(f: StatsFilter, group: str | None, fine: bool) -> bool:
+    """Whether a view needs the aggregates by language and channel (else the totals do)."""
+    return fine or bool(f.lang or f.channel) or group in ("lang", "channel")
+
+
+def rollup_keys(table, topic: bool = False) -> list[ColumnElement]:
+    names = ("dataset", "day", *KEYED, "score_kind", *(("topic", "polarity") if topic else ()))
+    return [table.c[k] if k in table.c else literal("", String).label(k) for k in names]
+
+
+def dimension(name: str, dialect: str) -> ColumnElement:
+    if name in (*FILTERABLE, "dataset"):
+        return ITEMS.c[name]
+    if dialect == "postgresql":
+        return ITEMS.c.dimensions.op("->>")(literal(name, String))
+    return func.json_extract(ITEMS.c.dimensions, literal(f'$."{name}"', String))
+
+
+def search_clause(q: str, dialect: str) -> ColumnElement:
+    """Items whose text holds `q` (case-insensitive), through the search index: PostgreSQL's
+    pg_trgm GIN index answers ILIKE, SQLite's FTS5 trigram table answers LIKE (both need 3
+    characters or more to use the index; shorter queries scan)."""
+    special = any(ch in q for ch in "\\%_")
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    escape = "\\" if special else None
+    if dialect == "postgresql":
+        return ITEMS.c.text.ilike(pattern, escape=escape)
+    if dialect == "sqlite":
+        # FTS5 cannot use its index for LIKE with an ESCAPE clause: only add one when needed.
+        hits = select(FTS.c.rowid).where(FTS.c.text.like(pattern, escape=escape))
+        return ITEMS.c.pk.in_(hits)
+    return func.lower(ITEMS.c.text).like(pattern.lower(), escape=escape)
+
+
+def items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
+    c = ITEMS.c
+    where = []
+    if f.dataset:
+        where.append(c.dataset.in_(f.dataset))
+    if f.start:
+        where.append(c.day >= f.start)
+    if f.end:
+        where.append(c.day <= f.end)
+    for name in FILTERABLE:
+        values = getattr(f, name)
+        if values:
+            where.append(values_clause(c[name], values, None))
+    for name, values in f.dims.items():
+        if values:
+            where.append(values_clause(dimension(name, dialect), values, None))
+    if f.topic:
+        t = TOPICS.alias("filter_topics")
+        where.append(exists().where(t.c.item_pk == c.pk, t.c.topic.in_(f.topic)))
+    if f.q:
+        where.append(search_clause(f.q, dialect))
+    return where
+
+
+def micro_sql(column: ColumnElement) -> ColumnElement:
+    """`cxnlp.report.segments.micro` in SQL: millionths, floor(x + 0.5) in both databases."""
+    return cast(func.floor(func.coalesce(column, 0.0) * MICRO + 0.5), BigInteger)
+
+
+def item_measures() -> list[ColumnElement]:
+    c = ITEMS.c
+    scored = c.score.is_not(None)
+    return [
+        literal(1, Integer).label("n"),
+        *(
+            micro_sql(c[probability_column(s)]).label(f"{probability_column(s)}_sum")
+            for s in SENTIMENTS
+        ),
+        case((scored, 1), else_=0).label("score_n"),
+        func.coalesce(c.score, 0.0).label("score_sum"),
+        func.coalesce(c.score * c.score, 0.0).label("score_sq_sum"),
+        # `cxnlp.report.scores.score_flags` in SQL.
+        case((and_(c.score_kind == "nps", c.score >= PROMOTER_MIN), 1), else_=0).label("promoters"),
+        case((and_(c.score_kind == "nps", c.score <= DETRACTOR_MAX), 1), else_=0).label(
+            "detractors"
+        ),
+        case((and_(c.score_kind == "csat", c.score >= SATISFIED_MIN), 1), else_=0).label(
+            "satisfied"
+        ),
+    ]
+
+
+def item_keys(dialect: str, group: str | None = None) -> list[ColumnElement]:
+    c = ITEMS.c
+    keys = [
+        c.dataset,
+        c.day,
+        func.coalesce(c.lang, "").label("lang"),
+        func.coalesce(c.channel, "").label("channel"),
+        func.coalesce(c.sentiment, "").label("sentiment"),
+        func.coalesce(c.score_kind, "").label("score_kind"),
+    ]
+    if group and group not in GROUPABLE:
+        keys.append(func.coalesce(dimension(group, dialect), "").label("grp"))
+    return keys
+
+
+@dataclass
+class Facts:
+    """A subquery with the key columns and the STAT_MEASURES columns (one row per item, or per
+    aggregate row), and whether it is the aggregates."""
+
+    query: Any
+    rollup: bool
+
+
+def stat_facts(f: StatsFilter, dialect: str, group: str | None = None, fine: bool = False) -> Facts:
+    """One row per item (or per aggregate row) under `f`; `fine`: with lang and channel."""
+    custom_group = group is not None and group not in GROUPABLE
+    if f.keyed_only() and not custom_group:
+        if needs_fine(f, group, fine):
+            table = DAILY_TOPICS if f.topic else DAILY
+        else:
+            table = TOPIC_TOTALS if f.topic else TOTALS
+        where = rollup_where(table, f)
+        if f.topic:
+            where.append(table.c.topic == f.topic[0])
+        q = select(*rollup_keys(table), *(table.c[m] for m in STAT_MEASURES)).where(*where)
+        return Facts(q.subquery("facts"), True)
+    q = select(*item_keys(dialect, group), *item_measures()).where(*items_where(f, dialect))
+    return Facts(q.subquery("facts"), False)
+
+
+def topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> Facts:
+    """One row per (item, topic) (or per aggregate row) under `f`, with `topic` and `polarity`."""
+    custom_group = group is not None and group not in GROUPABLE
+    if f.keyed_only(max_topics=0) and not custom_group:
+        t = DAILY_TOPICS if needs_fine(f, group, False) else TOPIC_TOTALS
+        keys = rollup_keys(t, topic=True)
+        q = select(*keys, *(t.c[m] for m in STAT_MEASURES)).where(*rollup_where(t, f))
+        return Facts(q.subquery("facts"), True)
+    mention = TOPICS
+    q = (
+        select(
+            *item_keys(dialect, group),
+            mention.c.topic,
+            func.coalesce(mention.c.polarity, "").label("polarity"),
+            *item_measures(),
+        )
+        .select_from(ITEMS.join(mention, mention.c.item_pk == ITEMS.c.pk))
+        .where(*items_where(f, dialect))
+    )
+    return Facts(q.subquery("facts"), False)
+
+
+def sums(facts) -> list[ColumnElement]:
+    return [func.coalesce(func.sum(facts.c[m]), 0).label(m) for m in STAT_MEASURES]
+
+
+def period_start(column: ColumnElement, period: str, dialect: str) -> ColumnElement:
+    if period not in STORE_PERIODS:
+        raise ValueError(f"unknown period {period!r}; expected one of {list(STORE_PERIODS)}")
+    if period == "day":
+        return column
+    if dialect == "postgresql":
+        return cast(func.date_trunc(period, column), Date)
+    if period == "month":
+        return func.strftime("%Y-%m-01", column)
+    # SQLite: back to the Monday of the week (%w is 0 on Sunday).
+    back = cast((cast(func.strftime("%w", column), Integer) + 6) % 7, String)
+    return func.date(column, literal("-", String) + back + literal(" days", String))
+
+
+def as_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def period_bounds(start: dt.date, period: str) -> dict[str, str]:
+    """The label, first and last day of the period that starts on `start`."""
+    if period == "day":
+        end, label = start, start.isoformat()
+    elif period == "week":
+        end = start + dt.timedelta(days=6)
+        year, week, _ = start.isocalendar()
+        label = f"{year}-W{week:02d}"
+    else:
+        following = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        end, label = following - dt.timedelta(days=1), start.strftime("%Y-%m")
+    return {"period": label, "start": start.isoformat(), "end": end.isoformat()}
+
+
+def next_start(start: dt.date, period: str) -> dt.date:
+    if period == "day":
+        return start + dt.timedelta(days=1)
+    if period == "week":
+        return start + dt.timedelta(days=7)
+    return (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def floor_period(day: dt.date, period: str) -> dt.date:
+    if period == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day
+
+
+def fetch(connection: Connection, query: Select) -> list[dict[str, Any]]:
+    return [dict(r) for r in connection.execute(query).mappings()]
+
+
+def source(facts: Facts) -> str:
+    return "daily aggregates" if facts.rollup else "items"
+
+
+def classified(f: StatsFilter) -> StatsFilter:
+    """`f` restricted to classified items (topics exist only for them)."""
+    if f.sentiment:
+        return f
+    return StatsFilter(**{**f.__dict__, "sentiment": list(SENTIMENTS), "dims": dict(f.dims)})

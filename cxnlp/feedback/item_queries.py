@@ -1,0 +1,87 @@
+"""The items themselves: one page of the items under a filter (the dashboard's drill-down and
+search), or every item streamed (CSV export), newest first, each with every stored field
+(`cxnlp.feedback.models.ITEM_FIELDS`) and its topics with polarity, score and evidence.
+
+A text search (`StatsFilter.q`) goes through the search index (see `facts.search_clause`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.sql import Select
+
+from cxnlp.feedback.facts import StatsFilter, fetch, items_where, stat_facts
+from cxnlp.feedback.models import ITEM_FIELDS, ITEMS, TOPIC_FIELDS, TOPICS
+
+# What a stored item shows: the ORM's columns (the API names `item_id` `id`), then its topics.
+ITEM_COLUMNS = ITEM_FIELDS
+EXPORT_COLUMNS: tuple[str, ...] = (*("id" if c == "item_id" else c for c in ITEM_FIELDS), "topics")
+
+
+def _item_query(f: StatsFilter, dialect: str) -> Select:
+    return (
+        select(ITEMS.c.pk, *(ITEMS.c[c] for c in ITEM_COLUMNS))
+        .where(*items_where(f, dialect))
+        .order_by(ITEMS.c.created_at.desc(), ITEMS.c.pk.desc())
+    )
+
+
+def _with_topics(connection: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    topics: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    pks = [r["pk"] for r in rows]
+    for start in range(0, len(pks), 500):
+        part = pks[start : start + 500]
+        found = connection.execute(
+            select(TOPICS.c.item_pk, *(TOPICS.c[k] for k in TOPIC_FIELDS))
+            .where(TOPICS.c.item_pk.in_(part))
+            .order_by(TOPICS.c.item_pk, TOPICS.c.score.desc(), TOPICS.c.topic)
+        )
+        for pk, *values in found:
+            topic = dict(zip(TOPIC_FIELDS, values, strict=True))
+            if topic.get("evidence") is None:
+                topic.pop("evidence", None)  # as the API: evidence only where there is some
+            topics[pk].append(topic)
+    out = []
+    for row in rows:
+        row = dict(row)
+        row["topics"] = topics.get(row.pop("pk"), [])
+        row["id"] = row.pop("item_id")
+        out.append(row)
+    return out
+
+
+def items(
+    connection: Connection, f: StatsFilter, limit: int = 50, offset: int = 0
+) -> dict[str, Any]:
+    """One page of the items under `f`, newest first, with their topics, and how many there are."""
+    dialect = connection.dialect.name
+    if f.keyed_only():
+        # The aggregates count every item (classified or not) as the items table would.
+        fq = stat_facts(f, dialect).query
+        total = connection.execute(select(func.coalesce(func.sum(fq.c.n), 0))).scalar_one()
+    else:
+        total = connection.execute(
+            select(func.count()).select_from(ITEMS).where(*items_where(f, dialect))
+        ).scalar_one()
+    rows = fetch(connection, _item_query(f, dialect).limit(limit).offset(offset))
+    return {
+        "filter": f.to_dict(),
+        "total": int(total),
+        "limit": limit,
+        "offset": offset,
+        "items": _with_topics(connection, rows),
+    }
+
+
+def iter_items(connection: Connection, f: StatsFilter, batch: int = 2000) -> Iterator[dict]:
+    """Every item under `f`, newest first, streamed in batches (for CSV export)."""
+    dialect = connection.dialect.name
+    result = connection.execution_options(stream_results=True, yield_per=batch).execute(
+        _item_query(f, dialect)
+    )
+    for part in result.mappings().partitions(batch):
+        yield from _with_topics(connection, [dict(r) for r in part])

@@ -1,0 +1,290 @@
+"""Validation: the store's records from a frame of `cxnlp classify` output, or from the
+service's per-item results. Nothing is written here; a bad row raises before any transaction.
+
+A record holds one value per `cxnlp.feedback.models.RECORD_FIELDS` (the item table's columns
+the store does not set itself) plus its `topics`.
+
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"id": [1], "text": ["late"], "sentiment": ["negative"],
+...     "p_positive": [0.1], "p_neutral": [0.1], "p_negative": [0.8], "confidence": [0.8],
+...     "lang": ["en"], "topics": ['[{"topic": "delivery", "polarity": "negative"}]'],
+...     "error": [None]})
+>>> record = records_from_frame(frame)[0]
+>>> record["item_id"], record["sentiment"], record["topics"][0]["topic"]
+('1', 'negative', 'delivery')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxnlp.feedback.checks import record_problem
+from cxnlp.feedback.models import DIMENSION_LEN, ID_LEN, RECORD_FIELDS
+from cxnlp.labels import (
+    CUSTOMER_ID_COLUMN,
+    OPTIONAL_RESULT_COLUMNS,
+    PROBABILITY_COLUMNS,
+    RESULT_COLUMNS,
+    SCORE_KINDS,
+    SENTIMENTS,
+    decode_topics,
+    probability_column,
+)
+from cxnlp.modeldir import CONFIG_FILE
+from cxnlp.report.scores import SCORE_RANGES
+
+# Columns of an export that become indexed columns instead of `dimensions` entries.
+INDEXED_DIMENSIONS = ("channel", "product")
+# Result columns a file may lack: those that came after the first stores (`mixed`, urgency) and
+# `truncated`, which only the service writes.
+OPTIONAL_COLUMNS = (*OPTIONAL_RESULT_COLUMNS, "truncated")
+_MAX_PROBLEMS = 5
+
+
+def model_identity(model: Any) -> tuple[str | None, str | None]:
+    """(name, version) of a loaded model: its directory name and the first 12 hex digits of the
+    SHA-256 of its `config.json` (which changes whenever the model is retrained)."""
+    source = getattr(model, "source_", None)
+    if not source:
+        return getattr(model, "name", None) or type(model).__name__, None
+    path = Path(source)
+    config = path / CONFIG_FILE
+    version = hashlib.sha256(config.read_bytes()).hexdigest()[:12] if config.exists() else None
+    return path.name, version
+
+
+def _blank(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _as_id(value: Any) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value).strip()
+
+
+def _as_text(value: Any) -> str | None:
+    if _blank(value):
+        return None
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value).strip()
+
+
+def _as_bool(value: Any) -> bool | None:
+    if _blank(value):
+        return None
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        return None
+    return bool(value)
+
+
+def _optional(columns: Mapping[str, list], name: str, i: int, read) -> Any:
+    return read(columns[name][i]) if name in columns else None
+
+
+def _as_float(value: Any) -> float | None:
+    if _blank(value):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def records_from_frame(
+    frame: pd.DataFrame,
+    *,
+    text_col: str = "text",
+    id_col: str = "id",
+    date_col: str | None = "created_at",
+    score_col: str | None = None,
+    score_kind: str | None = None,
+    row_offset: int = 0,
+) -> list[dict[str, Any]]:
+    """The store's records of a frame of `cxnlp classify` output, validated.
+
+    Raises ValueError naming the rows (1-based, counting from `row_offset`) when an id is
+    missing, a date or score cannot be read, a topics cell is not JSON, or a value is too long
+    for its column; nothing is changed then. An item without a `date_col` value keeps the date it
+    has in the store, else is dated when it reaches the store; a date without a zone is UTC.
+    """
+    missing = [c for c in (id_col, text_col) if c not in frame.columns]
+    # `mixed` and urgency came later: files classified before them lack those columns.
+    missing += [c for c in RESULT_COLUMNS if c not in frame.columns and c not in OPTIONAL_COLUMNS]
+    if missing:
+        raise ValueError(
+            f"missing column(s) {missing}; the table has {list(frame.columns)}. Ingest takes "
+            "the output of `cxnlp classify` (pass --id-col / --text-col when they are named "
+            "otherwise)"
+        )
+    if (score_col is None) != (score_kind is None):
+        raise ValueError("score_col and score_kind go together: pass both or neither")
+    if score_kind is not None and score_kind not in SCORE_KINDS:
+        raise ValueError(f"unknown score kind {score_kind!r}; expected one of {list(SCORE_KINDS)}")
+    if score_col is not None and score_col not in frame.columns:
+        raise ValueError(f"no score column {score_col!r}; the table has {list(frame.columns)}")
+    data = frame.reset_index(drop=True)
+    problems: list[str] = []
+
+    def problem(i: int, message: str) -> None:
+        if len(problems) < _MAX_PROBLEMS:
+            problems.append(f"row {row_offset + i + 1}: {message}")
+        else:
+            problems.append("")
+
+    dates: list[dt.datetime | None] = [None] * len(data)
+    if date_col is not None and date_col in data.columns:
+        raw = data[date_col]
+        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
+        for i, (value, when) in enumerate(zip(raw.tolist(), parsed.tolist(), strict=True)):
+            if _blank(value):
+                continue
+            if when is pd.NaT or when is None or pd.isna(when):
+                problem(i, f"{date_col} {value!r} is not a date (expected e.g. 2026-09-07)")
+            else:
+                dates[i] = when.tz_convert(None).to_pydatetime()
+    scores: list[float | None] = [None] * len(data)
+    if score_col is not None:
+        bounds = SCORE_RANGES[score_kind]
+        numbers = pd.to_numeric(data[score_col], errors="coerce")
+        for i, (value, number) in enumerate(zip(data[score_col], numbers, strict=True)):
+            if _blank(value):
+                continue
+            if pd.isna(number) or not math.isfinite(float(number)):
+                problem(i, f"{score_col} {value!r} is not a number")
+            elif bounds and not (bounds[0] <= number <= bounds[1] and float(number).is_integer()):
+                problem(
+                    i,
+                    f"{score_col} {value!r} is not a whole number from {bounds[0]:g} to "
+                    f"{bounds[1]:g}, as {score_kind.upper()} needs",
+                )
+            else:
+                scores[i] = float(number)
+    skip = {text_col, id_col, date_col, score_col, *RESULT_COLUMNS, *OPTIONAL_COLUMNS}
+    dimension_cols = [c for c in data.columns if c not in skip]
+    columns = {c: data[c].tolist() for c in data.columns}
+    records = []
+    for i in range(len(data)):
+        item_id = columns[id_col][i]
+        if _blank(item_id):
+            problem(i, f"the id ({id_col}) is empty: every stored item needs one")
+            continue
+        item_id = _as_id(item_id)
+        error = _as_text(columns["error"][i])
+        sentiment = _as_text(columns["sentiment"][i])
+        sentiment = sentiment.lower() if sentiment else None
+        if error is None and sentiment not in SENTIMENTS:
+            error = "no sentiment in the row"
+        ok = error is None
+        topics = decode_topics(columns["topics"][i], sentiment) if ok else []
+        if topics is None:
+            problem(i, f"topics {str(columns['topics'][i])[:60]!r} is not a JSON list of topics")
+            continue
+        text = columns[text_col][i]
+        text = None if _blank(text) and not isinstance(text, str) else str(text)
+        if text is not None and "\x00" in text:
+            problem(i, "the text holds a NUL character, which the database cannot store")
+            continue
+        dims = {}
+        for c in dimension_cols:
+            value = _as_text(columns[c][i])
+            if value is not None:
+                dims[str(c)] = value
+        customer = dims.pop(CUSTOMER_ID_COLUMN, None)
+        if customer is not None and len(customer) > ID_LEN:
+            problem(i, f"{CUSTOMER_ID_COLUMN} is longer than {ID_LEN} characters")
+        indexed = {}
+        for c in INDEXED_DIMENSIONS:
+            value = dims.pop(c, None)
+            if value is not None and len(value) > DIMENSION_LEN:
+                problem(i, f"{c} is longer than {DIMENSION_LEN} characters")
+            indexed[c] = value
+        if len(item_id) > ID_LEN:
+            problem(i, f"the id is longer than {ID_LEN} characters")
+        when = dates[i]
+        score = scores[i]
+        # Every column the store does not set itself; a result column the frame lacks is None.
+        record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+        record.update(
+            item_id=item_id,
+            text=text,
+            # None: no date in the export; `ingest_records` keeps a stored item's own date, else
+            # dates it when it reaches the store.
+            created_at=when,
+            day=when.date() if when else None,
+            **indexed,
+            dimensions=dims,
+            customer_id=customer,
+            score=score,
+            score_kind=score_kind if score is not None else None,
+            error=error,
+            truncated=_as_bool(columns["truncated"][i]) if "truncated" in columns else None,
+        )
+        if ok:
+            record.update(
+                sentiment=sentiment,
+                lang=_as_text(columns["lang"][i]),
+                confidence=_as_float(columns["confidence"][i]),
+                mixed=_as_bool(columns["mixed"][i]) if "mixed" in columns else None,
+                urgency=_optional(columns, "urgency", i, _as_float),
+                urgency_level=_optional(columns, "urgency_level", i, _as_text),
+                **{
+                    probability_column(s): _as_float(columns[probability_column(s)][i])
+                    for s in SENTIMENTS
+                },
+            )
+        record["topics"] = topics
+        unstorable = record_problem(record, INDEXED_DIMENSIONS)
+        if unstorable is not None:
+            problem(i, unstorable)
+            continue
+        if ok and any(record[c] is None for c in PROBABILITY_COLUMNS):
+            record.update(error="no probabilities in the row", sentiment=None, topics=[])
+        records.append(record)
+    if problems:
+        more = len(problems) - _MAX_PROBLEMS
+        shown = "; ".join(p for p in problems if p)
+        raise ValueError(
+            f"cannot store these items: {shown}" + (f" (and {more} more)" if more > 0 else "")
+        )
+    return records
+
+
+def frame_from_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A frame in `cxnlp classify`'s output layout from the service's per-item results
+    (`id`, `text`, extra fields, `sentiment`, `probabilities`, `confidence`, `lang`, `topics`,
+    `mixed`, `truncated`, `urgency` as {"score", "level"}), every result field kept."""
+    rows = []
+    for item in items:
+        row = {k: v for k, v in item.items() if k not in ("probabilities", "topics", "urgency")}
+        probabilities = item.get("probabilities") or {}
+        for label in SENTIMENTS:
+            row[probability_column(label)] = probabilities.get(label)
+        urgency = item.get("urgency")
+        if isinstance(urgency, Mapping):
+            row["urgency"], row["urgency_level"] = urgency.get("score"), urgency.get("level")
+        row["topics"] = json.dumps(item.get("topics") or [], ensure_ascii=False)
+        row.setdefault("error", None)
+        rows.append(row)
+    return pd.DataFrame(rows)

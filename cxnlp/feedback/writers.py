@@ -1,0 +1,290 @@
+"""Writers: how a batch reaches each database inside the caller's transaction. SQLite takes plain
+executemany (the driver's, without SQLAlchemy's per-row processing); PostgreSQL takes COPY into
+temporary tables and one INSERT ... SELECT ... ON CONFLICT per table, an order of magnitude faster
+than multi-row INSERTs; any other database the portable SQLAlchemy Core statements.
+
+Every column list is read from the tables (`cxnlp.feedback.models`), never written here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Connection, delete, insert, select, tuple_
+
+from cxnlp.feedback.models import AGGREGATE_INPUTS, ITEMS, STAT_MEASURES, TOPICS
+
+_LOOKUP_CHUNK = 500
+_WRITE_CHUNK = 2000
+# Item columns an update leaves as they are.
+_KEEP_ON_UPDATE = {"pk", "dataset", "item_id", "ingested_at"}
+
+
+def upsert(
+    connection: Connection, table, conflict: Sequence[str], update: Iterable[str], add: bool
+) -> Any:
+    """INSERT ... ON CONFLICT (`conflict`) DO UPDATE: `update` columns take the new value (or,
+    with `add`, the old plus the new); DO NOTHING when `update` is empty."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - only the two supported databases
+        raise ValueError(f"the feedback store supports SQLite and PostgreSQL, not {dialect}")
+    stmt = dialect_insert(table)
+    update = list(update)
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(conflict))
+    excluded = stmt.excluded
+    sets = {c: (table.c[c] + excluded[c]) if add else excluded[c] for c in update}
+    return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
+
+
+def _chunks(values: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class _CoreWriter:
+    """Writes through SQLAlchemy Core statements (SQLite: executemany is fast there)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        c = ITEMS.c
+        found = []
+        for part in _chunks(ids, _LOOKUP_CHUNK):
+            query = select(*(c[k] for k in AGGREGATE_INPUTS)).where(
+                c.dataset == dataset, c.item_id.in_(part)
+            )
+            found += [dict(r) for r in self.connection.execute(query).mappings()]
+        return found
+
+    def old_topics(self, pks: Sequence[int]) -> list[tuple]:
+        t = TOPICS.c
+        found = []
+        for part in _chunks(pks, _LOOKUP_CHUNK):
+            query = select(t.item_pk, t.topic, t.polarity).where(t.item_pk.in_(part))
+            found += [tuple(r) for r in self.connection.execute(query)]
+        return found
+
+    def delete_topics(self, pks: Sequence[int]) -> None:
+        for part in _chunks(pks, _LOOKUP_CHUNK):
+            self.connection.execute(delete(TOPICS).where(TOPICS.c.item_pk.in_(part)))
+
+    def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        stmt = upsert(
+            self.connection,
+            ITEMS,
+            ("dataset", "item_id"),
+            {c.name for c in ITEMS.c if c.name not in _KEEP_ON_UPDATE},
+            add=False,
+        ).returning(ITEMS.c.item_id, ITEMS.c.pk)
+        pks: dict[str, int] = {}
+        for part in _chunks(rows, _WRITE_CHUNK):
+            pks.update((r[0], r[1]) for r in self.connection.execute(stmt, list(part)))
+        return pks
+
+    def insert(self, table, rows: list[dict[str, Any]]) -> None:
+        for part in _chunks(rows, _WRITE_CHUNK):
+            self.connection.execute(insert(table), list(part))
+
+    def add_to(self, table, rows: list[dict[str, Any]]) -> None:
+        keys = list(table.primary_key.columns.keys())
+        stmt = upsert(self.connection, table, keys, STAT_MEASURES, add=True)
+        for part in _chunks(rows, _WRITE_CHUNK):
+            self.connection.execute(stmt, list(part))
+
+    def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
+        keys = list(table.primary_key.columns.keys())
+        stmt = upsert(self.connection, table, keys, (), add=False)
+        for part in _chunks(rows, _WRITE_CHUNK):
+            self.connection.execute(stmt, list(part))
+
+    def delete_empty(self, table, keys: list[tuple]) -> None:
+        columns = list(table.primary_key.columns)
+        for part in _chunks(keys, _LOOKUP_CHUNK):
+            self.connection.execute(
+                delete(table).where(tuple_(*columns).in_(list(part)), table.c.n <= 0)
+            )
+
+
+def _sqlite_converter(column) -> Any:
+    # What SQLAlchemy's SQLite types store: ISO dates, "YYYY-MM-DD HH:MM:SS.ffffff", JSON text.
+    kind = type(column.type).__name__
+    if kind == "DateTime":
+        return lambda v: v.strftime("%Y-%m-%d %H:%M:%S.%f") if v is not None else None
+    if kind == "Date":
+        return lambda v: v.isoformat() if isinstance(v, dt.date) else v
+    if kind == "JSON":
+        return lambda v: None if v is None else json.dumps(v, ensure_ascii=False)
+    return None
+
+
+class _SqliteWriter(_CoreWriter):
+    """Writes through the driver's executemany with plain tuples, skipping SQLAlchemy's
+    per-row parameter processing (most of the time of a Core executemany)."""
+
+    def _many(self, table, sql: str, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        values = [[r[c] for c in columns] for r in rows]
+        for i, c in enumerate(columns):
+            convert = _sqlite_converter(table.c[c])
+            if convert is not None:
+                for v in values:
+                    v[i] = convert(v[i])
+        self.connection.exec_driver_sql(sql, [tuple(v) for v in values])
+
+    def _insert_sql(self, table, columns: Sequence[str], conflict: str = "") -> str:
+        marks = ", ".join("?" for _ in columns)
+        return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) {conflict}"
+
+    def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        if not rows:
+            return {}
+        columns = [c.name for c in ITEMS.c if c.name != "pk"]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
+        conflict = f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates}"
+        self._many(ITEMS, self._insert_sql(ITEMS, columns, conflict), columns, rows)
+        dataset = rows[0]["dataset"]
+        pks: dict[str, int] = {}
+        c = ITEMS.c
+        for part in _chunks([r["item_id"] for r in rows], _LOOKUP_CHUNK):
+            query = select(c.item_id, c.pk).where(c.dataset == dataset, c.item_id.in_(part))
+            pks.update((r[0], r[1]) for r in self.connection.execute(query))
+        return pks
+
+    def insert(self, table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            columns = list(rows[0])
+            self._many(table, self._insert_sql(table, columns), columns, rows)
+
+    def add_to(self, table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            columns = list(rows[0])
+            keys = ", ".join(table.primary_key.columns.keys())
+            sets = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in STAT_MEASURES)
+            conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+            self._many(table, self._insert_sql(table, columns, conflict), columns, rows)
+
+    def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            columns = list(rows[0])
+            keys = ", ".join(table.primary_key.columns.keys())
+            sql = self._insert_sql(table, columns, f"ON CONFLICT ({keys}) DO NOTHING")
+            self._many(table, sql, columns, rows)
+
+
+def _copy_rows(table, columns: Sequence[str], rows: list[dict[str, Any]]) -> Iterator[list]:
+    """Rows as COPY takes them: JSON columns as JSON text (NULL stays NULL)."""
+    json_cols = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    for row in rows:
+        yield [
+            json.dumps(row[c], ensure_ascii=False)
+            if c in json_cols and row[c] is not None
+            else row[c]
+            for c in columns
+        ]
+
+
+class _PostgresWriter(_CoreWriter):
+    """Writes through psycopg's COPY into temporary tables, then one INSERT ... SELECT ... ON
+    CONFLICT per table: an order of magnitude faster than multi-row INSERTs."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self.raw = connection.connection.dbapi_connection
+
+    def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        with self.raw.cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(AGGREGATE_INPUTS)} FROM {ITEMS.name} "
+                "WHERE dataset = %s AND item_id = ANY(%s)",
+                (dataset, list(ids)),
+            )
+            return [dict(zip(AGGREGATE_INPUTS, r, strict=True)) for r in cur.fetchall()]
+
+    def old_topics(self, pks: Sequence[int]) -> list[tuple]:
+        with self.raw.cursor() as cur:
+            cur.execute(
+                f"SELECT item_pk, topic, polarity FROM {TOPICS.name} WHERE item_pk = ANY(%s)",
+                (list(pks),),
+            )
+            return cur.fetchall()
+
+    def delete_topics(self, pks: Sequence[int]) -> None:
+        with self.raw.cursor() as cur:
+            cur.execute(f"DELETE FROM {TOPICS.name} WHERE item_pk = ANY(%s)", (list(pks),))
+
+    def _stage(self, cur, table, columns: Sequence[str], rows: list[dict[str, Any]]) -> str:
+        staging = f"_cxnlp_stage_{table.name}"
+        cols = ", ".join(columns)
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
+            f"SELECT {cols} FROM {table.name} WITH NO DATA"
+        )
+        cur.execute(f"TRUNCATE {staging}")
+        with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+            for row in _copy_rows(table, columns, rows):
+                copy.write_row(row)
+        return staging
+
+    def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        if not rows:
+            return {}
+        columns = [c.name for c in ITEMS.c if c.name != "pk"]
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
+        with self.raw.cursor() as cur:
+            staging = self._stage(cur, ITEMS, columns, rows)
+            cur.execute(
+                f"INSERT INTO {ITEMS.name} ({', '.join(columns)}) "
+                f"SELECT {', '.join(columns)} FROM {staging} "
+                f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates} RETURNING item_id, pk"
+            )
+            return dict(cur.fetchall())
+
+    def insert(self, table, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        with (
+            self.raw.cursor() as cur,
+            cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in _copy_rows(table, columns, rows):
+                copy.write_row(row)
+
+    def add_to(self, table, rows: list[dict[str, Any]]) -> None:
+        self._merge(table, rows, add=True)
+
+    def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
+        self._merge(table, rows, add=False)
+
+    def _merge(self, table, rows: list[dict[str, Any]], add: bool) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        keys = ", ".join(table.primary_key.columns.keys())
+        if add:
+            sets = ", ".join(f"{m} = {table.name}.{m} + EXCLUDED.{m}" for m in STAT_MEASURES)
+            action = f"DO UPDATE SET {sets}"
+        else:
+            action = "DO NOTHING"
+        with self.raw.cursor() as cur:
+            staging = self._stage(cur, table, columns, rows)
+            cur.execute(
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                f"SELECT {', '.join(columns)} FROM {staging} ON CONFLICT ({keys}) {action}"
+            )
+
+
+def writer_for(connection: Connection) -> _CoreWriter:
+    """The fastest writer for the connection's database."""
+    writers = {"postgresql": _PostgresWriter, "sqlite": _SqliteWriter}
+    return writers.get(connection.dialect.name, _CoreWriter)(connection)

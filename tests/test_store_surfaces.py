@@ -1,0 +1,283 @@
+"""One statistics core: `cxnlp report`, `/v1/analyze` and the dashboard's stats give the same
+digits on one classified file; a stored item keeps every field the API returned; an old store is
+migrated to the whole-result schema with its texts searchable."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from feedback_helpers import SENTENCES, classified_frame, database_url
+from sqlalchemy import text
+
+from cxnlp.cli import main as cxnlp_main
+from cxnlp.feedback import queries as Q
+from cxnlp.feedback.db import current_revision, head_revision, make_engine, open_store, upgrade
+from cxnlp.feedback.ingest import ingest_file, ingest_frame
+from cxnlp.feedback.models import RECORD_FIELDS
+from cxnlp.feedback.records import frame_from_items, records_from_frame
+from cxnlp.report.stats import adjust_p_values
+from cxnlp.report.summary import clean_json
+from service import Settings, create_app
+
+ALERT_KEYS = (
+    "baseline_share",
+    "current_share",
+    "baseline_n",
+    "current_n",
+    "difference",
+    "z",
+    "p_value",
+    "p_adjusted",
+    "cohens_h",
+    "small_sample",
+    "flagged",
+)
+
+
+def _request_items(n: int = 240) -> list[dict]:
+    rng = np.random.default_rng(7)
+    items = []
+    for i in range(n):
+        day = pd.Timestamp("2026-09-07") + pd.Timedelta(days=int(rng.integers(0, 21)))
+        items.append(
+            {
+                "id": f"s{i:04d}",
+                "text": f"{SENTENCES[i % len(SENTENCES)]} {i}",
+                "channel": str(rng.choice(["app", "web", "survey"])),
+                "created_at": f"{day.date()}T{int(rng.integers(0, 24)):02d}:30:00",
+                "score": int(rng.integers(0, 11)) if i % 3 else None,
+            }
+        )
+    return items
+
+
+@pytest.fixture
+def analyzed(tiny_fast_model, tmp_path):
+    """/v1/analyze's answer for the items, and the same items as one classified CSV file."""
+    settings = Settings(api_keys=[], auth=False, jobs_dir=tmp_path / "jobs", max_wait_ms=1)
+    items = _request_items()
+    with TestClient(create_app(settings, model=tiny_fast_model)) as client:
+        response = client.post(
+            "/v1/analyze",
+            json={
+                "items": items,
+                "group_by": ["channel"],
+                "date_col": "created_at",
+                "period": "week",
+                "score_col": "score",
+                "score_kind": "nps",
+            },
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    results = [{**given, **got} for given, got in zip(items, body["items"], strict=True)]
+    path = tmp_path / "classified.csv"
+    frame_from_items(results).to_csv(path, index=False)
+    return body, path
+
+
+def _report(path, tmp_path) -> dict:
+    out = tmp_path / "report.json"
+    argv = ["report", str(path), "--json", str(out), "--group-by", "channel"]
+    argv += ["--date-col", "created_at", "--period", "week"]
+    argv += ["--score-col", "score", "--score-kind", "nps"]
+    assert cxnlp_main(argv) == 0
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _card(segment: dict) -> dict:
+    """The report's numbers of a segment, in the store's layout."""
+    raw = segment["raw"]
+    out = {k: segment[k] for k in ("n", "errors", "counts")}
+    out.update({k: raw[k] for k in ("shares", "ci95", "net_sentiment", "ratio_pos_neg")})
+    out["pcc"] = segment["pcc"]["shares"] if segment["pcc"] else None
+    return out
+
+
+def _store_card(stats: dict) -> dict:
+    keys = ("n", "errors", "counts", "shares", "ci95", "net_sentiment", "ratio_pos_neg", "pcc")
+    return clean_json({k: stats[k] for k in keys})
+
+
+REPORT_ONLY = ("missing", "drivers", "column", "scale")
+
+
+def _check_store_equals_report(path, tmp_path) -> dict:
+    """The store's numbers for the file at `path` against `cxnlp report`'s on the same file."""
+    report = _report(path, tmp_path)
+    with open_store(f"sqlite:///{tmp_path / 'store.sqlite'}") as store:
+        ingest_file(path, dataset="shop", store=store, score_col="score", score_kind="nps")
+        with store.engine.connect() as c:
+            f = Q.StatsFilter()
+            summary = Q.summary(c, f)
+            trend = Q.trend(c, f, "week")
+            topics = Q.topics(c, f)
+            alerts = Q.alerts(c, f, "week")
+
+    assert report["classified"] > 100
+    assert _store_card(summary) == _card(report["overall"])
+    # What the report says of its input (the column, its scale, blanks) is not a number.
+    score = {k: v for k, v in report["scores"].items() if k not in REPORT_ONLY}
+    assert clean_json(summary["scores"]["nps"]) == score
+
+    weeks = {p["start"]: _card(p) for p in report["by_period"]}
+    assert {p["start"]: _store_card(p) for p in trend["periods"]} == weeks
+    assert [clean_json(p["scores"]["nps"]) for p in trend["periods"]] == [
+        {k: v for k, v in p["score"].items() if k not in REPORT_ONLY} for p in report["by_period"]
+    ]
+
+    reported = {
+        t["topic"]: {k: v for k, v in t.items() if k != "examples"}
+        for t in report["topics"]["items"]
+    }
+    assert clean_json({t["topic"]: t for t in topics["items"]}) == reported
+    assert topics["ranked_by_negative_share"] == report["topics"]["ranked_by_negative_share"]
+
+    last = max(t["period_start"] for t in alerts["tests"])
+    stored = {
+        (t["kind"], t["column"], t["value"]): clean_json({k: t[k] for k in ALERT_KEYS})
+        for t in alerts["tests"]
+        if t["period_start"] == last
+    }
+    expected = {
+        (t["kind"], t["column"], t["value"]): {k: t[k] for k in ALERT_KEYS}
+        for t in report["alerts"]["tests"]
+    }
+    assert len(expected) > 5
+    assert stored == expected
+    return report
+
+
+def test_report_analyze_and_dashboard_give_the_same_numbers(analyzed, tmp_path):
+    body, path = analyzed
+    report = _check_store_equals_report(path, tmp_path)
+    # /v1/analyze runs the report's code on the rows it classified: the same summary.
+    for key in ("overall", "by_period", "topics", "scores", "alerts", "by_group"):
+        assert body["summary"][key] == report[key], key
+
+
+def test_report_and_dashboard_agree_on_a_classified_file(tmp_path):
+    # Prediction columns written directly (topics, polarities, scores): no model involved.
+    frame = classified_frame(900, seed=11, days=21)
+    frame["channel"] = frame["channel"].replace("", "web")
+    path = tmp_path / "classified.csv"
+    frame.to_csv(path, index=False)
+    report = _check_store_equals_report(path, tmp_path)
+    assert len(report["topics"]["items"]) >= 5
+    assert any(t["kind"] == "topic_share" for t in report["alerts"]["tests"])
+
+
+def test_alerts_take_the_reports_p_value_adjustment(tmp_path):
+    frame = classified_frame(900, seed=12, days=21)
+    with open_store(f"sqlite:///{tmp_path / 'store.sqlite'}") as store:
+        ingest_frame(frame, dataset="shop", store=store)
+        with store.engine.connect() as c:
+            holm = Q.alerts(c, Q.StatsFilter(), "week")
+            bh = Q.alerts(c, Q.StatsFilter(), "week", p_adjust="benjamini-hochberg")
+            with pytest.raises(ValueError, match="unknown p-value adjustment 'fdr'"):
+                Q.alerts(c, Q.StatsFilter(), "week", p_adjust="fdr")
+    assert [t["p_value"] for t in holm["tests"]] == [t["p_value"] for t in bh["tests"]]
+    last = max(t["period_start"] for t in bh["tests"])
+    for kinds in (("lang", "channel"), ("topic",)):
+        for method, result in (("holm", holm), ("benjamini-hochberg", bh)):
+            family = [
+                t for t in result["tests"] if t["period_start"] == last and t["column"] in kinds
+            ]
+            assert len(family) > 2
+            expected = adjust_p_values([t["p_value"] for t in family], method)
+            assert [t["p_adjusted"] for t in family] == expected
+    assert [t["p_adjusted"] for t in holm["tests"]] != [t["p_adjusted"] for t in bh["tests"]]
+
+
+WHOLE = {
+    "id": "w1",
+    "text": "The courier was late but the food was great " + "x" * 50,
+    "created_at": "2026-09-08",
+    "sentiment": "negative",
+    "probabilities": {"negative": 0.6, "neutral": 0.1, "positive": 0.3},
+    "confidence": 0.6,
+    "lang": "en",
+    "topics": [
+        {
+            "topic": "delivery",
+            "polarity": "negative",
+            "score": 0.91,
+            "evidence": {"start": 0, "end": 25, "text": "The courier was late"},
+        },
+        {"topic": "product_quality", "polarity": "positive", "score": 0.8},
+    ],
+    "mixed": True,
+    "truncated": True,
+    "urgency": {"score": 0.72, "level": "high"},
+    "error": None,
+    "customer_id": "c-17",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    generator = database_url(request.param, tmp_path)
+    opened = open_store(next(generator))
+    yield opened
+    opened.close()
+    generator.close()
+
+
+def test_a_stored_item_keeps_every_field_the_api_returned(store):
+    ingest_frame(frame_from_items([WHOLE]), dataset="api", store=store, model_name="tiny")
+    with store.engine.connect() as c:
+        (item,) = Q.items(c, Q.StatsFilter())["items"]
+    assert item["id"] == WHOLE["id"] and item["text"] == WHOLE["text"]
+    for key in ("sentiment", "confidence", "lang", "mixed", "truncated", "error"):
+        assert item[key] == WHOLE[key], key
+    assert {s: item[f"p_{s}"] for s in WHOLE["probabilities"]} == WHOLE["probabilities"]
+    assert (item["urgency"], item["urgency_level"]) == (0.72, "high")
+    assert item["customer_id"] == WHOLE["customer_id"] and "customer_id" not in item["dimensions"]
+    assert item["topics"] == WHOLE["topics"]
+
+
+def test_every_record_field_is_a_column():
+    frame = frame_from_items([WHOLE])
+    (record,) = records_from_frame(frame)
+    assert set(record) == {*RECORD_FIELDS, "topics"}
+
+
+def test_an_old_store_is_migrated_and_its_texts_found(store):
+    engine = make_engine(store.url)
+    # A store at 0001 (before the whole result), with one item written as 0001 wrote it.
+    with engine.begin() as c:
+        for table in ("item_topics", "feedback_items"):
+            c.execute(text(f"DELETE FROM {table}"))
+    upgrade_to = "0001"
+    from alembic import command
+    from alembic.config import Config
+
+    from cxnlp.feedback.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as c:
+        config.attributes["connection"] = c
+        command.downgrade(config, upgrade_to)
+    assert current_revision(engine) == upgrade_to
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO feedback_items (dataset, item_id, text, created_at, day, dimensions, "
+                "ingested_at, updated_at) VALUES ('old', 'o1', 'پیک دیر رسید و غذا سرد بود', "
+                "'2026-09-01 00:00:00', '2026-09-01', '{}', '2026-09-01 00:00:00', "
+                "'2026-09-01 00:00:00')"
+            )
+        )
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as c:
+        found = Q.items(c, Q.StatsFilter(q="غذا سرد"))
+        missed = Q.items(c, Q.StatsFilter(q="غذا گرم"))
+    engine.dispose()
+    assert [i["id"] for i in found["items"]] == ["o1"] and found["items"][0]["mixed"] is None
+    assert missed["total"] == 0
