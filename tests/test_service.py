@@ -732,7 +732,7 @@ def test_jobs_resume_on_either_engine(tmp_path, monkeypatch, ray_address):
     model = type("Handle", (), {"name": "m", "model": object()})()
     runner = jobs.JobRunner(tmp_path, lambda: model, ray_address=ray_address, ray_min_bytes=1)
     job = jobs.Job("j", "in.csv", str(source), str(tmp_path / "out.csv"), "text", "id")
-    runner._execute(job)
+    runner._execute(job, threading.Event())
     assert job.status == "succeeded", job.error
     assert calls[0]["resume"] is True
     assert calls[0].get("engine", "local") == ("ray" if ray_address else "local")

@@ -123,7 +123,7 @@ def test_classify_and_analyze_give_the_same_fields_and_rounding(client):
     for item in a:
         assert set(item) == {
             "id", "sentiment", "probabilities", "confidence", "lang", "topics", "mixed", "error",
-            "truncated",
+            "truncated", "urgency",
         }  # fmt: skip
         for value in [*item["probabilities"].values(), item["confidence"]]:
             assert value == round(value, 6)

@@ -69,6 +69,12 @@ class AspectOptions:
     min_words: int = 2
     topic_mixed: bool = True
     agree: bool = True
+    # Clauses of a text up to this many characters are encoded again on their own (a second pass);
+    # longer texts have theirs pooled from the document's own pass. Pooled from the document, a
+    # clause carries the document's sentiment ("delicious!" in a negative review reads negative),
+    # which cost clause polarity and `mixed` their recall (measured: see the model card); 0 pools
+    # every clause.
+    clause_pass_chars: int = 400
     # How much a topic's polarity counts as evidence against the document's sentiment (see `agree`).
     topic_evidence: float = 0.8
 
@@ -122,11 +128,14 @@ def analyze(
     docs, resolved = model.prepare(texts, langs)
     plans = [plan_pieces(t, lang, options) for t, lang in zip(texts, resolved, strict=True)]
     located = [
-        locate(doc, [p.text for p in plan], lang) if plan else []
-        for doc, plan, lang in zip(docs, plans, resolved, strict=True)
+        locate(doc, [p.text for p in plan], lang)
+        if plan and len(text) > options.clause_pass_chars
+        else [None] * len(plan)
+        for text, doc, plan, lang in zip(texts, docs, plans, resolved, strict=True)
     ]
     spans = [[where for where in found if where is not None] for found in located]
-    # A piece normalisation changed beyond finding is read as a text of its own.
+    # A clause of a short text, or a piece normalisation changed beyond finding, is read as a
+    # text of its own.
     extra_texts, extra_langs = [], []
     for text_plan, found, lang in zip(plans, located, resolved, strict=True):
         for piece, where in zip(text_plan, found, strict=True):
