@@ -383,6 +383,14 @@ def test_predict_runs_one_encoder_pass_per_text_with_clauses_on(tiny_backbone: P
         "The food was great but the courier came an hour late.",
         "غذا عالی بود ولی پیک دیر رسید",
     ]
+    from cxnlp.models.pipeline import AspectOptions
+
+    model.aspect_options = AspectOptions(clause_pass_chars=0)  # every clause pooled
     predictions = model.predict(texts, ["en", "fa"])
     assert sum(rows_seen) == len(texts)  # one encoder row per text, clauses included
     assert [type(p.mixed) for p in predictions] == [bool, bool]
+    # By default the clauses of a short text are read again on their own (two clauses each).
+    rows_seen.clear()
+    model.aspect_options = AspectOptions()
+    model.predict(texts, ["en", "fa"])
+    assert sum(rows_seen) == len(texts) * 3
