@@ -151,30 +151,6 @@ class SentimentNet(nn.Module):
                 plain = out[0] if isinstance(out, tuple) else out
         return top, tapped, plain
 
-    def logits_and_features(
-        self,
-        input_ids: torch.Tensor,
-        mask: torch.Tensor,
-        tap_layer: int,
-        similarity_layers: nn.ModuleList | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits, and the pooled top layer next to the mean-pooled output of the first
-        `tap_layer` layers (what the topic head reads). With `similarity_layers` (the original
-        backbone's layers from `tap_layer` on) their mean-pooled output follows: a plain e5
-        sentence embedding, for similarity to custom topics."""
-        hidden = self.lower(input_ids, mask, tap_layer)
-        tapped = mean_pool(hidden, mask)
-        pooled = self.spec.pool(self._run_layers(hidden, mask, tap_layer, len(self.layers)), mask)
-        parts = [pooled, tapped]
-        if similarity_layers is not None:
-            plain = hidden
-            extended = additive_mask(mask, hidden.dtype)
-            for layer in similarity_layers:
-                out = layer(plain, extended)
-                plain = out[0] if isinstance(out, tuple) else out
-            parts.append(mean_pool(plain, mask))
-        return self.head(self.dropout(pooled)), torch.cat(parts, dim=-1)
-
 
 def quantize_frozen_layers(net: SentimentNet, first_trained: int) -> SentimentNet:
     """A copy of `net` whose layers below `first_trained` run int8 dynamic quantisation."""
