@@ -444,20 +444,16 @@ class _UnitReader:
             content = np.flatnonzero(token_starts >= 0)
             positions = token_starts[content]
             for start, end in doc_spans:
+                span_docs.append(doc)
+                if not len(content):  # a document with no content tokens: its first token
+                    span_tokens.append((0, 1))
+                    continue
                 lo = int(np.searchsorted(positions, start, side="left"))
                 hi = int(np.searchsorted(positions, end, side="left"))
                 if hi <= lo:  # a span inside one token: that token
-                    lo, hi = (
-                        max(min(lo, len(content) - 1), 0),
-                        max(min(lo, len(content) - 1), 0) + 1,
-                    )
-                span_docs.append(doc)
-                span_tokens.append(
-                    (
-                        int(content[lo]) if len(content) else 0,
-                        int(content[hi - 1]) + 1 if len(content) else 1,
-                    )
-                )
+                    lo = min(lo, len(content) - 1)
+                    hi = lo + 1
+                span_tokens.append((int(content[lo]), int(content[hi - 1]) + 1))
         n_spans = len(span_docs)
         spans_of_doc: dict[int, list[int]] = {}
         for k, doc in enumerate(span_docs):
