@@ -55,6 +55,18 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=_evaluate)
 
+    p = verbs.add_parser(
+        "calibrate",
+        help="choose a saved model's per-language blend weights, offsets and temperatures on dev",
+    )
+    p.add_argument("--model", default="default", help="model name or directory")
+    p.add_argument("--out", required=True, help="directory of the recalibrated copy")
+    p.add_argument("--no-biases", action="store_true", help="no per-language logit offsets")
+    p.add_argument(
+        "--no-lang-weights", action="store_true", help="one blend weight for every language"
+    )
+    p.set_defaults(handler=_calibrate)
+
     p = verbs.add_parser("promote", help="make a model the default if it passes the gate")
     p.add_argument("candidate", help="candidate model directory")
     p.add_argument("--test-data", default=DEFAULT_TEST_DATA)
@@ -140,6 +152,22 @@ def _train(args: argparse.Namespace) -> int:
         )
     if args.promote:
         return _gate(path, "default", test_data=args.test_data, margin=args.margin)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from training.recalibrate import recalibrate_saved
+
+    report = recalibrate_saved(
+        args.model, args.out, biases=not args.no_biases, lang_weights=not args.no_lang_weights
+    )
+    print(f"saved {args.out}")
+    for key in ("fast_weight", "biases"):
+        for lang, result in report.get(key, {}).items():
+            print(
+                f"{key} {lang}: chosen {result['chosen']} dev macro-F1 {result['baseline']:.4f} "
+                f"-> {result['dev']:.4f}, two-fold gain {result['cv_gain']:+.4f}"
+            )
     return 0
 
 

@@ -64,6 +64,13 @@ class ModelConfig:
     # Start from this model's fine-tuned weights (a model name or directory, e.g. "default"):
     # continued training, as `cxnlp train --base` does for a user's labels. None: from the backbone.
     init_from: str | None = None
+    # A distilled student (see training/configs/lite.yaml): the layers of the `init_from` model
+    # it keeps, in order, e.g. [0, 1, 2, 3, 7, 11]; it keeps the frozen ones below
+    # `trained_from_layer` as they are and learns from the teacher (train.distill_*).
+    keep_layers: list[int] | None = None
+    # Copy the topic head of this model into the trained one (for a student whose pooled
+    # features are distilled to the teacher's, train.distill_features > 0).
+    topics_from: str | None = None
     # Fast tier (and the fast member of a blend).
     n_features: int = 2**20
     C: float = 4.0
@@ -81,6 +88,13 @@ class TrainConfig:
     seed: int = 13
     checkpoint_every: int = 200
     threads: int | None = None
+    # Distillation from the `init_from` model (the teacher), for a student (model.keep_layers):
+    # the loss is (1 - distill_logits) * cross-entropy on the gold label + distill_logits * KL
+    # from the teacher's probabilities at `distill_temperature`, + distill_features * the mean
+    # squared distance of the pooled top-layer features to the teacher's (what topics read).
+    distill_logits: float = 0.0
+    distill_temperature: float = 2.0
+    distill_features: float = 0.0
 
 
 @dataclass
@@ -116,6 +130,19 @@ class Config:
             raise ValueError(
                 f"data.dataset_temperature must be in [0, 1], got {self.data.dataset_temperature}"
             )
+        keep = self.model.keep_layers
+        if keep is not None:
+            first = self.model.trained_from_layer
+            if list(keep[:first]) != list(range(first)) or len(keep) <= first:
+                raise ValueError(
+                    "model.keep_layers must start with the frozen layers 0.."
+                    f"{first - 1} (model.trained_from_layer) and keep at least one above them, "
+                    f"got {keep}"
+                )
+            if self.model.init_from is None:
+                raise ValueError("a student (model.keep_layers) needs a teacher: model.init_from")
+        if not 0.0 <= self.train.distill_logits <= 1.0 or self.train.distill_features < 0:
+            raise ValueError("train.distill_logits must be in [0, 1], distill_features >= 0")
         if self.train.batch_size < 1 or self.train.epochs <= 0:
             raise ValueError("train.batch_size must be >= 1 and train.epochs > 0")
 

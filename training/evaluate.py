@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cxnlp.io.tables import read_table
@@ -53,6 +54,16 @@ def evaluate(
     frame = load_eval_frame(data)
     logger.info("scoring %d rows from %s", len(frame), data)
     probabilities = model.predict_proba(frame["text"].astype(str).tolist(), frame["lang"].tolist())
+    return held_out_report(probabilities, frame, data, json_path)
+
+
+def held_out_report(
+    probabilities: np.ndarray,
+    frame: pd.DataFrame,
+    data: str | Path,
+    json_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """The report of `evaluate` from probabilities of the rows of `load_eval_frame(data)`."""
     is_eval_only = (frame["split"] == "eval").to_numpy() if "split" in frame else None
     if is_eval_only is None or not is_eval_only.any():
         report = evaluate_frame(probabilities, frame)

@@ -19,7 +19,6 @@ from cxnlp.modeldir import (
     write_training_config,
 )
 from cxnlp.models.base import SentimentModel
-from cxnlp.models.calibration import fit_temperature
 from cxnlp.models.evaluation import macro_f1_from_confusion
 from cxnlp.text.normalize import normalize
 from training.config import Config
@@ -64,30 +63,6 @@ def prepare_frames(config: Config, data_file: str | Path | None = None):
         ]
     logger.info("training rows per language: %s", train["lang"].value_counts().to_dict())
     return train, dev
-
-
-def calibrate(model: SentimentModel, dev: pd.DataFrame) -> dict[str, dict]:
-    """Fit one temperature per language on the dev rows (and "*" on all of them).
-
-    Returns the temperatures and the dev confusion matrices (rows gold, columns predicted, in
-    `SENTIMENTS` order) that `cxnlp report` uses to correct a classifier's raw shares.
-    """
-    if dev.empty:
-        logger.warning("no dev rows: probabilities stay uncalibrated (temperature 1)")
-        return {"temperatures": {"*": 1.0}, "confusion": {}}
-    logits = model._logits(dev["text"].tolist())
-    y = np.array([SENTIMENTS.index(label) for label in dev["label"]])
-    predicted = logits.argmax(axis=1)
-    temperatures = {"*": fit_temperature(logits, y)}
-    confusion = {"*": _confusion(y, predicted)}
-    for lang, rows in dev.groupby("lang").indices.items():
-        confusion[str(lang)] = _confusion(y[rows], predicted[rows])
-        if len(rows) >= 200:
-            temperatures[str(lang)] = fit_temperature(logits[rows], y[rows])
-    model.temperatures_ = temperatures
-    for key, matrix in confusion.items():
-        logger.info("dev %s: macro-F1 %.4f", key, macro_f1_from_confusion(matrix))
-    return {"temperatures": temperatures, "confusion": confusion}
 
 
 def _confusion(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
@@ -199,7 +174,9 @@ def train(
         model = fit_transformer(config, train_frame, work_dir, init_state=init_state)
         if config.model.blend_fast:
             model = blend_with_fast(model, fit_fast(config, train_frame), dev_frame)
-    calibration = calibrate(model, dev_frame)
+    from training.recalibrate import recalibrate
+
+    calibration = recalibrate(model, dev_frame)
     logger.info("calibration temperatures: %s", calibration["temperatures"])
     staging = out.with_name(out.name + ".staging")
     if staging.exists():
@@ -212,6 +189,12 @@ def train(
             "train_rows": int(len(train_frame)),
         },
     )
+    if config.model.topics_from is not None:
+        from cxnlp.modeldir import topics_dir
+        from cxnlp.models.store import resolve_model
+
+        source = topics_dir(Path(resolve_model(config.model.topics_from)))
+        shutil.copytree(source, topics_dir(staging))
     write_dev_confusion(staging, calibration["confusion"])
     write_training_config(staging, config.to_dict())
     if out.exists():

@@ -71,16 +71,24 @@ def _compute_dtype(device: torch.device) -> str:
 
 
 @torch.inference_mode()
-def cache_lower_layers(net, ids: list[list[int]], n_layers: int, batch_size: int = 64):
-    """Each text's hidden states after the frozen layers, unpadded, stored in bfloat16."""
+def cache_lower_layers(
+    net,
+    ids: list[list[int]],
+    n_layers: int,
+    batch_size: int = 64,
+    rows: np.ndarray | None = None,
+):
+    """Each text's hidden states after the frozen layers, unpadded, stored in bfloat16; with
+    `rows`, only those texts' (the others stay None)."""
     device = next(net.parameters()).device
     compute = _compute_dtype(device)
     net.eval()
     if compute == "int8":
         net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
-    order = np.argsort([len(x) for x in ids], kind="stable")
+    wanted = np.arange(len(ids)) if rows is None else np.asarray(rows)
+    order = wanted[np.argsort([len(ids[i]) for i in wanted], kind="stable")]
     cache: list[torch.Tensor | None] = [None] * len(ids)
-    for start in tqdm(range(0, len(ids), batch_size), desc=f"caching layers 0-{n_layers - 1}"):
+    for start in tqdm(range(0, len(order), batch_size), desc=f"caching layers 0-{n_layers - 1}"):
         index = order[start : start + batch_size]
         length = max(len(ids[i]) for i in index)
         input_ids = torch.full((len(index), length), net.spec.pad_id, dtype=torch.long)
@@ -94,6 +102,62 @@ def cache_lower_layers(net, ids: list[list[int]], n_layers: int, batch_size: int
         for row, i in enumerate(index):
             cache[i] = hidden[row, : len(ids[i])].clone()
     return cache
+
+
+@torch.inference_mode()
+def teacher_outputs(
+    net, cache: list, rows: np.ndarray, first: int, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's logits and pooled top-layer features of the cached `rows` (zeros elsewhere),
+    computed once before the student is cut from it."""
+    device = next(net.parameters()).device
+    autocast = _compute_dtype(device) == "bfloat16"
+    net.eval()
+    logits = torch.zeros((len(cache), net.head.out_features))
+    pooled = torch.zeros((len(cache), net.head.in_features), dtype=torch.bfloat16)
+    order = rows[np.argsort([cache[i].shape[0] for i in rows], kind="stable")]
+    for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs"):
+        index = order[start : start + batch_size]
+        hidden, mask = _pad([cache[i] for i in index])
+        hidden = hidden.to(device, torch.bfloat16 if autocast else torch.float32)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            features = net.pooled_from(hidden, mask.to(device), first)
+            out = net.head(features)
+        logits[index] = out.float().cpu()
+        pooled[index] = features.to("cpu", torch.bfloat16)
+    return logits, pooled
+
+
+def distillation_loss(
+    logits: torch.Tensor,
+    pooled: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    teacher_pooled: torch.Tensor,
+    hard_loss: torch.Tensor,
+    tc,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """(1 - a) * the gold loss + a * T^2 * KL(teacher || student at temperature T) + b * the mean
+    squared distance of the pooled features (a, b, T from the train config)."""
+    t = tc.distill_temperature
+    soft = torch.nn.functional.kl_div(
+        torch.log_softmax(logits / t, dim=-1),
+        torch.softmax(teacher_logits / t, dim=-1),
+        reduction="batchmean",
+    ) * (t * t)
+    feature = torch.nn.functional.mse_loss(pooled.float(), teacher_pooled.float())
+    a, b = tc.distill_logits, tc.distill_features
+    loss = (1 - a) * hard_loss + a * soft + b * feature
+    terms = {"gold": hard_loss.item(), "kl": soft.item(), "features": feature.item()}
+    return loss, terms
+
+
+def cut_student(net, keep_layers: list[int]) -> None:
+    """Keep only `keep_layers` of the (teacher-initialised) network, in place."""
+    from dataclasses import replace
+
+    spec = replace(net.spec, keep_layers=tuple(keep_layers), n_layers=len(keep_layers))
+    spec.keep(net.encoder)
+    net.spec = spec
 
 
 def label_masks(train: pd.DataFrame, label_set_loss: bool) -> torch.Tensor:
@@ -215,12 +279,29 @@ def fit_transformer(
 
     ids = tokenize(tokenizer, train["text"].tolist(), mc.max_length, net.spec.prefix)
     lengths = np.array([len(x) for x in ids])
-    # With every layer trained only the embeddings are frozen: computed per batch, not cached.
-    cache = cache_lower_layers(net, ids, first) if first > 0 else None
     pad_id = net.spec.pad_id
     labels = torch.tensor([SENTIMENTS.index(label) for label in train["label"]])
     masks = label_masks(train, mc.label_set_loss)
     weights = draw_weights(train, config.data)
+    n_epochs = math.ceil(tc.epochs)
+    epochs = [
+        epoch_batches(weights, lengths, tc.examples_per_epoch, tc.batch_size, tc.seed, epoch)
+        for epoch in range(n_epochs)
+    ]
+    student = mc.keep_layers is not None
+    # A student caches (and asks the teacher about) only the rows its epochs draw.
+    drawn = np.unique(np.concatenate([b for batches in epochs for b in batches]))
+    # With every layer trained only the embeddings are frozen: computed per batch, not cached.
+    cache = (
+        cache_lower_layers(net, ids, first, rows=drawn if student else None) if first > 0 else None
+    )
+    teacher = None
+    if student:
+        started = time.time()
+        teacher = teacher_outputs(net, cache, drawn, first)
+        logger.info("teacher outputs for %d rows in %.0f s", len(drawn), time.time() - started)
+        cut_student(net, mc.keep_layers)
+        logger.info("student keeps layers %s of the teacher", mc.keep_layers)
 
     params = _trainable(net, first)
     head = [p for n, p in params if n.startswith("head.")]
@@ -230,7 +311,6 @@ def fit_transformer(
         weight_decay=tc.weight_decay,
     )
     steps_per_epoch = math.ceil(tc.examples_per_epoch / tc.batch_size)
-    n_epochs = math.ceil(tc.epochs)
     total = int(steps_per_epoch * tc.epochs)
     warmup = max(1, int(total * tc.warmup_ratio))
 
@@ -252,10 +332,8 @@ def fit_transformer(
     autocast = _compute_dtype(device) == "bfloat16"
     progress = tqdm(total=total, initial=step, desc="training", unit="step")
     started = time.time()
-    for epoch in range(n_epochs):
-        batches = epoch_batches(
-            weights, lengths, tc.examples_per_epoch, tc.batch_size, tc.seed, epoch
-        )
+    parts: dict[str, list[float]] = {}
+    for epoch, batches in enumerate(epochs):
         for i, batch in enumerate(batches):
             global_step = epoch * steps_per_epoch + i
             if global_step < step:
@@ -268,20 +346,35 @@ def fit_transformer(
                 hidden, mask = _pad([cache[j] for j in batch])
             hidden = hidden.to(device, torch.bfloat16 if autocast else torch.float32)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = net.forward_from(hidden, mask.to(device), first)
+                pooled = net.pooled_from(hidden, mask.to(device), first)
+                logits = net.head(net.dropout(pooled))
             loss = label_set_cross_entropy(
                 logits.float(), labels[batch].to(device), masks[batch].to(device)
             )
+            if teacher is not None:
+                loss, terms = distillation_loss(
+                    logits.float(),
+                    pooled,
+                    teacher[0][batch].to(device),
+                    teacher[1][batch].to(device),
+                    loss,
+                    tc,
+                )
+                for key, value in terms.items():
+                    parts.setdefault(key, []).append(value)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             step = global_step + 1
             progress.update(1)
             if step % 50 == 0:
-                progress.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+                progress.set_postfix(
+                    loss=f"{np.mean(losses[-50:]):.3f}",
+                    **{key: f"{np.mean(values[-50:]):.3f}" for key, values in parts.items()},
+                )
             if step % tc.checkpoint_every == 0:
                 _save_checkpoint(checkpoint, params, optimizer, step, losses)
     progress.close()

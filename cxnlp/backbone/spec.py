@@ -34,13 +34,16 @@ DEFAULT_LAYER_PATH = "encoder.layer"
 class BackboneSpec:
     """`prefix` goes before every text; `pooling` ("mean" over the tokens, or "cls", the first
     token) makes one vector of a text for the head; `pad_id` fills padded positions; `layer_path`
-    is the attribute path of the layer list inside the Hugging Face model; `n_layers` its length."""
+    is the attribute path of the layer list inside the Hugging Face model; `n_layers` its length.
+    `keep_layers` (a distilled student, see `training/configs/lite.yaml`): the backbone's layers the
+    model keeps, in order; `n_layers` is then their count. None keeps every layer."""
 
     prefix: str = ""
     pooling: str = "mean"
     pad_id: int = 0
     layer_path: str = DEFAULT_LAYER_PATH
     n_layers: int = 12
+    keep_layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -49,9 +52,21 @@ class BackboneSpec:
             raise ValueError(f"a backbone needs at least one layer, got n_layers={self.n_layers}")
         if not self.layer_path or any(not part for part in self.layer_path.split(".")):
             raise ValueError(f"layer_path must be a dotted attribute path, got {self.layer_path!r}")
+        if self.keep_layers is not None:
+            object.__setattr__(self, "keep_layers", tuple(int(i) for i in self.keep_layers))
+            kept = self.keep_layers
+            if len(kept) != self.n_layers or list(kept) != sorted(set(kept)) or kept[0] < 0:
+                raise ValueError(
+                    f"keep_layers must be {self.n_layers} increasing layer indices, got {kept}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        raw = asdict(self)
+        if self.keep_layers is None:
+            del raw["keep_layers"]  # configs of full-depth models stay as they were
+        else:
+            raw["keep_layers"] = list(self.keep_layers)
+        return raw
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> BackboneSpec:
@@ -72,6 +87,24 @@ class BackboneSpec:
                 )
             found = getattr(found, part)
         return found
+
+    def keep(self, encoder: nn.Module) -> None:
+        """Drop the layers a student does not keep (nothing for a full-depth model)."""
+        if self.keep_layers is None:
+            return
+        layers = self.layers(encoder)
+        if self.keep_layers[-1] >= len(layers):
+            raise ValueError(
+                f"keep_layers {list(self.keep_layers)} name a layer the backbone's "
+                f"{len(layers)} do not have"
+            )
+        owner: Any = encoder
+        *parents, last = self.layer_path.split(".")
+        for part in parents:
+            owner = getattr(owner, part)
+        setattr(owner, last, type(layers)(layers[i] for i in self.keep_layers))
+        if hasattr(encoder, "config") and hasattr(encoder.config, "num_hidden_layers"):
+            encoder.config.num_hidden_layers = len(self.keep_layers)
 
     def layer_prefix(self, index: int, owner: str = "encoder") -> str:
         """The state-dict name prefix of layer `index` in a network holding the encoder as

@@ -59,6 +59,9 @@ class SentimentModel:
     def __init__(self) -> None:
         # Calibration temperature per language, "*" for any other; fitted on dev data in training.
         self.temperatures_: dict[str, float] = {"*": 1.0}
+        # A prior correction per language: offsets added to the logits (in `labels` order) before
+        # the temperature, chosen on dev data in training; a language without one gets none.
+        self.biases_: dict[str, list[float]] = {}
         self.fitted_ = False
         self.source_: str | None = None  # the directory it was loaded from, if any
         self.topic_tagger: TopicTagger | None = None  # set when the model directory has topics/
@@ -69,15 +72,52 @@ class SentimentModel:
         default = self.temperatures_.get("*", 1.0)
         return np.array([[self.temperatures_.get(lang, default)] for lang in langs])
 
-    def _logits(self, texts: list[str]) -> np.ndarray:
+    def biases_for(self, langs: Sequence[str]) -> np.ndarray:
+        zero = [0.0] * len(self.labels)
+        default = self.biases_.get("*", zero)
+        return np.array([self.biases_.get(lang, default) for lang in langs], dtype=np.float64)
+
+    def calibrated(self, logits: np.ndarray, langs: Sequence[str]) -> np.ndarray:
+        """Probabilities from raw logits: each language's prior correction, then its temperature."""
+        if len(langs) == 0:
+            return np.asarray(logits, dtype=np.float64)
+        shifted = np.asarray(logits, dtype=np.float64) + self.biases_for(langs)
+        return softmax(shifted, self.temperatures_for(langs))
+
+    def calibration_config(self) -> dict[str, Any]:
+        """What a saved model's config records of its calibration."""
+        config: dict[str, Any] = {"temperatures": self.temperatures_}
+        if self.biases_:
+            config["biases"] = self.biases_
+        return config
+
+    def read_calibration(self, config: dict[str, Any]) -> None:
+        self.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))
+        biases = config.get("biases") or {}
+        for lang, offsets in biases.items():
+            if not isinstance(offsets, list) or len(offsets) != len(self.labels):
+                raise ValueError(
+                    f"calibration bias for {lang!r} must be {len(self.labels)} numbers, "
+                    f"got {offsets!r:.80}"
+                )
+        self.biases_ = {lang: [float(x) for x in offsets] for lang, offsets in biases.items()}
+
+    def _logits(self, texts: list[str], langs: Sequence[str] | None = None) -> np.ndarray:
+        """Raw logits of normalised texts; `langs` (each text's language, when known) matters
+        only to a blend with per-language weights."""
         raise NotImplementedError
 
-    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _forward(
+        self, texts: list[str], langs: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and, for models with an encoder, the pooled features topics are read from."""
-        return self._logits(texts), None
+        return self._logits(texts, langs), None
 
     def _read_units(
-        self, docs: list[str], spans: list[list[tuple[int, int]]]
+        self,
+        docs: list[str],
+        spans: list[list[tuple[int, int]]],
+        langs: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
         """Logits and features of each document and of each of its spans (character ranges
         into it, in order). This default reads each span as a text of its own; the transformer
@@ -85,7 +125,12 @@ class SentimentModel:
         pieces = [
             doc[start:end] for doc, ranges in zip(docs, spans, strict=True) for start, end in ranges
         ]
-        logits, features = self._forward(list(docs) + pieces)
+        piece_langs = None
+        if langs is not None:
+            piece_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
+        logits, features = self._forward(
+            list(docs) + pieces, None if langs is None else list(langs) + piece_langs
+        )
         n = len(docs)
         return (
             logits[:n],
@@ -101,12 +146,12 @@ class SentimentModel:
         its spans, from one encoder pass: (doc probabilities, doc features, span probabilities,
         span features); spans come in document order, a document's in the order given."""
         self._check_fitted()
-        doc_logits, doc_features, span_logits, span_features = self._read_units(docs, spans)
+        doc_logits, doc_features, span_logits, span_features = self._read_units(docs, spans, langs)
         span_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
         return (
-            softmax(doc_logits, self.temperatures_for(langs)),
+            self.calibrated(doc_logits, langs),
             doc_features,
-            softmax(span_logits, self.temperatures_for(span_langs)) if span_langs else span_logits,
+            self.calibrated(span_logits, span_langs),
             span_features,
         )
 
@@ -126,8 +171,8 @@ class SentimentModel:
         encoder) from one pass, as training a topic head needs both."""
         self._check_fitted()
         normalised, resolved = self.prepare(texts, langs)
-        logits, features = self._forward(normalised)
-        return softmax(logits, self.temperatures_for(resolved)), features
+        logits, features = self._forward(normalised, resolved)
+        return self.calibrated(logits, resolved), features
 
     def enable_similarity(self) -> None:
         """Make `features` carry plain sentence embeddings too (see the transformer tier)."""
@@ -183,8 +228,8 @@ class SentimentModel:
     ) -> np.ndarray:
         """Uncalibrated scores, shape (n, 3), columns in `labels` order."""
         self._check_fitted()
-        normalised, _ = self.prepare(texts, langs)
-        return self._logits(normalised)
+        normalised, resolved = self.prepare(texts, langs)
+        return self._logits(normalised, resolved)
 
     def predict_proba(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
@@ -192,7 +237,7 @@ class SentimentModel:
         """Calibrated probabilities, shape (n, 3), columns in `labels` order."""
         self._check_fitted()
         normalised, resolved = self.prepare(texts, langs)
-        return softmax(self._logits(normalised), self.temperatures_for(resolved))
+        return self.calibrated(self._logits(normalised, resolved), resolved)
 
     def predict(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None

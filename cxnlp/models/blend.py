@@ -20,54 +20,81 @@ from cxnlp.models.base import SentimentModel
 
 
 class BlendedSentimentModel(SentimentModel):
-    """`sum_i weight_i * log_softmax(member_i logits)`, calibrated by its own temperatures."""
+    """`sum_i weight_i * log_softmax(member_i logits)`, calibrated by its own temperatures.
+
+    `lang_weights` (chosen on dev data in training) gives a language its own member weights;
+    other languages, and texts whose language is not given, get `weights`."""
 
     kind = "blend"
 
-    def __init__(self, members: Sequence[SentimentModel], weights: Sequence[float]) -> None:
+    def __init__(
+        self,
+        members: Sequence[SentimentModel],
+        weights: Sequence[float],
+        lang_weights: dict[str, Sequence[float]] | None = None,
+    ) -> None:
         super().__init__()
         if len(members) != len(weights) or not members:
             raise ValueError("a blend needs one weight per member and at least one member")
-        if any(w < 0 for w in weights) or not np.isclose(sum(weights), 1.0):
-            raise ValueError(f"blend weights must be non-negative and sum to 1, got {weights}")
         kinds = [m.kind for m in members]
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"blend members must be of different kinds, got {kinds}")
         self.members = list(members)
-        self.weights = [float(w) for w in weights]
+        self.weights = _checked_weights(weights, len(members), "*")
+        self.lang_weights = {
+            str(lang): _checked_weights(w, len(members), lang)
+            for lang, w in (lang_weights or {}).items()
+        }
         self.fitted_ = all(m.fitted_ for m in members)
 
-    def _logits(self, texts: list[str]) -> np.ndarray:
-        return self._forward(texts)[0]
+    def weights_for(self, langs: Sequence[str] | None, n: int) -> np.ndarray:
+        """Each text's member weights, shape (n, members)."""
+        if langs is None or not self.lang_weights:
+            return np.tile(self.weights, (n, 1))
+        return np.array([self.lang_weights.get(lang, self.weights) for lang in langs])
 
-    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _logits(self, texts: list[str], langs: Sequence[str] | None = None) -> np.ndarray:
+        return self._forward(texts, langs)[0]
+
+    def _forward(
+        self, texts: list[str], langs: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Blended logits, and the features of the first member that has any (the transformer)."""
+        weights = self.weights_for(langs, len(texts))
         total = np.zeros((len(texts), len(self.labels)))
         features = None
-        for member, weight in zip(self.members, self.weights, strict=True):
-            if weight > 0 or (features is None and self.topic_tagger is not None):
+        for k, member in enumerate(self.members):
+            if weights[:, k].any() or (features is None and self.topic_tagger is not None):
                 logits, member_features = member._forward(texts)
-                total += weight * log_softmax(logits, axis=1)
+                total += weights[:, k : k + 1] * log_softmax(logits, axis=1)
                 if features is None:
                     features = member_features
         return total, features
 
     def _read_units(
-        self, docs: list[str], spans: list[list[tuple[int, int]]]
+        self,
+        docs: list[str],
+        spans: list[list[tuple[int, int]]],
+        langs: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
         """Each member reads the documents and spans its own way (the transformer in one pass,
         the n-gram tier each span as a text); their log-probabilities are blended as in
         `_forward`, features taken from the first member that has them."""
         n_spans = sum(len(ranges) for ranges in spans)
+        span_langs = None
+        if langs is not None:
+            span_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
+        doc_weights = self.weights_for(langs, len(docs))
+        span_weights = self.weights_for(span_langs, n_spans)
         doc_total = np.zeros((len(docs), len(self.labels)))
         span_total = np.zeros((n_spans, len(self.labels)))
         doc_features = span_features = None
-        for member, weight in zip(self.members, self.weights, strict=True):
-            if weight > 0 or (doc_features is None and self.topic_tagger is not None):
+        for k, member in enumerate(self.members):
+            if doc_weights[:, k].any() or (doc_features is None and self.topic_tagger is not None):
                 d_logits, d_features, s_logits, s_features = member._read_units(docs, spans)
-                doc_total += weight * log_softmax(d_logits, axis=1)
+                doc_total += doc_weights[:, k : k + 1] * log_softmax(d_logits, axis=1)
                 if n_spans:
-                    span_total += weight * log_softmax(s_logits, axis=1)
+                    span_total += span_weights[:, k : k + 1] * log_softmax(s_logits, axis=1)
                 if doc_features is None:
                     doc_features, span_features = d_features, s_features
         return doc_total, doc_features, span_total, span_features
@@ -87,16 +114,15 @@ class BlendedSentimentModel(SentimentModel):
         for member, weight in zip(self.members, self.weights, strict=True):
             member.save(path / member_dir(member.kind))
             entries.append({"dir": member_dir(member.kind), "weight": weight})
-        write_config(
-            path,
-            {
-                "kind": self.kind,
-                "labels": list(self.labels),
-                "temperatures": self.temperatures_,
-                "members": entries,
-                **(extra_config or {}),
-            },
-        )
+        config: dict[str, Any] = {
+            "kind": self.kind,
+            "labels": list(self.labels),
+            **self.calibration_config(),
+            "members": entries,
+        }
+        if self.lang_weights:
+            config["lang_weights"] = self.lang_weights
+        write_config(path, {**config, **(extra_config or {})})
         self.save_topics(path)
         return path
 
@@ -109,10 +135,29 @@ class BlendedSentimentModel(SentimentModel):
         for entry in entries:
             member_path = path / entry["dir"]
             members.append(model_class(read_config(member_path).get("kind")).load(member_path))
-        model = cls(members, [float(entry["weight"]) for entry in entries])
+        model = cls(
+            members,
+            [float(entry["weight"]) for entry in entries],
+            lang_weights=config.get("lang_weights"),
+        )
         model.labels = tuple(config["labels"])
-        model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))
+        model.read_calibration(config)
         return model
+
+
+def _checked_weights(weights: object, n: int, lang: str) -> list[float]:
+    """One non-negative weight per member, summing to 1."""
+    if (
+        not isinstance(weights, list | tuple)
+        or len(weights) != n
+        or any(isinstance(w, bool) or not isinstance(w, int | float) for w in weights)
+    ):
+        raise ValueError(f"blend weights for {lang!r} must be {n} numbers, got {weights!r:.80}")
+    if any(w < 0 for w in weights) or not np.isclose(sum(weights), 1.0):
+        raise ValueError(
+            f"blend weights must be non-negative and sum to 1, got {list(weights)} for {lang!r}"
+        )
+    return [float(w) for w in weights]
 
 
 def _member_entries(path: Path, entries: object) -> list[dict]:

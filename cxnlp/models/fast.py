@@ -80,7 +80,7 @@ class FastSentimentModel(SentimentModel):
         self.fitted_ = True
         return self
 
-    def _logits(self, texts: list[str]) -> np.ndarray:
+    def _logits(self, texts: list[str], langs: Sequence[str] | None = None) -> np.ndarray:
         features = self.tfidf_.transform(self._vectorizer().transform(texts))
         return np.asarray(self.classifier_.decision_function(features), dtype=np.float64)
 
@@ -103,7 +103,7 @@ class FastSentimentModel(SentimentModel):
             {
                 "kind": self.kind,
                 "labels": list(self.labels),
-                "temperatures": self.temperatures_,
+                **self.calibration_config(),
                 "n_features": self.n_features,
                 "ngram_range": list(self.ngram_range),
                 "analyzer": "char_wb",
@@ -126,6 +126,6 @@ class FastSentimentModel(SentimentModel):
         model.classifier_.coef_ = weights["coef"].astype(np.float64)
         model.classifier_.intercept_ = weights["intercept"].astype(np.float64)
         model.classifier_.classes_ = np.arange(len(SENTIMENTS))
-        model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))
+        model.read_calibration(config)
         model.fitted_ = True
         return model

@@ -37,6 +37,8 @@ INFERENCE_DTYPES = ("auto", "float32", "bfloat16", "int8", "int8-all")
 
 
 WEIGHTS_DTYPES = ("float16", "int8")
+# Padded tokens per encoder batch (see `_length_batches`); measured in benchmarks/predict_speed.py.
+BATCH_TOKENS = 1024
 # An int8-stored matrix `name` keeps its per-row float16 scales under `name + INT8_SCALE_SUFFIX`.
 INT8_SCALE_SUFFIX = ".int8_scale"
 
@@ -122,9 +124,16 @@ class SentimentNet(nn.Module):
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 
-    def forward_from(self, hidden: torch.Tensor, mask: torch.Tensor, first_layer: int):
+    def pooled_from(
+        self, hidden: torch.Tensor, mask: torch.Tensor, first_layer: int
+    ) -> torch.Tensor:
+        """The pooled top-layer features of hidden states entering layer `first_layer` (what the
+        head, and the topic head's first block, read)."""
         hidden = self._run_layers(hidden, mask, first_layer, len(self.layers))
-        return self.head(self.dropout(self.spec.pool(hidden, mask)))
+        return self.spec.pool(hidden, mask)
+
+    def forward_from(self, hidden: torch.Tensor, mask: torch.Tensor, first_layer: int):
+        return self.head(self.dropout(self.pooled_from(hidden, mask, first_layer)))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder.embeddings(input_ids=input_ids)
@@ -184,7 +193,9 @@ def build_net(
         spec = spec_for(
             backbone, encoder, tokenizer, prefix=prefix, pooling=pooling, layer_path=layer_path
         )
-    elif len(spec.layers(encoder)) != spec.n_layers:
+    else:
+        spec.keep(encoder)
+    if len(spec.layers(encoder)) != spec.n_layers:
         raise ValueError(
             f"backbone {backbone!r} has {len(spec.layers(encoder))} layers at "
             f"{spec.layer_path!r}; the model was trained on one with {spec.n_layers}"
@@ -216,6 +227,9 @@ class TransformerSentimentModel(SentimentModel):
         self.trained_from_layer = trained_from_layer
         self.backbone = backbone
         self.batch_size = batch_size
+        # A batch pads every row to its longest: at most this many padded tokens per batch
+        # (length-sorted rows, so short texts go in wide batches and long ones in narrow ones).
+        self.batch_tokens = BATCH_TOKENS
         self.dtype = dtype
         if weights_dtype not in WEIGHTS_DTYPES:
             raise ValueError(
@@ -267,10 +281,12 @@ class TransformerSentimentModel(SentimentModel):
             return_tensors="pt",
         )
 
-    def _logits(self, texts: list[str]) -> np.ndarray:
+    def _logits(self, texts: list[str], langs: Sequence[str] | None = None) -> np.ndarray:
         return self._forward(texts)[0]
 
-    def _forward(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(
+        self, texts: list[str], langs: Sequence[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Logits and features: [pooled top layer, pooled tap layer(, plain e5 embedding)], each
         block `hidden_size` wide; the third only after `enable_similarity()`. A text longer
         than `max_length` tokens is read in windows (see `_read_units`), never truncated."""
@@ -278,7 +294,10 @@ class TransformerSentimentModel(SentimentModel):
         return doc_logits, doc_features
 
     def _read_units(
-        self, docs: list[str], spans: list[list[tuple[int, int]]]
+        self,
+        docs: list[str],
+        spans: list[list[tuple[int, int]]],
+        langs: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One encoder pass per token: logits and features of each document and of each of its
         character spans (clauses), the spans pooled from the document's own token states.
@@ -321,7 +340,7 @@ class TransformerSentimentModel(SentimentModel):
             {
                 "kind": self.kind,
                 "labels": list(self.labels),
-                "temperatures": self.temperatures_,
+                **self.calibration_config(),
                 "backbone": self.backbone,
                 "backbone_sha256": source_sha256() if self.backbone == BACKBONE_ID else None,
                 "backbone_spec": self.net.spec.to_dict(),
@@ -367,7 +386,7 @@ class TransformerSentimentModel(SentimentModel):
             weights_dtype=config.get("weights_dtype", "float16"),
         )
         model.labels = tuple(config["labels"])
-        model.temperatures_ = dict(config.get("temperatures", {"*": 1.0}))
+        model.read_calibration(config)
         return model
 
 
@@ -465,10 +484,8 @@ class _UnitReader:
         doc_features = np.zeros((n_docs, blocks * hidden), dtype=np.float64)
         doc_weights = np.zeros(n_docs, dtype=np.float64)
         windowed = np.zeros(n_docs, dtype=bool)
-        order = np.argsort([len(r[1]) for r in rows], kind="stable")
         pad_id = net.spec.pad_id
-        for batch_start in range(0, len(rows), model.batch_size):
-            batch = [rows[i] for i in order[batch_start : batch_start + model.batch_size]]
+        for batch in _length_batches(rows, model.batch_size, model.batch_tokens):
             length = max(len(r[1]) for r in batch)
             input_ids = np.full((len(batch), length), pad_id, dtype=np.int64)
             mask = np.zeros((len(batch), length), dtype=np.int64)
@@ -524,6 +541,24 @@ class _UnitReader:
             span_logits,
             span_features.astype(np.float32),
         )
+
+
+def _length_batches(rows: list, batch_size: int, batch_tokens: int) -> list[list]:
+    """`rows` (their ids second) in length-sorted batches of at most `batch_size` rows and at
+    most `batch_tokens` padded tokens (a longer row goes alone): a batch pads each row to its
+    longest, so short clauses are not padded to a long review's length."""
+    order = np.argsort([len(r[1]) for r in rows], kind="stable")
+    batches: list[list] = []
+    batch: list = []
+    for i in order:
+        row = rows[i]
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * len(row[1]) > batch_tokens):
+            batches.append(batch)
+            batch = []
+        batch.append(row)
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 def _check_backbone(path: Path, config: dict[str, Any]) -> None:
