@@ -52,6 +52,9 @@ class SentimentModel:
     """Base of the shipped model kinds. Subclasses implement `_logits` and persistence."""
 
     kind: ClassVar[str] = ""
+    # True for a model whose `_logits` / `_forward` / `_read_units` take the texts' languages
+    # (a blend with per-language weights); others are called without them.
+    reads_langs: ClassVar[bool] = False
     labels: tuple[str, ...] = SENTIMENTS
     # What predict returns per text (cxnlp.models.pipeline builds them through this name).
     prediction_class: ClassVar[type] = Prediction
@@ -111,7 +114,14 @@ class SentimentModel:
         self, texts: list[str], langs: Sequence[str] | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and, for models with an encoder, the pooled features topics are read from."""
-        return self._logits(texts, langs), None
+        return (self._logits(texts) if langs is None else self._logits(texts, langs)), None
+
+    def _forward_for(
+        self, texts: list[str], langs: Sequence[str] | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`_forward`, given the languages only by a model that reads them (`reads_langs`), so
+        that a subclass written with `_forward(texts)` keeps working."""
+        return self._forward(texts, langs) if self.reads_langs else self._forward(texts)
 
     def _read_units(
         self,
@@ -128,7 +138,7 @@ class SentimentModel:
         piece_langs = None
         if langs is not None:
             piece_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
-        logits, features = self._forward(
+        logits, features = self._forward_for(
             list(docs) + pieces, None if langs is None else list(langs) + piece_langs
         )
         n = len(docs)
@@ -146,7 +156,11 @@ class SentimentModel:
         its spans, from one encoder pass: (doc probabilities, doc features, span probabilities,
         span features); spans come in document order, a document's in the order given."""
         self._check_fitted()
-        doc_logits, doc_features, span_logits, span_features = self._read_units(docs, spans, langs)
+        if self.reads_langs:
+            units = self._read_units(docs, spans, langs)
+        else:
+            units = self._read_units(docs, spans)
+        doc_logits, doc_features, span_logits, span_features = units
         span_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
         return (
             self.calibrated(doc_logits, langs),
@@ -171,7 +185,7 @@ class SentimentModel:
         encoder) from one pass, as training a topic head needs both."""
         self._check_fitted()
         normalised, resolved = self.prepare(texts, langs)
-        logits, features = self._forward(normalised, resolved)
+        logits, features = self._forward_for(normalised, resolved)
         return self.calibrated(logits, resolved), features
 
     def enable_similarity(self) -> None:
@@ -229,7 +243,7 @@ class SentimentModel:
         """Uncalibrated scores, shape (n, 3), columns in `labels` order."""
         self._check_fitted()
         normalised, resolved = self.prepare(texts, langs)
-        return self._logits(normalised, resolved)
+        return self._forward_for(normalised, resolved)[0]
 
     def predict_proba(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None
@@ -237,7 +251,7 @@ class SentimentModel:
         """Calibrated probabilities, shape (n, 3), columns in `labels` order."""
         self._check_fitted()
         normalised, resolved = self.prepare(texts, langs)
-        return self.calibrated(self._logits(normalised, resolved), resolved)
+        return self.calibrated(self._forward_for(normalised, resolved)[0], resolved)
 
     def predict(
         self, texts: Sequence[str], langs: Sequence[str | None] | None = None

@@ -26,6 +26,7 @@ class BlendedSentimentModel(SentimentModel):
     other languages, and texts whose language is not given, get `weights`."""
 
     kind = "blend"
+    reads_langs = True
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,15 @@ from cxnlp.text.normalize import normalize
 logger = logging.getLogger(__name__)
 
 
+# No document rule: no text has both positive and negative above 1.
+NO_DOC_RULE = 1.01
+# Per language: a text is mixed when two clauses are confidently (>= "clause") of opposite
+# polarity, or ("topics") it has a positive and a negative topic, or its document probabilities
+# give both positive and negative at least "doc". Chosen by benchmarks/mixed_tuning.py on rows
+# the report does not use (see the model card).
+MIXED_RULES: dict[str, dict[str, Any]] = {}
+
+
 @dataclass
 class AspectOptions:
     """How `analyze` reads clauses. `mixed_threshold`: the confidence a positive and a negative
@@ -61,6 +70,9 @@ class AspectOptions:
     sentiment is read together with its own clauses and topics (see `agree_with_evidence`)."""
 
     mixed_threshold: float = 0.7
+    # Per language, the `mixed` rule chosen by benchmarks/mixed_tuning.py (see MIXED_RULES);
+    # a language without one uses `mixed_threshold` and `topic_mixed`, with no document rule.
+    mixed_rules: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(MIXED_RULES))
     clauses: bool = True
     clause_topics: bool = True
     cues: bool = True
@@ -77,6 +89,13 @@ class AspectOptions:
     clause_pass_chars: int = 400
     # How much a topic's polarity counts as evidence against the document's sentiment (see `agree`).
     topic_evidence: float = 0.8
+
+    def mixed_rule(self, lang: str) -> tuple[float, float, bool]:
+        """(clause confidence, document floor, topics count) of `lang`'s `mixed` rule."""
+        rule = self.mixed_rules.get(lang)
+        if rule is None:
+            return self.mixed_threshold, NO_DOC_RULE, self.topic_mixed
+        return float(rule["clause"]), float(rule["doc"]), bool(rule["topics"])
 
 
 def plan_pieces(text: str, lang: str, options: AspectOptions) -> list[Span]:
@@ -189,9 +208,6 @@ def analyze(
                 text, i, plan, pieces, topic_scores, probabilities, tagger,
                 rules.get(lang, ()), options, labels, lang,
             )  # fmt: skip
-        mixed = _is_mixed(probabilities[pieces], labels, options.mixed_threshold) or (
-            options.topic_mixed and _topics_mixed(topics)
-        )
         cued = [t for t in topics if t.pop("_cued", False)]
         if options.agree:
             # Only topics whose polarity a cue phrase fixed count as evidence: the polarity head
@@ -200,6 +216,12 @@ def analyze(
                 row, probabilities[pieces], cued, labels, options.mixed_threshold,
                 options.topic_evidence,
             )  # fmt: skip
+        clause_floor, doc_floor, topic_rule = options.mixed_rule(lang)
+        mixed = (
+            _is_mixed(probabilities[pieces], labels, clause_floor)
+            or (topic_rule and _topics_mixed(topics))
+            or _doc_mixed(row, labels, doc_floor)
+        )
         results.append(
             Prediction(
                 sentiment=labels[int(row.argmax())],
@@ -262,6 +284,12 @@ def _is_mixed(piece_probabilities: np.ndarray, labels: tuple[str, ...], threshol
     best = piece_probabilities.argmax(1)
     confident = piece_probabilities.max(1) >= threshold
     return bool((confident & (best == positive)).any() and (confident & (best == negative)).any())
+
+
+def _doc_mixed(row: np.ndarray, labels: tuple[str, ...], floor: float) -> bool:
+    """The document itself gives both positive and negative at least `floor` (a one-clause text,
+    e.g. a tweet, has no clauses to disagree)."""
+    return bool(min(row[labels.index("positive")], row[labels.index("negative")]) >= floor)
 
 
 def _topics_mixed(topics: list[dict[str, Any]]) -> bool:
