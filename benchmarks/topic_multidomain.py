@@ -8,8 +8,10 @@ Usage (from the repository root)::
 Prints, per language: topic micro precision / recall / F1 over (text, topic) pairs (every topic
 counts as known absent where the gold lacks it), the no-topic rate (texts with no gold topic that
 get no topic), polarity accuracy over the topics found whose gold polarity is positive, neutral or
-negative (`mixed` gold left out), and with --per-topic each topic's P / R. The dev half may be
-tuned on; score the test half once.
+negative (`mixed` gold left out), each topic's share of the predicted mentions next to its share
+of the gold mentions (a topic more than 10 points above its gold share is flagged: the issue's
+target is that none is), and with --per-topic each topic's P / R. The dev half may be tuned on;
+score the test half once.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def load_set(split: str, pattern: str = "topics_multidomain_*.jsonl"):
 def score(rows, predicted) -> dict:
     import numpy as np
 
-    from training.topic_eval import score_topics
+    from training.topic_eval import score_topics, topic_shares
     from training.topic_trainer import TopicTargets, corpus_targets
 
     report = {}
@@ -54,6 +56,7 @@ def score(rows, predicted) -> dict:
             continue
         gold = TopicTargets(targets.present[index], targets.weight[index], targets.polarity[index])
         block = score_topics([predicted[i] for i in index], gold, partial=False)
+        block["shares"] = topic_shares(block["per_topic"])
         empty = [i for i in index if not rows["topics"].iloc[i]]
         block["no_topic_rate"] = (
             round(sum(not predicted[i] for i in empty) / len(empty), 4) if empty else None
@@ -70,6 +73,34 @@ def score(rows, predicted) -> dict:
         block["by_domain"] = by_domain
         report[lang] = block
     return report
+
+
+def print_shares(report: dict) -> None:
+    """Per language, each topic's share of the predicted mentions next to its gold share, "!"
+    where it is more than the allowed points above; then which topics miss the target."""
+    for lang, block in report.items():
+        shares = block["shares"]
+        limit = 100 * shares["max_excess"]
+        print(
+            f"\n{lang}: share of the mentions, predicted vs gold ({shares['predicted_mentions']} "
+            f"predicted, {shares['gold_mentions']} gold; ! = more than {limit:.0f} points above)"
+        )
+        print(f"  {'topic':17} {'pred %':>7} {'gold %':>7} {'diff':>6}")
+        for topic, t in shares["topics"].items():
+            if not t["gold"] and not t["predicted"]:
+                continue
+            cells = [
+                "-" if t[k] is None else f"{100 * t[k]:.1f}"
+                for k in ("predicted_share", "gold_share")
+            ]
+            diff = "-" if t["excess"] is None else f"{100 * t['excess']:+.1f}"
+            flag = " !" if t["over"] else ""
+            print(f"  {topic:17} {cells[0]:>7} {cells[1]:>7} {diff:>6}{flag}")
+    over = {lang: block["shares"]["over"] for lang, block in report.items()}
+    verdict = "; ".join(f"{lang}: {', '.join(names) or 'none'}" for lang, names in over.items())
+    limits = {100 * block["shares"]["max_excess"] for block in report.values()}
+    limit = "/".join(f"{x:.0f}" for x in sorted(limits))
+    print(f"\ntopics more than {limit} points above their gold share: {verdict}")
 
 
 def main() -> None:
@@ -120,6 +151,7 @@ def main() -> None:
             f"{lang:5} {cells[0]:>6} {cells[1]:>6} {cells[2]:>6} {cells[3]:>9} {cells[4]:>9} "
             f"{block['polarity_scored']:>5}"
         )
+    print_shares(report)
     if args.per_topic:
         for lang, block in report.items():
             print(f"\n{lang}: topic gold / predicted / P / R")

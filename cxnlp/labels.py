@@ -47,6 +47,9 @@ def probability_column(label: str) -> str:
 # The probability columns in SENTIMENTS order (the order computations use).
 PROBABILITY_COLUMNS: tuple[str, ...] = tuple(probability_column(s) for s in SENTIMENTS)
 TOPICS_COLUMN = "topics"
+# True where the text has clauses or topics of opposite sentiment (cxnlp.models.pipeline); empty
+# where the text was not read by clause. Read back with `decode_flag`.
+MIXED_COLUMN = "mixed"
 ERROR_COLUMN = "error"
 # The customer an item is about, when the export or API item names one: follow-up cases are
 # opened per customer (cxnlp.feedback.cases) and the dashboard shows a customer's history.
@@ -63,13 +66,12 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "confidence",
     "lang",
     TOPICS_COLUMN,
-    # True where the text has clauses of opposite sentiment (cxnlp.models.pipeline).
-    "mixed",
+    MIXED_COLUMN,
     *URGENCY_COLUMNS,
     ERROR_COLUMN,
 )
 # Result columns that files classified by older versions lack: readers accept a table without them.
-OPTIONAL_RESULT_COLUMNS: tuple[str, ...] = ("mixed", *URGENCY_COLUMNS)
+OPTIONAL_RESULT_COLUMNS: tuple[str, ...] = (MIXED_COLUMN, *URGENCY_COLUMNS)
 # What a report needs of a classified table.
 REPORT_COLUMNS: tuple[str, ...] = ("sentiment", *PROBABILITY_COLUMNS, ERROR_COLUMN)
 
@@ -119,6 +121,28 @@ def decode_topics(value: object, sentiment: str | None = None) -> list[dict[str,
             topic["evidence"] = evidence
         topics.append(topic)
     return topics
+
+
+def decode_flag(value: object) -> bool | None:
+    """A yes / no cell (such as `mixed`) as a bool: True / False as written by any table format
+    (a bool, 1 / 0, or the strings "true" / "false", "1" / "0", "yes" / "no" in any case); None
+    for an empty cell or anything else.
+
+    >>> [decode_flag(v) for v in (True, "False", " TRUE ", 0, "", None, float("nan"), "maybe")]
+    [True, False, True, False, None, None, None, None]
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ("true", "1", "yes"):
+            return True
+        return False if word in ("false", "0", "no") else None
+    if hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    if isinstance(value, bool | int) or (isinstance(value, float) and value in (0.0, 1.0)):
+        return bool(value)
+    return None
 
 
 def topics_cells(frame: pd.DataFrame, *, as_text: bool) -> pd.DataFrame:

@@ -218,3 +218,75 @@ def test_the_dashboard_speaks_persian_arabic_and_english(server, tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
         browser.close()
+
+
+def test_a_comment_marks_each_topics_evidence(server, tmp_path):
+    """Each topic's evidence is marked in its comment, where its offsets put it: they count code
+    points (as Python does), the browser's strings UTF-16 units, so emoji before a span must not
+    shift the mark (the English comment quotes its delivery evidence twice: a mark found by its
+    text would land on the quote). Markup in a comment stays text; Persian runs right to left
+    through its mark; a mixed comment carries the mixed badge."""
+    import json
+
+    sync_api = require_module("playwright.sync_api", 'pip install -e ".[test]"')
+    comments = {
+        "ev-en": ("en", True, "😡 <b>late</b> “the courier came an hour late”, they said. "
+                              "The food was great 🚚🙄 but the courier came an hour late",
+                  [("food_quality", "positive", "The food was great"),
+                   ("delivery", "negative", "the courier came an hour late")]),
+        "ev-fa": ("fa", False, "غذا عالی بود 🙂 ولی پیک یک ساعت دیر رسید",
+                  [("delivery", "negative", "پیک یک ساعت دیر رسید")]),
+    }  # fmt: skip
+    frame = classified_frame(len(comments), seed=3)
+    for i, (item_id, (lang, mixed, text, topics)) in enumerate(comments.items()):
+        evidence = []
+        for name, polarity, quoted in topics:
+            start = text.rindex(quoted)  # a code point offset, as the pipeline writes it
+            span = {"start": start, "end": start + len(quoted), "text": quoted}
+            evidence.append({"topic": name, "polarity": polarity, "score": 0.9, "evidence": span})
+        frame.loc[i, ["id", "lang", "text", "error"]] = [item_id, lang, text, None]
+        frame.loc[i, "topics"] = json.dumps(evidence, ensure_ascii=False)
+        frame.loc[i, "mixed"] = mixed
+    assert any(len(t[2].encode("utf-16-le")) // 2 > len(t[2]) for t in comments.values())
+    with open_store(f"sqlite:///{tmp_path / 'feedback.sqlite'}") as store:
+        ingest_frame(frame, dataset="evidence", store=store)
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(f"{server}/dashboard/login")
+        page.fill("#key", KEY)
+        page.click("#login")
+        page.wait_for_selector("[data-card=n]")
+        page.select_option("#f-dataset", "evidence")
+        page.wait_for_function(
+            "n => document.querySelectorAll('#comments li.comment').length === n", arg=len(comments)
+        )
+        for item_id, (lang, mixed, text, topics) in comments.items():
+            li = f"#comments li[data-id='{item_id}']"
+            # Each mark: its topics, its text, its class and the comment's text before it.
+            marks = page.eval_on_selector_all(
+                f"{li} mark",
+                """els => els.map(e => {
+                    const before = document.createRange();
+                    before.setStart(e.closest('.text'), 0);
+                    before.setEndBefore(e);
+                    return [e.dataset.topics, e.textContent, e.className, before.toString()];
+                })""",
+            )
+            assert sorted(marks) == sorted(
+                [name, quoted, f"evidence {polarity}", text[: text.rindex(quoted)]]
+                for name, polarity, quoted in topics
+            )
+            # The marks change no character of the comment, and no markup in it became an element.
+            assert page.text_content(f"{li} .text") == text
+            assert page.eval_on_selector(f"{li} .text", "e => e.querySelector('b') === null")
+            rtl = page.eval_on_selector_all(
+                f"{li} .text, {li} mark", "els => els.map(e => e.matches(':dir(rtl)'))"
+            )
+            assert set(rtl) == {lang == "fa"}
+            assert page.eval_on_selector_all(f"{li} .badge.mixed", "els => els.length") == int(
+                mixed
+            )
+        browser.close()

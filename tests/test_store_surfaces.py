@@ -131,7 +131,7 @@ def _check_store_equals_report(path, tmp_path) -> dict:
     ]
 
     reported = {
-        t["topic"]: {k: v for k, v in t.items() if k != "examples"}
+        t["topic"]: {k: v for k, v in t.items() if k not in ("examples", "example_evidence")}
         for t in report["topics"]["items"]
     }
     assert clean_json({t["topic"]: t for t in topics["items"]}) == reported

@@ -97,6 +97,49 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+# The issue's target for a topic head that does not pour everything into one topic: no topic's
+# share of the predicted mentions more than this above its share of the gold mentions.
+MAX_SHARE_EXCESS = 0.10
+
+
+def topic_shares(
+    per_topic: dict[str, dict[str, Any]], max_excess: float = MAX_SHARE_EXCESS
+) -> dict[str, Any]:
+    """Each topic's share of the predicted mentions beside its share of the gold mentions, from
+    `score_topics(...)["per_topic"]` (a mention: one text tagged with one topic). A topic whose
+    predicted share is more than `max_excess` (0.10: ten points) above its gold share is `over`.
+    Topics are listed by predicted share, largest first; shares are None without any mention.
+
+    >>> s = topic_shares({"price": {"gold": 2, "predicted": 6}, "delivery": {"gold": 6, "predicted": 2}})
+    >>> s["topics"]["price"]["predicted_share"], s["topics"]["price"]["gold_share"], s["over"]
+    (0.75, 0.25, ['price'])
+    """
+    gold_total = sum(int(t["gold"]) for t in per_topic.values())
+    predicted_total = sum(int(t["predicted"]) for t in per_topic.values())
+    topics = {}
+    for name, t in per_topic.items():
+        gold = int(t["gold"]) / gold_total if gold_total else None
+        predicted = int(t["predicted"]) / predicted_total if predicted_total else None
+        excess = None if gold is None or predicted is None else predicted - gold
+        topics[name] = {
+            "gold": int(t["gold"]),
+            "predicted": int(t["predicted"]),
+            "gold_share": _round(gold),
+            "predicted_share": _round(predicted),
+            "excess": _round(excess),
+            # Rounded before comparing: 0.3 - 0.2 is exactly ten points, not more.
+            "over": excess is not None and round(excess, 9) > max_excess,
+        }
+    order = sorted(topics, key=lambda n: (-(topics[n]["predicted_share"] or 0.0), n))
+    return {
+        "gold_mentions": gold_total,
+        "predicted_mentions": predicted_total,
+        "max_excess": max_excess,
+        "topics": {name: topics[name] for name in order},
+        "over": [name for name in order if topics[name]["over"]],
+    }
+
+
 def evaluate_topics(
     model: SentimentModel, data_dir: str | Path, json_path: str | Path | None = None
 ) -> dict[str, Any]:

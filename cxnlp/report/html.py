@@ -10,7 +10,8 @@ computes what the templates draw (chart geometry) and formats numbers (the templ
 Right-to-left text: every cell holding user text (group values, topic names, review texts) has
 `dir="auto"`, so a Persian or Arabic value takes its direction from its own first strong character
 and its punctuation lands on the right side; labels that sit inside SVG are always dates or
-numbers.
+numbers. A quoted text marks each topic's evidence with `<mark>` (the `highlight` filter); a mark
+sets no direction of its own, so the text runs as it would without it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from cxnlp.labels import SENTIMENTS
 
@@ -62,6 +63,36 @@ def _triple(estimate: dict[str, Any] | None) -> str:
     return " / ".join(_pct(estimate["shares"][label]) for label in SENTIMENTS)
 
 
+def _highlight(text: object, spans: list[dict[str, Any]] | None) -> Markup:
+    """`text`, escaped, with each evidence span (`cxnlp.report.evidence.evidence_spans`: code
+    point offsets into `text`) in a `<mark>` whose class is the topic's polarity ("mixed" where
+    overlapping spans disagree) and whose `data-topics` and title name its topics. Overlapping
+    spans are cut where each begins and ends, so no mark holds another.
+
+    >>> str(_highlight("<b>late</b> 😠 cold food", [{"start": 14, "end": 23, "topic": "food",
+    ...     "polarity": "negative"}]))
+    '&lt;b&gt;late&lt;/b&gt; 😠 <mark class="negative" data-topics="food" title="food">cold food</mark>'
+    """
+    text = "" if text is None else str(text)
+    spans = [s for s in spans or [] if 0 <= s["start"] < s["end"] <= len(text) and s.get("topic")]
+    cuts = sorted({0, len(text), *(s["start"] for s in spans), *(s["end"] for s in spans)})
+    out = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        covering = [s for s in spans if s["start"] <= a and b <= s["end"]]
+        if not covering:
+            out.append(escape(text[a:b]))
+            continue
+        names = list(dict.fromkeys(str(s["topic"]) for s in covering))
+        polarities = {s.get("polarity") for s in covering}
+        polarity = polarities.pop() if len(polarities) == 1 else "mixed"
+        out.append(
+            Markup('<mark class="{}" data-topics="{}" title="{}">{}</mark>').format(
+                polarity or "", " ".join(names), ", ".join(names), text[a:b]
+            )
+        )
+    return Markup("").join(out)
+
+
 def environment() -> Environment:
     """The autoescaping Jinja2 environment of cxnlp's templates, with the report's filters and
     globals (`sentiments`, `colours`), for the report and any other page that shows a rollup."""
@@ -72,7 +103,9 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(pct=_pct, points=_points, number=_number, ci=_ci, triple=_triple)
+    env.filters.update(
+        pct=_pct, points=_points, number=_number, ci=_ci, triple=_triple, highlight=_highlight
+    )
     env.globals.update(sentiments=SENTIMENTS, colours=COLOURS)
     return env
 

@@ -2,8 +2,9 @@
 
 `summarize()` turns the classified rows into one JSON-serialisable dict: sentiment counts and shares
 with Wilson intervals, net sentiment and the positive:negative ratio, overall and per language,
-group column and period; prevalence-corrected shares beside the raw ones; topics ranked by volume
-and by negative share; NPS / CSAT / CES with the topics over-represented among detractors; and
+group column and period; prevalence-corrected shares beside the raw ones; the share of `mixed`
+texts; topics ranked by volume and by negative share, with example texts and where each topic's
+evidence lies in them; NPS / CSAT / CES with the topics over-represented among detractors; and
 alerts comparing the last period with the one before. `cxnlp.report.html` renders the dict.
 
 Why corrected shares: a classifier's raw shares (classify-and-count) are biased whenever the class
@@ -25,9 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxnlp.labels import PERIODS, REPORT_COLUMNS, SENTIMENTS
+from cxnlp.labels import MIXED_COLUMN, PERIODS, REPORT_COLUMNS, SENTIMENTS, decode_flag
 from cxnlp.modeldir import DEV_CONFUSION_FILE
 from cxnlp.report.alerts import BASELINES, alerts, periods
+from cxnlp.report.evidence import evidence_spans, mixed_summary
 from cxnlp.report.quantification import (
     LABELED_METHODS,
     METHODS,
@@ -47,7 +49,7 @@ from cxnlp.report.scores import (
 )
 from cxnlp.report.segments import pcc_from_sums, sentiment_numbers
 from cxnlp.report.stats import P_ADJUST_METHODS, adjusted_shares
-from cxnlp.report.topics import mentions_table, topic_summary
+from cxnlp.report.topics import EXAMPLE_CHARS, mentions_table, row_topics, topic_summary
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +178,9 @@ def summarize(
         }
         for col in group_by
     }
+    mixed = mixed_summary(data, confidence)
+    if mixed is not None:
+        summary["mixed"] = mixed
     summary["topics"] = topic_summary(data, mentions, text_col, confidence, min_mentions, examples)
     summary["topics"]["unparsable_rows"] = unparsable
     if text_col in data.columns:
@@ -346,11 +351,20 @@ def _groups(values: pd.Series, max_groups: int, notes: list[str], name: str) -> 
 
 
 def _negative_examples(data: pd.DataFrame, text_col: str, k: int) -> list[dict[str, Any]]:
+    """The `k` most negative texts, each cut to `EXAMPLE_CHARS`, with its `mixed` flag (where the
+    table has one) and where its topics' evidence lies in it."""
     negatives = data[data["_sentiment"] == "negative"].nlargest(k, "_p_negative")
-    return [
-        {"text": str(t)[:280], "p_negative": p}
-        for t, p in zip(negatives[text_col], negatives["_p_negative"], strict=True)
-    ]
+    examples = []
+    for row, text, p in zip(
+        negatives.index, negatives[text_col], negatives["_p_negative"], strict=True
+    ):
+        quote = str(text)[:EXAMPLE_CHARS]
+        example = {"text": quote, "p_negative": p}
+        if MIXED_COLUMN in data.columns:
+            example["mixed"] = decode_flag(data.at[row, MIXED_COLUMN])
+        example["evidence"] = evidence_spans(quote, row_topics(data, row))
+        examples.append(example)
+    return examples
 
 
 def clean_json(value: Any) -> Any:

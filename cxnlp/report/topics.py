@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from cxnlp.labels import SENTIMENTS, TOPICS_COLUMN, decode_topics
+from cxnlp.report.evidence import evidence_spans
 from cxnlp.report.stats import wilson_interval
 
 EXAMPLE_CHARS = 280
@@ -39,6 +40,13 @@ def mentions_table(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return table, bad
 
 
+def row_topics(data: pd.DataFrame, row: Any) -> list[dict[str, Any]]:
+    """The decoded topics of one row of `data` (none when the cell is missing or unparsable)."""
+    if TOPICS_COLUMN not in data.columns:
+        return []
+    return decode_topics(data.at[row, TOPICS_COLUMN], data.at[row, "_sentiment"]) or []
+
+
 def topic_rows(mentions: pd.DataFrame) -> dict[str, np.ndarray]:
     """The rows that mention each topic."""
     return {name: group.to_numpy() for name, group in mentions.groupby("topic")["row"]}
@@ -53,7 +61,9 @@ def topic_summary(
     examples: int,
 ) -> dict[str, Any]:
     """Every topic of the classified rows of `data`: mentions, share of classified rows, polarity
-    split, negative share, and its most negative example texts."""
+    split, negative share, and its most negative example texts (`examples`, each cut to
+    `EXAMPLE_CHARS`) with where the topic's evidence lies in each (`example_evidence`, a list of
+    `cxnlp.report.evidence.evidence_spans` per example)."""
     n = int(data["_ok"].sum())
     counts = (
         mentions.groupby(["topic", "polarity"]).size().unstack(fill_value=0)
@@ -67,6 +77,10 @@ def topic_summary(
         if text_col in data.columns and examples > 0 and name in negative_rows:
             rows = data.loc[negative_rows[name]].nlargest(examples, "_p_negative")
             item["examples"] = [str(t)[:EXAMPLE_CHARS] for t in rows[text_col]]
+            item["example_evidence"] = [
+                evidence_spans(quote, row_topics(data, row), only=name)
+                for quote, row in zip(item["examples"], rows.index, strict=True)
+            ]
         items.append(item)
     ranked = rank_topics(items, min_mentions)
     return {

@@ -289,16 +289,95 @@ function renderAlerts(a) {
   box.replaceChildren(scope, el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)));
 }
 
+// --- evidence -------------------------------------------------------------------------------
+// A topic's evidence is {start, end, text}: offsets into the comment counted in code points (the
+// server's Python string indices). A JavaScript string indexes UTF-16 units, in which a character
+// outside the Basic Multilingual Plane (an emoji, say) counts two, so the offsets are mapped
+// before slicing. A span whose offsets do not hold its text is looked for by its text.
+
+// units[k]: the UTF-16 index of code point k (units[length in code points] = text.length).
+function codeUnits(text) {
+  const units = [0];
+  for (const ch of text) units.push(units[units.length - 1] + ch.length);
+  return units;
+}
+
+// [start, end) of `evidence` in `text` as UTF-16 indices, or null where it is not in the text.
+function evidenceRange(text, units, evidence) {
+  if (!evidence) return null;
+  const { start, end } = evidence;
+  const quoted = typeof evidence.text === "string" && evidence.text ? evidence.text : null;
+  if (Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end < units.length) {
+    const range = [units[start], units[end]];
+    if (quoted === null || text.slice(...range) === quoted) return range;
+  }
+  if (quoted !== null) {
+    const at = text.indexOf(quoted);
+    if (at >= 0) return [at, at + quoted.length];
+  }
+  return null;
+}
+
+// The comment's text with each topic's evidence in a <mark> (as text nodes: nothing is parsed as
+// HTML). Overlapping spans are cut where each begins and ends, so no mark holds another; a mark
+// names its topics in data-topics and takes their polarity as its class ("mixed" where they
+// differ). A mark sets no direction: Persian and Arabic run as they would without it.
+function highlighted(text, topics) {
+  const units = codeUnits(text);
+  const spans = [];
+  for (const t of topics) {
+    const range = evidenceRange(text, units, t.evidence);
+    if (range) spans.push({ start: range[0], end: range[1], topic: t.topic, polarity: t.polarity || "" });
+  }
+  const cuts = [...new Set([0, text.length, ...spans.flatMap((s) => [s.start, s.end])])].sort((a, b) => a - b);
+  const pieces = [];
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const [a, b] = [cuts[i], cuts[i + 1]];
+    const covering = spans.filter((s) => s.start <= a && b <= s.end);
+    if (!covering.length) {
+      pieces.push(text.slice(a, b));
+      continue;
+    }
+    const names = [...new Set(covering.map((s) => s.topic))];
+    const polarities = new Set(covering.map((s) => s.polarity));
+    pieces.push(el("mark", {
+      class: `evidence ${polarities.size === 1 ? covering[0].polarity : "mixed"}`,
+      "data-topics": names.join(" "),
+      title: names.map(topicLabel).join(", "),
+    }, text.slice(a, b)));
+  }
+  return pieces;
+}
+
+// Pointing at a topic's chip lights its evidence in the comment.
+function lightEvidence(li, topic, on) {
+  li.querySelectorAll("mark.evidence").forEach((mark) => {
+    if (mark.dataset.topics.split(" ").includes(topic)) mark.classList.toggle("lit", on);
+  });
+}
+
 function comment(item) {
   const badge = item.sentiment
     ? el("span", { class: `badge ${item.sentiment}` }, tr(item.sentiment))
     : el("span", { class: "badge error", title: item.error || "" }, tr("not_classified"));
-  const chips = item.topics.map((x) => el("span", { class: `chip ${x.polarity || ""}`, title: x.evidence ? x.evidence.text : "" }, topicLabel(x.topic)));
+  // Mixed: a confidently positive and a confidently negative clause or topic in the comment.
+  const mixed = item.mixed ? el("span", { class: "badge mixed", "data-mixed": "true", title: tr("mixed_note") }, tr("mixed")) : null;
+  const text = item.text || "";
+  const topics = item.topics || [];
+  const li = el("li", { class: "comment", "data-id": item.id });
+  const chips = topics.map((x) => {
+    const chip = el("span", { class: `chip ${x.polarity || ""}`, "data-topic": x.topic, title: x.evidence ? x.evidence.text : "", tabindex: "0" }, topicLabel(x.topic));
+    for (const [event, on] of [["mouseenter", true], ["mouseleave", false], ["focus", true], ["blur", false]]) {
+      chip.addEventListener(event, () => lightEvidence(li, x.topic, on));
+    }
+    return chip;
+  });
   const where = [day(item.created_at), item.channel, item.product, item.lang, item.dataset].filter(Boolean).join(" · ");
-  return el("li", { class: "comment", "data-id": item.id },
-    el("div", { class: "text", dir: "auto" }, item.text || ""),
-    el("div", { class: "meta" }, badge, ...chips, ` ${where} · id ${item.id}`),
+  li.append(
+    el("div", { class: "text", dir: "auto" }, ...highlighted(text, topics)),
+    el("div", { class: "meta" }, badge, mixed, ...chips, ` ${where} · id ${item.id}`),
   );
+  return li;
 }
 
 async function loadComments(append = false) {
