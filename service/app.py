@@ -21,11 +21,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from cxnlp import __version__
 from service import docs, errors
 from service.batcher import MicroBatcher
-from service.deps import ServiceState
+from service.deps import ServiceState, pick_model
 from service.feedback import StoreHolder, store_job
 from service.jobs import JobRunner
 from service.limits import BodyLimitMiddleware
-from service.loading import LoadedModel, load_model, wrap_model
+from service.loading import LoadedModel, load_adapters, load_model, wrap_model
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.routers import (
     aws,
@@ -59,9 +59,14 @@ def check_auth(settings: Settings) -> tuple[list[bytes], list[bytes]]:
     return keys, admin
 
 
-def create_app(settings: Settings | None = None, model: Any | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    model: Any | None = None,
+    adapters: dict[str, Any] | None = None,
+) -> FastAPI:
     """The service app. `settings` default to the `CXNLP_*` environment; `model` (a model object
-    or a `LoadedModel`) replaces loading `settings.model`, for tests and notebooks."""
+    or a `LoadedModel`) replaces loading `settings.model`, and `adapters` ({name: model object or
+    `LoadedModel`}) loading `settings.adapters`, for tests and notebooks."""
     settings = settings or Settings()
     api_keys, admin_keys = check_auth(settings)
     metrics = ServiceMetrics()
@@ -76,6 +81,15 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             handle = await asyncio.to_thread(load_model, settings.model, settings.custom_topics)
         else:
             handle = model if isinstance(model, LoadedModel) else wrap_model(model)
+        if adapters is None:
+            served = await asyncio.to_thread(
+                load_adapters, settings.adapters, handle, settings.custom_topics
+            )
+        else:
+            served = {
+                name: a if isinstance(a, LoadedModel) else wrap_model(a, name, handle.name)
+                for name, a in adapters.items()
+            }
         batcher = MicroBatcher(
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
@@ -89,7 +103,7 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             await asyncio.to_thread(app.state.feedback.get)
         runner = JobRunner(
             settings.jobs_dir,
-            lambda: app.state.cxnlp.handle,
+            lambda name: pick_model(app.state.cxnlp, name),
             max_queued=settings.max_jobs_queued,
             chunk_rows=settings.job_chunk_rows,
             store_result=lambda job: store_job(app.state.feedback, job, settings),
@@ -99,11 +113,12 @@ def create_app(settings: Settings | None = None, model: Any | None = None) -> Fa
             workers=settings.job_workers,
         )
         state = ServiceState(settings, metrics, batcher, runner, api_keys, admin_keys, handle)
+        state.adapters = served
         state.sessions = Sessions(settings.jobs_dir / SESSIONS_DIR, SESSION_SECONDS)
         app.state.cxnlp = state  # before the job runner starts: it may resume a job at once
         batcher.start()
         state.jobs.start()
-        logger.info("serving %s (%s)", handle.name, handle.kind)
+        logger.info("serving %s (%s); adapters %s", handle.name, handle.kind, sorted(served))
         try:
             yield
         finally:

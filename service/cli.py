@@ -14,6 +14,14 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, help="port (default $CXNLP_PORT or 8000)")
     p.add_argument("--model", help="model name under models/ or a path (default $CXNLP_MODEL)")
     p.add_argument(
+        "--adapter",
+        action="append",
+        metavar="NAME=DIR",
+        help="also serve the model `cxnlp adapt` wrote to DIR (a name under models/ or a path) "
+        'as NAME, on the served model\'s encoder; requests pick it with "model": NAME. '
+        "Repeat for more (default $CXNLP_ADAPTERS, NAME=DIR pairs separated by commas)",
+    )
+    p.add_argument(
         "--workers", type=int, help="worker processes, each with its own model (default 1)"
     )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -22,6 +30,7 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
     from cxnlp.models.store import resolve_model
     from cxnlp.models.threads import PASSIVE_WAIT_ENV
@@ -37,10 +46,20 @@ def _serve(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             os.environ[f"CXNLP_{name.upper()}"] = str(value)
-    settings = Settings()
+    if args.adapter:
+        os.environ["CXNLP_ADAPTERS"] = ",".join(args.adapter)
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # e.g. an adapter that is not NAME=DIR
+        raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
     # Refuse to start here, with a clear message, rather than with a traceback in each worker.
     check_auth(settings)
     resolve_model(settings.model)
+    for name, directory in settings.adapters.items():
+        try:
+            resolve_model(directory)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"adapter {name!r}: {exc}") from None
     if settings.workers > 1:
         _multiprocess_metrics()
     uvicorn.run(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from service.batcher import MicroBatcher
-from service.errors import ApiError
+from service.errors import ApiError, field_error
 from service.jobs import JobRunner
 from service.loading import LoadedModel
 from service.metrics import ServiceMetrics
@@ -28,6 +29,8 @@ class ServiceState:
     admin_keys: list[bytes]
     # Replaced whole by /v1/admin/reload; readers take the reference once per request.
     handle: LoadedModel | None = None
+    # The adapters served beside it, by name (service.loading); replaced with it on reload.
+    adapters: dict[str, LoadedModel] = field(default_factory=dict)
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The dashboard's login (service.sessions): server-side sessions, throttled failures.
     sessions: Sessions | None = None
@@ -46,6 +49,30 @@ def current_model(state: Annotated[ServiceState, Depends(get_state)]) -> LoadedM
     if state.handle is None:
         raise ApiError(503, "no model is loaded yet", headers={"Retry-After": "1"})
     return state.handle
+
+
+def model_names(state: ServiceState) -> list[str]:
+    """What a request's `model` may name: the served model, then its adapters."""
+    default = [state.handle.name] if state.handle is not None else []
+    return default + sorted(state.adapters)
+
+
+def pick_model(
+    state: ServiceState, name: str | None, loc: Sequence[Any] = ("body", "model")
+) -> LoadedModel:
+    """The model a request names in its `model` field (`loc`): the served model when it names
+    none (or names it), else that adapter; an unknown name is a 422 listing the known ones."""
+    default = current_model(state)
+    if name is None or name == default.name:
+        return default
+    adapter = state.adapters.get(name)
+    if adapter is None:
+        known = model_names(state)
+        message = f"unknown model {name!r}; this service serves {known}"
+        raise ApiError(
+            422, f"invalid request: {message}", [field_error(loc, message, "unknown_model")]
+        )
+    return adapter
 
 
 def _presented_key(request: Request) -> str | None:

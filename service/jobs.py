@@ -54,7 +54,9 @@ class Job:
     status: str = "queued"
     # A hash of the API key that uploaded it: its row cap, its fair share of the runners.
     owner: str = ""
-    model: str | None = None
+    # The adapter the upload named (None: the served model, whichever it is when the job runs).
+    adapter: str | None = None
+    model: str | None = None  # the name of the model that ran it
     rows_done: int = 0
     rows: int | None = None
     errors: int | None = None
@@ -100,12 +102,13 @@ class JobRunner:
     """Jobs run in `workers` background threads, fairly between API keys: the next job is the
     oldest of the key with the fewest jobs running and, among those, served longest ago, so one
     key's big upload holds one runner, never all of them, and a key's many jobs take turns with
-    another key's. A job can be cancelled (`cancel`) while queued or running."""
+    another key's. A job can be cancelled (`cancel`) while queued or running. `current_model`
+    gives the served model a job's `adapter` names (None: the default) when the job starts."""
 
     def __init__(
         self,
         jobs_dir: Path,
-        current_model: Callable[[], LoadedModel],
+        current_model: Callable[[str | None], LoadedModel],
         *,
         max_queued: int = 16,
         chunk_rows: int = 2000,
@@ -247,7 +250,12 @@ class JobRunner:
                     self._lock.notify_all()
 
     def _execute(self, job: Job, cancelled: threading.Event) -> None:
-        handle = self.current_model()  # the model served when the job starts, for all its rows
+        # The model the job names (None: the default) as served when it starts, for all its rows.
+        try:
+            handle = self.current_model(job.adapter)
+        except Exception as exc:  # noqa: BLE001 - e.g. an adapter no longer served after a restart
+            self._finish(job, "failed", error=getattr(exc, "message", None) or str(exc))
+            return
         job.status, job.model, job.started_at = "running", handle.name, time.time()
         self._save(job)
         try:

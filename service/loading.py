@@ -1,4 +1,11 @@
-"""The served model and what the service says about it: loaded once, replaced whole on reload."""
+"""The served models and what the service says about them: loaded once, replaced whole on reload.
+
+Beside the default model the service may serve named adapters (`CXNLP_ADAPTERS`, `cxnlp serve
+--adapter NAME=DIR`): model directories made by `cxnlp adapt` from it, loaded with
+`cxnlp.models.store.load(share_with=default)`, so that they run on the default's embeddings and
+frozen lower layers and each holds only its own trained layers, head, n-gram weights and topic
+head. A request picks one by name (`model`); none, the default.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +39,8 @@ class LoadedModel:
     # The dev confusion matrices of the model directory, for the rollup's adjusted shares.
     confusion: dict[str, list[list[float]]] | None = None
     loaded_at: float = field(default_factory=time.time)
+    # For an adapter: the name of the served model whose encoder it runs on.
+    base: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """What any API key holder may see: no server paths (the directory stays in the log; an
@@ -42,6 +51,7 @@ class LoadedModel:
             "cxnlp_version": self.cxnlp_version,
             "loaded_at": self.loaded_at,
             "metrics": _without_paths(self.metrics),
+            "base": self.base,
         }
 
 
@@ -58,13 +68,20 @@ def _without_paths(value: Any) -> Any:
     return value
 
 
-def load_model(name_or_path: str, custom_topics: str | Path | None = None) -> LoadedModel:
+def load_model(
+    name_or_path: str,
+    custom_topics: str | Path | None = None,
+    *,
+    share_with: LoadedModel | None = None,
+    name: str | None = None,
+) -> LoadedModel:
     """Load a model by name under the models directory or by path, add the custom topics file
-    if one is given, and warm it up."""
+    if one is given, and warm it up. With `share_with` (the served default) it is an adapter
+    running on that model's encoder, served as `name`."""
     path = resolve_model(name_or_path)
     config = read_config(path)
     started = time.perf_counter()
-    model = load(path)
+    model = load(path, share_with=share_with.model if share_with is not None else None)
     if custom_topics is not None:
         model.add_custom_topics(custom_topics)
     model.predict(WARMUP_TEXTS)
@@ -72,15 +89,43 @@ def load_model(name_or_path: str, custom_topics: str | Path | None = None) -> Lo
     logger.info("loaded %s (%s) in %.1f s", path, config.get("kind"), time.perf_counter() - started)
     return LoadedModel(
         model=model,
-        name=path.name,
+        name=name or path.name,
         path=str(path.resolve()),
         kind=str(config.get("kind")),
         cxnlp_version=config.get("cxnlp_version"),
         metrics=metrics,
         confusion=read_dev_confusion(path),
+        base=share_with.name if share_with is not None else None,
     )
 
 
-def wrap_model(model: Any, name: str = "custom") -> LoadedModel:
-    """A `LoadedModel` for a model object built in code (tests, notebooks)."""
-    return LoadedModel(model=model, name=name, path="", kind=str(getattr(model, "kind", "")))
+def load_adapters(
+    adapters: dict[str, str],
+    default: LoadedModel,
+    custom_topics: str | Path | None = None,
+) -> dict[str, LoadedModel]:
+    """The adapters `{name: directory}`, each loaded onto `default`'s encoder. A name that is the
+    default's own, or a directory that was not adapted from it, is refused (ValueError)."""
+    if default.name in adapters:
+        raise ValueError(
+            f"adapter name {default.name!r} is the served model's own name: choose another"
+        )
+    loaded = {}
+    for name, directory in adapters.items():
+        try:
+            loaded[name] = load_model(directory, custom_topics, share_with=default, name=name)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"adapter {name!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - one message for every way an adapter is refused
+            reason = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+            raise ValueError(
+                f"adapter {name!r} ({directory}) cannot be served beside {default.name!r}: {reason}"
+            ) from exc
+    return loaded
+
+
+def wrap_model(model: Any, name: str = "custom", base: str | None = None) -> LoadedModel:
+    """A `LoadedModel` for a model object built in code (tests, notebooks); `base`: the served
+    model it is an adapter of."""
+    kind = str(getattr(model, "kind", ""))
+    return LoadedModel(model=model, name=name, path="", kind=kind, base=base)

@@ -39,6 +39,14 @@ TRUNCATE = Field(
     "says `truncated: true`) instead of answering it with an error",
 )
 
+MODEL = Field(
+    None,
+    min_length=1,
+    max_length=200,
+    description="the served model to classify with: the name of an adapter (GET /v1/models "
+    "lists them); absent, the default model",
+)
+
 
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -61,6 +69,7 @@ class ClassifyRequest(BaseModel):
         None, description="how to read the items' `score` field when storing them"
     )
     truncate: bool = TRUNCATE
+    model: str | None = MODEL
 
 
 class AnalyzeRequest(BaseModel):
@@ -68,6 +77,7 @@ class AnalyzeRequest(BaseModel):
 
     items: list[AnalyzeItem] = Field(..., min_length=1)
     truncate: bool = TRUNCATE
+    model: str | None = MODEL
     group_by: list[str] = Field(
         default_factory=list, description="item fields to group the rollup by, e.g. ['channel']"
     )
@@ -151,11 +161,24 @@ class ModelInfo(BaseModel):
     service_cxnlp_version: str
     loaded_at: float
     metrics: dict[str, Any]
+    base: str | None = Field(
+        None, description="for an adapter: the served model whose encoder it runs on"
+    )
+
+
+class ModelsResponse(ModelInfo):
+    """The served model, and the adapters served beside it."""
+
+    adapters: list[ModelInfo] = Field(
+        default_factory=list,
+        description="models a request may name in its `model` field, each adapted from the "
+        "served model and running on its encoder",
+    )
 
 
 class ReloadResponse(BaseModel):
     previous: str
-    model: ModelInfo
+    model: ModelsResponse
 
 
 class JobInfo(BaseModel):
@@ -164,7 +187,8 @@ class JobInfo(BaseModel):
     text_col: str
     id_col: str
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    model: str | None
+    adapter: str | None = Field(None, description="the adapter the upload named (`model`)")
+    model: str | None = Field(..., description="the model that ran the job, once it runs")
     rows_done: int = Field(..., description="rows classified so far")
     rows: int | None = Field(
         None, description="rows in the file: counted at upload, exact once finished"

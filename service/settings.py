@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,40 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from cxnlp.labels import StorePeriod
 
 CommaList = Annotated[list[str], NoDecode]
+# What an adapter may be called (the `model` field of a request): a short name, no spaces.
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def parse_adapters(value: object) -> dict[str, str]:
+    """`NAME=DIR` pairs (a comma-separated string, a list of them, or a dict) as {name: dir}.
+
+    >>> parse_adapters("acme=models/acme, shop=/srv/shop")
+    {'acme': 'models/acme', 'shop': '/srv/shop'}
+    """
+    if isinstance(value, dict):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        parts = value.split(",") if isinstance(value, str) else list(value or [])  # type: ignore
+        pairs = []
+        for part in (str(p).strip() for p in parts):
+            if not part:
+                continue
+            name, sep, directory = part.partition("=")
+            if not sep:
+                raise ValueError(f"adapter {part!r} is not NAME=DIR")
+            pairs.append((name.strip(), directory.strip()))
+    adapters: dict[str, str] = {}
+    for name, directory in pairs:
+        if not ADAPTER_NAME.fullmatch(name):
+            raise ValueError(
+                f"adapter name {name!r} must be 1-64 letters, digits, '_', '.' or '-' (not first)"
+            )
+        if not directory:
+            raise ValueError(f"adapter {name!r} has no directory (NAME=DIR)")
+        if name in adapters:
+            raise ValueError(f"adapter name {name!r} is given twice")
+        adapters[name] = directory
+    return adapters
 
 
 class Settings(BaseSettings):
@@ -23,6 +58,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CXNLP_", extra="ignore", frozen=True)
 
     model: str = Field("default", description="model name under the models directory, or a path")
+    adapters: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="adapted models served beside `model`, on its encoder: NAME=DIR pairs, "
+        "comma-separated (DIR a model made by `cxnlp adapt` from it, by name or path); a "
+        "request picks one with its `model` field",
+    )
     custom_topics: Path | None = Field(
         None, description="YAML file of extra topics (taxonomy format), matched without retraining"
     )
@@ -113,6 +154,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("adapters", mode="before")
+    @classmethod
+    def _adapter_pairs(cls, value: object) -> object:
+        return parse_adapters(value)
 
     @field_validator("alert_webhook")
     @classmethod

@@ -242,7 +242,7 @@ def test_jobs_of_another_key_are_not_starved(tiny_fast_model, tmp_path):
             order.append(texts[0].split()[0])
             return tiny_fast_model.predict(texts, langs)
 
-    runner = JobRunner(tmp_path / "jobs", lambda: wrap_model(Recording()), workers=1)
+    runner = JobRunner(tmp_path / "jobs", lambda _name: wrap_model(Recording()), workers=1)
     runner.jobs_dir.mkdir(parents=True)
     jobs = []
     for n, owner in enumerate(["a", "a", "a", "b"]):

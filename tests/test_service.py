@@ -730,7 +730,7 @@ def test_jobs_resume_on_either_engine(tmp_path, monkeypatch, ray_address):
     source = tmp_path / "in.csv"
     source.write_text("id,text\n1,hello\n", encoding="utf-8")
     model = type("Handle", (), {"name": "m", "model": object()})()
-    runner = jobs.JobRunner(tmp_path, lambda: model, ray_address=ray_address, ray_min_bytes=1)
+    runner = jobs.JobRunner(tmp_path, lambda _name: model, ray_address=ray_address, ray_min_bytes=1)
     job = jobs.Job("j", "in.csv", str(source), str(tmp_path / "out.csv"), "text", "id")
     runner._execute(job, threading.Event())
     assert job.status == "succeeded", job.error

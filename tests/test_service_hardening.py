@@ -92,7 +92,7 @@ def test_killed_job_reuses_its_finished_parts_on_restart(tiny_model_dir, tmp_pat
             resume=True, progress=False,
         )  # fmt: skip
     counting = _Counting(model)
-    runner = JobRunner(jobs_dir, lambda: wrap_model(counting), chunk_rows=3)
+    runner = JobRunner(jobs_dir, lambda _name: wrap_model(counting), chunk_rows=3)
     runner.start()
     try:
         deadline = time.monotonic() + 30

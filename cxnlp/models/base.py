@@ -71,6 +71,10 @@ class SentimentModel:
         # How predict reads clauses (mixed threshold, clause topics, cues); see cxnlp.models.pipeline.
         self.aspect_options: AspectOptions = AspectOptions()
 
+    def member(self, kind: str) -> SentimentModel | None:
+        """The part of this model of `kind`: itself, or (in a blend) its member of that kind."""
+        return self if self.kind == kind else None
+
     def temperatures_for(self, langs: Sequence[str]) -> np.ndarray:
         default = self.temperatures_.get("*", 1.0)
         return np.array([[self.temperatures_.get(lang, default)] for lang in langs])

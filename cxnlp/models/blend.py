@@ -54,6 +54,11 @@ class BlendedSentimentModel(SentimentModel):
             return np.tile(self.weights, (n, 1))
         return np.array([self.lang_weights.get(lang, self.weights) for lang in langs])
 
+    def member(self, kind: str) -> SentimentModel | None:
+        if kind == self.kind:
+            return self
+        return next((m for m in self.members if m.kind == kind), None)
+
     def _logits(self, texts: list[str], langs: Sequence[str] | None = None) -> np.ndarray:
         return self._forward(texts, langs)[0]
 
@@ -128,14 +133,19 @@ class BlendedSentimentModel(SentimentModel):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> BlendedSentimentModel:
+    def load(
+        cls, path: str | Path, share_with: SentimentModel | None = None
+    ) -> BlendedSentimentModel:
+        """`share_with`: a loaded model whose parts each member may share (see
+        `cxnlp.models.store.load`)."""
         path = Path(path)
         config = read_config(path)
         entries = _member_entries(path, config.get("members"))
         members = []
         for entry in entries:
             member_path = path / entry["dir"]
-            members.append(model_class(read_config(member_path).get("kind")).load(member_path))
+            kind = read_config(member_path).get("kind")
+            members.append(model_class(kind).load(member_path, share_with=share_with))
         model = cls(
             members,
             [float(entry["weight"]) for entry in entries],

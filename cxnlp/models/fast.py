@@ -114,7 +114,9 @@ class FastSentimentModel(SentimentModel):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> FastSentimentModel:
+    def load(cls, path: str | Path, share_with: SentimentModel | None = None) -> FastSentimentModel:
+        """`share_with`: a loaded model whose n-gram member's IDF this model takes (one array in
+        memory, not two) where it is the same, as for a model `cxnlp adapt` made from it."""
         path = Path(path)
         config = read_config(path)
         model = cls(n_features=config["n_features"], ngram_range=tuple(config["ngram_range"]))
@@ -122,6 +124,13 @@ class FastSentimentModel(SentimentModel):
         weights = load_file(str(path / WEIGHTS_FILE))
         model.tfidf_ = TfidfTransformer(sublinear_tf=True)
         model.tfidf_.idf_ = weights["idf"].astype(np.float64)
+        base = share_with.member(cls.kind) if share_with is not None else None
+        if (
+            isinstance(base, FastSentimentModel)
+            and base.n_features == model.n_features
+            and np.array_equal(base.tfidf_.idf_, model.tfidf_.idf_)
+        ):
+            model.tfidf_ = base.tfidf_
         model.classifier_ = LogisticRegression()
         model.classifier_.coef_ = weights["coef"].astype(np.float64)
         model.classifier_.intercept_ = weights["intercept"].astype(np.float64)

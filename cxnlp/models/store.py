@@ -45,8 +45,16 @@ def resolve_model(name_or_path: str | Path) -> Path:
     )
 
 
-def load(name_or_path: str | Path = "default") -> SentimentModel:
+def load(
+    name_or_path: str | Path = "default", *, share_with: SentimentModel | None = None
+) -> SentimentModel:
     """Load a trained model by name or path.
+
+    `share_with`, a model already loaded, is the one a model made by `cxnlp adapt` was adapted
+    from (or any model with the same encoder and frozen layers): the new model then runs on its
+    embeddings and frozen lower layers instead of a copy of its own, so that several adapted
+    models in one process hold one encoder; a model that cannot share them is refused
+    (`ModelLoadError` saying what differs).
 
     >>> import cxnlp
     >>> model = cxnlp.load("fast")
@@ -55,7 +63,7 @@ def load(name_or_path: str | Path = "default") -> SentimentModel:
     """
     path = resolve_model(name_or_path)
     try:
-        model = _load(path)
+        model = _load(path, share_with)
     except ModelLoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - one error type for every way a directory is broken
@@ -69,13 +77,13 @@ class ModelLoadError(ValueError):
     is not a model config, a blend that names itself, a backbone without safetensors weights."""
 
 
-def _load(path: Path) -> SentimentModel:
+def _load(path: Path, share_with: SentimentModel | None = None) -> SentimentModel:
     kind = read_config(path).get("kind")
     try:
         cls = model_class(kind)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    model: SentimentModel = cls.load(path)
+    model: SentimentModel = cls.load(path, share_with=share_with)
     if has_topics(path):
         model.topic_tagger = TopicTagger.load(topics_dir(path))
     model.source_ = str(path.resolve())

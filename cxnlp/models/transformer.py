@@ -139,6 +139,45 @@ class SentimentNet(nn.Module):
         hidden = self.encoder.embeddings(input_ids=input_ids)
         return self.forward_from(hidden, attention_mask, 0)
 
+    def graft(self, first: int, upper: Sequence[nn.Module], head: nn.Module) -> SentimentNet:
+        """A network whose embeddings and first `first` layers are this one's own modules (shared,
+        not copied: one copy in memory, whoever runs them) and whose layers from `first` on are
+        `upper`, under `head`. Only the modules on the path to the layer list are new."""
+        encoder = _shallow(self.encoder)
+        parent = encoder
+        *path, last = self.spec.layer_path.split(".")
+        for part in path:
+            child = _shallow(parent._modules[part])
+            parent._modules[part] = child
+            parent = child
+        parent._modules[last] = nn.ModuleList([*list(self.layers)[:first], *upper])
+        net = _shallow(self)
+        net._modules["encoder"] = encoder
+        net._modules["head"] = head
+        return net
+
+    def with_top(self, state: dict[str, torch.Tensor], first: int) -> SentimentNet:
+        """`graft` with copies of this network's layers from `first` on and head, loaded with
+        `state`, which must hold every one of their weights and nothing else (as
+        `TransformerSentimentModel.trained_state` writes them for `first`)."""
+        net = self.graft(
+            first, [copy.deepcopy(layer) for layer in self.layers[first:]], copy.deepcopy(self.head)
+        )
+        layer = self.spec.layer_index
+        own = {
+            name
+            for name in net.state_dict()
+            if name.startswith("head.") or (layer(name) is not None and layer(name) >= first)
+        }
+        missing, extra = sorted(own - set(state)), sorted(set(state) - own)
+        if missing or extra:
+            raise ValueError(
+                f"the weights are not those of layers {first}-{self.spec.n_layers - 1} and the "
+                f"head: missing {missing[:3]}, unexpected {extra[:3]}"
+            )
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+        return net
+
     def token_states(
         self,
         input_ids: torch.Tensor,
@@ -159,6 +198,14 @@ class SentimentNet(nn.Module):
                 out = layer(plain, extended)
                 plain = out[0] if isinstance(out, tuple) else out
         return top, tapped, plain
+
+
+def _shallow(module: nn.Module) -> nn.Module:
+    """A copy of `module` that shares its parameters, buffers and children but has its own list of
+    children, so that replacing one of them leaves `module` as it was."""
+    out = copy.copy(module)
+    out._modules = dict(module._modules)
+    return out
 
 
 def quantize_frozen_layers(net: SentimentNet, first_trained: int) -> SentimentNet:
@@ -239,6 +286,8 @@ class TransformerSentimentModel(SentimentModel):
         self.fitted_ = True
         self._runtime: tuple[str, nn.Module] | None = None
         self.similarity_layers: nn.ModuleList | None = None
+        # The model whose embeddings and frozen layers this one runs on (`load(share_with=)`).
+        self.encoder_owner: TransformerSentimentModel | None = None
 
     @property
     def tap_layer(self) -> int:
@@ -252,6 +301,10 @@ class TransformerSentimentModel(SentimentModel):
         that share of an encoder pass more per text (two thirds for the default model)."""
         if self.similarity_layers is not None:
             return
+        if self.encoder_owner is not None:  # the owner's, on the same shared lower layers
+            self.encoder_owner.enable_similarity()
+            self.similarity_layers = self.encoder_owner.similarity_layers
+            return
         from transformers import AutoModel
 
         plain = AutoModel.from_pretrained(
@@ -261,7 +314,18 @@ class TransformerSentimentModel(SentimentModel):
         self.similarity_layers = nn.ModuleList(layers[self.tap_layer :]).eval()
 
     def inference_net(self) -> tuple[str, nn.Module]:
-        """The network predictions run on, in the resolved dtype; built once, after training."""
+        """The network predictions run on, in the resolved dtype; built once, after training. A
+        model sharing another's encoder runs on that model's runtime lower layers (in its dtype)
+        under its own top layers and head."""
+        if self._runtime is None and self.encoder_owner is not None:
+            dtype, lower = self.encoder_owner.inference_net()
+            first = self.trained_from_layer
+            upper, head = list(self.net.eval().layers[first:]), self.net.head
+            if dtype == "int8-all":
+                parts = nn.ModuleDict({"layers": nn.ModuleList(upper), "head": head})
+                parts = torch.ao.quantization.quantize_dynamic(parts, {nn.Linear}, torch.qint8)
+                upper, head = list(parts["layers"]), parts["head"]
+            self._runtime = (dtype, lower.graft(first, upper, head))
         if self._runtime is None:
             dtype = resolve_inference_dtype(self.dtype)
             net = self.net.eval()
@@ -358,24 +422,33 @@ class TransformerSentimentModel(SentimentModel):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> TransformerSentimentModel:
+    def load(
+        cls, path: str | Path, share_with: SentimentModel | None = None
+    ) -> TransformerSentimentModel:
+        """The model saved at `path`. With `share_with` (a loaded model whose transformer has the
+        same backbone, spec and first trained layer, as the base of a `cxnlp adapt` model has),
+        the embeddings and frozen lower layers are that model's own modules, not a second copy:
+        this model holds only its trained layers and head, and runs in that model's dtype."""
         path = Path(path)
         config = read_config(path)
         _check_backbone(path, config)
-        recorded = saved_spec(config)
-        if recorded["n_layers"] is None:  # written before the spec was saved: read it anew
-            options = {k: recorded[k] for k in ("prefix", "pooling", "layer_path")}
-            tokenizer, net = build_net(config["backbone"], len(config["labels"]), **options)
-        else:
-            spec = BackboneSpec.from_dict(recorded)
-            tokenizer, net = build_net(config["backbone"], len(config["labels"]), spec=spec)
         state = dequantize_state(load_file(str(path / WEIGHTS_FILE)))
-        missing = set(state) - set(net.state_dict())
-        if missing:
-            raise ValueError(
-                f"{path}/{WEIGHTS_FILE} has weights the network lacks: {sorted(missing)}"
-            )
-        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+        owner = None
+        if share_with is not None:
+            owner = _encoder_owner(path, config, share_with)
+            tokenizer = owner.tokenizer
+            try:
+                net = owner.net.with_top(state, config["trained_from_layer"])
+            except ValueError as exc:
+                raise ValueError(f"{path}/{WEIGHTS_FILE}: {exc}") from None
+        else:
+            tokenizer, net = _build_saved_net(config)
+            missing = set(state) - set(net.state_dict())
+            if missing:
+                raise ValueError(
+                    f"{path}/{WEIGHTS_FILE} has weights the network lacks: {sorted(missing)}"
+                )
+            net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
         model = cls(
             tokenizer,
             net,
@@ -387,7 +460,55 @@ class TransformerSentimentModel(SentimentModel):
         )
         model.labels = tuple(config["labels"])
         model.read_calibration(config)
+        if owner is not None:
+            model.encoder_owner = owner
+            model.dtype = owner.dtype
+            model.similarity_layers = owner.similarity_layers
         return model
+
+
+def _build_saved_net(config: dict[str, Any]) -> tuple[Any, SentimentNet]:
+    """The tokenizer and a network of the backbone and spec a saved model's config names."""
+    recorded = saved_spec(config)
+    if recorded["n_layers"] is None:  # written before the spec was saved: read it anew
+        options = {k: recorded[k] for k in ("prefix", "pooling", "layer_path")}
+        return build_net(config["backbone"], len(config["labels"]), **options)
+    spec = BackboneSpec.from_dict(recorded)
+    return build_net(config["backbone"], len(config["labels"]), spec=spec)
+
+
+def _encoder_owner(
+    path: Path, config: dict[str, Any], share_with: SentimentModel
+) -> TransformerSentimentModel:
+    """The transformer of `share_with` whose encoder the model saved at `path` can run on: the
+    same backbone (and backbone file), spec, first trained layer and labels, so that its frozen
+    layers are the very same weights. Refuses, saying what differs, otherwise."""
+    owner = share_with.member(TransformerSentimentModel.kind)
+    if not isinstance(owner, TransformerSentimentModel):
+        raise ValueError(
+            f"{path}: the model it should share an encoder with is a {share_with.kind!r} model "
+            "with no transformer"
+        )
+    theirs = {
+        "backbone": owner.backbone,
+        "backbone_spec": owner.net.spec.to_dict(),
+        "trained_from_layer": owner.trained_from_layer,
+        "labels": list(owner.labels),
+    }
+    ours = {
+        "backbone": config.get("backbone"),
+        "backbone_spec": saved_spec(config),
+        "trained_from_layer": config.get("trained_from_layer"),
+        "labels": list(config.get("labels", [])),
+    }
+    differ = [key for key in theirs if ours[key] != theirs[key]]
+    if differ:
+        shown = "; ".join(f"{k}: {ours[k]!r} here, {theirs[k]!r} there" for k in differ)
+        raise ValueError(
+            f"{path} does not run on the same frozen encoder as the model to share it with "
+            f"({shown}); it was not adapted from that model"
+        )
+    return owner
 
 
 class _UnitReader:

@@ -15,7 +15,7 @@ from cxnlp.io.isolate import Failed
 from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, decode_topics, probability_column
 from cxnlp.report.summary import summarize
 from service.batcher import QueueFull
-from service.deps import Authorized, CurrentModel, State
+from service.deps import Authorized, State, pick_model
 from service.errors import ApiError, field_error
 from service.feedback import check_storable, store_results
 from service.items import item_id, prepare, result_fields
@@ -53,14 +53,15 @@ LANG_HINT_COL = "_lang_hint"
 async def classify(
     body: ClassifyRequest,
     state: State,
-    handle: CurrentModel,
     request: Request,
     background: BackgroundTasks,
 ) -> ClassifyResponse:
     """Sentiment, calibrated probabilities, confidence, language and topics per item; an item
     that cannot be classified (empty, invalid Unicode, too long) gets an `error` instead. With
     `dataset` (or `store: true`) the items are also stored in the feedback store, in one
-    transaction (all or none)."""
+    transaction (all or none). `model` names an adapter to classify with (422 for an unknown
+    one); absent, the default model answers."""
+    handle = pick_model(state, body.model)
     check_items(body.items, state.settings.max_items)
     dataset = body.dataset or ("api" if body.store else None)
     if dataset is not None:
@@ -97,9 +98,10 @@ async def classify(
 
 
 @router.post("/analyze", response_model=AnalyzeResponse)
-async def analyze(body: AnalyzeRequest, state: State, handle: CurrentModel) -> AnalyzeResponse:
+async def analyze(body: AnalyzeRequest, state: State) -> AnalyzeResponse:
     """The classified items plus the rollup of `cxnlp.report.summary.summarize` over them, grouped by
-    `group_by` fields the items carry."""
+    `group_by` fields the items carry; `model` as for /v1/classify."""
+    handle = pick_model(state, body.model)
     check_items(body.items, state.settings.max_items)
     prepared = [prepare(i.text, state.settings.max_text_chars, body.truncate) for i in body.items]
     frame = _frame(body, [p.text for p in prepared])

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse
 
 from cxnlp.io.tables import FORMATS, count_rows, table_format
 from cxnlp.io.validate import name_problem
-from service.deps import Authorized, State, _presented_key, key_matches
+from service.deps import Authorized, State, _presented_key, key_matches, pick_model
 from service.errors import ApiError, field_error
 from service.jobs import Job, JobQueueFull
 from service.schemas import JobInfo, ScoreKind
@@ -64,10 +64,16 @@ async def create_job(
     ),
     score_col: Annotated[str | None, Form(min_length=1)] = None,
     score_kind: Annotated[ScoreKind | None, Form()] = None,
+    model: Annotated[
+        str | None,
+        Form(min_length=1, max_length=200, description="an adapter to classify with"),
+    ] = None,
 ) -> JobInfo:
     """Queue a file for classification; the result has the same format as the upload. With
     `dataset`, the classified rows are also stored in the feedback store (one transaction; the
-    job fails, storing nothing, when a row cannot be stored)."""
+    job fails, storing nothing, when a row cannot be stored). `model` names an adapter (as in
+    /v1/classify; 422 for an unknown one); absent, the served model classifies the file."""
+    pick_model(state, model)
     if (score_col is None) != (score_kind is None):
         raise ApiError(
             422,
@@ -128,6 +134,7 @@ async def create_job(
         score_kind=score_kind,
         rows=rows,
         owner=owner,
+        adapter=model,
     )
     try:
         runner.submit(job)
