@@ -134,6 +134,7 @@ def store_job(holder: StoreHolder, job: Any, settings: Any) -> dict[str, Any]:
         score_col=job.score_col,
         score_kind=job.score_kind,
         model_name=job.model,
+        model_version=job.model_version,
     )
     raise_alerts(store, job.dataset, settings.alert_webhook, settings.alert_period)
     return stats.to_dict()

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cxnlp.feedback.records import model_identity
 from cxnlp.io.batch import classify_file
 from service.loading import LoadedModel
 
@@ -55,6 +56,8 @@ class Job:
     # A hash of the API key that uploaded it: its row cap, its fair share of the runners.
     owner: str = ""
     model: str | None = None
+    # The model's version (`cxnlp.feedback.records.model_identity`), stored with the items.
+    model_version: str | None = None
     rows_done: int = 0
     rows: int | None = None
     errors: int | None = None
@@ -249,6 +252,7 @@ class JobRunner:
     def _execute(self, job: Job, cancelled: threading.Event) -> None:
         handle = self.current_model()  # the model served when the job starts, for all its rows
         job.status, job.model, job.started_at = "running", handle.name, time.time()
+        job.model_version = model_identity(handle.model)[1]
         self._save(job)
         try:
             if self._on_ray(job):

@@ -165,6 +165,9 @@ class JobInfo(BaseModel):
     id_col: str
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     model: str | None
+    model_version: str | None = Field(
+        None, description="the model's version (a hash of its config), stored with the items"
+    )
     rows_done: int = Field(..., description="rows classified so far")
     rows: int | None = Field(
         None, description="rows in the file: counted at upload, exact once finished"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_type_hints
 
 from pydantic import BaseModel, Field, create_model
 
-from cxnlp.feedback.models import ITEM_FIELDS, ITEMS
+from cxnlp.feedback.models import ITEM_FIELDS, ITEMS, FeedbackItem
 from cxnlp.labels import StorePeriod
 
 Interval = list[float] | None
@@ -121,14 +121,16 @@ class StoredTopic(BaseModel):
 
 
 def _stored_item_model() -> type[BaseModel]:
-    """The item schema from the store's one declaration of its columns (`ITEM_FIELDS`)."""
+    """The item schema from the store's one declaration of its columns (`ITEM_FIELDS`, each
+    typed as `FeedbackItem` declares it; `created_at` as the ISO text the API sends)."""
+    declared = get_type_hints(FeedbackItem)
     fields: dict[str, Any] = {}
     for name in ITEM_FIELDS:
-        column = ITEMS.c[name]
-        kind = str if name == "created_at" else column.type.python_type
-        fields["id" if name == "item_id" else name] = (
-            (kind | None, None) if column.nullable else (kind, ...)
-        )
+        (kind,) = get_args(declared[name])  # Mapped[T] -> T
+        if name == "created_at":
+            kind = str
+        required = not ITEMS.c[name].nullable
+        fields["id" if name == "item_id" else name] = (kind, ...) if required else (kind, None)
     fields["topics"] = (list[StoredTopic], ...)
     return create_model("StoredItem", **fields)
 

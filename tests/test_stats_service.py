@@ -135,6 +135,9 @@ def test_a_job_with_a_dataset_is_stored(make_client, tmp_path):
     assert job["stored"]["inserted"] == 40 and job["dataset"] == "survey"
     stats = client.get("/v1/stats", params={"dataset": "survey"}, headers=AUTH).json()
     assert stats["n"] + stats["errors"] == 40
+    page = client.get("/v1/stats/items", params={"dataset": "survey"}, headers=AUTH).json()
+    models = {(i["model_name"], i["model_version"]) for i in page["items"]}
+    assert models == {(job["model"], job["model_version"])} and job["model"] == "custom"
 
 
 def test_stats_and_dashboard_need_a_key(make_client):

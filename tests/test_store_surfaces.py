@@ -4,6 +4,9 @@ migrated to the whole-result schema with its texts searchable."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 
 import numpy as np
@@ -19,9 +22,13 @@ from cxnlp.feedback.db import current_revision, head_revision, make_engine, open
 from cxnlp.feedback.ingest import ingest_file, ingest_frame
 from cxnlp.feedback.models import RECORD_FIELDS
 from cxnlp.feedback.records import frame_from_items, records_from_frame
+from cxnlp.labels import PROBABILITY_COLUMNS, SENTIMENTS, URGENCY_COLUMNS
+from cxnlp.modeldir import CONFIG_FILE
 from cxnlp.report.stats import adjust_p_values
 from cxnlp.report.summary import clean_json
 from service import Settings, create_app
+from service.feedback import store_items
+from service.schemas import ItemResult
 
 ALERT_KEYS = (
     "baseline_share",
@@ -195,49 +202,133 @@ def test_alerts_take_the_reports_p_value_adjustment(tmp_path):
 
 WHOLE = {
     "id": "w1",
-    "text": "The courier was late but the food was great " + "x" * 50,
+    "text": "The courier was late but the food was great, cancel my account " + "x" * 50,
     "created_at": "2026-09-08",
     "sentiment": "negative",
     "probabilities": {"negative": 0.6, "neutral": 0.1, "positive": 0.3},
     "confidence": 0.6,
     "lang": "en",
+    # Listed as the model lists them: by score, ties in the taxonomy's order (not by name).
     "topics": [
         {
-            "topic": "delivery",
+            "topic": "price",
             "polarity": "negative",
             "score": 0.91,
-            "evidence": {"start": 0, "end": 25, "text": "The courier was late"},
+            "evidence": {"start": 0, "end": 20, "text": "The courier was late"},
         },
         {"topic": "product_quality", "polarity": "positive", "score": 0.8},
+        {"topic": "delivery", "polarity": "negative", "score": 0.8},
     ],
     "mixed": True,
     "truncated": True,
-    "urgency": {"score": 0.72, "level": "high"},
+    "urgency": {
+        "score": 0.72,
+        "level": "high",
+        "evidence": [{"start": 46, "end": 63, "text": "cancel my account", "cue": "churn"}],
+    },
     "error": None,
     "customer_id": "c-17",
 }
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
+def db_url(request, tmp_path):
     generator = database_url(request.param, tmp_path)
-    opened = open_store(next(generator))
-    yield opened
-    opened.close()
+    yield next(generator)
     generator.close()
 
 
+@pytest.fixture
+def store(db_url):
+    opened = open_store(db_url)
+    yield opened
+    opened.close()
+
+
+def _stored_as_api(item: dict, field: str):
+    """A stored item's value of one of the API's item fields: the store keeps one column per
+    `cxnlp classify` output column (`p_<label>`; urgency, urgency_level, urgency_evidence)."""
+    if field == "probabilities":
+        if item["p_positive"] is None:
+            return None
+        return {s: item[c] for s, c in zip(SENTIMENTS, PROBABILITY_COLUMNS, strict=True)}
+    if field == "urgency":
+        keys = dict(zip(("score", "level", "evidence"), URGENCY_COLUMNS, strict=True))
+        return None if item["urgency_level"] is None else {k: item[c] for k, c in keys.items()}
+    return item[field]
+
+
+def _assert_stored_as_returned(stored: dict, returned: dict) -> None:
+    """Every field of the API's item (`ItemResult`, whatever fields it gains) equals the stored
+    item's; the store keys items by their id as text."""
+    assert set(returned) == set(ItemResult.model_fields)
+    for field in ItemResult.model_fields:
+        expected = str(returned[field]) if field == "id" else returned[field]
+        assert _stored_as_api(stored, field) == expected, (returned["id"], field)
+
+
 def test_a_stored_item_keeps_every_field_the_api_returned(store):
-    ingest_frame(frame_from_items([WHOLE]), dataset="api", store=store, model_name="tiny")
+    # What /v1/classify stores for an item: its request fields and its result, as one row.
+    store_items(store, [WHOLE], dataset="api", score_kind=None, model_name="tiny")
     with store.engine.connect() as c:
         (item,) = Q.items(c, Q.StatsFilter())["items"]
-    assert item["id"] == WHOLE["id"] and item["text"] == WHOLE["text"]
-    for key in ("sentiment", "confidence", "lang", "mixed", "truncated", "error"):
-        assert item[key] == WHOLE[key], key
-    assert {s: item[f"p_{s}"] for s in WHOLE["probabilities"]} == WHOLE["probabilities"]
-    assert (item["urgency"], item["urgency_level"]) == (0.72, "high")
+    returned = {k: WHOLE[k] for k in ItemResult.model_fields}
+    _assert_stored_as_returned(item, returned)
+    assert item["text"] == WHOLE["text"]
     assert item["customer_id"] == WHOLE["customer_id"] and "customer_id" not in item["dimensions"]
-    assert item["topics"] == WHOLE["topics"]
+
+
+# Texts the tiny model reads, each with an urgency cue in its language (so that the urgency
+# evidence has offsets); one too long (truncated), one empty (an error), one with a numeric id.
+API_ITEMS = [
+    {"id": "en1", "text": "I will cancel my account, nobody calls me back", "channel": "app"},
+    {"id": 2, "text": "حسابمو میبندم، پیک دیر رسید", "created_at": "2026-09-08T10:00:00"},
+    {"id": "ar1", "text": "سألغي اشتراكي، الطلب وصل متأخرا", "channel": "web"},
+    {"id": "long", "text": "Great food and fast delivery, thank you. " * 4},
+    {"id": "empty", "text": ""},
+]
+
+
+def test_the_store_returns_what_classify_returned(tiny_model_dir, db_url, tmp_path):
+    settings = Settings(
+        api_keys=[],
+        auth=False,
+        jobs_dir=tmp_path / "jobs",
+        model=str(tiny_model_dir),
+        database_url=db_url,
+        max_wait_ms=1,
+        max_text_chars=100,
+    )
+    body = {"items": API_ITEMS, "dataset": "api", "truncate": True}
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/classify", json=body)
+        assert response.status_code == 200, response.text
+        page = client.get("/v1/stats/items", params={"dataset": "api", "limit": 500})
+        export = client.get("/v1/stats/items.csv", params={"dataset": "api"})
+    assert page.status_code == 200 and export.status_code == 200
+    answer = response.json()
+    returned = {str(i["id"]): i for i in answer["items"]}
+    stored = {i["id"]: i for i in page.json()["items"]}
+    assert set(stored) == set(returned)
+    # The fixture covers what it claims: evidence, truncation, an error, fa / ar / en.
+    assert returned["long"]["truncated"] and returned["empty"]["error"]
+    cued = [i for i in returned.values() if i["urgency"] and i["urgency"]["evidence"]]
+    assert {i["lang"] for i in cued} == {"fa", "ar", "en"}
+    for item_id, item in returned.items():
+        _assert_stored_as_returned(stored[item_id], item)
+    sent = {str(i["id"]): i["text"] for i in API_ITEMS}
+    assert {k: i["text"] for k, i in stored.items()} == sent  # the whole text, truncated or not
+    version = hashlib.sha256((tiny_model_dir / CONFIG_FILE).read_bytes()).hexdigest()[:12]
+    assert {(i["model_name"], i["model_version"]) for i in stored.values()} == {
+        (answer["model"], version)
+    }
+    # The CSV export holds the same evidence, as JSON cells.
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(export.text.lstrip("\ufeff")))}
+    for item_id, item in returned.items():
+        cell = rows[item_id]["urgency_evidence"]
+        assert (json.loads(cell) if cell else None) == (
+            item["urgency"]["evidence"] if item["urgency"] else None
+        )
 
 
 def test_every_record_field_is_a_column():
@@ -246,13 +337,7 @@ def test_every_record_field_is_a_column():
     assert set(record) == {*RECORD_FIELDS, "topics"}
 
 
-def test_an_old_store_is_migrated_and_its_texts_found(store):
-    engine = make_engine(store.url)
-    # A store at 0001 (before the whole result), with one item written as 0001 wrote it.
-    with engine.begin() as c:
-        for table in ("item_topics", "feedback_items"):
-            c.execute(text(f"DELETE FROM {table}"))
-    upgrade_to = "0001"
+def _downgrade(engine, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -262,17 +347,31 @@ def test_an_old_store_is_migrated_and_its_texts_found(store):
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as c:
         config.attributes["connection"] = c
-        command.downgrade(config, upgrade_to)
-    assert current_revision(engine) == upgrade_to
+        command.downgrade(config, revision)
+    assert current_revision(engine) == revision
+
+
+def _insert_old_item(engine, item_id: str, body: str) -> None:
+    """An item written with 0001's columns only."""
     with engine.begin() as c:
         c.execute(
             text(
                 "INSERT INTO feedback_items (dataset, item_id, text, created_at, day, dimensions, "
-                "ingested_at, updated_at) VALUES ('old', 'o1', 'پیک دیر رسید و غذا سرد بود', "
+                f"ingested_at, updated_at) VALUES ('old', '{item_id}', '{body}', "
                 "'2026-09-01 00:00:00', '2026-09-01', '{}', '2026-09-01 00:00:00', "
                 "'2026-09-01 00:00:00')"
             )
         )
+
+
+def test_an_old_store_is_migrated_and_its_texts_found(store):
+    engine = make_engine(store.url)
+    # A store at 0001 (before the whole result), with one item written as 0001 wrote it.
+    with engine.begin() as c:
+        for table in ("item_topics", "feedback_items"):
+            c.execute(text(f"DELETE FROM {table}"))
+    _downgrade(engine, "0001")
+    _insert_old_item(engine, "o1", "پیک دیر رسید و غذا سرد بود")
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     with engine.connect() as c:
@@ -280,4 +379,26 @@ def test_an_old_store_is_migrated_and_its_texts_found(store):
         missed = Q.items(c, Q.StatsFilter(q="غذا گرم"))
     engine.dispose()
     assert [i["id"] for i in found["items"]] == ["o1"] and found["items"][0]["mixed"] is None
+    assert found["items"][0]["urgency_evidence"] is None
     assert missed["total"] == 0
+
+
+def test_a_store_without_urgency_evidence_is_migrated(store):
+    # An item stored whole, then the schema taken back to 0003 (no urgency evidence, no topic
+    # order) and forward again: what 0003 kept reads back, topics by score then name.
+    store_items(store, [WHOLE], dataset="api", score_kind=None, model_name="tiny")
+    engine = make_engine(store.url)
+    _downgrade(engine, "0003")
+    # The search index still follows new items at 0003 (0004's downgrade kept its triggers).
+    _insert_old_item(engine, "o2", "the parcel never arrived")
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as c:
+        (item,) = Q.items(c, Q.StatsFilter(dataset=["api"]))["items"]
+        found = Q.items(c, Q.StatsFilter(q="never arrived"))
+    engine.dispose()
+    assert [i["id"] for i in found["items"]] == ["o2"]
+    assert item["urgency_evidence"] is None
+    assert (item["urgency"], item["urgency_level"]) == (0.72, "high")
+    by_score = sorted(WHOLE["topics"], key=lambda t: (-t["score"], t["topic"]))
+    assert item["topics"] == by_score != WHOLE["topics"]

@@ -138,9 +138,9 @@ def ingest_records(
     writer.insert(
         TOPICS,
         [
-            {"item_pk": pks[r["item_id"]], **{k: t.get(k) for k in TOPIC_FIELDS}}
+            {"item_pk": pks[r["item_id"]], "ordinal": n, **{k: t.get(k) for k in TOPIC_FIELDS}}
             for r in latest.values()
-            for t in r["topics"]
+            for n, t in enumerate(r["topics"])
         ],
     )
     tables = [(_AGGREGATE_TABLES[role], touched) for role, touched in deltas.tables()]

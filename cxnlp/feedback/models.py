@@ -98,9 +98,12 @@ class FeedbackItem(Base):
     mixed: Mapped[bool | None] = mapped_column(Boolean)
     # True when only the text's first characters were classified (the stored text is whole).
     truncated: Mapped[bool | None] = mapped_column(Boolean)
-    # How urgently the text needs a human (`cxnlp.labels.URGENCY_COLUMNS`): score 0-1 and level.
+    # How urgently the text needs a human (`cxnlp.labels.URGENCY_COLUMNS`): score 0-1, level and
+    # evidence, a list of {"start", "end", "text", "cue"} (offsets into the text): the API's
+    # `urgency` object, one column per key as `cxnlp classify` writes them.
     urgency: Mapped[float | None] = mapped_column(Float)
     urgency_level: Mapped[str | None] = mapped_column(String(8))
+    urgency_evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     score: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
     score_kind: Mapped[str | None] = mapped_column(String(8), info=AGGREGATED)
     error: Mapped[str | None] = mapped_column(Text)
@@ -122,6 +125,8 @@ class ItemTopic(Base):
     score: Mapped[float | None] = mapped_column(Float)
     # {"start", "end", "text"}: the clause or cue the topic was read from.
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The topic's place in the item's result (the model lists them by score; ties keep its order).
+    ordinal: Mapped[int | None] = mapped_column(Integer, info=INTERNAL)
 
 
 # The key of the per-day aggregates, and the sums kept for each key.
@@ -329,8 +334,10 @@ AGGREGATE_INPUTS: tuple[str, ...] = (
     "created_at",
     *(c.name for c in ITEMS.c if c.info.get("aggregated")),
 )
-# A stored topic's fields besides its item.
-TOPIC_FIELDS: tuple[str, ...] = tuple(c.name for c in TOPICS.c if c.name != "item_pk")
+# A stored topic's fields besides its item and place: what the API's topic holds.
+TOPIC_FIELDS: tuple[str, ...] = tuple(
+    c.name for c in TOPICS.c if c.name != "item_pk" and not c.info.get("internal")
+)
 
 # Search index objects that live outside the ORM (migration 0003): autogenerate leaves them alone.
 SEARCH_OBJECTS = ("feedback_items_fts", "ix_feedback_items_text_trgm")

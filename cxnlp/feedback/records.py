@@ -101,6 +101,20 @@ def _as_bool(value: Any) -> bool | None:
     return bool(value)
 
 
+def _as_json_list(value: Any) -> list | None:
+    """A JSON list cell (a JSON string, or a list as JSONL and the service give it); None when
+    blank. ValueError when it is not a list."""
+    if value is None or (not isinstance(value, list | tuple | np.ndarray) and _blank(value)):
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        raise ValueError("not a JSON list")
+    return list(value)
+
+
 def _optional(columns: Mapping[str, list], name: str, i: int, read) -> Any:
     return read(columns[name][i]) if name in columns else None
 
@@ -254,6 +268,15 @@ def records_from_frame(
                     for s in SENTIMENTS
                 },
             )
+        if ok:
+            try:
+                record["urgency_evidence"] = _optional(
+                    columns, "urgency_evidence", i, _as_json_list
+                )
+            except ValueError:
+                cell = str(columns["urgency_evidence"][i])[:60]
+                problem(i, f"urgency_evidence {cell!r} is not a JSON list of cues")
+                continue
         record["topics"] = topics
         unstorable = record_problem(record, INDEXED_DIMENSIONS)
         if unstorable is not None:
@@ -274,7 +297,8 @@ def records_from_frame(
 def frame_from_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """A frame in `cxnlp classify`'s output layout from the service's per-item results
     (`id`, `text`, extra fields, `sentiment`, `probabilities`, `confidence`, `lang`, `topics`,
-    `mixed`, `truncated`, `urgency` as {"score", "level"}), every result field kept."""
+    `mixed`, `truncated`, `urgency` as {"score", "level", "evidence"}), every result field
+    kept: `urgency` becomes the three `cxnlp.labels.URGENCY_COLUMNS`."""
     rows = []
     for item in items:
         row = {k: v for k, v in item.items() if k not in ("probabilities", "topics", "urgency")}
@@ -284,6 +308,7 @@ def frame_from_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         urgency = item.get("urgency")
         if isinstance(urgency, Mapping):
             row["urgency"], row["urgency_level"] = urgency.get("score"), urgency.get("level")
+            row["urgency_evidence"] = json.dumps(urgency.get("evidence") or [], ensure_ascii=False)
         row["topics"] = json.dumps(item.get("topics") or [], ensure_ascii=False)
         row.setdefault("error", None)
         rows.append(row)
