@@ -34,13 +34,23 @@ class ScoreStats(BaseModel):
     promoters: int | None = None
     passives: int | None = None
     detractors: int | None = None
-    csat: float | None = Field(None, description="share of the top two boxes, 4-5 (CSAT)")
+    csat: float | None = Field(
+        None, description="share of the top two boxes of its scale (4-5 on 1-5, 6-7 on 1-7)"
+    )
     top_two_box: float | None = Field(None, description="the same share, by its usual name")
     satisfied: int | None = None
     mean: float | None = None
     mean_ci95: Interval = Field(None, description="95% interval of the mean (CSAT)")
     sd: float | None = None
     ci95: Interval = None
+    scale: Interval = Field(
+        None,
+        description="the lowest and highest answer (declared per dataset: csat:1-7=COLUMN); "
+        "none for a CES without a declared scale",
+    )
+    note: str | None = Field(
+        None, description="why a number is missing (datasets on different scales have no mean)"
+    )
 
 
 class Segment(BaseModel):

@@ -22,8 +22,10 @@ from cxnlp.feedback.db import current_revision, head_revision, make_engine, open
 from cxnlp.feedback.ingest import ingest_file, ingest_frame
 from cxnlp.feedback.models import RECORD_FIELDS
 from cxnlp.feedback.records import frame_from_items, records_from_frame
+from cxnlp.feedback.scales import dataset_scales
 from cxnlp.labels import PROBABILITY_COLUMNS, SENTIMENTS, URGENCY_COLUMNS
 from cxnlp.modeldir import CONFIG_FILE
+from cxnlp.report.scores import score_specs
 from cxnlp.report.stats import adjust_p_values
 from cxnlp.report.summary import clean_json
 from service import Settings, create_app
@@ -45,8 +47,17 @@ ALERT_KEYS = (
 )
 
 
-def _request_items(n: int = 240) -> list[dict]:
+# How the test exports carry their score, as `cxnlp report`, /v1/analyze and the store are
+# told (--score-col, --score-kind), and the scale of its answers.
+SCORES = {
+    "nps": ({"score_col": "score", "score_kind": "nps"}, (0, 10)),
+    "csat on 1-7": ({"score_col": "csat:1-7=score", "score_kind": None}, (1, 7)),
+}
+
+
+def _request_items(scale: tuple[int, int], n: int = 240) -> list[dict]:
     rng = np.random.default_rng(7)
+    low, high = scale
     items = []
     for i in range(n):
         day = pd.Timestamp("2026-09-07") + pd.Timedelta(days=int(rng.integers(0, 21)))
@@ -56,17 +67,19 @@ def _request_items(n: int = 240) -> list[dict]:
                 "text": f"{SENTENCES[i % len(SENTENCES)]} {i}",
                 "channel": str(rng.choice(["app", "web", "survey"])),
                 "created_at": f"{day.date()}T{int(rng.integers(0, 24)):02d}:30:00",
-                "score": int(rng.integers(0, 11)) if i % 3 else None,
+                "score": int(rng.integers(low, high + 1)) if i % 3 else None,
             }
         )
     return items
 
 
-@pytest.fixture
-def analyzed(tiny_fast_model, tmp_path):
-    """/v1/analyze's answer for the items, and the same items as one classified CSV file."""
+@pytest.fixture(params=list(SCORES))
+def analyzed(request, tiny_fast_model, tmp_path):
+    """/v1/analyze's answer for the items, the same items as one classified CSV file, and how
+    its score is read."""
+    score, scale = SCORES[request.param]
     settings = Settings(api_keys=[], auth=False, jobs_dir=tmp_path / "jobs", max_wait_ms=1)
-    items = _request_items()
+    items = _request_items(scale)
     with TestClient(create_app(settings, model=tiny_fast_model)) as client:
         response = client.post(
             "/v1/analyze",
@@ -75,8 +88,7 @@ def analyzed(tiny_fast_model, tmp_path):
                 "group_by": ["channel"],
                 "date_col": "created_at",
                 "period": "week",
-                "score_col": "score",
-                "score_kind": "nps",
+                **score,
             },
         )
     assert response.status_code == 200, response.text
@@ -84,14 +96,15 @@ def analyzed(tiny_fast_model, tmp_path):
     results = [{**given, **got} for given, got in zip(items, body["items"], strict=True)]
     path = tmp_path / "classified.csv"
     frame_from_items(results).to_csv(path, index=False)
-    return body, path
+    return body, path, score
 
 
-def _report(path, tmp_path) -> dict:
+def _report(path, tmp_path, score: dict) -> dict:
     out = tmp_path / "report.json"
     argv = ["report", str(path), "--json", str(out), "--group-by", "channel"]
     argv += ["--date-col", "created_at", "--period", "week"]
-    argv += ["--score-col", "score", "--score-kind", "nps"]
+    argv += ["--score-col", score["score_col"]]
+    argv += ["--score-kind", score["score_kind"]] if score["score_kind"] else []
     assert cxnlp_main(argv) == 0
     return json.loads(out.read_text(encoding="utf-8"))
 
@@ -110,14 +123,16 @@ def _store_card(stats: dict) -> dict:
     return clean_json({k: stats[k] for k in keys})
 
 
-REPORT_ONLY = ("missing", "drivers", "column", "scale")
+REPORT_ONLY = ("missing", "drivers", "column")
 
 
-def _check_store_equals_report(path, tmp_path) -> dict:
-    """The store's numbers for the file at `path` against `cxnlp report`'s on the same file."""
-    report = _report(path, tmp_path)
+def _check_store_equals_report(path, tmp_path, score: dict) -> dict:
+    """The store's numbers for the file at `path` against `cxnlp report`'s on the same file,
+    its score read as `score` says."""
+    report = _report(path, tmp_path, score)
+    (spec,) = score_specs(score["score_col"], score["score_kind"])
     with open_store(f"sqlite:///{tmp_path / 'store.sqlite'}") as store:
-        ingest_file(path, dataset="shop", store=store, score_col="score", score_kind="nps")
+        ingest_file(path, dataset="shop", store=store, **score)
         with store.engine.connect() as c:
             f = Q.StatsFilter()
             summary = Q.summary(c, f)
@@ -129,11 +144,12 @@ def _check_store_equals_report(path, tmp_path) -> dict:
     assert _store_card(summary) == _card(report["overall"])
     # What the report says of its input (the column, its scale, blanks) is not a number.
     score = {k: v for k, v in report["scores"].items() if k not in REPORT_ONLY}
-    assert clean_json(summary["scores"]["nps"]) == score
+    assert clean_json(summary["scores"][spec.kind]) == score
+    assert score["scale"] == list(spec.scale)
 
     weeks = {p["start"]: _card(p) for p in report["by_period"]}
     assert {p["start"]: _store_card(p) for p in trend["periods"]} == weeks
-    assert [clean_json(p["scores"]["nps"]) for p in trend["periods"]] == [
+    assert [clean_json(p["scores"][spec.kind]) for p in trend["periods"]] == [
         {k: v for k, v in p["score"].items() if k not in REPORT_ONLY} for p in report["by_period"]
     ]
 
@@ -160,20 +176,23 @@ def _check_store_equals_report(path, tmp_path) -> dict:
 
 
 def test_report_analyze_and_dashboard_give_the_same_numbers(analyzed, tmp_path):
-    body, path = analyzed
-    report = _check_store_equals_report(path, tmp_path)
+    body, path, score = analyzed
+    report = _check_store_equals_report(path, tmp_path, score)
     # /v1/analyze runs the report's code on the rows it classified: the same summary.
     for key in ("overall", "by_period", "topics", "scores", "alerts", "by_group"):
         assert body["summary"][key] == report[key], key
 
 
-def test_report_and_dashboard_agree_on_a_classified_file(tmp_path):
+@pytest.mark.parametrize("kind", list(SCORES))
+def test_report_and_dashboard_agree_on_a_classified_file(kind, tmp_path):
     # Prediction columns written directly (topics, polarities, scores): no model involved.
     frame = classified_frame(900, seed=11, days=21)
     frame["channel"] = frame["channel"].replace("", "web")
+    score, (low, high) = SCORES[kind]
+    frame["score"] = low + frame["score"] % (high - low + 1)  # the answers on the score's scale
     path = tmp_path / "classified.csv"
     frame.to_csv(path, index=False)
-    report = _check_store_equals_report(path, tmp_path)
+    report = _check_store_equals_report(path, tmp_path, score)
     assert len(report["topics"]["items"]) >= 5
     assert any(t["kind"] == "topic_share" for t in report["alerts"]["tests"])
 
@@ -402,3 +421,57 @@ def test_a_store_without_urgency_evidence_is_migrated(store):
     assert (item["urgency"], item["urgency_level"]) == (0.72, "high")
     by_score = sorted(WHOLE["topics"], key=lambda t: (-t["score"], t["topic"]))
     assert item["topics"] == by_score != WHOLE["topics"]
+
+
+def test_csat_is_counted_on_its_datasets_declared_scale(store):
+    frame = classified_frame(300, seed=5)
+    frame["q2"] = (1 + frame["score"] % 7).astype("Int64")  # CSAT answers on 1-7
+    ingest_frame(frame, dataset="shop", store=store, score_col="csat:1-7=q2")
+    answers = frame["q2"].dropna()
+    food = frame.loc[frame["product"] == "food", "q2"].dropna()
+    with store.engine.connect() as c:
+        keyed = Q.summary(c, Q.StatsFilter())
+        by_items = Q.summary(c, Q.StatsFilter(product=["food"]))
+    csat = keyed["scores"]["csat"]
+    assert keyed["source"] == "daily aggregates" and by_items["source"] == "items"
+    # The top two boxes of 1-7 are 6 and 7, from the aggregates and from the items alike.
+    assert (csat["n"], csat["satisfied"]) == (len(answers), int((answers >= 6).sum()))
+    assert csat["scale"] == [1, 7] and csat["mean"] == pytest.approx(answers.mean())
+    assert by_items["scores"]["csat"]["satisfied"] == int((food >= 6).sum())
+    assert by_items["scores"]["csat"]["scale"] == [1, 7]
+
+    # The dataset keeps its scale: answers declared on 1-5 are refused, nothing is written.
+    with pytest.raises(ValueError, match="holds CSAT answers on 1-7; these are declared on 1-5"):
+        ingest_frame(frame.assign(q2=3), dataset="shop", store=store, score_col="csat=q2")
+    with store.engine.connect() as c:
+        assert Q.summary(c, Q.StatsFilter())["scores"]["csat"] == csat
+
+    # Another dataset on 1-5: each is counted on its own scale; together they have no mean.
+    kiosk = classified_frame(60, seed=6).assign(id=lambda d: "k" + d["id"])
+    kiosk["q2"] = (1 + kiosk["score"] % 5).astype("Int64")
+    ingest_frame(kiosk, dataset="kiosk", store=store, score_col="q2", score_kind="csat")
+    with store.engine.connect() as c:
+        both = Q.summary(c, Q.StatsFilter())["scores"]["csat"]
+        alone = Q.summary(c, Q.StatsFilter(dataset=["kiosk"]))["scores"]["csat"]
+    satisfied = int((answers >= 6).sum()) + int((kiosk["q2"].dropna() >= 4).sum())
+    assert both["satisfied"] == satisfied and "mean" not in both and "scale" not in both
+    assert "different scales" in both["note"]
+    assert alone["scale"] == [1, 5] and "note" not in alone
+
+
+def test_a_store_before_score_scales_records_the_usual_ones(store):
+    frame = classified_frame(120, seed=8)
+    ingest_frame(frame, dataset="shop", store=store, score_col="score", score_kind="nps")
+    frame["q2"] = 1 + frame["score"] % 5
+    ingest_frame(frame, dataset="desk", store=store, score_col="csat=q2")
+    ingest_frame(frame, dataset="plain", store=store)
+    engine = make_engine(store.url)
+    _downgrade(engine, "0004")
+    upgrade(engine)
+    with engine.connect() as c:
+        found = {d: dataset_scales(c, d) for d in ("shop", "desk", "plain")}
+    engine.dispose()
+    assert found == {"shop": {"nps": (0, 10)}, "desk": {"csat": (1, 5)}, "plain": {}}
+    # Declared from the stored answers: CSAT on another scale is refused in that dataset.
+    with pytest.raises(ValueError, match="holds CSAT answers on 1-5"):
+        ingest_frame(frame, dataset="desk", store=store, score_col="csat:1-7=q2")

@@ -43,11 +43,12 @@ def stat_key(dataset: str, r: Mapping[str, Any]) -> tuple:
     return tuple(dataset if k == "dataset" else (r[k] or "") for k in STAT_KEYS)
 
 
-def measures(r: Mapping[str, Any]) -> np.ndarray:
-    """What one item adds to each of `STAT_MEASURES`."""
+def measures(r: Mapping[str, Any], scale: tuple[float, float] | None = None) -> np.ndarray:
+    """What one item adds to each of `STAT_MEASURES`, its score read on `scale` (its dataset's
+    scale of its score kind, `cxnlp.feedback.scales`; None: the kind's usual one)."""
     score, kind = r["score"], r["score_kind"]
     scored = score is not None
-    promoter, detractor, satisfied = score_flags(score, kind) if scored else (False,) * 3
+    promoter, detractor, satisfied = score_flags(score, kind, scale) if scored else (False,) * 3
     values = dict.fromkeys(STAT_MEASURES, 0.0)
     values["n"] = 1.0
     for s in SENTIMENTS:
@@ -59,9 +60,11 @@ def measures(r: Mapping[str, Any]) -> np.ndarray:
 
 
 class Deltas:
-    """Per-key changes of the daily aggregates of one batch."""
+    """Per-key changes of the daily aggregates of one batch; `scales` are the dataset's score
+    scales by kind (`cxnlp.feedback.scales.declare`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, scales: Mapping[str, tuple[float, float] | None] | None = None) -> None:
+        self.scales = dict(scales or {})
         self.stats: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
         self.topics: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
         self.removed = False
@@ -69,7 +72,8 @@ class Deltas:
     def add(self, dataset: str, r: Mapping[str, Any], topics: Iterable[tuple], sign: float) -> None:
         """Add an item's contribution (`sign` 1) or take it out (-1); `topics` are its
         (topic, polarity) pairs."""
-        key, values = stat_key(dataset, r), measures(r) * sign
+        key = stat_key(dataset, r)
+        values = measures(r, self.scales.get(r["score_kind"])) * sign
         self.stats[key] += values
         for topic, polarity in topics:
             self.topics[(*key, topic, polarity or "")] += values

@@ -33,12 +33,13 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, FromClause, Select
 
 from cxnlp.feedback.models import (
     DAILY,
     DAILY_TOPICS,
     ITEMS,
+    SCALES,
     STAT_MEASURES,
     TOPIC_TOTALS,
     TOPICS,
@@ -47,7 +48,7 @@ from cxnlp.feedback.models import (
 from cxnlp.io.validate import check_names
 from cxnlp.labels import SENTIMENTS, STORE_PERIODS, probability_column
 from cxnlp.report.rows import MISSING_GROUP
-from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, SATISFIED_MIN
+from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, satisfied_min
 from cxnlp.report.segments import MICRO
 
 # SQLite's FTS5 trigram index of the item texts (created by migration 0003, kept by triggers).
@@ -213,10 +214,27 @@ def item_measures() -> list[ColumnElement]:
         case((and_(c.score_kind == "nps", c.score <= DETRACTOR_MAX), 1), else_=0).label(
             "detractors"
         ),
-        case((and_(c.score_kind == "csat", c.score >= SATISFIED_MIN), 1), else_=0).label(
-            "satisfied"
-        ),
+        # Satisfied: CSAT's top two boxes on its dataset's scale (`satisfied_min`), joined in
+        # by `with_scales`.
+        case(
+            (
+                and_(
+                    c.score_kind == "csat",
+                    c.score >= func.coalesce(SCALES.c.high - 1, satisfied_min(None)),
+                ),
+                1,
+            ),
+            else_=0,
+        ).label("satisfied"),
     ]
+
+
+def with_scales(source: FromClause) -> FromClause:
+    """`source` (the items, or the items joined with their topics) with each item's score scale
+    (`score_scales`), which `item_measures` reads."""
+    c = ITEMS.c
+    on = and_(SCALES.c.dataset == c.dataset, SCALES.c.score_kind == c.score_kind)
+    return source.outerjoin(SCALES, on)
 
 
 def item_keys(dialect: str, group: str | None = None) -> list[ColumnElement]:
@@ -256,7 +274,11 @@ def stat_facts(f: StatsFilter, dialect: str, group: str | None = None, fine: boo
             where.append(table.c.topic == f.topic[0])
         q = select(*rollup_keys(table), *(table.c[m] for m in STAT_MEASURES)).where(*where)
         return Facts(q.subquery("facts"), True)
-    q = select(*item_keys(dialect, group), *item_measures()).where(*items_where(f, dialect))
+    q = (
+        select(*item_keys(dialect, group), *item_measures())
+        .select_from(with_scales(ITEMS))
+        .where(*items_where(f, dialect))
+    )
     return Facts(q.subquery("facts"), False)
 
 
@@ -276,7 +298,7 @@ def topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> Facts
             func.coalesce(mention.c.polarity, "").label("polarity"),
             *item_measures(),
         )
-        .select_from(ITEMS.join(mention, mention.c.item_pk == ITEMS.c.pk))
+        .select_from(with_scales(ITEMS.join(mention, mention.c.item_pk == ITEMS.c.pk)))
         .where(*items_where(f, dialect))
     )
     return Facts(q.subquery("facts"), False)

@@ -10,6 +10,7 @@ changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must mat
   every ingest (in the same transaction), so that dashboard views read thousands of rows, not
   millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
 - `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus.
+- `score_scales`: the scale of each dataset's scores of a kind (CSAT on 1-7, say), declared once.
 - `feedback_alerts`: alerts already raised, so that the webhook is called once per alert.
 
 `FeedbackItem` is the one declaration of an item's columns: the ingest's records, the writers'
@@ -213,6 +214,19 @@ class FeedbackDimension(Base):
     value: Mapped[str] = _key()
 
 
+class ScoreScale(Base):
+    """The scale each dataset's scores of a kind are on (lowest, highest answer; NULL for a CES
+    without a declared one), declared by the first ingest of that kind (`cxnlp.feedback.scales`):
+    CSAT's top two boxes are counted on it, and every later ingest must declare the same."""
+
+    __tablename__ = "score_scales"
+
+    dataset: Mapped[str] = _key()
+    score_kind: Mapped[str] = _key(8)
+    low: Mapped[float | None] = mapped_column(Float)
+    high: Mapped[float | None] = mapped_column(Float)
+
+
 class FeedbackAlert(Base):
     __tablename__ = "feedback_alerts"
     __table_args__ = (
@@ -319,6 +333,7 @@ DAILY_TOPICS = DailyTopicStat.__table__
 TOTALS = DailyTotal.__table__
 TOPIC_TOTALS = DailyTopicTotal.__table__
 DIMENSIONS = FeedbackDimension.__table__
+SCALES = ScoreScale.__table__
 CASES = FollowUpCase.__table__
 CASE_ITEMS = CaseItem.__table__
 CASE_EVENTS = CaseEvent.__table__

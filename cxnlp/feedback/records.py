@@ -34,13 +34,12 @@ from cxnlp.labels import (
     OPTIONAL_RESULT_COLUMNS,
     PROBABILITY_COLUMNS,
     RESULT_COLUMNS,
-    SCORE_KINDS,
     SENTIMENTS,
     decode_topics,
     probability_column,
 )
 from cxnlp.modeldir import CONFIG_FILE
-from cxnlp.report.scores import SCORE_RANGES
+from cxnlp.report.scores import ScoreSpec, score_specs
 
 # Columns of an export that become indexed columns instead of `dimensions` entries.
 INDEXED_DIMENSIONS = ("channel", "product")
@@ -126,6 +125,20 @@ def _as_float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def score_spec(score_col: str | None, score_kind: str | None) -> ScoreSpec | None:
+    """The score column an ingest reads, None without one: a bare `score_col` with `score_kind`,
+    or `KIND=COLUMN` / `KIND:LOW-HIGH=COLUMN` (a declared scale, e.g. `csat:1-7=q2`; see
+    `cxnlp.report.scores.parse_score_spec`). An item holds one score.
+
+    >>> score_spec("csat:1-7=q2", None)
+    ScoreSpec(kind='csat', column='q2', scale=(1.0, 7.0))
+    >>> score_spec("q1", "nps").scale
+    (0, 10)
+    """
+    specs = score_specs(score_col, score_kind)
+    return specs[0] if specs else None
+
+
 def records_from_frame(
     frame: pd.DataFrame,
     *,
@@ -152,12 +165,9 @@ def records_from_frame(
             "the output of `cxnlp classify` (pass --id-col / --text-col when they are named "
             "otherwise)"
         )
-    if (score_col is None) != (score_kind is None):
-        raise ValueError("score_col and score_kind go together: pass both or neither")
-    if score_kind is not None and score_kind not in SCORE_KINDS:
-        raise ValueError(f"unknown score kind {score_kind!r}; expected one of {list(SCORE_KINDS)}")
-    if score_col is not None and score_col not in frame.columns:
-        raise ValueError(f"no score column {score_col!r}; the table has {list(frame.columns)}")
+    spec = score_spec(score_col, score_kind)
+    if spec is not None and spec.column not in frame.columns:
+        raise ValueError(f"no score column {spec.column!r}; the table has {list(frame.columns)}")
     data = frame.reset_index(drop=True)
     problems: list[str] = []
 
@@ -179,23 +189,26 @@ def records_from_frame(
             else:
                 dates[i] = when.tz_convert(None).to_pydatetime()
     scores: list[float | None] = [None] * len(data)
-    if score_col is not None:
-        bounds = SCORE_RANGES[score_kind]
-        numbers = pd.to_numeric(data[score_col], errors="coerce")
-        for i, (value, number) in enumerate(zip(data[score_col], numbers, strict=True)):
+    score_kind = spec.kind if spec is not None else None
+    if spec is not None:
+        bounds, column = spec.scale, spec.column
+        numbers = pd.to_numeric(data[column], errors="coerce")
+        for i, (value, number) in enumerate(zip(data[column], numbers, strict=True)):
             if _blank(value):
                 continue
             if pd.isna(number) or not math.isfinite(float(number)):
-                problem(i, f"{score_col} {value!r} is not a number")
+                problem(i, f"{column} {value!r} is not a number")
             elif bounds and not (bounds[0] <= number <= bounds[1] and float(number).is_integer()):
                 problem(
                     i,
-                    f"{score_col} {value!r} is not a whole number from {bounds[0]:g} to "
-                    f"{bounds[1]:g}, as {score_kind.upper()} needs",
+                    f"{column} {value!r} is not a whole number from {bounds[0]:g} to "
+                    f"{bounds[1]:g}, as {spec.kind.upper()} on that scale needs (declare "
+                    f"another scale as {spec.kind}:LOW-HIGH={column})",
                 )
             else:
                 scores[i] = float(number)
-    skip = {text_col, id_col, date_col, score_col, *RESULT_COLUMNS, *OPTIONAL_COLUMNS}
+    skip = {text_col, id_col, date_col, spec.column if spec else None}
+    skip |= {*RESULT_COLUMNS, *OPTIONAL_COLUMNS}
     dimension_cols = [c for c in data.columns if c not in skip]
     columns = {c: data[c].tolist() for c in data.columns}
     records = []
