@@ -475,3 +475,34 @@ def test_a_store_before_score_scales_records_the_usual_ones(store):
     # Declared from the stored answers: CSAT on another scale is refused in that dataset.
     with pytest.raises(ValueError, match="holds CSAT answers on 1-5"):
         ingest_frame(frame, dataset="desk", store=store, score_col="csat:1-7=q2")
+
+
+def test_the_topic_channel_aggregates_are_filled_for_an_older_store(store):
+    frame = classified_frame(400, seed=9)
+    ingest_frame(frame, dataset="shop", store=store)
+    # An update that moves items to another channel and sentiment.
+    moved = frame.iloc[:60].assign(channel="phone", sentiment="negative")
+    ingest_frame(moved, dataset="shop", store=store)
+    by_channel = Q.StatsFilter(channel=["phone", "app"])
+    with store.engine.connect() as c:
+        before = (Q.topic_by(c, Q.StatsFilter(), "channel"), Q.topics(c, by_channel))
+        kept = _topic_channel_rows(c)
+    engine = make_engine(store.url)
+    _downgrade(engine, "0005")
+    upgrade(engine)
+    engine.dispose()
+    with store.engine.connect() as c:
+        after = (Q.topic_by(c, Q.StatsFilter(), "channel"), Q.topics(c, by_channel))
+        # Kept in step by the ingests, and rebuilt from daily_topic_stats by the migration.
+        assert _topic_channel_rows(c) == kept == _topic_channel_rows(c, rebuilt=True)
+    assert after == before and before[0]["cells"]
+
+
+def _topic_channel_rows(connection, rebuilt: bool = False) -> list[tuple]:
+    keys = "dataset, day, channel, sentiment, topic, polarity"
+    source = (
+        f"SELECT {keys}, SUM(n) AS n FROM daily_topic_stats GROUP BY {keys} HAVING SUM(n) > 0"
+        if rebuilt
+        else f"SELECT {keys}, n FROM daily_topic_channels"
+    )
+    return sorted(tuple(map(str, r)) for r in connection.execute(text(source)))

@@ -34,8 +34,9 @@ from cxnlp.report.segments import micro
 MENU_VALUES_PER_BATCH = 200
 # Measures that are counts (or sums of millionths): integers in the tables.
 _FLOAT_MEASURES = {"score_sum", "score_sq_sum"}
-# The totals drop language and channel (positions 2 and 3 of a key).
+# The totals drop language and channel; the topic-channel table language and score kind.
 _TOTAL_KEEP = [i for i, k in enumerate(STAT_KEYS) if k not in ("lang", "channel")]
+_CHANNEL_KEEP = [i for i, k in enumerate(STAT_KEYS) if k not in ("lang", "score_kind")]
 
 
 def stat_key(dataset: str, r: Mapping[str, Any]) -> tuple:
@@ -80,20 +81,22 @@ class Deltas:
         self.removed |= sign < 0
 
     def tables(self) -> list[tuple[str, dict[tuple, np.ndarray]]]:
-        """(table role, deltas) for the four aggregate tables: "daily", "daily_topics",
-        "totals", "topic_totals"."""
+        """(table role, deltas) for the five aggregate tables: "daily", "daily_topics",
+        "totals", "topic_totals", "topic_channels"."""
         return [
             ("daily", self.stats),
             ("daily_topics", self.topics),
-            ("totals", _project(self.stats)),
-            ("topic_totals", _project(self.topics)),
+            ("totals", _project(self.stats, _TOTAL_KEEP)),
+            ("topic_totals", _project(self.topics, _TOTAL_KEEP)),
+            ("topic_channels", _project(self.topics, _CHANNEL_KEEP)),
         ]
 
 
-def _project(deltas: dict[tuple, np.ndarray]) -> dict[tuple, np.ndarray]:
+def _project(deltas: dict[tuple, np.ndarray], keep: Sequence[int]) -> dict[tuple, np.ndarray]:
+    """`deltas` summed over the key positions not in `keep` (the topic and polarity stay)."""
     out: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
     for key, values in deltas.items():
-        out[tuple(key[i] for i in _TOTAL_KEEP) + key[len(STAT_KEYS) :]] += values
+        out[tuple(key[i] for i in keep) + key[len(STAT_KEYS) :]] += values
     return out
 
 

@@ -41,6 +41,7 @@ from cxnlp.feedback.models import (
     ITEMS,
     SCALES,
     STAT_MEASURES,
+    TOPIC_CHANNELS,
     TOPIC_TOTALS,
     TOPICS,
     TOTALS,
@@ -286,7 +287,12 @@ def topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> Facts
     """One row per (item, topic) (or per aggregate row) under `f`, with `topic` and `polarity`."""
     custom_group = group is not None and group not in GROUPABLE
     if f.keyed_only(max_topics=0) and not custom_group:
-        t = DAILY_TOPICS if needs_fine(f, group, False) else TOPIC_TOTALS
+        if not needs_fine(f, group, False):
+            t = TOPIC_TOTALS
+        elif f.lang or group == "lang":
+            t = DAILY_TOPICS
+        else:  # by channel: the smaller table without language and score kind
+            t = TOPIC_CHANNELS
         keys = rollup_keys(t, topic=True)
         q = select(*keys, *(t.c[m] for m in STAT_MEASURES)).where(*rollup_where(t, f))
         return Facts(q.subquery("facts"), True)

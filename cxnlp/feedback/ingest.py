@@ -43,6 +43,7 @@ from cxnlp.feedback.models import (
     DAILY_TOPICS,
     DIMENSION_LEN,
     DIMENSIONS,
+    TOPIC_CHANNELS,
     TOPIC_FIELDS,
     TOPIC_TOTALS,
     TOPICS,
@@ -61,6 +62,7 @@ _AGGREGATE_TABLES = {
     "daily_topics": DAILY_TOPICS,
     "totals": TOTALS,
     "topic_totals": TOPIC_TOTALS,
+    "topic_channels": TOPIC_CHANNELS,
 }
 
 

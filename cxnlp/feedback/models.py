@@ -6,9 +6,10 @@ changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must mat
 - `item_topics`: one row per (item, topic) with its polarity, for topic queries without JSON.
 - `daily_stats` / `daily_topic_stats`: per-day pre-aggregates by language, channel, sentiment
   and score kind (and topic, polarity); `daily_totals` / `daily_topic_totals` the same without
-  language and channel (a few rows per day, for views that do not filter on those) kept in step with the items by
-  every ingest (in the same transaction), so that dashboard views read thousands of rows, not
-  millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
+  language and channel (a few rows per day, for views that do not filter on those), and
+  `daily_topic_channels` the topic aggregates without language and score kind (topic x channel),
+  kept in step with the items by every ingest (in the same transaction), so that dashboard views
+  read thousands of rows, not millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
 - `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus.
 - `score_scales`: the scale of each dataset's scores of a kind (CSAT on 1-7, say), declared once.
 - `feedback_alerts`: alerts already raised, so that the webhook is called once per alert.
@@ -206,6 +207,20 @@ class DailyTopicTotal(_Measures, Base):
     polarity: Mapped[str] = _key(16)
 
 
+class DailyTopicChannel(_Measures, Base):
+    """`daily_topic_stats` without language and score kind: what a topic view by channel (topic x
+    channel, topics of one channel) reads, a fifth of the rows or less."""
+
+    __tablename__ = "daily_topic_channels"
+
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    channel: Mapped[str] = _key()
+    sentiment: Mapped[str] = _key(16)
+    topic: Mapped[str] = _key(100)
+    polarity: Mapped[str] = _key(16)
+
+
 class FeedbackDimension(Base):
     __tablename__ = "feedback_dimensions"
 
@@ -332,6 +347,7 @@ DAILY = DailyStat.__table__
 DAILY_TOPICS = DailyTopicStat.__table__
 TOTALS = DailyTotal.__table__
 TOPIC_TOTALS = DailyTopicTotal.__table__
+TOPIC_CHANNELS = DailyTopicChannel.__table__
 DIMENSIONS = FeedbackDimension.__table__
 SCALES = ScoreScale.__table__
 CASES = FollowUpCase.__table__
