@@ -105,10 +105,14 @@ def views(last_day: dt.date) -> dict[str, callable]:
         "topics": lambda c: Q.topics(c, Q.StatsFilter()),
         "topics (last 30 days)": lambda c: Q.topics(c, month),
         "topic x channel": lambda c: Q.topic_by(c, Q.StatsFilter(), "channel"),
+        "topics (one channel)": lambda c: Q.topics(c, Q.StatsFilter(channel=["web"])),
         "alerts by week": lambda c: Q.alerts(c, Q.StatsFilter(), "week"),
         "options": lambda c: Q.options(c, Q.StatsFilter()),
         "drill-down page (topic+week)": lambda c: Q.items(
             c, Q.StatsFilter(topic=["delivery"], start=last_day - dt.timedelta(days=6), end=last_day), 25
+        ),
+        "drill-down page (topic+old week)": lambda c: Q.items(
+            c, Q.StatsFilter(topic=["delivery"], start=last_day - dt.timedelta(days=300), end=last_day - dt.timedelta(days=294)), 25
         ),
         "drill-down page (all)": lambda c: Q.items(c, Q.StatsFilter(), 25),
         "cards (dimension tier, items path)": lambda c: Q.summary(c, Q.StatsFilter(dims={"tier": ["gold"]})),

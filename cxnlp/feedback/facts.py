@@ -174,10 +174,12 @@ def items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
     where = []
     if f.dataset:
         where.append(c.dataset.in_(f.dataset))
+    # The dates as a range of `created_at` (whose date `day` is): the index the drill-down lists
+    # newest first by answers any period with a range scan, an old week as fast as the last.
     if f.start:
-        where.append(c.day >= f.start)
+        where.append(c.created_at >= dt.datetime.combine(f.start, dt.time.min))
     if f.end:
-        where.append(c.day <= f.end)
+        where.append(c.created_at < dt.datetime.combine(f.end + dt.timedelta(days=1), dt.time.min))
     for name in FILTERABLE:
         values = getattr(f, name)
         if values:
