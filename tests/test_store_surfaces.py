@@ -350,10 +350,16 @@ def test_the_store_returns_what_classify_returned(tiny_model_dir, db_url, tmp_pa
         )
 
 
-def test_every_record_field_is_a_column():
+def test_every_record_field_is_a_column(tmp_path):
     frame = frame_from_items([WHOLE])
     (record,) = records_from_frame(frame)
     assert set(record) == {*RECORD_FIELDS, "topics"}
+    # A classified file keeps the urgency evidence as a JSON cell, read back as a list.
+    frame.to_csv(tmp_path / "classified.csv", index=False)
+    (read,) = records_from_frame(pd.read_csv(tmp_path / "classified.csv"))
+    assert read["urgency_evidence"] == WHOLE["urgency"]["evidence"] == record["urgency_evidence"]
+    with pytest.raises(ValueError, match="row 1: urgency_evidence 'cancel' is not a JSON list"):
+        records_from_frame(frame.assign(urgency_evidence="cancel"))
 
 
 def _downgrade(engine, revision: str) -> None:
