@@ -86,6 +86,28 @@ def require_reader(request: Request, state: Annotated[ServiceState, Depends(get_
 Reader = Depends(require_reader)
 
 
+SCORE_FIELD = "score"
+
+
+def score_column(score_kind: str | None, score_scale: Sequence[int] | None) -> str | None:
+    """How the store reads a request's `score` fields: `KIND:LOW-HIGH=score` (a declared
+    scale), `KIND=score`, or None without a kind. ValueError for a scale the kind cannot have.
+
+    >>> score_column("csat", (1, 7)), score_column("nps", None), score_column(None, None)
+    ('csat:1-7=score', 'nps=score', None)
+    """
+    from cxnlp.report.scores import parse_score_spec
+
+    if score_kind is None:
+        if score_scale is not None:
+            raise ValueError("score_scale needs score_kind (the kind of score it is the scale of)")
+        return None
+    scale = f":{score_scale[0]}-{score_scale[1]}" if score_scale is not None else ""
+    column = f"{score_kind}{scale}={SCORE_FIELD}"
+    parse_score_spec(column)  # the scale checks of `cxnlp report`
+    return column
+
+
 def store_items(
     store: FeedbackStore,
     rows: Sequence[dict[str, Any]],
@@ -94,19 +116,20 @@ def store_items(
     score_kind: str | None,
     model_name: str | None,
     model_version: str | None = None,
+    score_scale: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Classified request items into the store (one transaction)."""
+    """Classified request items into the store (one transaction); their `score` fields read as
+    `score_kind` on `score_scale` (default the kind's usual scale)."""
     from cxnlp.feedback.ingest import ingest_frame
     from cxnlp.feedback.records import frame_from_items
 
     frame = frame_from_items(rows)
-    score_col = "score" if score_kind and "score" in frame.columns else None
+    score_col = score_column(score_kind, score_scale) if SCORE_FIELD in frame.columns else None
     stats = ingest_frame(
         frame,
         dataset=dataset,
         store=store,
         score_col=score_col,
-        score_kind=score_kind if score_col else None,
         model_name=model_name,
         model_version=model_version,
     )
@@ -134,6 +157,7 @@ def store_job(holder: StoreHolder, job: Any, settings: Any) -> dict[str, Any]:
         score_col=job.score_col,
         score_kind=job.score_kind,
         model_name=job.model,
+        model_version=job.model_version,
     )
     raise_alerts(store, job.dataset, settings.alert_webhook, settings.alert_period)
     return stats.to_dict()
@@ -150,6 +174,14 @@ def check_storable(body: Any) -> None:
             422,
             f"invalid request: dataset: {exc}",
             [field_error(("body", "dataset"), str(exc), "value_error")],
+        ) from None
+    try:
+        score_column(body.score_kind, body.score_scale)
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            f"invalid request: score_scale: {exc}",
+            [field_error(("body", "score_scale"), str(exc), "value_error")],
         ) from None
     unstorable = [
         (n, problem)
@@ -209,6 +241,7 @@ async def store_results(
             rows,
             dataset=dataset,
             score_kind=body.score_kind,
+            score_scale=body.score_scale,
             model_name=handle.name,
             model_version=version,
         )

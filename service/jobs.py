@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cxnlp.feedback.records import model_identity
 from cxnlp.io.batch import classify_file
 from service.loading import LoadedModel
 
@@ -57,6 +58,8 @@ class Job:
     # The adapter the upload named (None: the served model, whichever it is when the job runs).
     adapter: str | None = None
     model: str | None = None  # the name of the model that ran it
+    # The model's version (`cxnlp.feedback.records.model_identity`), stored with the items.
+    model_version: str | None = None
     rows_done: int = 0
     rows: int | None = None
     errors: int | None = None
@@ -257,6 +260,7 @@ class JobRunner:
             self._finish(job, "failed", error=getattr(exc, "message", None) or str(exc))
             return
         job.status, job.model, job.started_at = "running", handle.name, time.time()
+        job.model_version = model_identity(handle.model)[1]
         self._save(job)
         try:
             if self._on_ray(job):

@@ -68,6 +68,12 @@ class ClassifyRequest(BaseModel):
     score_kind: ScoreKind | None = Field(
         None, description="how to read the items' `score` field when storing them"
     )
+    score_scale: tuple[int, int] | None = Field(
+        None,
+        description="the scale of `score` (lowest, highest answer) when it is not the kind's "
+        "usual one (NPS 0-10, CSAT 1-5), e.g. [1, 7]; a dataset keeps the scale it was first "
+        "given",
+    )
     truncate: bool = TRUNCATE
     model: str | None = MODEL
 
@@ -83,8 +89,12 @@ class AnalyzeRequest(BaseModel):
     )
     date_col: str | None = Field(None, description="item field holding a date, for trends")
     period: Period | None = Field(None, description="trend period (with date_col; default week)")
-    score_col: str | None = Field(None, description="item field holding a survey score")
-    score_kind: ScoreKind | None = Field(None, description="how to read score_col")
+    score_col: str | None = Field(
+        None,
+        description="item field holding a survey score, with score_kind; or KIND=FIELD / "
+        "KIND:LOW-HIGH=FIELD, e.g. csat:1-7=q2 (CSAT's top two boxes are counted on its scale)",
+    )
+    score_kind: ScoreKind | None = Field(None, description="how to read a bare score_col")
     dev_acc: bool = Field(
         False,
         description="also give ACC from the model's dev confusion matrix (off by default: it "
@@ -189,6 +199,9 @@ class JobInfo(BaseModel):
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     adapter: str | None = Field(None, description="the adapter the upload named (`model`)")
     model: str | None = Field(..., description="the model that ran the job, once it runs")
+    model_version: str | None = Field(
+        None, description="the model's version (a hash of its config), stored with the items"
+    )
     rows_done: int = Field(..., description="rows classified so far")
     rows: int | None = Field(
         None, description="rows in the file: counted at upload, exact once finished"

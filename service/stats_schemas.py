@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_type_hints
 
 from pydantic import BaseModel, Field, create_model
 
-from cxnlp.feedback.models import ITEM_FIELDS, ITEMS
+from cxnlp.feedback.models import ITEM_FIELDS, ITEMS, FeedbackItem
 from cxnlp.labels import StorePeriod
 
 Interval = list[float] | None
@@ -34,13 +34,23 @@ class ScoreStats(BaseModel):
     promoters: int | None = None
     passives: int | None = None
     detractors: int | None = None
-    csat: float | None = Field(None, description="share of the top two boxes, 4-5 (CSAT)")
+    csat: float | None = Field(
+        None, description="share of the top two boxes of its scale (4-5 on 1-5, 6-7 on 1-7)"
+    )
     top_two_box: float | None = Field(None, description="the same share, by its usual name")
     satisfied: int | None = None
     mean: float | None = None
     mean_ci95: Interval = Field(None, description="95% interval of the mean (CSAT)")
     sd: float | None = None
     ci95: Interval = None
+    scale: Interval = Field(
+        None,
+        description="the lowest and highest answer (declared per dataset: csat:1-7=COLUMN); "
+        "none for a CES without a declared scale",
+    )
+    note: str | None = Field(
+        None, description="why a number is missing (datasets on different scales have no mean)"
+    )
 
 
 class Segment(BaseModel):
@@ -121,14 +131,16 @@ class StoredTopic(BaseModel):
 
 
 def _stored_item_model() -> type[BaseModel]:
-    """The item schema from the store's one declaration of its columns (`ITEM_FIELDS`)."""
+    """The item schema from the store's one declaration of its columns (`ITEM_FIELDS`, each
+    typed as `FeedbackItem` declares it; `created_at` as the ISO text the API sends)."""
+    declared = get_type_hints(FeedbackItem)
     fields: dict[str, Any] = {}
     for name in ITEM_FIELDS:
-        column = ITEMS.c[name]
-        kind = str if name == "created_at" else column.type.python_type
-        fields["id" if name == "item_id" else name] = (
-            (kind | None, None) if column.nullable else (kind, ...)
-        )
+        (kind,) = get_args(declared[name])  # Mapped[T] -> T
+        if name == "created_at":
+            kind = str
+        required = not ITEMS.c[name].nullable
+        fields["id" if name == "item_id" else name] = (kind, ...) if required else (kind, None)
     fields["topics"] = (list[StoredTopic], ...)
     return create_model("StoredItem", **fields)
 

@@ -20,6 +20,7 @@ from cxnlp.feedback.ingest import ingest_file, ingest_frame
 from cxnlp.feedback.models import (
     Base,
     DailyStat,
+    DailyTopicChannel,
     DailyTopicStat,
     DailyTopicTotal,
     DailyTotal,
@@ -67,6 +68,7 @@ def _counts(store) -> dict[str, int]:
                 DailyTopicStat,
                 DailyTotal,
                 DailyTopicTotal,
+                DailyTopicChannel,
             )
         }
 

@@ -217,6 +217,15 @@ def test_analyze_refuses_unknown_group_field_with_its_path(client):
     assert "channel" in r.json()["error"]
 
 
+def test_analyze_refuses_a_score_scale_its_kind_cannot_have(client):
+    items = [{"text": TEXTS["en"], "q1": 5}]
+    for score_col, problem in (("nps:1-7=q1", "NPS is asked on 0-10"), ("q1", "KIND=COLUMN")):
+        body = {"items": items, "score_col": score_col}
+        r = client.post("/v1/analyze", json=body, headers=AUTH)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "score_col"
+        assert problem in r.json()["error"]
+
+
 @pytest.mark.filterwarnings("ignore:Could not infer format")  # pandas, on the unreadable dates
 def test_analyze_refuses_unreadable_dates_with_422(client):
     items = [{"text": TEXTS["en"], "when": "someday"}, {"text": TEXTS["fa"], "when": "later"}]

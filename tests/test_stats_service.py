@@ -99,6 +99,27 @@ def test_classify_with_a_dataset_stores_and_updates(make_client):
     assert [(p["period"], p["n"]) for p in trend["periods"]] == [("2026-W37", 2), ("2026-W38", 1)]
 
 
+def test_classify_stores_csat_on_its_declared_scale(make_client):
+    client = make_client()
+    items = [{**item, "score": score} for item, score in zip(ITEMS, (6, 7, 5), strict=True)]
+    body = {"items": items, "dataset": "shop", "score_kind": "csat", "score_scale": [1, 7]}
+    r = client.post("/v1/classify", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    csat = client.get("/v1/stats", headers=AUTH).json()["scores"]["csat"]
+    assert (csat["n"], csat["satisfied"], csat["scale"]) == (3, 2, [1, 7])
+    # Refused before any work: a scale NPS cannot have, a scale without a kind.
+    for bad in ({"score_kind": "nps", "score_scale": [1, 7]}, {"score_kind": None}):
+        r = client.post("/v1/classify", json={**body, **bad, "dataset": "d2"}, headers=AUTH)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "score_scale"
+    # The dataset keeps its scale.
+    on_five = [{**item, "score": 3} for item in items]
+    r = client.post(
+        "/v1/classify", json={**body, "items": on_five, "score_scale": None}, headers=AUTH
+    )
+    assert r.status_code == 422 and "holds CSAT answers on 1-7" in r.json()["error"]
+    assert client.get("/v1/stats", params={"dataset": "d2"}, headers=AUTH).json()["n"] == 0
+
+
 def test_storing_needs_ids_and_valid_fields(make_client):
     client = make_client()
     r = client.post("/v1/classify", json={"items": [{"text": "ok"}], "store": True}, headers=AUTH)
@@ -135,6 +156,9 @@ def test_a_job_with_a_dataset_is_stored(make_client, tmp_path):
     assert job["stored"]["inserted"] == 40 and job["dataset"] == "survey"
     stats = client.get("/v1/stats", params={"dataset": "survey"}, headers=AUTH).json()
     assert stats["n"] + stats["errors"] == 40
+    page = client.get("/v1/stats/items", params={"dataset": "survey"}, headers=AUTH).json()
+    models = {(i["model_name"], i["model_version"]) for i in page["items"]}
+    assert models == {(job["model"], job["model_version"])} and job["model"] == "custom"
 
 
 def test_stats_and_dashboard_need_a_key(make_client):

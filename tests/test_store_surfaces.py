@@ -4,6 +4,9 @@ migrated to the whole-result schema with its texts searchable."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 
 import numpy as np
@@ -19,9 +22,15 @@ from cxnlp.feedback.db import current_revision, head_revision, make_engine, open
 from cxnlp.feedback.ingest import ingest_file, ingest_frame
 from cxnlp.feedback.models import RECORD_FIELDS
 from cxnlp.feedback.records import frame_from_items, records_from_frame
+from cxnlp.feedback.scales import dataset_scales
+from cxnlp.labels import PROBABILITY_COLUMNS, SENTIMENTS, URGENCY_COLUMNS
+from cxnlp.modeldir import CONFIG_FILE
+from cxnlp.report.scores import score_specs
 from cxnlp.report.stats import adjust_p_values
 from cxnlp.report.summary import clean_json
 from service import Settings, create_app
+from service.feedback import store_items
+from service.schemas import ItemResult
 
 ALERT_KEYS = (
     "baseline_share",
@@ -38,8 +47,17 @@ ALERT_KEYS = (
 )
 
 
-def _request_items(n: int = 240) -> list[dict]:
+# How the test exports carry their score, as `cxnlp report`, /v1/analyze and the store are
+# told (--score-col, --score-kind), and the scale of its answers.
+SCORES = {
+    "nps": ({"score_col": "score", "score_kind": "nps"}, (0, 10)),
+    "csat on 1-7": ({"score_col": "csat:1-7=score", "score_kind": None}, (1, 7)),
+}
+
+
+def _request_items(scale: tuple[int, int], n: int = 240) -> list[dict]:
     rng = np.random.default_rng(7)
+    low, high = scale
     items = []
     for i in range(n):
         day = pd.Timestamp("2026-09-07") + pd.Timedelta(days=int(rng.integers(0, 21)))
@@ -49,17 +67,19 @@ def _request_items(n: int = 240) -> list[dict]:
                 "text": f"{SENTENCES[i % len(SENTENCES)]} {i}",
                 "channel": str(rng.choice(["app", "web", "survey"])),
                 "created_at": f"{day.date()}T{int(rng.integers(0, 24)):02d}:30:00",
-                "score": int(rng.integers(0, 11)) if i % 3 else None,
+                "score": int(rng.integers(low, high + 1)) if i % 3 else None,
             }
         )
     return items
 
 
-@pytest.fixture
-def analyzed(tiny_fast_model, tmp_path):
-    """/v1/analyze's answer for the items, and the same items as one classified CSV file."""
+@pytest.fixture(params=list(SCORES))
+def analyzed(request, tiny_fast_model, tmp_path):
+    """/v1/analyze's answer for the items, the same items as one classified CSV file, and how
+    its score is read."""
+    score, scale = SCORES[request.param]
     settings = Settings(api_keys=[], auth=False, jobs_dir=tmp_path / "jobs", max_wait_ms=1)
-    items = _request_items()
+    items = _request_items(scale)
     with TestClient(create_app(settings, model=tiny_fast_model)) as client:
         response = client.post(
             "/v1/analyze",
@@ -68,8 +88,7 @@ def analyzed(tiny_fast_model, tmp_path):
                 "group_by": ["channel"],
                 "date_col": "created_at",
                 "period": "week",
-                "score_col": "score",
-                "score_kind": "nps",
+                **score,
             },
         )
     assert response.status_code == 200, response.text
@@ -77,14 +96,15 @@ def analyzed(tiny_fast_model, tmp_path):
     results = [{**given, **got} for given, got in zip(items, body["items"], strict=True)]
     path = tmp_path / "classified.csv"
     frame_from_items(results).to_csv(path, index=False)
-    return body, path
+    return body, path, score
 
 
-def _report(path, tmp_path) -> dict:
+def _report(path, tmp_path, score: dict) -> dict:
     out = tmp_path / "report.json"
     argv = ["report", str(path), "--json", str(out), "--group-by", "channel"]
     argv += ["--date-col", "created_at", "--period", "week"]
-    argv += ["--score-col", "score", "--score-kind", "nps"]
+    argv += ["--score-col", score["score_col"]]
+    argv += ["--score-kind", score["score_kind"]] if score["score_kind"] else []
     assert cxnlp_main(argv) == 0
     return json.loads(out.read_text(encoding="utf-8"))
 
@@ -103,14 +123,16 @@ def _store_card(stats: dict) -> dict:
     return clean_json({k: stats[k] for k in keys})
 
 
-REPORT_ONLY = ("missing", "drivers", "column", "scale")
+REPORT_ONLY = ("missing", "drivers", "column")
 
 
-def _check_store_equals_report(path, tmp_path) -> dict:
-    """The store's numbers for the file at `path` against `cxnlp report`'s on the same file."""
-    report = _report(path, tmp_path)
+def _check_store_equals_report(path, tmp_path, score: dict) -> dict:
+    """The store's numbers for the file at `path` against `cxnlp report`'s on the same file,
+    its score read as `score` says."""
+    report = _report(path, tmp_path, score)
+    (spec,) = score_specs(score["score_col"], score["score_kind"])
     with open_store(f"sqlite:///{tmp_path / 'store.sqlite'}") as store:
-        ingest_file(path, dataset="shop", store=store, score_col="score", score_kind="nps")
+        ingest_file(path, dataset="shop", store=store, **score)
         with store.engine.connect() as c:
             f = Q.StatsFilter()
             summary = Q.summary(c, f)
@@ -122,11 +144,12 @@ def _check_store_equals_report(path, tmp_path) -> dict:
     assert _store_card(summary) == _card(report["overall"])
     # What the report says of its input (the column, its scale, blanks) is not a number.
     score = {k: v for k, v in report["scores"].items() if k not in REPORT_ONLY}
-    assert clean_json(summary["scores"]["nps"]) == score
+    assert clean_json(summary["scores"][spec.kind]) == score
+    assert score["scale"] == list(spec.scale)
 
     weeks = {p["start"]: _card(p) for p in report["by_period"]}
     assert {p["start"]: _store_card(p) for p in trend["periods"]} == weeks
-    assert [clean_json(p["scores"]["nps"]) for p in trend["periods"]] == [
+    assert [clean_json(p["scores"][spec.kind]) for p in trend["periods"]] == [
         {k: v for k, v in p["score"].items() if k not in REPORT_ONLY} for p in report["by_period"]
     ]
 
@@ -153,20 +176,23 @@ def _check_store_equals_report(path, tmp_path) -> dict:
 
 
 def test_report_analyze_and_dashboard_give_the_same_numbers(analyzed, tmp_path):
-    body, path = analyzed
-    report = _check_store_equals_report(path, tmp_path)
+    body, path, score = analyzed
+    report = _check_store_equals_report(path, tmp_path, score)
     # /v1/analyze runs the report's code on the rows it classified: the same summary.
     for key in ("overall", "by_period", "topics", "scores", "alerts", "by_group"):
         assert body["summary"][key] == report[key], key
 
 
-def test_report_and_dashboard_agree_on_a_classified_file(tmp_path):
+@pytest.mark.parametrize("kind", list(SCORES))
+def test_report_and_dashboard_agree_on_a_classified_file(kind, tmp_path):
     # Prediction columns written directly (topics, polarities, scores): no model involved.
     frame = classified_frame(900, seed=11, days=21)
     frame["channel"] = frame["channel"].replace("", "web")
+    score, (low, high) = SCORES[kind]
+    frame["score"] = low + frame["score"] % (high - low + 1)  # the answers on the score's scale
     path = tmp_path / "classified.csv"
     frame.to_csv(path, index=False)
-    report = _check_store_equals_report(path, tmp_path)
+    report = _check_store_equals_report(path, tmp_path, score)
     assert len(report["topics"]["items"]) >= 5
     assert any(t["kind"] == "topic_share" for t in report["alerts"]["tests"])
 
@@ -195,64 +221,148 @@ def test_alerts_take_the_reports_p_value_adjustment(tmp_path):
 
 WHOLE = {
     "id": "w1",
-    "text": "The courier was late but the food was great " + "x" * 50,
+    "text": "The courier was late but the food was great, cancel my account " + "x" * 50,
     "created_at": "2026-09-08",
     "sentiment": "negative",
     "probabilities": {"negative": 0.6, "neutral": 0.1, "positive": 0.3},
     "confidence": 0.6,
     "lang": "en",
+    # Listed as the model lists them: by score, ties in the taxonomy's order (not by name).
     "topics": [
         {
-            "topic": "delivery",
+            "topic": "price",
             "polarity": "negative",
             "score": 0.91,
-            "evidence": {"start": 0, "end": 25, "text": "The courier was late"},
+            "evidence": {"start": 0, "end": 20, "text": "The courier was late"},
         },
         {"topic": "product_quality", "polarity": "positive", "score": 0.8},
+        {"topic": "delivery", "polarity": "negative", "score": 0.8},
     ],
     "mixed": True,
     "truncated": True,
-    "urgency": {"score": 0.72, "level": "high"},
+    "urgency": {
+        "score": 0.72,
+        "level": "high",
+        "evidence": [{"start": 46, "end": 63, "text": "cancel my account", "cue": "churn"}],
+    },
     "error": None,
     "customer_id": "c-17",
 }
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
+def db_url(request, tmp_path):
     generator = database_url(request.param, tmp_path)
-    opened = open_store(next(generator))
-    yield opened
-    opened.close()
+    yield next(generator)
     generator.close()
 
 
+@pytest.fixture
+def store(db_url):
+    opened = open_store(db_url)
+    yield opened
+    opened.close()
+
+
+def _stored_as_api(item: dict, field: str):
+    """A stored item's value of one of the API's item fields: the store keeps one column per
+    `cxnlp classify` output column (`p_<label>`; urgency, urgency_level, urgency_evidence)."""
+    if field == "probabilities":
+        if item["p_positive"] is None:
+            return None
+        return {s: item[c] for s, c in zip(SENTIMENTS, PROBABILITY_COLUMNS, strict=True)}
+    if field == "urgency":
+        keys = dict(zip(("score", "level", "evidence"), URGENCY_COLUMNS, strict=True))
+        return None if item["urgency_level"] is None else {k: item[c] for k, c in keys.items()}
+    return item[field]
+
+
+def _assert_stored_as_returned(stored: dict, returned: dict) -> None:
+    """Every field of the API's item (`ItemResult`, whatever fields it gains) equals the stored
+    item's; the store keys items by their id as text."""
+    assert set(returned) == set(ItemResult.model_fields)
+    for field in ItemResult.model_fields:
+        expected = str(returned[field]) if field == "id" else returned[field]
+        assert _stored_as_api(stored, field) == expected, (returned["id"], field)
+
+
 def test_a_stored_item_keeps_every_field_the_api_returned(store):
-    ingest_frame(frame_from_items([WHOLE]), dataset="api", store=store, model_name="tiny")
+    # What /v1/classify stores for an item: its request fields and its result, as one row.
+    store_items(store, [WHOLE], dataset="api", score_kind=None, model_name="tiny")
     with store.engine.connect() as c:
         (item,) = Q.items(c, Q.StatsFilter())["items"]
-    assert item["id"] == WHOLE["id"] and item["text"] == WHOLE["text"]
-    for key in ("sentiment", "confidence", "lang", "mixed", "truncated", "error"):
-        assert item[key] == WHOLE[key], key
-    assert {s: item[f"p_{s}"] for s in WHOLE["probabilities"]} == WHOLE["probabilities"]
-    assert (item["urgency"], item["urgency_level"]) == (0.72, "high")
+    returned = {k: WHOLE[k] for k in ItemResult.model_fields}
+    _assert_stored_as_returned(item, returned)
+    assert item["text"] == WHOLE["text"]
     assert item["customer_id"] == WHOLE["customer_id"] and "customer_id" not in item["dimensions"]
-    assert item["topics"] == WHOLE["topics"]
 
 
-def test_every_record_field_is_a_column():
+# Texts the tiny model reads, each with an urgency cue in its language (so that the urgency
+# evidence has offsets); one too long (truncated), one empty (an error), one with a numeric id.
+API_ITEMS = [
+    {"id": "en1", "text": "I will cancel my account, nobody calls me back", "channel": "app"},
+    {"id": 2, "text": "حسابمو میبندم، پیک دیر رسید", "created_at": "2026-09-08T10:00:00"},
+    {"id": "ar1", "text": "سألغي اشتراكي، الطلب وصل متأخرا", "channel": "web"},
+    {"id": "long", "text": "Great food and fast delivery, thank you. " * 4},
+    {"id": "empty", "text": ""},
+]
+
+
+def test_the_store_returns_what_classify_returned(tiny_model_dir, db_url, tmp_path):
+    settings = Settings(
+        api_keys=[],
+        auth=False,
+        jobs_dir=tmp_path / "jobs",
+        model=str(tiny_model_dir),
+        database_url=db_url,
+        max_wait_ms=1,
+        max_text_chars=100,
+    )
+    body = {"items": API_ITEMS, "dataset": "api", "truncate": True}
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/classify", json=body)
+        assert response.status_code == 200, response.text
+        page = client.get("/v1/stats/items", params={"dataset": "api", "limit": 500})
+        export = client.get("/v1/stats/items.csv", params={"dataset": "api"})
+    assert page.status_code == 200 and export.status_code == 200
+    answer = response.json()
+    returned = {str(i["id"]): i for i in answer["items"]}
+    stored = {i["id"]: i for i in page.json()["items"]}
+    assert set(stored) == set(returned)
+    # The fixture covers what it claims: evidence, truncation, an error, fa / ar / en.
+    assert returned["long"]["truncated"] and returned["empty"]["error"]
+    cued = [i for i in returned.values() if i["urgency"] and i["urgency"]["evidence"]]
+    assert {i["lang"] for i in cued} == {"fa", "ar", "en"}
+    for item_id, item in returned.items():
+        _assert_stored_as_returned(stored[item_id], item)
+    sent = {str(i["id"]): i["text"] for i in API_ITEMS}
+    assert {k: i["text"] for k, i in stored.items()} == sent  # the whole text, truncated or not
+    version = hashlib.sha256((tiny_model_dir / CONFIG_FILE).read_bytes()).hexdigest()[:12]
+    assert {(i["model_name"], i["model_version"]) for i in stored.values()} == {
+        (answer["model"], version)
+    }
+    # The CSV export holds the same evidence, as JSON cells.
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(export.text.lstrip("\ufeff")))}
+    for item_id, item in returned.items():
+        cell = rows[item_id]["urgency_evidence"]
+        assert (json.loads(cell) if cell else None) == (
+            item["urgency"]["evidence"] if item["urgency"] else None
+        )
+
+
+def test_every_record_field_is_a_column(tmp_path):
     frame = frame_from_items([WHOLE])
     (record,) = records_from_frame(frame)
     assert set(record) == {*RECORD_FIELDS, "topics"}
+    # A classified file keeps the urgency evidence as a JSON cell, read back as a list.
+    frame.to_csv(tmp_path / "classified.csv", index=False)
+    (read,) = records_from_frame(pd.read_csv(tmp_path / "classified.csv"))
+    assert read["urgency_evidence"] == WHOLE["urgency"]["evidence"] == record["urgency_evidence"]
+    with pytest.raises(ValueError, match="row 1: urgency_evidence 'cancel' is not a JSON list"):
+        records_from_frame(frame.assign(urgency_evidence="cancel"))
 
 
-def test_an_old_store_is_migrated_and_its_texts_found(store):
-    engine = make_engine(store.url)
-    # A store at 0001 (before the whole result), with one item written as 0001 wrote it.
-    with engine.begin() as c:
-        for table in ("item_topics", "feedback_items"):
-            c.execute(text(f"DELETE FROM {table}"))
-    upgrade_to = "0001"
+def _downgrade(engine, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -262,17 +372,31 @@ def test_an_old_store_is_migrated_and_its_texts_found(store):
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as c:
         config.attributes["connection"] = c
-        command.downgrade(config, upgrade_to)
-    assert current_revision(engine) == upgrade_to
+        command.downgrade(config, revision)
+    assert current_revision(engine) == revision
+
+
+def _insert_old_item(engine, item_id: str, body: str) -> None:
+    """An item written with 0001's columns only."""
     with engine.begin() as c:
         c.execute(
             text(
                 "INSERT INTO feedback_items (dataset, item_id, text, created_at, day, dimensions, "
-                "ingested_at, updated_at) VALUES ('old', 'o1', 'پیک دیر رسید و غذا سرد بود', "
+                f"ingested_at, updated_at) VALUES ('old', '{item_id}', '{body}', "
                 "'2026-09-01 00:00:00', '2026-09-01', '{}', '2026-09-01 00:00:00', "
                 "'2026-09-01 00:00:00')"
             )
         )
+
+
+def test_an_old_store_is_migrated_and_its_texts_found(store):
+    engine = make_engine(store.url)
+    # A store at 0001 (before the whole result), with one item written as 0001 wrote it.
+    with engine.begin() as c:
+        for table in ("item_topics", "feedback_items"):
+            c.execute(text(f"DELETE FROM {table}"))
+    _downgrade(engine, "0001")
+    _insert_old_item(engine, "o1", "پیک دیر رسید و غذا سرد بود")
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     with engine.connect() as c:
@@ -280,4 +404,111 @@ def test_an_old_store_is_migrated_and_its_texts_found(store):
         missed = Q.items(c, Q.StatsFilter(q="غذا گرم"))
     engine.dispose()
     assert [i["id"] for i in found["items"]] == ["o1"] and found["items"][0]["mixed"] is None
+    assert found["items"][0]["urgency_evidence"] is None
     assert missed["total"] == 0
+
+
+def test_a_store_without_urgency_evidence_is_migrated(store):
+    # An item stored whole, then the schema taken back to 0003 (no urgency evidence, no topic
+    # order) and forward again: what 0003 kept reads back, topics by score then name.
+    store_items(store, [WHOLE], dataset="api", score_kind=None, model_name="tiny")
+    engine = make_engine(store.url)
+    _downgrade(engine, "0003")
+    # The search index still follows new items at 0003 (0004's downgrade kept its triggers).
+    _insert_old_item(engine, "o2", "the parcel never arrived")
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as c:
+        (item,) = Q.items(c, Q.StatsFilter(dataset=["api"]))["items"]
+        found = Q.items(c, Q.StatsFilter(q="never arrived"))
+    engine.dispose()
+    assert [i["id"] for i in found["items"]] == ["o2"]
+    assert item["urgency_evidence"] is None
+    assert (item["urgency"], item["urgency_level"]) == (0.72, "high")
+    by_score = sorted(WHOLE["topics"], key=lambda t: (-t["score"], t["topic"]))
+    assert item["topics"] == by_score != WHOLE["topics"]
+
+
+def test_csat_is_counted_on_its_datasets_declared_scale(store):
+    frame = classified_frame(300, seed=5)
+    frame["q2"] = (1 + frame["score"] % 7).astype("Int64")  # CSAT answers on 1-7
+    ingest_frame(frame, dataset="shop", store=store, score_col="csat:1-7=q2")
+    answers = frame["q2"].dropna()
+    food = frame.loc[frame["product"] == "food", "q2"].dropna()
+    with store.engine.connect() as c:
+        keyed = Q.summary(c, Q.StatsFilter())
+        by_items = Q.summary(c, Q.StatsFilter(product=["food"]))
+    csat = keyed["scores"]["csat"]
+    assert keyed["source"] == "daily aggregates" and by_items["source"] == "items"
+    # The top two boxes of 1-7 are 6 and 7, from the aggregates and from the items alike.
+    assert (csat["n"], csat["satisfied"]) == (len(answers), int((answers >= 6).sum()))
+    assert csat["scale"] == [1, 7] and csat["mean"] == pytest.approx(answers.mean())
+    assert by_items["scores"]["csat"]["satisfied"] == int((food >= 6).sum())
+    assert by_items["scores"]["csat"]["scale"] == [1, 7]
+
+    # The dataset keeps its scale: answers declared on 1-5 are refused, nothing is written.
+    with pytest.raises(ValueError, match="holds CSAT answers on 1-7; these are declared on 1-5"):
+        ingest_frame(frame.assign(q2=3), dataset="shop", store=store, score_col="csat=q2")
+    with store.engine.connect() as c:
+        assert Q.summary(c, Q.StatsFilter())["scores"]["csat"] == csat
+
+    # Another dataset on 1-5: each is counted on its own scale; together they have no mean.
+    kiosk = classified_frame(60, seed=6).assign(id=lambda d: "k" + d["id"])
+    kiosk["q2"] = (1 + kiosk["score"] % 5).astype("Int64")
+    ingest_frame(kiosk, dataset="kiosk", store=store, score_col="q2", score_kind="csat")
+    with store.engine.connect() as c:
+        both = Q.summary(c, Q.StatsFilter())["scores"]["csat"]
+        alone = Q.summary(c, Q.StatsFilter(dataset=["kiosk"]))["scores"]["csat"]
+    satisfied = int((answers >= 6).sum()) + int((kiosk["q2"].dropna() >= 4).sum())
+    assert both["satisfied"] == satisfied and "mean" not in both and "scale" not in both
+    assert "different scales" in both["note"]
+    assert alone["scale"] == [1, 5] and "note" not in alone
+
+
+def test_a_store_before_score_scales_records_the_usual_ones(store):
+    frame = classified_frame(120, seed=8)
+    ingest_frame(frame, dataset="shop", store=store, score_col="score", score_kind="nps")
+    frame["q2"] = 1 + frame["score"] % 5
+    ingest_frame(frame, dataset="desk", store=store, score_col="csat=q2")
+    ingest_frame(frame, dataset="plain", store=store)
+    engine = make_engine(store.url)
+    _downgrade(engine, "0004")
+    upgrade(engine)
+    with engine.connect() as c:
+        found = {d: dataset_scales(c, d) for d in ("shop", "desk", "plain")}
+    engine.dispose()
+    assert found == {"shop": {"nps": (0, 10)}, "desk": {"csat": (1, 5)}, "plain": {}}
+    # Declared from the stored answers: CSAT on another scale is refused in that dataset.
+    with pytest.raises(ValueError, match="holds CSAT answers on 1-5"):
+        ingest_frame(frame, dataset="desk", store=store, score_col="csat:1-7=q2")
+
+
+def test_the_topic_channel_aggregates_are_filled_for_an_older_store(store):
+    frame = classified_frame(400, seed=9)
+    ingest_frame(frame, dataset="shop", store=store)
+    # An update that moves items to another channel and sentiment.
+    moved = frame.iloc[:60].assign(channel="phone", sentiment="negative")
+    ingest_frame(moved, dataset="shop", store=store)
+    by_channel = Q.StatsFilter(channel=["phone", "app"])
+    with store.engine.connect() as c:
+        before = (Q.topic_by(c, Q.StatsFilter(), "channel"), Q.topics(c, by_channel))
+        kept = _topic_channel_rows(c)
+    engine = make_engine(store.url)
+    _downgrade(engine, "0005")
+    upgrade(engine)
+    engine.dispose()
+    with store.engine.connect() as c:
+        after = (Q.topic_by(c, Q.StatsFilter(), "channel"), Q.topics(c, by_channel))
+        # Kept in step by the ingests, and rebuilt from daily_topic_stats by the migration.
+        assert _topic_channel_rows(c) == kept == _topic_channel_rows(c, rebuilt=True)
+    assert after == before and before[0]["cells"]
+
+
+def _topic_channel_rows(connection, rebuilt: bool = False) -> list[tuple]:
+    keys = "dataset, day, channel, sentiment, topic, polarity"
+    source = (
+        f"SELECT {keys}, SUM(n) AS n FROM daily_topic_stats GROUP BY {keys} HAVING SUM(n) > 0"
+        if rebuilt
+        else f"SELECT {keys}, n FROM daily_topic_channels"
+    )
+    return sorted(tuple(map(str, r)) for r in connection.execute(text(source)))

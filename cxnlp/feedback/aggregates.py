@@ -34,8 +34,9 @@ from cxnlp.report.segments import micro
 MENU_VALUES_PER_BATCH = 200
 # Measures that are counts (or sums of millionths): integers in the tables.
 _FLOAT_MEASURES = {"score_sum", "score_sq_sum"}
-# The totals drop language and channel (positions 2 and 3 of a key).
+# The totals drop language and channel; the topic-channel table language and score kind.
 _TOTAL_KEEP = [i for i, k in enumerate(STAT_KEYS) if k not in ("lang", "channel")]
+_CHANNEL_KEEP = [i for i, k in enumerate(STAT_KEYS) if k not in ("lang", "score_kind")]
 
 
 def stat_key(dataset: str, r: Mapping[str, Any]) -> tuple:
@@ -43,11 +44,12 @@ def stat_key(dataset: str, r: Mapping[str, Any]) -> tuple:
     return tuple(dataset if k == "dataset" else (r[k] or "") for k in STAT_KEYS)
 
 
-def measures(r: Mapping[str, Any]) -> np.ndarray:
-    """What one item adds to each of `STAT_MEASURES`."""
+def measures(r: Mapping[str, Any], scale: tuple[float, float] | None = None) -> np.ndarray:
+    """What one item adds to each of `STAT_MEASURES`, its score read on `scale` (its dataset's
+    scale of its score kind, `cxnlp.feedback.scales`; None: the kind's usual one)."""
     score, kind = r["score"], r["score_kind"]
     scored = score is not None
-    promoter, detractor, satisfied = score_flags(score, kind) if scored else (False,) * 3
+    promoter, detractor, satisfied = score_flags(score, kind, scale) if scored else (False,) * 3
     values = dict.fromkeys(STAT_MEASURES, 0.0)
     values["n"] = 1.0
     for s in SENTIMENTS:
@@ -59,9 +61,11 @@ def measures(r: Mapping[str, Any]) -> np.ndarray:
 
 
 class Deltas:
-    """Per-key changes of the daily aggregates of one batch."""
+    """Per-key changes of the daily aggregates of one batch; `scales` are the dataset's score
+    scales by kind (`cxnlp.feedback.scales.declare`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, scales: Mapping[str, tuple[float, float] | None] | None = None) -> None:
+        self.scales = dict(scales or {})
         self.stats: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
         self.topics: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
         self.removed = False
@@ -69,27 +73,30 @@ class Deltas:
     def add(self, dataset: str, r: Mapping[str, Any], topics: Iterable[tuple], sign: float) -> None:
         """Add an item's contribution (`sign` 1) or take it out (-1); `topics` are its
         (topic, polarity) pairs."""
-        key, values = stat_key(dataset, r), measures(r) * sign
+        key = stat_key(dataset, r)
+        values = measures(r, self.scales.get(r["score_kind"])) * sign
         self.stats[key] += values
         for topic, polarity in topics:
             self.topics[(*key, topic, polarity or "")] += values
         self.removed |= sign < 0
 
     def tables(self) -> list[tuple[str, dict[tuple, np.ndarray]]]:
-        """(table role, deltas) for the four aggregate tables: "daily", "daily_topics",
-        "totals", "topic_totals"."""
+        """(table role, deltas) for the five aggregate tables: "daily", "daily_topics",
+        "totals", "topic_totals", "topic_channels"."""
         return [
             ("daily", self.stats),
             ("daily_topics", self.topics),
-            ("totals", _project(self.stats)),
-            ("topic_totals", _project(self.topics)),
+            ("totals", _project(self.stats, _TOTAL_KEEP)),
+            ("topic_totals", _project(self.topics, _TOTAL_KEEP)),
+            ("topic_channels", _project(self.topics, _CHANNEL_KEEP)),
         ]
 
 
-def _project(deltas: dict[tuple, np.ndarray]) -> dict[tuple, np.ndarray]:
+def _project(deltas: dict[tuple, np.ndarray], keep: Sequence[int]) -> dict[tuple, np.ndarray]:
+    """`deltas` summed over the key positions not in `keep` (the topic and polarity stay)."""
     out: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
     for key, values in deltas.items():
-        out[tuple(key[i] for i in _TOTAL_KEEP) + key[len(STAT_KEYS) :]] += values
+        out[tuple(key[i] for i in keep) + key[len(STAT_KEYS) :]] += values
     return out
 
 

@@ -24,7 +24,12 @@ def add_store_options(p: argparse.ArgumentParser, dataset_required: bool) -> Non
     p.add_argument(
         "--date-col", default="created_at", help="column with the item's date (default created_at)"
     )
-    p.add_argument("--score-col", default=None, help="survey score column")
+    p.add_argument(
+        "--score-col",
+        default=None,
+        help="survey score column with --score-kind, or KIND=COLUMN / KIND:LOW-HIGH=COLUMN "
+        "(csat:1-7=q2: CSAT's top two boxes are 6-7); a dataset keeps its first scale",
+    )
     p.add_argument("--score-kind", default=None, choices=SCORE_KINDS)
 
 

@@ -33,13 +33,15 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, FromClause, Select
 
 from cxnlp.feedback.models import (
     DAILY,
     DAILY_TOPICS,
     ITEMS,
+    SCALES,
     STAT_MEASURES,
+    TOPIC_CHANNELS,
     TOPIC_TOTALS,
     TOPICS,
     TOTALS,
@@ -47,7 +49,7 @@ from cxnlp.feedback.models import (
 from cxnlp.io.validate import check_names
 from cxnlp.labels import SENTIMENTS, STORE_PERIODS, probability_column
 from cxnlp.report.rows import MISSING_GROUP
-from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, SATISFIED_MIN
+from cxnlp.report.scores import DETRACTOR_MAX, PROMOTER_MIN, satisfied_min
 from cxnlp.report.segments import MICRO
 
 # SQLite's FTS5 trigram index of the item texts (created by migration 0003, kept by triggers).
@@ -172,10 +174,12 @@ def items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
     where = []
     if f.dataset:
         where.append(c.dataset.in_(f.dataset))
+    # The dates as a range of `created_at` (whose date `day` is): the index the drill-down lists
+    # newest first by answers any period with a range scan, an old week as fast as the last.
     if f.start:
-        where.append(c.day >= f.start)
+        where.append(c.created_at >= dt.datetime.combine(f.start, dt.time.min))
     if f.end:
-        where.append(c.day <= f.end)
+        where.append(c.created_at < dt.datetime.combine(f.end + dt.timedelta(days=1), dt.time.min))
     for name in FILTERABLE:
         values = getattr(f, name)
         if values:
@@ -213,10 +217,27 @@ def item_measures() -> list[ColumnElement]:
         case((and_(c.score_kind == "nps", c.score <= DETRACTOR_MAX), 1), else_=0).label(
             "detractors"
         ),
-        case((and_(c.score_kind == "csat", c.score >= SATISFIED_MIN), 1), else_=0).label(
-            "satisfied"
-        ),
+        # Satisfied: CSAT's top two boxes on its dataset's scale (`satisfied_min`), joined in
+        # by `with_scales`.
+        case(
+            (
+                and_(
+                    c.score_kind == "csat",
+                    c.score >= func.coalesce(SCALES.c.high - 1, satisfied_min(None)),
+                ),
+                1,
+            ),
+            else_=0,
+        ).label("satisfied"),
     ]
+
+
+def with_scales(source: FromClause) -> FromClause:
+    """`source` (the items, or the items joined with their topics) with each item's score scale
+    (`score_scales`), which `item_measures` reads."""
+    c = ITEMS.c
+    on = and_(SCALES.c.dataset == c.dataset, SCALES.c.score_kind == c.score_kind)
+    return source.outerjoin(SCALES, on)
 
 
 def item_keys(dialect: str, group: str | None = None) -> list[ColumnElement]:
@@ -256,7 +277,11 @@ def stat_facts(f: StatsFilter, dialect: str, group: str | None = None, fine: boo
             where.append(table.c.topic == f.topic[0])
         q = select(*rollup_keys(table), *(table.c[m] for m in STAT_MEASURES)).where(*where)
         return Facts(q.subquery("facts"), True)
-    q = select(*item_keys(dialect, group), *item_measures()).where(*items_where(f, dialect))
+    q = (
+        select(*item_keys(dialect, group), *item_measures())
+        .select_from(with_scales(ITEMS))
+        .where(*items_where(f, dialect))
+    )
     return Facts(q.subquery("facts"), False)
 
 
@@ -264,7 +289,12 @@ def topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> Facts
     """One row per (item, topic) (or per aggregate row) under `f`, with `topic` and `polarity`."""
     custom_group = group is not None and group not in GROUPABLE
     if f.keyed_only(max_topics=0) and not custom_group:
-        t = DAILY_TOPICS if needs_fine(f, group, False) else TOPIC_TOTALS
+        if not needs_fine(f, group, False):
+            t = TOPIC_TOTALS
+        elif f.lang or group == "lang":
+            t = DAILY_TOPICS
+        else:  # by channel: the smaller table without language and score kind
+            t = TOPIC_CHANNELS
         keys = rollup_keys(t, topic=True)
         q = select(*keys, *(t.c[m] for m in STAT_MEASURES)).where(*rollup_where(t, f))
         return Facts(q.subquery("facts"), True)
@@ -276,7 +306,7 @@ def topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> Facts
             func.coalesce(mention.c.polarity, "").label("polarity"),
             *item_measures(),
         )
-        .select_from(ITEMS.join(mention, mention.c.item_pk == ITEMS.c.pk))
+        .select_from(with_scales(ITEMS.join(mention, mention.c.item_pk == ITEMS.c.pk)))
         .where(*items_where(f, dialect))
     )
     return Facts(q.subquery("facts"), False)

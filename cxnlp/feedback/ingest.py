@@ -43,14 +43,17 @@ from cxnlp.feedback.models import (
     DAILY_TOPICS,
     DIMENSION_LEN,
     DIMENSIONS,
+    TOPIC_CHANNELS,
     TOPIC_FIELDS,
     TOPIC_TOTALS,
     TOPICS,
     TOTALS,
 )
-from cxnlp.feedback.records import INDEXED_DIMENSIONS, records_from_frame
+from cxnlp.feedback.records import INDEXED_DIMENSIONS, records_from_frame, score_spec
+from cxnlp.feedback.scales import declare
 from cxnlp.feedback.writers import writer_for
 from cxnlp.io.validate import check_name
+from cxnlp.report.scores import SCORE_RANGES
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ _AGGREGATE_TABLES = {
     "daily_topics": DAILY_TOPICS,
     "totals": TOTALS,
     "topic_totals": TOPIC_TOTALS,
+    "topic_channels": TOPIC_CHANNELS,
 }
 
 
@@ -95,10 +99,13 @@ def ingest_records(
     dataset: str,
     model_name: str | None = None,
     model_version: str | None = None,
+    score_scale: tuple[float, float] | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[int, int]:
     """Write validated records (see `records_from_frame`) inside the caller's transaction;
-    returns (inserted, updated). Records with the same id: the last one wins."""
+    returns (inserted, updated). Records with the same id: the last one wins. Their scores are
+    on `score_scale` (None: their kind's usual scale), which the dataset must hold them on
+    (`cxnlp.feedback.scales.declare`)."""
     if not dataset or len(dataset) > DIMENSION_LEN:
         raise ValueError(f"a dataset name of 1 to {DIMENSION_LEN} characters is needed")
     check_name(dataset, "the dataset name")
@@ -107,7 +114,9 @@ def ingest_records(
     check_dimension_keys(connection, dataset, records, INDEXED_DIMENSIONS)
     writer = writer_for(connection)
     latest = {r["item_id"]: r for r in records}
-    deltas = Deltas()
+    kinds = {r["score_kind"] for r in latest.values() if r["score_kind"]}
+    wanted = {kind: score_scale or SCORE_RANGES[kind] for kind in sorted(kinds)}
+    deltas = Deltas(declare(connection, dataset, wanted))
     old = {row["pk"]: row for row in writer.old_items(dataset, list(latest))}
     old_pks = {row["item_id"]: pk for pk, row in old.items()}
     if old:
@@ -138,9 +147,9 @@ def ingest_records(
     writer.insert(
         TOPICS,
         [
-            {"item_pk": pks[r["item_id"]], **{k: t.get(k) for k in TOPIC_FIELDS}}
+            {"item_pk": pks[r["item_id"]], "ordinal": n, **{k: t.get(k) for k in TOPIC_FIELDS}}
             for r in latest.values()
-            for t in r["topics"]
+            for n, t in enumerate(r["topics"])
         ],
     )
     tables = [(_AGGREGATE_TABLES[role], touched) for role, touched in deltas.tables()]
@@ -184,6 +193,7 @@ def ingest_frame(
     """Store the rows of a frame of `cxnlp classify` output under `dataset`, in one transaction.
     `store` is an open store, a database URL, or None for `$CXNLP_DATABASE_URL` / the default."""
     started = time.perf_counter()
+    spec = score_spec(score_col, score_kind)
     records = records_from_frame(
         frame,
         text_col=text_col,
@@ -201,6 +211,7 @@ def ingest_frame(
                 dataset=dataset,
                 model_name=model_name,
                 model_version=model_version,
+                score_scale=spec.scale if spec else None,
             )
     finally:
         if owned:
@@ -238,6 +249,7 @@ def ingest_file(
     if not path.is_file():
         raise FileNotFoundError(f"file not found: {path}")
     started = time.perf_counter()
+    spec = score_spec(score_col, score_kind)
     target, owned = _store(store)
     rows = inserted = updated = errors = 0
     try:
@@ -261,6 +273,7 @@ def ingest_file(
                     dataset=dataset,
                     model_name=model_name,
                     model_version=model_version,
+                    score_scale=spec.scale if spec else None,
                 )
                 offset += len(chunk)
                 rows += len(records)

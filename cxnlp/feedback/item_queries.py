@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import JSON, Connection, func, select
 from sqlalchemy.sql import Select
 
 from cxnlp.feedback.facts import StatsFilter, fetch, items_where, stat_facts
@@ -20,6 +20,11 @@ from cxnlp.feedback.models import ITEM_FIELDS, ITEMS, TOPIC_FIELDS, TOPICS
 # What a stored item shows: the ORM's columns (the API names `item_id` `id`), then its topics.
 ITEM_COLUMNS = ITEM_FIELDS
 EXPORT_COLUMNS: tuple[str, ...] = (*("id" if c == "item_id" else c for c in ITEM_FIELDS), "topics")
+# The export's cells that hold JSON (the item's JSON columns and its topics).
+JSON_EXPORT_COLUMNS: tuple[str, ...] = (
+    *(c for c in ITEM_FIELDS if isinstance(ITEMS.c[c].type, JSON)),
+    "topics",
+)
 
 
 def _item_query(f: StatsFilter, dialect: str) -> Select:
@@ -38,7 +43,8 @@ def _with_topics(connection: Connection, rows: list[dict[str, Any]]) -> list[dic
         found = connection.execute(
             select(TOPICS.c.item_pk, *(TOPICS.c[k] for k in TOPIC_FIELDS))
             .where(TOPICS.c.item_pk.in_(part))
-            .order_by(TOPICS.c.item_pk, TOPICS.c.score.desc(), TOPICS.c.topic)
+            # The result's own order; topics stored before 0004 (no ordinal) by score, then name.
+            .order_by(TOPICS.c.item_pk, TOPICS.c.ordinal, TOPICS.c.score.desc(), TOPICS.c.topic)
         )
         for pk, *values in found:
             topic = dict(zip(TOPIC_FIELDS, values, strict=True))

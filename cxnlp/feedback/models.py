@@ -6,10 +6,12 @@ changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must mat
 - `item_topics`: one row per (item, topic) with its polarity, for topic queries without JSON.
 - `daily_stats` / `daily_topic_stats`: per-day pre-aggregates by language, channel, sentiment
   and score kind (and topic, polarity); `daily_totals` / `daily_topic_totals` the same without
-  language and channel (a few rows per day, for views that do not filter on those) kept in step with the items by
-  every ingest (in the same transaction), so that dashboard views read thousands of rows, not
-  millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
+  language and channel (a few rows per day, for views that do not filter on those), and
+  `daily_topic_channels` the topic aggregates without language and score kind (topic x channel),
+  kept in step with the items by every ingest (in the same transaction), so that dashboard views
+  read thousands of rows, not millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
 - `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus.
+- `score_scales`: the scale of each dataset's scores of a kind (CSAT on 1-7, say), declared once.
 - `feedback_alerts`: alerts already raised, so that the webhook is called once per alert.
 
 `FeedbackItem` is the one declaration of an item's columns: the ingest's records, the writers'
@@ -98,9 +100,12 @@ class FeedbackItem(Base):
     mixed: Mapped[bool | None] = mapped_column(Boolean)
     # True when only the text's first characters were classified (the stored text is whole).
     truncated: Mapped[bool | None] = mapped_column(Boolean)
-    # How urgently the text needs a human (`cxnlp.labels.URGENCY_COLUMNS`): score 0-1 and level.
+    # How urgently the text needs a human (`cxnlp.labels.URGENCY_COLUMNS`): score 0-1, level and
+    # evidence, a list of {"start", "end", "text", "cue"} (offsets into the text): the API's
+    # `urgency` object, one column per key as `cxnlp classify` writes them.
     urgency: Mapped[float | None] = mapped_column(Float)
     urgency_level: Mapped[str | None] = mapped_column(String(8))
+    urgency_evidence: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     score: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
     score_kind: Mapped[str | None] = mapped_column(String(8), info=AGGREGATED)
     error: Mapped[str | None] = mapped_column(Text)
@@ -122,6 +127,8 @@ class ItemTopic(Base):
     score: Mapped[float | None] = mapped_column(Float)
     # {"start", "end", "text"}: the clause or cue the topic was read from.
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The topic's place in the item's result (the model lists them by score; ties keep its order).
+    ordinal: Mapped[int | None] = mapped_column(Integer, info=INTERNAL)
 
 
 # The key of the per-day aggregates, and the sums kept for each key.
@@ -200,12 +207,39 @@ class DailyTopicTotal(_Measures, Base):
     polarity: Mapped[str] = _key(16)
 
 
+class DailyTopicChannel(_Measures, Base):
+    """`daily_topic_stats` without language and score kind: what a topic view by channel (topic x
+    channel, topics of one channel) reads, a fifth of the rows or less."""
+
+    __tablename__ = "daily_topic_channels"
+
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    channel: Mapped[str] = _key()
+    sentiment: Mapped[str] = _key(16)
+    topic: Mapped[str] = _key(100)
+    polarity: Mapped[str] = _key(16)
+
+
 class FeedbackDimension(Base):
     __tablename__ = "feedback_dimensions"
 
     dataset: Mapped[str] = _key()
     key: Mapped[str] = _key()
     value: Mapped[str] = _key()
+
+
+class ScoreScale(Base):
+    """The scale each dataset's scores of a kind are on (lowest, highest answer; NULL for a CES
+    without a declared one), declared by the first ingest of that kind (`cxnlp.feedback.scales`):
+    CSAT's top two boxes are counted on it, and every later ingest must declare the same."""
+
+    __tablename__ = "score_scales"
+
+    dataset: Mapped[str] = _key()
+    score_kind: Mapped[str] = _key(8)
+    low: Mapped[float | None] = mapped_column(Float)
+    high: Mapped[float | None] = mapped_column(Float)
 
 
 class FeedbackAlert(Base):
@@ -313,7 +347,9 @@ DAILY = DailyStat.__table__
 DAILY_TOPICS = DailyTopicStat.__table__
 TOTALS = DailyTotal.__table__
 TOPIC_TOTALS = DailyTopicTotal.__table__
+TOPIC_CHANNELS = DailyTopicChannel.__table__
 DIMENSIONS = FeedbackDimension.__table__
+SCALES = ScoreScale.__table__
 CASES = FollowUpCase.__table__
 CASE_ITEMS = CaseItem.__table__
 CASE_EVENTS = CaseEvent.__table__
@@ -329,8 +365,10 @@ AGGREGATE_INPUTS: tuple[str, ...] = (
     "created_at",
     *(c.name for c in ITEMS.c if c.info.get("aggregated")),
 )
-# A stored topic's fields besides its item.
-TOPIC_FIELDS: tuple[str, ...] = tuple(c.name for c in TOPICS.c if c.name != "item_pk")
+# A stored topic's fields besides its item and place: what the API's topic holds.
+TOPIC_FIELDS: tuple[str, ...] = tuple(
+    c.name for c in TOPICS.c if c.name != "item_pk" and not c.info.get("internal")
+)
 
 # Search index objects that live outside the ORM (migration 0003): autogenerate leaves them alone.
 SEARCH_OBJECTS = ("feedback_items_fts", "ix_feedback_items_text_trgm")

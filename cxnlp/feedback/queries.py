@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -38,8 +38,9 @@ from cxnlp.feedback.facts import (
 )
 from cxnlp.feedback.item_queries import ITEM_COLUMNS, items, iter_items
 from cxnlp.feedback.models import DAILY, DIMENSIONS, STAT_MEASURES, TOPIC_TOTALS, TOTALS
+from cxnlp.feedback.scales import MIXED, Scale, view_scales
 from cxnlp.labels import SENTIMENTS, probability_column
-from cxnlp.report.scores import SCORE_MEASURES, score_from_sums
+from cxnlp.report.scores import SCORE_MEASURES, SCORE_RANGES, score_from_sums
 from cxnlp.report.segments import pcc_from_sums, sentiment_numbers
 from cxnlp.report.topics import rank_topics, topic_numbers
 
@@ -60,9 +61,29 @@ __all__ = [
 ]
 
 
-def segment(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
+def _on_scale(result: dict[str, Any], scale: Scale | str) -> dict[str, Any]:
+    """A score's numbers with the scale its answers are on (as `cxnlp report` shows it); where
+    the datasets of the view declare different scales, without a mean (it would mix them)."""
+    if scale == MIXED:
+        for key in ("mean", "mean_ci95", "sd") if result["kind"] == "csat" else ("mean", "sd"):
+            result.pop(key, None)
+        if result["kind"] == "ces":
+            result.pop("ci95", None)
+        result["note"] = "the datasets' answers are on different scales: no mean"
+    elif scale is not None:
+        result["scale"] = list(scale)
+    return result
+
+
+def segment(
+    rows: Sequence[dict[str, Any]],
+    confidence: float = 0.95,
+    scales: Mapping[str, Scale | str] | None = None,
+) -> dict[str, Any]:
     """Headline numbers of grouped rows, each with `sentiment`, `score_kind` and the
-    `STAT_MEASURES` sums: the counts are added up here, every number is the report's."""
+    `STAT_MEASURES` sums: the counts are added up here, every number is the report's. `scales`
+    are the score kinds' scales (`cxnlp.feedback.scales.view_scales`; default the usual ones)."""
+    scales = scales or {}
     counts = dict.fromkeys(SENTIMENTS, 0)
     errors = 0
     p_sums = dict.fromkeys(SENTIMENTS, 0)  # millionths: exact, whatever order rows come in
@@ -85,7 +106,10 @@ def segment(rows: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[st
         "counts": counts,
         **sentiment_numbers(counts, confidence),
         "pcc": pcc_from_sums(p_sums) if n else None,
-        "scores": {k: score_from_sums(k, v, confidence) for k, v in sorted(kinds.items())},
+        "scores": {
+            k: _on_scale(score_from_sums(k, v, confidence), scales.get(k, SCORE_RANGES[k]))
+            for k, v in sorted(kinds.items())
+        },
     }
 
 
@@ -100,7 +124,8 @@ def summary(connection: Connection, f: StatsFilter) -> dict[str, Any]:
             fq.c.sentiment, fq.c.score_kind
         ),
     )
-    return {"filter": f.to_dict(), "source": source(facts), **segment(rows)}
+    scales = view_scales(connection, f.dataset)
+    return {"filter": f.to_dict(), "source": source(facts), **segment(rows, scales=scales)}
 
 
 def trend(connection: Connection, f: StatsFilter, period: str = "week") -> dict[str, Any]:
@@ -120,6 +145,7 @@ def trend(connection: Connection, f: StatsFilter, period: str = "week") -> dict[
     for row in rows:
         by_start[as_date(row["period_start"])].append(row)
     periods = []
+    scales = view_scales(connection, f.dataset)
     if by_start:
         first, last = min(by_start), max(by_start)
         if f.start:
@@ -128,7 +154,8 @@ def trend(connection: Connection, f: StatsFilter, period: str = "week") -> dict[
             last = max(last, floor_period(f.end, period))
         day = first
         while day <= last and len(periods) < 5000:
-            periods.append({**period_bounds(day, period), **segment(by_start.get(day, []))})
+            numbers = segment(by_start.get(day, []), scales=scales)
+            periods.append({**period_bounds(day, period), **numbers})
             day = next_start(day, period)
     return {"filter": f.to_dict(), "period": period, "source": source(facts), "periods": periods}
 

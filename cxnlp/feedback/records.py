@@ -34,13 +34,12 @@ from cxnlp.labels import (
     OPTIONAL_RESULT_COLUMNS,
     PROBABILITY_COLUMNS,
     RESULT_COLUMNS,
-    SCORE_KINDS,
     SENTIMENTS,
     decode_topics,
     probability_column,
 )
 from cxnlp.modeldir import CONFIG_FILE
-from cxnlp.report.scores import SCORE_RANGES
+from cxnlp.report.scores import ScoreSpec, score_specs
 
 # Columns of an export that become indexed columns instead of `dimensions` entries.
 INDEXED_DIMENSIONS = ("channel", "product")
@@ -101,6 +100,20 @@ def _as_bool(value: Any) -> bool | None:
     return bool(value)
 
 
+def _as_json_list(value: Any) -> list | None:
+    """A JSON list cell (a JSON string, or a list as JSONL and the service give it); None when
+    blank. ValueError when it is not a list."""
+    if value is None or (not isinstance(value, list | tuple | np.ndarray) and _blank(value)):
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        raise ValueError("not a JSON list")
+    return list(value)
+
+
 def _optional(columns: Mapping[str, list], name: str, i: int, read) -> Any:
     return read(columns[name][i]) if name in columns else None
 
@@ -110,6 +123,20 @@ def _as_float(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def score_spec(score_col: str | None, score_kind: str | None) -> ScoreSpec | None:
+    """The score column an ingest reads, None without one: a bare `score_col` with `score_kind`,
+    or `KIND=COLUMN` / `KIND:LOW-HIGH=COLUMN` (a declared scale, e.g. `csat:1-7=q2`; see
+    `cxnlp.report.scores.parse_score_spec`). An item holds one score.
+
+    >>> score_spec("csat:1-7=q2", None)
+    ScoreSpec(kind='csat', column='q2', scale=(1.0, 7.0))
+    >>> score_spec("q1", "nps").scale
+    (0, 10)
+    """
+    specs = score_specs(score_col, score_kind)
+    return specs[0] if specs else None
 
 
 def records_from_frame(
@@ -138,12 +165,9 @@ def records_from_frame(
             "the output of `cxnlp classify` (pass --id-col / --text-col when they are named "
             "otherwise)"
         )
-    if (score_col is None) != (score_kind is None):
-        raise ValueError("score_col and score_kind go together: pass both or neither")
-    if score_kind is not None and score_kind not in SCORE_KINDS:
-        raise ValueError(f"unknown score kind {score_kind!r}; expected one of {list(SCORE_KINDS)}")
-    if score_col is not None and score_col not in frame.columns:
-        raise ValueError(f"no score column {score_col!r}; the table has {list(frame.columns)}")
+    spec = score_spec(score_col, score_kind)
+    if spec is not None and spec.column not in frame.columns:
+        raise ValueError(f"no score column {spec.column!r}; the table has {list(frame.columns)}")
     data = frame.reset_index(drop=True)
     problems: list[str] = []
 
@@ -165,23 +189,26 @@ def records_from_frame(
             else:
                 dates[i] = when.tz_convert(None).to_pydatetime()
     scores: list[float | None] = [None] * len(data)
-    if score_col is not None:
-        bounds = SCORE_RANGES[score_kind]
-        numbers = pd.to_numeric(data[score_col], errors="coerce")
-        for i, (value, number) in enumerate(zip(data[score_col], numbers, strict=True)):
+    score_kind = spec.kind if spec is not None else None
+    if spec is not None:
+        bounds, column = spec.scale, spec.column
+        numbers = pd.to_numeric(data[column], errors="coerce")
+        for i, (value, number) in enumerate(zip(data[column], numbers, strict=True)):
             if _blank(value):
                 continue
             if pd.isna(number) or not math.isfinite(float(number)):
-                problem(i, f"{score_col} {value!r} is not a number")
+                problem(i, f"{column} {value!r} is not a number")
             elif bounds and not (bounds[0] <= number <= bounds[1] and float(number).is_integer()):
                 problem(
                     i,
-                    f"{score_col} {value!r} is not a whole number from {bounds[0]:g} to "
-                    f"{bounds[1]:g}, as {score_kind.upper()} needs",
+                    f"{column} {value!r} is not a whole number from {bounds[0]:g} to "
+                    f"{bounds[1]:g}, as {spec.kind.upper()} on that scale needs (declare "
+                    f"another scale as {spec.kind}:LOW-HIGH={column})",
                 )
             else:
                 scores[i] = float(number)
-    skip = {text_col, id_col, date_col, score_col, *RESULT_COLUMNS, *OPTIONAL_COLUMNS}
+    skip = {text_col, id_col, date_col, spec.column if spec else None}
+    skip |= {*RESULT_COLUMNS, *OPTIONAL_COLUMNS}
     dimension_cols = [c for c in data.columns if c not in skip]
     columns = {c: data[c].tolist() for c in data.columns}
     records = []
@@ -254,6 +281,15 @@ def records_from_frame(
                     for s in SENTIMENTS
                 },
             )
+        if ok:
+            try:
+                record["urgency_evidence"] = _optional(
+                    columns, "urgency_evidence", i, _as_json_list
+                )
+            except ValueError:
+                cell = str(columns["urgency_evidence"][i])[:60]
+                problem(i, f"urgency_evidence {cell!r} is not a JSON list of cues")
+                continue
         record["topics"] = topics
         unstorable = record_problem(record, INDEXED_DIMENSIONS)
         if unstorable is not None:
@@ -274,7 +310,8 @@ def records_from_frame(
 def frame_from_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """A frame in `cxnlp classify`'s output layout from the service's per-item results
     (`id`, `text`, extra fields, `sentiment`, `probabilities`, `confidence`, `lang`, `topics`,
-    `mixed`, `truncated`, `urgency` as {"score", "level"}), every result field kept."""
+    `mixed`, `truncated`, `urgency` as {"score", "level", "evidence"}), every result field
+    kept: `urgency` becomes the three `cxnlp.labels.URGENCY_COLUMNS`."""
     rows = []
     for item in items:
         row = {k: v for k, v in item.items() if k not in ("probabilities", "topics", "urgency")}
@@ -284,6 +321,7 @@ def frame_from_items(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         urgency = item.get("urgency")
         if isinstance(urgency, Mapping):
             row["urgency"], row["urgency_level"] = urgency.get("score"), urgency.get("level")
+            row["urgency_evidence"] = json.dumps(urgency.get("evidence") or [], ensure_ascii=False)
         row["topics"] = json.dumps(item.get("topics") or [], ensure_ascii=False)
         row.setdefault("error", None)
         rows.append(row)

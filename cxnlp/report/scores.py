@@ -171,10 +171,19 @@ def nps_variance(promoters: int, detractors: int, n: int) -> float:
     return max(p + d - (p - d) ** 2, 0.0) / n
 
 
+def satisfied_min(scale: tuple[float, float] | None) -> float:
+    """The lowest answer in the top two boxes of a CSAT `scale` (4 on the default 1-5, 6 on
+    1-7): who counts as satisfied.
+
+    >>> satisfied_min(None), satisfied_min((1, 7))
+    (4, 6)
+    """
+    return SATISFIED_MIN if scale is None else scale[1] - 1
+
+
 def _top_two(values: np.ndarray, scale: tuple[float, float] | None) -> int:
     """Answers in the top two boxes of `scale` (CSAT's satisfied; 4-5 on the default 1-5)."""
-    low = SATISFIED_MIN if scale is None else scale[1] - 1
-    return int((values >= low).sum())
+    return int((values >= satisfied_min(scale)).sum())
 
 
 # The counts and sums a score's numbers are computed from, in `score_sums`' order (the feedback
@@ -189,17 +198,20 @@ SCORE_MEASURES: tuple[str, ...] = (
 )
 
 
-def score_flags(score: float, kind: str | None) -> tuple[bool, bool, bool]:
-    """(promoter, detractor, satisfied) of one answer of `kind` on its default scale: the
-    per-answer form of `score_sums`, for the store's ingest, which adds items one at a time.
+def score_flags(
+    score: float, kind: str | None, scale: tuple[float, float] | None = None
+) -> tuple[bool, bool, bool]:
+    """(promoter, detractor, satisfied) of one answer of `kind` on `scale` (default: the kind's
+    usual one): the per-answer form of `score_sums`, for the store's ingest, which adds items one
+    at a time.
 
-    >>> score_flags(9, "nps"), score_flags(4, "csat")
-    ((True, False, False), (False, False, True))
+    >>> score_flags(9, "nps"), score_flags(4, "csat"), score_flags(5, "csat", (1, 7))
+    ((True, False, False), (False, False, True), (False, False, False))
     """
     return (
         kind == "nps" and score >= PROMOTER_MIN,
         kind == "nps" and score <= DETRACTOR_MAX,
-        kind == "csat" and score >= SATISFIED_MIN,
+        kind == "csat" and score >= satisfied_min(scale),
     )
 
 

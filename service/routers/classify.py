@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from cxnlp.io.batch import classify_frame
 from cxnlp.io.isolate import Failed
 from cxnlp.labels import RESULT_COLUMNS, SENTIMENTS, decode_topics, probability_column
+from cxnlp.report.scores import score_specs
 from cxnlp.report.summary import summarize
 from service.batcher import QueueFull
 from service.deps import Authorized, State, pick_model
@@ -139,6 +140,19 @@ async def analyze(body: AnalyzeRequest, state: State) -> AnalyzeResponse:
     return AnalyzeResponse(model=handle.name, items=items, summary=summary)
 
 
+def _score_field(body: AnalyzeRequest) -> str | None:
+    """The item field `score_col` names: itself, or the COLUMN of `KIND:LOW-HIGH=COLUMN`."""
+    try:
+        specs = score_specs(body.score_col, body.score_kind)
+    except ValueError as exc:
+        raise ApiError(
+            422,
+            f"invalid request: score_col: {exc}",
+            [field_error(("body", "score_col"), str(exc), "value_error")],
+        ) from None
+    return specs[0].column if specs else None
+
+
 def _frame(body: AnalyzeRequest, texts: list[str | None]) -> pd.DataFrame:
     rows = []
     for n, (item, text) in enumerate(zip(body.items, texts, strict=True)):
@@ -151,7 +165,7 @@ def _frame(body: AnalyzeRequest, texts: list[str | None]) -> pd.DataFrame:
     named = {
         "group_by": body.group_by,
         "date_col": [body.date_col],
-        "score_col": [body.score_col],
+        "score_col": [_score_field(body)],
         "gold_col": [body.gold_col],
     }
     errors = []

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cxnlp.feedback import queries
 from cxnlp.feedback.db import FeedbackStore
-from cxnlp.feedback.item_queries import EXPORT_COLUMNS
+from cxnlp.feedback.item_queries import EXPORT_COLUMNS, JSON_EXPORT_COLUMNS
 from cxnlp.io.tables import escape_formula
 from cxnlp.io.validate import check_name
 from cxnlp.labels import Sentiment, StorePeriod
@@ -165,11 +165,11 @@ async def items(
 @router.get("/items.csv", response_class=StreamingResponse)
 async def items_csv(f: Filter, store: Store) -> StreamingResponse:
     """Every item under the filter as CSV (UTF-8 with BOM, so that spreadsheets read Persian and
-    Arabic right); `topics` and `dimensions` are JSON cells. The file is made for a spreadsheet:
-    a cell Excel would run as a formula (`=`, `+`, `-`, `@` first) gets a leading apostrophe
-    (`cxnlp.io.tables.escape_formula`, the rule of every spreadsheet file cxnlp writes); the
-    store keeps the exact text. The query runs before the answer starts, so a database error is
-    a 503, never a file cut short."""
+    Arabic right), one column per stored field; `topics`, `dimensions` and `urgency_evidence`
+    are JSON cells. The file is made for a spreadsheet: a cell Excel would run as a formula (`=`,
+    `+`, `-`, `@` first) gets a leading apostrophe (`cxnlp.io.tables.escape_formula`, the rule of
+    every spreadsheet file cxnlp writes); the store keeps the exact text. The query runs before
+    the answer starts, so a database error is a 503, never a file cut short."""
 
     def open_rows() -> tuple[Any, Iterator[dict], list[dict]]:
         connection = store.engine.connect()
@@ -198,8 +198,9 @@ async def items_csv(f: Filter, store: Store) -> StreamingResponse:
         try:
             for n, item in enumerate(itertools.chain(first, rows)):
                 item["created_at"] = item["created_at"].isoformat()
-                for key in ("topics", "dimensions"):
-                    item[key] = json.dumps(item[key], ensure_ascii=False)
+                for key in JSON_EXPORT_COLUMNS:
+                    if item[key] is not None:
+                        item[key] = json.dumps(item[key], ensure_ascii=False)
                 writer.writerow([escape_formula(item.get(c)) for c in EXPORT_COLUMNS])
                 if n % 500 == 0:
                     yield buffer.getvalue()

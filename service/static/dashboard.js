@@ -144,6 +144,11 @@ function ci(interval) {
   return interval ? `${tr("ci")} ${pct(interval[0])}–${pct(interval[1])}` : "";
 }
 
+function scale(score) {
+  // The answers' scale, declared per dataset (CSAT's top two boxes are counted on it).
+  return score.scale ? ` (${fmt(score.scale[0], 0)}–${fmt(score.scale[1], 0)})` : "";
+}
+
 function renderCards(s) {
   const cards = [
     card("n", tr("volume"), s.n, fmt(s.n, 0), s.errors ? `${fmt(s.errors, 0)} ${tr("not_classified")}` : tr("classified")),
@@ -155,8 +160,8 @@ function renderCards(s) {
   cards.push(card("ratio_pos_neg", tr("ratio"), s.ratio_pos_neg, s.ratio_pos_neg === null ? "–" : `${num(s.ratio_pos_neg)} : ${fmt(1, 0)}`, ""));
   for (const [kind, score] of Object.entries(s.scores)) {
     if (kind === "nps") cards.push(card("nps", "NPS", score.nps, num(score.nps, 1), `${fmt(score.n, 0)} ${tr("answers")} · CI ${num(score.ci95[0], 1)} to ${num(score.ci95[1], 1)}`));
-    else if (kind === "csat") cards.push(card("csat", "CSAT", score.csat, pct(score.csat), `${score.n} answers · mean ${num(score.mean)}`));
-    else cards.push(card("ces", "CES", score.mean, num(score.mean), `${score.n} answers · sd ${num(score.sd)}`));
+    else if (kind === "csat") cards.push(card("csat", "CSAT", score.csat, pct(score.csat), `${fmt(score.n, 0)} ${tr("answers")} · ${tr("mean")} ${num(score.mean)}${scale(score)}`));
+    else cards.push(card("ces", "CES", score.mean, num(score.mean), `${fmt(score.n, 0)} ${tr("answers")} · ${tr("sd")} ${num(score.sd)}${scale(score)}`));
   }
   $("cards").replaceChildren(...cards);
   $("source").textContent = `${tr("read_from")} ${s.source}`;
