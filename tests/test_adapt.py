@@ -539,10 +539,10 @@ def test_adapt_replays_every_language_and_gives_the_same_model_for_the_same_seed
     assert re_search(r"adapting: .*6/6 \[\d\d:\d\d<\d\d:\d\d", capsys.readouterr().err)
     info = first.info["transformer"]
     assert info["batch"] == {"user_rows": 2, "replayed_rows": 2}
-    assert set(info["replay_langs"]) == {"fa", "ar", "en"}
-    # The test row and the user's own texts (one is in the pool too) are never replayed.
-    assert info["replay_rows"] == len(pool) - 2 == first.info["fast"]["replayed_rows"]
-    assert json.loads((first.path / "config.json").read_text())["adapted_on"]["replay_rows"] == 28
+    # As many pool rows as the steps replay (6 x 2), an equal share of each language.
+    assert info["replay_langs"] == {"fa": 4, "ar": 4, "en": 4}
+    assert info["replay_rows"] == 12 == first.info["fast"]["replayed_rows"]
+    assert json.loads((first.path / "config.json").read_text())["adapted_on"]["replay_rows"] == 12
 
     texts, langs = [r["text"] for r in _rows()], [r["lang"] for r in _rows()]
     logits = load(first.path).predict_logits(texts, langs)

@@ -40,6 +40,7 @@ from cxnlp.modeldir import (
 )
 from cxnlp.models.base import SentimentModel
 from cxnlp.text.normalize import normalize
+from training.adapt_config import AdaptConfig
 from training.adapt_gate import (
     DEFAULT_MARGIN,
     format_gate,
@@ -49,7 +50,7 @@ from training.adapt_gate import (
     run_gate,
     sample_test_sets,
 )
-from training.adapt_recipe import AdaptConfig, adapt_transformer, replay_pool, update_fast
+from training.adapt_recipe import adapt_transformer, replay_pool, update_fast
 
 logger = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from training.adapt_config import LORA_MODULES, AdaptConfig
+
 DEFAULT_TEST_DATA = "../shared/data"
 
 
 def add_adapt_arguments(p: argparse.ArgumentParser) -> None:
     """The options of the adaptation recipe (shared by `adapt` and `train --base`)."""
-    from training.adapt_recipe import LORA_MODULES, AdaptConfig
-
     default = AdaptConfig()
     p.add_argument("--holdout", type=float, default=default.holdout, help="share held out")
     p.add_argument("--epochs", type=float, default=default.epochs, help="passes over your rows")
@@ -108,10 +108,8 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_select)
 
 
-def _adapt_config(args: argparse.Namespace):  # -> AdaptConfig, imported late (torch)
-    """The recipe the command line asks for."""
-    from training.adapt_recipe import AdaptConfig
-
+def adapt_config(args: argparse.Namespace) -> AdaptConfig:
+    """The recipe the options of `add_adapt_arguments` ask for."""
     return AdaptConfig(
         holdout=args.holdout,
         epochs=args.epochs,
@@ -143,7 +141,7 @@ def run_adapt(args: argparse.Namespace) -> int:
         args.base,
         args.data,
         args.out,
-        config=_adapt_config(args),
+        config=adapt_config(args),
         test_data=test_data,
         test_per_dataset=args.test_per_dataset or None,
         replay_data=replay_data,
