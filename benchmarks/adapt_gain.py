@@ -223,6 +223,7 @@ def summary_tables(runs: list[dict]) -> str:
 
 def main() -> int:
     from training.adapt_cli import adapt_config, add_adapt_arguments
+    from training.adapt_config import DEFAULT_MARGIN
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="default")
@@ -234,7 +235,7 @@ def main() -> int:
     parser.add_argument("--eval-rows", type=int, default=1000, help="held-out rows per domain")
     parser.add_argument("--pool-rows", type=int, default=3000, help="unlabeled rows to choose from")
     parser.add_argument("--pool-factor", type=float, default=4.0, help="mix: as `cxnlp select`")
-    parser.add_argument("--margin", type=float, default=0.01, help="the gate's margin")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN, help="the gate's")
     parser.add_argument(
         "--quick", action="store_true", help="100 rows, 1 seed, random + mix, small tests"
     )

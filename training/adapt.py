@@ -40,9 +40,8 @@ from cxnlp.modeldir import (
 )
 from cxnlp.models.base import SentimentModel
 from cxnlp.text.normalize import normalize
-from training.adapt_config import AdaptConfig
+from training.adapt_config import DEFAULT_MARGIN, AdaptConfig
 from training.adapt_gate import (
-    DEFAULT_MARGIN,
     format_gate,
     gate_passed,
     gate_record,

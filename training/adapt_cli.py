@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from training.adapt_config import LORA_MODULES, AdaptConfig
+from training.adapt_config import DEFAULT_MARGIN, LORA_MODULES, AdaptConfig
 
 DEFAULT_TEST_DATA = "../shared/data"
 
@@ -83,7 +83,7 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--margin",
         type=float,
-        default=0.01,
+        default=DEFAULT_MARGIN,
         help="largest macro-F1 loss on a language's standard tests before the model is refused",
     )
     add_adapt_arguments(p)

@@ -13,6 +13,10 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+# The largest loss of macro-F1 on a language's standard tests an adapted model may have before
+# its gate refuses it (`training.adapt_gate`).
+DEFAULT_MARGIN = 0.01
+
 # The sub-layers of an encoder layer LoRA may adapt (names inside a BERT-style layer, as the
 # default backbone has); `AdaptConfig.lora_modules` picks among them.
 LORA_MODULES: dict[str, str] = {

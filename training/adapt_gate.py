@@ -21,9 +21,7 @@ from cxnlp.labels import SENTIMENTS
 from cxnlp.modeldir import GateRecord
 from cxnlp.models.base import SentimentModel
 from cxnlp.models.evaluation import evaluate_frame
-
-# The largest loss of macro-F1 on a language's standard tests an adapted model may have.
-DEFAULT_MARGIN = 0.01
+from training.adapt_config import DEFAULT_MARGIN
 
 
 def sample_test_sets(test_data: str | Path, per_dataset: int | None, seed: int) -> pd.DataFrame:
