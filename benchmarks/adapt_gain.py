@@ -34,6 +34,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -241,7 +242,11 @@ def main() -> int:
     )
     parser.add_argument("--json", help="write the runs here (rewritten after every run)")
     parser.add_argument("--resume", action="store_true", help="skip the runs --json holds")
-    parser.add_argument("--keep", action="store_true", help="keep the adapted model directories")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work directory: the label files and adapted models",
+    )
     add_adapt_arguments(parser)
     args = parser.parse_args()
     if args.quick:
@@ -374,8 +379,6 @@ def main() -> int:
                     runs.append(entry)
                     save()
                     if not args.keep:
-                        import shutil
-
                         shutil.rmtree(result.path, ignore_errors=True)
                     deltas = ", ".join(
                         f"{k} {100 * v:+.1f}" for k, v in entry["standard_delta"].items()
@@ -393,6 +396,8 @@ def main() -> int:
                         flush=True,
                     )
     print(summary_tables(runs))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
