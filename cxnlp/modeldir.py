@@ -13,6 +13,9 @@ A model directory holds::
     topics/                the topic head: its own config.json, model.safetensors, metrics.json
     members/<kind>/        a blend's members, each a model directory of its own
 
+An adapted model its gate refused is saved as `<out>` + `REFUSED_SUFFIX` (`mine.refused`), never
+as `<out>`, so nothing loads it by the name asked for.
+
 Nothing else in cxnlp, `training` or `service` spells these names. `model_class` maps a config's
 `kind` to the class that loads it. `gate.json` has one shape whichever gate wrote it (`cxnlp
 promote` or `cxnlp adapt`), one writer (`write_gate`) and one reader (`read_gate`, which
@@ -47,6 +50,7 @@ GATE_FILE = "gate.json"
 ADAPT_CONFIG_FILE = "adapt_config.json"
 TOPICS_DIR = "topics"
 MEMBERS_DIR = "members"
+REFUSED_SUFFIX = ".refused"
 
 # kind -> "module:class". Looked up by name on use, so that this module (which every model
 # module imports) imports none of them.

@@ -14,7 +14,8 @@ from test_transformer import TEXTS, tiny_config
 
 from cxnlp.labels import SENTIMENTS
 from cxnlp.modeldir import read_gate, write_gate
-from training.adapt import AdaptConfig, adapt, file_sha256, stratified_split, update_fast
+from training.adapt import AdaptConfig, adapt, file_sha256, refused_path, stratified_split
+from training.adapt_recipe import update_fast
 from training.labeling import (
     companion_paths,
     core_set,
@@ -71,6 +72,8 @@ def test_adapt_end_to_end_writes_a_loadable_model_that_keeps_the_topic_head(
 
     result = adapt(base_dir, user_csv, tmp_path / "mine", config=QUICK, progress=False)
     out = result.path
+    # Without standard tests the gate is the held-out rows: a model no better there is refused.
+    assert out == (refused_path(tmp_path / "mine") if result.refused else tmp_path / "mine")
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert all(f.endswith((".json", ".safetensors", ".md")) for f in files), files
     assert "topics/model.safetensors" in files and "gate.json" in files
@@ -95,7 +98,7 @@ def test_adapt_end_to_end_writes_a_loadable_model_that_keeps_the_topic_head(
     assert gate.kind == "adapt" and gate.reference == str(base_dir)
     held_out = next(r for r in gate.rows if (r["part"], r["lang"]) == ("holdout", "*"))
     assert held_out["n"] == record["holdout_rows"] == 9
-    assert gate.passed == (held_out["candidate"] > held_out["reference"])
+    assert gate.passed == (held_out["candidate"] > held_out["reference"]) == (not result.refused)
     assert "verdict" in result.table()
 
 
@@ -105,8 +108,11 @@ def test_adapt_runs_the_step_budget_its_rows_call_for(
     from training import transformer_trainer
 
     config = AdaptConfig(epochs=4, min_steps=2, max_steps=1000, batch_size=8)
-    assert config.steps_for(400) == 200 and config.steps_for(1) == 2
-    assert AdaptConfig().steps_for(400) == 100 and AdaptConfig().steps_for(10**6) == 400
+    # Half of each batch is replayed when a pool is given: the user's rows still get 4 epochs.
+    assert config.batch_parts(replay=True) == (4, 4) and config.batch_parts(replay=False) == (8, 0)
+    assert config.steps_for(400) == 400 and config.steps_for(400, replay=False) == 200
+    assert config.steps_for(1) == 2
+    assert AdaptConfig().steps_for(400) == 150 and AdaptConfig().steps_for(10**6) == 300
     calls = []
     real = transformer_trainer.label_set_cross_entropy
 
@@ -116,8 +122,9 @@ def test_adapt_runs_the_step_budget_its_rows_call_for(
 
     monkeypatch.setattr(transformer_trainer, "label_set_cross_entropy", counting)
     result = adapt(base_dir, user_csv, tmp_path / "m", config=config, progress=False)
-    # 18 training rows (27 less 9 held out) x 4 epochs / 8 a batch = 9 steps.
+    # No pool, no replay: 18 training rows (27 less 9 held out) x 4 epochs / 8 a batch = 9 steps.
     assert result.steps == len(calls) == 9
+    assert result.info["transformer"]["batch"] == {"user_rows": 8, "replayed_rows": 0}
 
 
 def test_stratified_split_keeps_each_language_and_label_and_is_repeatable():
@@ -296,17 +303,22 @@ def test_classify_select_fill_train_loop_through_the_cli(
     filled.to_csv(to_label, index=False)
     out = tmp_path / "mine"
     command = ["train", "--base", str(base_dir), "--data", str(to_label), "--out", str(out)]
-    assert main([*command, "--max-steps", "4", "--quiet", "--no-standard-tests"]) == 0
-    printed = capsys.readouterr().out
-    assert "held-out part of your file" in printed and f"saved {out}" in printed
-    record = json.loads((out / "config.json").read_text(encoding="utf-8"))["adapted_on"]
+    options = ["--max-steps", "4", "--quiet", "--no-standard-tests", "--replay-ratio", "0"]
+    status = main([*command, *options])
+    printed = capsys.readouterr()
+    assert "held-out part of your file" in printed.out
+    # A tiny random model may or may not gain on 4 held-out rows: the exit code says which.
+    saved = out if out.exists() else refused_path(out)
+    assert status == (0 if read_gate(saved).passed else 1)
+    assert (f"saved {out}" in printed.out) == (status == 0) == (saved == out)
+    record = json.loads((saved / "config.json").read_text(encoding="utf-8"))["adapted_on"]
     assert record["rows"] == int((filled["label"] != "").sum())
 
 
 def test_gate_scores_both_models_on_held_out_rows_and_sampled_standard_tests(
     tiny_fast_model, tmp_path: Path
 ):
-    from training.adapt import format_gate, gate_record, run_gate, sample_test_sets
+    from training.adapt_gate import format_gate, gate_record, run_gate, sample_test_sets
 
     corpus = tmp_path / "corpus"
     (corpus / "en").mkdir(parents=True)
@@ -345,3 +357,310 @@ def test_gate_scores_both_models_on_held_out_rows_and_sampled_standard_tests(
     assert rows[("holdout", "*")]["delta"] == pytest.approx(a - b)
     standard_ok = all(r["ok"] for (part, _), r in rows.items() if part == "standard")
     assert record.passed == (a > b and standard_ok)
+
+
+# --- replay, batches, the model's own forward, refusal --------------------------------------
+
+
+def _pool_frame(datasets: list[str], tiny_train: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """A base pool as `training.data.load_corpus` reads it: train rows of every language under
+    the base's dataset names, and a test row that must never be replayed."""
+    rows = [
+        {"text": text, "label": label, "lang": lang, "dataset": datasets[0], "split": "train"}
+        for lang, text, label in tiny_train
+    ]
+    rows.append(
+        {"text": "never replay me", "label": "neutral", "lang": "en", "dataset": datasets[0]}
+        | {"split": "test"}
+    )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def pool(base_dir: Path, tiny_train) -> pd.DataFrame:
+    trained_on = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))["trained_on"]
+    return _pool_frame(trained_on, tiny_train)
+
+
+def test_replay_pool_takes_train_rows_of_the_bases_datasets_evenly_over_languages():
+    from training.adapt_recipe import replay_pool
+
+    rows = []
+    for lang, names in {"fa": {"big": 100, "small": 10}, "ar": {"c": 50}, "en": {"d": 50}}.items():
+        for name, count in names.items():
+            rows += [
+                {"text": f"{name} text {i}", "label": SENTIMENTS[i % 3], "lang": lang}
+                | {"dataset": name, "split": "train"}
+                for i in range(count)
+            ]
+    rows += [{"text": f"other {i}", "label": "positive", "lang": "en"} for i in range(50)]
+    rows[-50:] = [r | {"dataset": "not_in_the_base", "split": "train"} for r in rows[-50:]]
+    rows += [
+        {"text": "held out", "label": "neutral", "lang": "ar", "dataset": "c"} | {"split": "test"}
+    ]
+    corpus = pd.DataFrame(rows)
+    kept = ["big", "small", "c", "d"]
+    picked = replay_pool(corpus, 60, seed=0, datasets=kept, exclude_texts=["D TEXT 3"])
+    assert picked["lang"].value_counts().to_dict() == {"fa": 20, "ar": 20, "en": 20}
+    assert set(picked["dataset"]) <= set(kept)
+    assert "held out" not in set(picked["text"]) and "d text 3" not in set(picked["text"])
+    # Evenly over a language's datasets: the small one gives far more than its 1/11 of the rows.
+    assert (picked["dataset"] == "small").sum() >= 6
+    again = replay_pool(corpus, 60, seed=0, datasets=kept, exclude_texts=["D TEXT 3"])
+    assert again["text"].tolist() == picked["text"].tolist()
+    assert (
+        replay_pool(corpus, 60, seed=1, datasets=kept)["text"].tolist() != picked["text"].tolist()
+    )
+
+
+def test_batches_mix_replayed_rows_in_every_step_and_bucket_them_by_length():
+    from training.adapt_recipe import plan_batches
+
+    rng = np.random.default_rng(0)
+    user_lengths, replay_lengths = rng.integers(5, 60, 40), rng.integers(5, 60, 100)
+    weights = np.ones(40)
+    weights[:10] = 0.0  # never drawn
+
+    def plan(bucket: int, seed: int = 3):
+        return plan_batches(weights, user_lengths, replay_lengths, 20, (4, 4), bucket, seed)
+
+    def padding(batches) -> int:
+        total = 0
+        for user, replayed in batches:
+            lengths = np.concatenate([user_lengths[user], replay_lengths[replayed]])
+            total += int(lengths.max() * len(lengths) - lengths.sum())
+        return total
+
+    batches = plan(8)
+    assert len(batches) == 20 and all(len(u) == 4 and len(r) == 4 for u, r in batches)
+    user = np.concatenate([u for u, _ in batches])
+    replayed = np.concatenate([r for _, r in batches])
+    assert user.min() >= 10
+    assert len(set(replayed.tolist())) == 80  # 80 draws from 100 rows: none read twice
+    assert padding(batches) < 0.6 * padding(plan(1))
+    assert [u.tolist() for u, _ in plan(8)] == [u.tolist() for u, _ in batches]
+    assert [u.tolist() for u, _ in plan(8, seed=4)] != [u.tolist() for u, _ in batches]
+
+
+@pytest.fixture(scope="module")
+def cls_dir(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny transformer model whose backbone spec pools the first token (cls)."""
+    from training.train import train
+
+    root = tmp_path_factory.mktemp("adapt-cls")
+    data = root / "pool.csv"
+    rows = [dict(r, split=s) for r, s in zip(_rows(), ["train", "train", "dev"] * 9, strict=True)]
+    pd.DataFrame(rows).to_csv(data, index=False)
+    config = tiny_config(tiny_backbone)
+    config.model.pooling = "cls"
+    return train(config, root / "base", data_file=data)
+
+
+def test_adapt_learns_on_the_features_a_cls_model_serves(
+    cls_dir: Path, user_csv: Path, tmp_path: Path
+):
+    import copy
+
+    import torch
+
+    from cxnlp.backbone.spec import mean_pool
+    from cxnlp.models.store import load
+    from cxnlp.models.transformer import pad_states
+    from training.adapt_recipe import base_outputs
+
+    member = load(cls_dir)
+    assert member.net.spec.pooling == "cls"
+    texts, langs = [r["text"] for r in _rows()], [r["lang"] for r in _rows()]
+    normalised, _ = member.prepare(texts, langs)
+    first = member.tap_layer
+    states = member.lower_states(member.token_ids(normalised), first)
+    net = copy.deepcopy(member.net).float()
+    trained_on, _ = base_outputs(net, states, first, member.compute_dtype == "bfloat16")
+    served = member.predict_logits(texts, langs)
+    gap = np.abs(trained_on.numpy() - served).max()
+    assert gap < 0.05
+    # Mean pooling, which adapt used to apply whatever the spec said, reads other features.
+    with torch.no_grad():
+        hidden, mask = pad_states(states)
+        top = net.run_layers(hidden.float(), mask, first, len(net.layers))
+        mean_logits = net.head(mean_pool(top, mask)).numpy()
+    assert np.abs(mean_logits - served).max() > 10 * max(gap, 0.005)
+
+    result = adapt(cls_dir, user_csv, tmp_path / "mine", config=QUICK, progress=False)
+    adapted = load(result.path)
+    assert adapted.net.spec.pooling == "cls"
+    assert not np.allclose(adapted.predict_logits(texts, langs), served)
+
+
+def test_lora_placement_changes_only_the_chosen_layers_and_sub_layers(
+    base_dir: Path, user_csv: Path, tmp_path: Path
+):
+    from cxnlp.models.store import load
+
+    config = AdaptConfig(epochs=2, min_steps=3, max_steps=6, batch_size=4)
+    config.lora_from_layer, config.lora_modules = 2, ("query", "intermediate")
+    result = adapt(base_dir, user_csv, tmp_path / "mine", config=config, progress=False)
+    assert result.info["transformer"]["lora_layers"] == [2, 2]
+
+    def state(path: Path) -> dict:
+        member = next(m for m in load(path).members if m.kind == "transformer")
+        return {k: v.clone() for k, v in member.net.state_dict().items()}
+
+    before, after = state(base_dir), state(result.path)
+    changed = {name for name in before if not np.array_equal(before[name], after[name])}
+    assert changed == {
+        "encoder.encoder.layer.2.attention.self.query.weight",
+        "encoder.encoder.layer.2.intermediate.dense.weight",
+    }
+    with pytest.raises(ValueError, match=r"lora_from_layer 0: expected 1 \(the topic head"):
+        bad = AdaptConfig(epochs=2, min_steps=3, max_steps=6, batch_size=4, lora_from_layer=0)
+        adapt(base_dir, user_csv, tmp_path / "bad", config=bad, progress=False)
+    with pytest.raises(ValueError, match="expected some of"):
+        AdaptConfig(lora_modules=("ffn",))
+
+
+def test_adapt_replays_every_language_and_gives_the_same_model_for_the_same_seed(
+    base_dir: Path,
+    user_csv: Path,
+    tmp_path: Path,
+    pool: pd.DataFrame,
+    capsys: pytest.CaptureFixture,
+):
+    from cxnlp.models.store import load
+
+    def run(name: str, seed: int, progress: bool = False):
+        config = AdaptConfig(epochs=2, min_steps=3, max_steps=6, batch_size=4, seed=seed)
+        return adapt(
+            base_dir, user_csv, tmp_path / name, config=config, replay_data=pool, progress=progress
+        )
+
+    first = run("a", 13, progress=True)
+    # The progress line with its ETA goes to stderr, as the batch job's does.
+    assert re_search(r"adapting: .*6/6 \[\d\d:\d\d<\d\d:\d\d", capsys.readouterr().err)
+    info = first.info["transformer"]
+    assert info["batch"] == {"user_rows": 2, "replayed_rows": 2}
+    # As many pool rows as the steps replay (6 x 2), an equal share of each language.
+    assert info["replay_langs"] == {"fa": 4, "ar": 4, "en": 4}
+    assert info["replay_rows"] == 12 == first.info["fast"]["replayed_rows"]
+    assert json.loads((first.path / "config.json").read_text())["adapted_on"]["replay_rows"] == 12
+
+    texts, langs = [r["text"] for r in _rows()], [r["lang"] for r in _rows()]
+    logits = load(first.path).predict_logits(texts, langs)
+    np.testing.assert_array_equal(load(run("b", 13).path).predict_logits(texts, langs), logits)
+    assert not np.allclose(load(run("c", 14).path).predict_logits(texts, langs), logits)
+
+
+def re_search(pattern: str, text: str) -> bool:
+    import re
+
+    return re.search(pattern, text) is not None
+
+
+def test_replay_holds_the_fast_member_to_the_base_on_other_texts(tiny_fast_model, tiny_train):
+    user = pd.DataFrame(
+        {
+            "text": ["the courier was polite", "the courier was polite and quick"],
+            "label": ["neutral", "neutral"],
+            "lang": "en",
+        }
+    )
+    replay = _pool_frame(["pool"], tiny_train)
+    replay = replay[(replay["split"] == "train") & (replay["lang"] == "en")]
+    texts, langs = replay["text"].tolist(), replay["lang"].tolist()
+    base = tiny_fast_model.predict_proba(texts, langs)
+
+    def moved(ratio: float | None) -> tuple[float, np.ndarray]:
+        updated, info = update_fast(
+            tiny_fast_model,
+            user,
+            AdaptConfig(replay_ratio=ratio or 0.0),
+            progress=False,
+            replay=replay if ratio else None,
+        )
+        assert info["replayed_rows"] == (len(replay) if ratio else 0)
+        drift = np.abs(updated.predict_proba(texts, langs) - base).sum(axis=1).mean()
+        return float(drift), updated.predict_proba(user["text"].tolist(), ["en", "en"])
+
+    plain_drift, _ = moved(None)
+    some_drift, _ = moved(0.5)
+    most_drift, most_user = moved(0.9)
+    # The more of the weight is replayed, the closer the other texts stay to the base.
+    assert most_drift < some_drift < plain_drift and most_drift < 0.8 * plain_drift
+    neutral = SENTIMENTS.index("neutral")
+    assert (most_user.argmax(1) == neutral).all()  # the user's rows are still learnt
+
+
+def _gate(fa_delta: float) -> dict:
+    def scores(fa: float) -> dict:
+        return {"*": {"n": 20, "macro_f1": 0.6}, "fa": {"n": 10, "macro_f1": fa}}
+
+    return {
+        "holdout": {
+            "base": {"*": {"n": 9, "macro_f1": 0.5}},
+            "adapted": {"*": {"n": 9, "macro_f1": 0.6}},
+            "topic_agreement": 1.0,
+        },
+        "standard": {"rows": 20, "base": scores(0.7), "adapted": scores(0.7 + fa_delta)},
+    }
+
+
+@pytest.mark.parametrize(("fa_delta", "ready"), [(-0.011, False), (-0.009, True), (0.02, True)])
+def test_gate_refuses_a_model_that_loses_more_than_a_point_on_any_language(fa_delta, ready):
+    from training.adapt_gate import gate_passed, gate_verdict, lost_languages
+
+    gate = _gate(fa_delta)
+    assert gate_passed(gate) == ready
+    assert lost_languages(gate) == ([] if ready else ["fa"])
+    assert gate_verdict(gate).startswith("ready: " if ready else "refused: ")
+    assert gate_passed(gate, margin=0.02)
+
+
+@pytest.mark.parametrize("ready", [False, True])
+def test_a_refused_adaptation_is_saved_beside_the_output_and_the_cli_exits_nonzero(
+    base_dir: Path,
+    user_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    ready: bool,
+):
+    import training.adapt
+    from cxnlp.cli import main
+
+    real = training.adapt.run_gate
+
+    def scored(*args, **kwargs):  # the real gate, with standard scores that lose (or not) fa
+        gate = real(*args, **kwargs)
+        crafted = _gate(-0.011 if not ready else 0.0)
+        gate["holdout"]["adapted"]["*"]["macro_f1"] = gate["holdout"]["base"]["*"]["macro_f1"] + 0.1
+        gate["standard"] = crafted["standard"]
+        return gate
+
+    monkeypatch.setattr(training.adapt, "run_gate", scored)
+    models = tmp_path / "models"
+    out = models / "mine"
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps({"marker": "previous"}), encoding="utf-8")
+    command = ["adapt", "--base", str(base_dir), "--data", str(user_csv), "--out", str(out)]
+    options = ["--max-steps", "3", "--quiet", "--no-standard-tests", "--replay-ratio", "0"]
+    status = main([*command, *options])
+    printed = capsys.readouterr()
+    previous = json.loads((out / "config.json").read_text(encoding="utf-8")).get("marker")
+    if ready:
+        assert status == 0 and f"saved {out}" in printed.out
+        assert previous is None and read_gate(out).passed
+        assert not refused_path(out).exists()
+        return
+    assert status == 1 and "saved" not in printed.out
+    assert "REFUSED" in printed.err and "not ready" in printed.err
+    assert f"saved as {refused_path(out)}" in printed.err
+    assert previous == "previous"  # the output directory is left as it was
+    record = read_gate(refused_path(out))
+    assert not record.passed and record.verdict.startswith("refused: ")
+    assert "['fa']" in record.verdict
+
+    monkeypatch.setenv("CXNLP_MODELS_DIR", str(models))
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(listing) if line.startswith("mine.refused "))
+    assert "adapt gate did not pass" in listing[at + 1] and "refused:" in listing[at + 1]

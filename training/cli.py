@@ -120,7 +120,9 @@ def _train(args: argparse.Namespace) -> int:
 
         args.out = args.out or str(models_dir() / f"{Path(args.base).name}-adapted")
         status = run_adapt(args)
-        return _gate(Path(args.out), "default", args) if args.promote else status
+        if not args.promote or status != 0:  # a refused adaptation is never promoted
+            return status
+        return _gate(Path(args.out), "default", test_data=args.test_data, margin=args.margin)
     if args.base:
         base = resolve_model(args.base)
         if not args.data:

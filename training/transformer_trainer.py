@@ -346,8 +346,7 @@ def fit_transformer(
                 hidden, mask = _pad([cache[j] for j in batch])
             hidden = hidden.to(device, torch.bfloat16 if autocast else torch.float32)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                pooled = net.pooled_from(hidden, mask.to(device), first)
-                logits = net.head(net.dropout(pooled))
+                logits, pooled = net.forward_from(hidden, mask.to(device), first, with_pooled=True)
             loss = label_set_cross_entropy(
                 logits.float(), labels[batch].to(device), masks[batch].to(device)
             )

@@ -91,6 +91,17 @@ def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
 
 
+def pad_states(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-text hidden states, each (length, hidden), as one zero-padded batch and its mask."""
+    length = max(r.shape[0] for r in rows)
+    hidden = rows[0].new_zeros((len(rows), length, rows[0].shape[1]))
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, r in enumerate(rows):
+        hidden[i, : r.shape[0]] = r
+        mask[i, : r.shape[0]] = 1
+    return hidden, mask
+
+
 class SentimentNet(nn.Module):
     """Encoder + dropout + linear head. `forward_from` runs only the layers from `first_layer` on,
     for training on cached outputs of the frozen lower layers."""
@@ -115,25 +126,53 @@ class SentimentNet(nn.Module):
     def lower(self, input_ids: torch.Tensor, mask: torch.Tensor, n_layers: int) -> torch.Tensor:
         """Hidden states after the embeddings and the first `n_layers` layers."""
         hidden = self.encoder.embeddings(input_ids=input_ids)
-        return self._run_layers(hidden, mask, 0, n_layers)
+        return self.run_layers(hidden, mask, 0, n_layers)
 
-    def _run_layers(self, hidden: torch.Tensor, mask: torch.Tensor, start: int, stop: int):
+    def run_layers(
+        self, hidden: torch.Tensor, mask: torch.Tensor, start: int, stop: int
+    ) -> torch.Tensor:
+        """The hidden states after layers `start` to `stop - 1`, given those entering `start`."""
         extended = additive_mask(mask, hidden.dtype)
         for layer in self.layers[start:stop]:
             out = layer(hidden, extended)
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 
+    def pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """One vector per text, pooled as the backbone spec says (mean or cls): what the head
+        reads when the model predicts."""
+        return self.spec.pool(hidden, mask)
+
+    def pad_ids(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token id lists as one batch padded with the backbone's pad id, and its mask."""
+        length = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), length), self.spec.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, r in enumerate(rows):
+            input_ids[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+            mask[i, : len(r)] = 1
+        return input_ids, mask
+
     def pooled_from(
         self, hidden: torch.Tensor, mask: torch.Tensor, first_layer: int
     ) -> torch.Tensor:
         """The pooled top-layer features of hidden states entering layer `first_layer` (what the
         head, and the topic head's first block, read)."""
-        hidden = self._run_layers(hidden, mask, first_layer, len(self.layers))
-        return self.spec.pool(hidden, mask)
+        return self.pool(self.run_layers(hidden, mask, first_layer, len(self.layers)), mask)
 
-    def forward_from(self, hidden: torch.Tensor, mask: torch.Tensor, first_layer: int):
-        return self.head(self.dropout(self.pooled_from(hidden, mask, first_layer)))
+    def forward_from(
+        self,
+        hidden: torch.Tensor,
+        mask: torch.Tensor,
+        first_layer: int,
+        *,
+        with_pooled: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits from the hidden states entering layer `first_layer` (cached outputs of the
+        layers below); with `with_pooled`, also the pooled top-layer vectors the head read."""
+        pooled = self.pooled_from(hidden, mask, first_layer)
+        logits = self.head(self.dropout(pooled))
+        return (logits, pooled) if with_pooled else logits
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder.embeddings(input_ids=input_ids)
@@ -189,7 +228,7 @@ class SentimentNet(nn.Module):
         `similarity_layers`) after the original backbone's layers from `tap_layer` on: what a
         text's or a clause's pooled features are read from, in one encoder pass."""
         tapped = self.lower(input_ids, mask, tap_layer)
-        top = self._run_layers(tapped, mask, tap_layer, len(self.layers))
+        top = self.run_layers(tapped, mask, tap_layer, len(self.layers))
         plain = None
         if similarity_layers is not None:
             plain = tapped
@@ -335,6 +374,43 @@ class TransformerSentimentModel(SentimentModel):
                 net = quantize_frozen_layers(net, self.trained_from_layer)
             self._runtime = (dtype, net)
         return self._runtime
+
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype predictions run in here (`inference_dtype` resolved for this machine):
+        "bfloat16" where the CPU does it in hardware, else "float32" or an int8 variant."""
+        return resolve_inference_dtype(self.dtype)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each (normalised) text's token ids after the backbone's prefix, cut at `max_length`
+        (training reads a text once; prediction reads a longer one in windows)."""
+        encoded = self.tokenizer(
+            [self.net.spec.prefix + text for text in texts],
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+        )
+        return [list(ids) for ids in encoded["input_ids"]]
+
+    @torch.inference_mode()
+    def lower_states(
+        self, ids: Sequence[Sequence[int]], n_layers: int, batch_size: int = 64
+    ) -> list[torch.Tensor]:
+        """Each text's hidden states after the first `n_layers` layers, unpadded and stored in
+        bfloat16, computed as predictions compute them (`inference_net`, `compute_dtype`) in
+        batches of similar length: the cache that training the layers above reads."""
+        dtype_name, net = self.inference_net()
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        states: list[torch.Tensor | None] = [None] * len(ids)
+        for start in range(0, len(ids), batch_size):
+            index = order[start : start + batch_size]
+            input_ids, mask = net.pad_ids([ids[i] for i in index])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype_name == "bfloat16"):
+                hidden = net.lower(input_ids, mask, n_layers)
+            hidden = hidden.to(torch.bfloat16)
+            for row, i in enumerate(index):
+                states[i] = hidden[row, : len(ids[i])].clone()
+        return states  # type: ignore[return-value]
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer(
