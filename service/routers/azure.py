@@ -11,17 +11,13 @@ keys. Enabled by `CXNLP_AZURE_API=on`.
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
@@ -30,6 +26,8 @@ from cxnlp.io.validate import text_problem
 from cxnlp.labels import LANGS, SENTIMENTS
 from service.cloud import (
     STRING_INDEX_TYPES,
+    CloudRoute,
+    ModelT,
     is_mixed,
     opinions,
     primary_language,
@@ -37,6 +35,8 @@ from service.cloud import (
     split_sentences,
     text_elements,
     to_index_units,
+    unsupported_language,
+    validated,
 )
 from service.cloud import (
     predict as cloud_predict,
@@ -60,8 +60,6 @@ from service.schemas_azure import (
     SentimentTaskResult,
     TextDocument,
 )
-
-logger = logging.getLogger(__name__)
 
 API_VERSIONS = ("2022-05-01", "2023-04-01")
 # Azure's synchronous limits: documents per request, text elements per document.
@@ -135,30 +133,24 @@ def _from_http(exc: HTTPException) -> AzureError:
     return AzureError(exc.status_code, "InvalidRequest", message, headers=exc.headers)
 
 
-class AzureRoute(APIRoute):
+class AzureRoute(CloudRoute):
     """A route whose every failure (validation, auth, limits, no model) is Azure-shaped."""
 
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
+    @staticmethod
+    def translate(exc: Exception) -> AzureError | None:
+        if isinstance(exc, AzureError):
+            return exc
+        if isinstance(exc, RequestValidationError):
+            return _from_validation(list(exc.errors()))
+        if isinstance(exc, HTTPException):
+            return _from_http(exc)
+        return None
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except AzureError as exc:
-                return exc.response()
-            except RequestValidationError as exc:
-                return _from_validation(list(exc.errors())).response()
-            except HTTPException as exc:
-                return _from_http(exc).response()
-            except Exception:
-                logger.exception("unhandled error on %s %s", request.method, request.url.path)
-                return AzureError(
-                    500,
-                    "InternalServerError",
-                    "internal server error; the service log has the details",
-                ).response()
-
-        return route
+    @staticmethod
+    def internal() -> AzureError:
+        return AzureError(
+            500, "InternalServerError", "internal server error; the service log has the details"
+        )
 
 
 def require_subscription_key(request: Request, state: State) -> None:
@@ -188,6 +180,10 @@ router = APIRouter(
 )
 
 
+ShowStats = Annotated[bool, Query(alias="showStats")]
+ModelVersion = Annotated[str | None, Query(alias="model-version")]
+
+
 # --- the routes --------------------------------------------------------------------------------
 
 
@@ -202,7 +198,7 @@ async def analyze_text(
     state: State,
     handle: CurrentModel,
     api_version: Annotated[str, Query(alias="api-version")],
-    show_stats: Annotated[bool, Query(alias="showStats")] = False,
+    show_stats: ShowStats = False,
 ) -> SentimentTaskResult | LanguageTaskResult:
     """Azure AI Language's synchronous `analyze-text` for the kinds `SentimentAnalysis` and
     `LanguageDetection` (api-versions 2022-05-01 and 2023-04-01)."""
@@ -243,8 +239,8 @@ async def sentiment_v3(
     body: MultiLanguageBatchInput,
     state: State,
     handle: CurrentModel,
-    model_version: Annotated[str | None, Query(alias="model-version")] = None,
-    show_stats: Annotated[bool, Query(alias="showStats")] = False,
+    model_version: ModelVersion = None,
+    show_stats: ShowStats = False,
     opinion_mining: Annotated[bool, Query(alias="opinionMining")] = False,
     string_index_type: Annotated[str, Query(alias="stringIndexType")] = "TextElements_v8",
 ) -> SentimentResults:
@@ -269,8 +265,8 @@ async def languages_v3(
     body: LanguageBatchInput,
     state: State,
     handle: CurrentModel,
-    model_version: Annotated[str | None, Query(alias="model-version")] = None,
-    show_stats: Annotated[bool, Query(alias="showStats")] = False,
+    model_version: ModelVersion = None,
+    show_stats: ShowStats = False,
 ) -> LanguageResults:
     """The Text Analytics v3.1 (and v3.0) language detection route."""
     _check_v3(version)
@@ -289,15 +285,14 @@ def _docs(body: AnalyzeTextRequest) -> list[tuple[int, dict[str, Any]]]:
     return list(enumerate(body.analysisInput.documents))
 
 
-def _parse(model: type[BaseModel], value: Any, where: str) -> Any:
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = field_path(first.get("loc", ()))
-        raise _invalid_request(
-            "InvalidRequestBodyFormat", f"Invalid request body: {where}.{field}: {first['msg']}"
-        ) from None
+def _parse(model: type[ModelT], value: Any, where: str) -> ModelT:
+    def invalid(errors: list[dict[str, Any]]) -> AzureError:
+        field = field_path(errors[0].get("loc", ()))
+        return _invalid_request(
+            "InvalidRequestBodyFormat", f"Invalid request body: {where}.{field}: {errors[0]['msg']}"
+        )
+
+    return validated(model, value, invalid)
 
 
 def _check_batch(docs: list[Any], kind: str, max_items: int, model_version: str | None, handle):
@@ -418,8 +413,7 @@ async def _sentiment(
                 _document_error(doc.id, "InvalidDocument", problem, "Invalid document in request.")
             )
             continue
-        declared = primary_language(doc.language)
-        if declared is not None and declared not in LANGS:
+        if unsupported_language(doc.language):
             errors.append(
                 _document_error(
                     doc.id,
@@ -430,7 +424,7 @@ async def _sentiment(
                 )
             )
             continue
-        hint, overruled = resolve_language(declared, doc.text)
+        hint, overruled = resolve_language(primary_language(doc.language), doc.text)
         warnings = [{"code": "LanguageOverruled", "message": overruled}] if overruled else []
         accepted.append((doc, hint, warnings))
 
