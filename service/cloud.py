@@ -54,14 +54,28 @@ class CloudError(Protocol):
     def response(self) -> Response: ...
 
 
+class Busy(Exception):
+    """The model's queue is full (`predict`): the route answers with its surface's "try later"
+    error, whose Retry-After is `retry_after` seconds."""
+
+    def __init__(self, reason: str, retry_after: str) -> None:
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
+
+
 class CloudRoute(APIRoute):
     """A route whose every failure is answered in its cloud API's error shape: `translate` turns
     an exception (the surface's own error, FastAPI's validation and HTTP errors) into the
     surface's error, or None for an unexpected one, which is logged and answered with
-    `internal()`, the surface's 500. Subclasses give the three."""
+    `internal()`, the surface's 500; a full queue (`Busy`) is answered with `busy(reason,
+    retry_after)`. Subclasses give the three."""
 
     @staticmethod
     def translate(exc: Exception) -> CloudError | None:
+        raise NotImplementedError
+
+    @staticmethod
+    def busy(reason: str, retry_after: str) -> CloudError:
         raise NotImplementedError
 
     @staticmethod
@@ -79,6 +93,8 @@ class CloudRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
+            except Busy as exc:
+                return self.busy(exc.reason, exc.retry_after).response()
             except Exception as exc:  # noqa: BLE001 - every failure leaves in the surface's shape
                 error = self.translate(exc)
                 if error is None:
@@ -204,19 +220,13 @@ def opinions(prediction: Any, text: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda o: (o["start"], o["end"]))
 
 
-async def predict(
-    state: Any,
-    handle: Any,
-    texts: list[str],
-    langs: list[str | None],
-    busy: Callable[[str, str], Exception],
-) -> list:
+async def predict(state: Any, handle: Any, texts: list[str], langs: list[str | None]) -> list:
     """The model's result for each text (a `cxnlp.io.isolate.Failed` where the model failed on
-    that text alone), through the batcher; a full queue raises `busy(reason, retry_after)`, the
-    surface's own "try later" error."""
+    that text alone), through the batcher; a full queue raises `Busy`, which the route
+    (`CloudRoute`) answers with its surface's own "try later" error."""
     if not texts:
         return []
     try:
         return await state.batcher.predict(handle, texts, langs)
     except QueueFull as exc:
-        raise busy(str(exc), str(state.settings.retry_after_s)) from None
+        raise Busy(str(exc), str(state.settings.retry_after_s)) from None

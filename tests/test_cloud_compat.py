@@ -467,6 +467,19 @@ def test_openapi_lists_the_cloud_routes(live):
     assert "DetectSentiment" in paths["/"]["post"]["summary"]
 
 
+def test_text_analytics_answers_v3_only_in_azures_404(tiny_model_dir, tmp_path):
+    app = create_app(_settings(tiny_model_dir, tmp_path, auth=False))
+    body = {"documents": [{"id": "1", "text": TEXTS["en"]}]}
+    with TestClient(app) as client:
+        for kind in ("sentiment", "languages"):
+            r = client.post(f"/text/analytics/v2.1/{kind}", json=body)
+            assert r.status_code == 404, r.text
+            assert r.json() == {"error": {"code": "404", "message": "Resource not found"}}
+            r = client.post(f"/text/analytics/v3.0/{kind}?showStats=true", json=body)
+            assert r.status_code == 200, r.text
+            assert r.json()["statistics"]["documentsCount"] == 1
+
+
 def test_aws_keys_are_required_and_well_formed(tiny_model_dir, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="CXNLP_AWS_KEYS"):
         create_app(_settings(tiny_model_dir, tmp_path, aws_keys=[]))

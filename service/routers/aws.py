@@ -107,6 +107,14 @@ class AwsRoute(CloudRoute):
         return None
 
     @staticmethod
+    def busy(reason: str, retry: str) -> AwsError:
+        return AwsError(
+            "ThrottlingException",
+            f"Rate exceeded: the service is busy ({reason})",
+            headers={"Retry-After": retry},
+        )
+
+    @staticmethod
     def internal() -> AwsError:
         return AwsError(
             "InternalServerException",
@@ -290,18 +298,6 @@ def _check_batch(texts: list[str], max_items: int) -> None:
         )
 
 
-def _busy(reason: str, retry: str) -> AwsError:
-    return AwsError(
-        "ThrottlingException",
-        f"Rate exceeded: the service is busy ({reason})",
-        headers={"Retry-After": retry},
-    )
-
-
-async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str | None]) -> list:
-    return await cloud_predict(state, handle, texts, langs, _busy)
-
-
 def _ok(prediction: Any) -> Any:
     """A single-text operation's prediction, or its failure as Comprehend's 500."""
     if isinstance(prediction, Failed):
@@ -331,7 +327,7 @@ async def detect_sentiment(state, handle: LoadedModel, params) -> dict[str, Any]
     lang = _language(params.LanguageCode)
     _raise(_text_problem(params.Text, MAX_TEXT_BYTES, state.settings.max_text_chars))
     hint, _ = resolve_language(lang, params.Text)
-    (prediction,) = await _predict(state, handle, [params.Text], [hint])
+    (prediction,) = await cloud_predict(state, handle, [params.Text], [hint])
     return _sentiment(_ok(prediction))
 
 
@@ -340,7 +336,7 @@ async def batch_detect_sentiment(state, handle: LoadedModel, params) -> dict[str
     lang = _language(params.LanguageCode)
     errors, accepted = _split_batch(params.TextList, MAX_TEXT_BYTES, state.settings.max_text_chars)
     texts = [params.TextList[i] for i in accepted]
-    predictions = await _predict(
+    predictions = await cloud_predict(
         state, handle, texts, [resolve_language(lang, t)[0] for t in texts]
     )
     results = []
@@ -394,13 +390,13 @@ async def detect_targeted_sentiment(state, handle: LoadedModel, params) -> dict[
     lang = _language(params.LanguageCode)
     _raise(_text_problem(params.Text, MAX_TEXT_BYTES, state.settings.max_text_chars))
     hint, _ = resolve_language(lang, params.Text)
-    (prediction,) = await _predict(state, handle, [params.Text], [hint])
+    (prediction,) = await cloud_predict(state, handle, [params.Text], [hint])
     prediction = _ok(prediction)
     # Each topic with evidence is an entity of one mention: the evidence span, the topic's
     # polarity and presence score, and the probabilities of that clause on its own.
     ops = opinions(prediction, params.Text)
     lang = prediction.lang if prediction.lang in LANGS else hint
-    clauses = await _predict(
+    clauses = await cloud_predict(
         state, handle, [params.Text[o["start"] : o["end"]] for o in ops], [lang] * len(ops)
     )
     entities = []

@@ -12,6 +12,7 @@ keys. Enabled by `CXNLP_AZURE_API=on`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -147,6 +148,15 @@ class AzureRoute(CloudRoute):
         return None
 
     @staticmethod
+    def busy(reason: str, retry: str) -> AzureError:
+        return AzureError(
+            429,
+            "TooManyRequests",
+            f"The service is busy ({reason}); retry after {retry} s.",
+            headers={"Retry-After": retry},
+        )
+
+    @staticmethod
     def internal() -> AzureError:
         return AzureError(
             500, "InternalServerError", "internal server error; the service log has the details"
@@ -181,7 +191,29 @@ router = APIRouter(
 
 
 ShowStats = Annotated[bool, Query(alias="showStats")]
-ModelVersion = Annotated[str | None, Query(alias="model-version")]
+
+
+@dataclass(frozen=True)
+class V3Query:
+    """What both Text Analytics v3 routes take: the version in the path (v3.0 or v3.1, else a
+    404), `model-version` and `showStats`."""
+
+    version: str
+    model_version: str | None
+    show_stats: bool
+
+
+def v3_query(
+    version: str,
+    model_version: Annotated[str | None, Query(alias="model-version")] = None,
+    show_stats: ShowStats = False,
+) -> V3Query:
+    if version not in ("v3.0", "v3.1"):
+        raise AzureError(404, "404", "Resource not found")
+    return V3Query(version, model_version, show_stats)
+
+
+V3 = Annotated[V3Query, Depends(v3_query)]
 
 
 # --- the routes --------------------------------------------------------------------------------
@@ -235,23 +267,20 @@ async def analyze_text(
     summary="Azure Text Analytics v3.0 / v3.1: sentiment",
 )
 async def sentiment_v3(
-    version: str,
+    v3: V3,
     body: MultiLanguageBatchInput,
     state: State,
     handle: CurrentModel,
-    model_version: ModelVersion = None,
-    show_stats: ShowStats = False,
     opinion_mining: Annotated[bool, Query(alias="opinionMining")] = False,
     string_index_type: Annotated[str, Query(alias="stringIndexType")] = "TextElements_v8",
 ) -> SentimentResults:
     """The Text Analytics v3.1 (and v3.0) sentiment route that SDKs before 5.2 call."""
-    _check_v3(version)
     options = SentimentParameters(
-        modelVersion=model_version,
-        opinionMining=opinion_mining and version == "v3.1",
+        modelVersion=v3.model_version,
+        opinionMining=opinion_mining and v3.version == "v3.1",
         stringIndexType=string_index_type,
     )
-    return await _sentiment(state, handle, body.documents, options, show_stats)
+    return await _sentiment(state, handle, body.documents, options, v3.show_stats)
 
 
 @router.post(
@@ -261,21 +290,10 @@ async def sentiment_v3(
     summary="Azure Text Analytics v3.0 / v3.1: language detection",
 )
 async def languages_v3(
-    version: str,
-    body: LanguageBatchInput,
-    state: State,
-    handle: CurrentModel,
-    model_version: ModelVersion = None,
-    show_stats: ShowStats = False,
+    v3: V3, body: LanguageBatchInput, state: State, handle: CurrentModel
 ) -> LanguageResults:
     """The Text Analytics v3.1 (and v3.0) language detection route."""
-    _check_v3(version)
-    return await _languages(state, handle, body.documents, model_version, show_stats)
-
-
-def _check_v3(version: str) -> None:
-    if version not in ("v3.0", "v3.1"):
-        raise AzureError(404, "404", "Resource not found")
+    return await _languages(state, handle, body.documents, v3.model_version, v3.show_stats)
 
 
 # --- the work ----------------------------------------------------------------------------------
@@ -372,19 +390,6 @@ def _request_statistics(docs: list[Any], errors: list[Any], documents: list[dict
     }
 
 
-def _busy(reason: str, retry: str) -> AzureError:
-    return AzureError(
-        429,
-        "TooManyRequests",
-        f"The service is busy ({reason}); retry after {retry} s.",
-        headers={"Retry-After": retry},
-    )
-
-
-async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str | None]) -> list:
-    return await cloud_predict(state, handle, texts, langs, _busy)
-
-
 def _bad(prediction: Any) -> bool:
     return isinstance(prediction, Failed)
 
@@ -428,7 +433,7 @@ async def _sentiment(
         warnings = [{"code": "LanguageOverruled", "message": overruled}] if overruled else []
         accepted.append((doc, hint, warnings))
 
-    predictions = await _predict(
+    predictions = await cloud_predict(
         state, handle, [d.text for d, _, _ in accepted], [h for _, h, _ in accepted]
     )
     errors += [
@@ -454,7 +459,7 @@ async def _sentiment(
             pending += [(doc.text[a:b], lang) for a, b in doc_spans]
         pending += [(doc.text[o["start"] : o["end"]], lang) for o in ops]
     extra = iter(
-        await _predict(state, handle, [t for t, _ in pending], [lang for _, lang in pending])
+        await cloud_predict(state, handle, [t for t, _ in pending], [lang for _, lang in pending])
     )
 
     documents = []
