@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import regex
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
 from cxnlp.labels import LANGS, SENTIMENTS
@@ -48,10 +49,11 @@ _SENTENCE_END = re.compile(r"[.!?\u061f\u06d4\u2026]+(?=\s|$)|\n")
 _GRAPHEME = regex.compile(r"\X")
 
 
-class CloudError(Protocol):
-    """An error a cloud surface answers in its own shape."""
+class CloudError(Exception):
+    """An error a cloud surface answers in its own shape (`response`)."""
 
-    def response(self) -> Response: ...
+    def response(self) -> Response:
+        raise NotImplementedError
 
 
 class Busy(Exception):
@@ -64,11 +66,11 @@ class Busy(Exception):
 
 
 class CloudRoute(APIRoute):
-    """A route whose every failure is answered in its cloud API's error shape: `translate` turns
-    an exception (the surface's own error, FastAPI's validation and HTTP errors) into the
-    surface's error, or None for an unexpected one, which is logged and answered with
-    `internal()`, the surface's 500; a full queue (`Busy`) is answered with `busy(reason,
-    retry_after)`. Subclasses give the three."""
+    """A route whose every failure is answered in its cloud API's error shape: the surface's own
+    errors (`CloudError`) as they are; `translate` turns FastAPI's validation and HTTP errors
+    into the surface's error, or gives None for an unexpected failure, which is logged and
+    answered with `internal()`, the surface's 500; a full queue (`Busy`) is answered with
+    `busy(reason, retry_after)`. Subclasses give the three."""
 
     @staticmethod
     def translate(exc: Exception) -> CloudError | None:
@@ -93,6 +95,8 @@ class CloudRoute(APIRoute):
         async def route(request: Request) -> Response:
             try:
                 return await handler(request)
+            except CloudError as exc:
+                return exc.response()
             except Busy as exc:
                 return self.busy(exc.reason, exc.retry_after).response()
             except Exception as exc:  # noqa: BLE001 - every failure leaves in the surface's shape
@@ -103,6 +107,12 @@ class CloudRoute(APIRoute):
                 return error.response()
 
         return route
+
+
+def http_message(exc: HTTPException) -> str:
+    """The message of an HTTP error raised inside the service (`service.errors.ApiError`'s, else
+    its detail)."""
+    return str(getattr(exc, "message", None) or exc.detail)
 
 
 def validated(

@@ -24,7 +24,9 @@ from cxnlp.io.isolate import Failed
 from cxnlp.io.validate import parse_json, text_problem
 from cxnlp.labels import LANGS
 from service.cloud import (
+    CloudError,
     CloudRoute,
+    http_message,
     is_mixed,
     mixed_score,
     opinions,
@@ -69,7 +71,7 @@ def access_keys(settings: Settings) -> dict[str, str]:
     return pairs
 
 
-class AwsError(Exception):
+class AwsError(CloudError):
     """An error in AWS's JSON-protocol shape."""
 
     def __init__(
@@ -97,10 +99,8 @@ class AwsRoute(CloudRoute):
 
     @staticmethod
     def translate(exc: Exception) -> AwsError | None:
-        if isinstance(exc, AwsError):
-            return exc
         if isinstance(exc, HTTPException):
-            message = str(getattr(exc, "message", None) or exc.detail)
+            message = http_message(exc)
             if exc.status_code == 413:
                 return AwsError("TextSizeLimitExceededException", message)
             return AwsError("InvalidRequestException", message)

@@ -27,8 +27,10 @@ from cxnlp.io.validate import text_problem
 from cxnlp.labels import LANGS, SENTIMENTS
 from service.cloud import (
     STRING_INDEX_TYPES,
+    CloudError,
     CloudRoute,
     ModelT,
+    http_message,
     is_mixed,
     opinions,
     primary_language,
@@ -81,7 +83,7 @@ INVALID_KEY = (
 )
 
 
-class AzureError(Exception):
+class AzureError(CloudError):
     """An error answered in Azure's shape, with its HTTP status."""
 
     def __init__(
@@ -124,7 +126,7 @@ def _from_validation(errors: list[dict[str, Any]]) -> AzureError:
 
 
 def _from_http(exc: HTTPException) -> AzureError:
-    message = str(getattr(exc, "message", None) or exc.detail)
+    message = http_message(exc)
     if exc.status_code == 413:
         return AzureError(413, "InvalidRequest", message, "InvalidDocumentBatch", message)
     if exc.status_code == 503:
@@ -139,8 +141,6 @@ class AzureRoute(CloudRoute):
 
     @staticmethod
     def translate(exc: Exception) -> AzureError | None:
-        if isinstance(exc, AzureError):
-            return exc
         if isinstance(exc, RequestValidationError):
             return _from_validation(list(exc.errors()))
         if isinstance(exc, HTTPException):
@@ -381,12 +381,27 @@ def _statistics(text: str) -> dict[str, int]:
     }
 
 
-def _request_statistics(docs: list[Any], errors: list[Any], documents: list[dict]) -> dict:
+def _with_statistics(result: dict[str, Any], text: str, stats: bool) -> dict[str, Any]:
+    """A document's result, with its `statistics` when the request asked for them."""
+    return {**result, "statistics": _statistics(text)} if stats else result
+
+
+def _answer(handle, docs: list[Any], errors: list[Any], documents: list[dict], stats: bool):
+    """A request's answer: its documents, errors, the model's name and, when asked for, the
+    request's statistics."""
+    statistics = None
+    if stats:
+        statistics = {
+            "documentsCount": len(docs),
+            "validDocumentsCount": len(documents),
+            "erroneousDocumentsCount": len(errors),
+            "transactionsCount": sum(d["statistics"]["transactionsCount"] for d in documents),
+        }
     return {
-        "documentsCount": len(docs),
-        "validDocumentsCount": len(documents),
-        "erroneousDocumentsCount": len(errors),
-        "transactionsCount": sum(d["statistics"]["transactionsCount"] for d in documents),
+        "documents": documents,
+        "errors": errors,
+        "modelVersion": handle.name,
+        "statistics": statistics,
     }
 
 
@@ -485,17 +500,8 @@ async def _sentiment(
             "sentences": sentences,
             "warnings": warnings,
         }
-        if stats:
-            result["statistics"] = _statistics(doc.text)
-        documents.append(result)
-    return SentimentResults.model_validate(
-        {
-            "documents": documents,
-            "errors": errors,
-            "modelVersion": handle.name,
-            "statistics": _request_statistics(docs, errors, documents) if stats else None,
-        }
-    )
+        documents.append(_with_statistics(result, doc.text, stats))
+    return SentimentResults.model_validate(_answer(handle, docs, errors, documents, stats))
 
 
 def _sentence(text: str, span: tuple[int, int], prediction: Any, index_type: str) -> dict:
@@ -568,14 +574,5 @@ async def _languages(
             },
             "warnings": [],
         }
-        if stats:
-            result["statistics"] = _statistics(doc.text)
-        documents.append(result)
-    return LanguageResults.model_validate(
-        {
-            "documents": documents,
-            "errors": errors,
-            "modelVersion": handle.name,
-            "statistics": _request_statistics(docs, errors, documents) if stats else None,
-        }
-    )
+        documents.append(_with_statistics(result, doc.text, stats))
+    return LanguageResults.model_validate(_answer(handle, docs, errors, documents, stats))
