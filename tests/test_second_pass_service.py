@@ -332,6 +332,12 @@ def _store_cases(client) -> None:
     for body in cases:
         r = _raw(client, "/v1/classify", body)
         assert r.status_code == 422, (body, r.status_code, r.text)
+    r = _raw(client, "/v1/classify", cases[0])
+    assert r.json()["detail"][0]["field"] == "dataset" and "NUL" in r.json()["error"]
+    r = client.post("/v1/jobs", files={"file": ("f.csv", b"text\nGreat app\n", "text/csv")},
+                    data={"dataset": "a\x00"}, headers=AUTH)  # fmt: skip
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "dataset" and "NUL" in r.json()["error"]
     for params in (
         {"dataset": "a\x00"},
         {"dim": "tier:x\x00"},
@@ -345,6 +351,7 @@ def _store_cases(client) -> None:
             assert r.status_code == 422, (path, params, r.status_code, r.text)
     r = client.get("/v1/stats/topics/by", params={"column": "tier\x00"}, headers=AUTH)
     assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "query.column" and "NUL" in r.json()["error"]
     r = client.post("/v1/classify", json={"dataset": "d", "items": [item]}, headers=AUTH)
     assert r.status_code == 200, r.text
     export = client.get("/v1/stats/items.csv", headers=AUTH)

@@ -253,3 +253,26 @@ def test_the_webhook_gets_each_new_alert_once(make_client, db_url):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_store_that_does_not_answer_is_a_retryable_503_on_every_store_route(make_client):
+    """The routers' one way to the store (`service.feedback.in_store`): a driver error (here the
+    tables are gone under a running service) is a 503 with Retry-After, never a 500."""
+    from cxnlp.feedback.models import Base
+
+    client = make_client()
+    Base.metadata.drop_all(client.app.state.feedback.get().engine)
+    for method, path in [
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/stats/items"),
+        ("GET", "/v1/stats/items.csv"),
+        ("GET", "/v1/cases"),
+        ("GET", "/v1/cases/1"),
+        ("POST", "/v1/cases/1/comments"),
+        ("POST", "/v1/cases/escalate"),
+    ]:
+        body = {"note": "x"} if method == "POST" else None
+        r = client.request(method, path, json=body, headers=AUTH)
+        assert r.status_code == 503, (path, r.status_code, r.text)
+        assert r.headers["Retry-After"] == "1", path
+        assert "the feedback store did not answer: OperationalError" in r.json()["error"], path
