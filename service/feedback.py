@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
@@ -90,9 +91,23 @@ def get_store(request: Request) -> FeedbackStore:
 
 
 Store = Annotated[FeedbackStore, Depends(get_store)]
-# A page of a listing (items, cases, a customer's history): how many, from where.
+# How many rows of a listing (items, cases, a customer's history) one answer holds.
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A page of a listing: `limit` rows from row `offset`."""
+
+    limit: int
+    offset: int
+
+
+def page_query(limit: Limit = 50, offset: Annotated[int, Query(ge=0)] = 0) -> PageQuery:
+    return PageQuery(limit, offset)
+
+
+Page = Annotated[PageQuery, Depends(page_query)]
 
 
 def has_access(request: Request, state: ServiceState) -> bool:

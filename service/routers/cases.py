@@ -36,7 +36,7 @@ from service.case_schemas import (
 )
 from service.deps import State
 from service.errors import ApiError
-from service.feedback import Limit, Offset, Reader, Store, in_store, store_unavailable
+from service.feedback import Limit, Page, Reader, Store, in_store, store_unavailable
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"], dependencies=[Reader])
 
@@ -118,13 +118,14 @@ def _detail(connection: Any, case_id: int) -> dict[str, Any]:
 async def list_cases(
     f: Filter,
     store: Store,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    page: Page,
 ) -> Any:
     """The queue: open cases first, overdue first among them, then by priority and deadline;
     closed cases after. Filters combine (AND)."""
-    page = await _run(store, lambda c: cases.list_cases(c, f, limit=limit, offset=offset))
-    return {"limit": limit, "offset": offset, **page}
+    found = await _run(
+        store, lambda c: cases.list_cases(c, f, limit=page.limit, offset=page.offset)
+    )
+    return {"limit": page.limit, "offset": page.offset, **found}
 
 
 @router.get("/export.csv", response_class=Response)

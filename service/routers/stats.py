@@ -27,7 +27,7 @@ from cxnlp.io.tables import escape_formula
 from cxnlp.labels import Sentiment, StorePeriod
 from cxnlp.report.stats import P_ADJUST_METHODS
 from service.errors import ApiError, checked_name, field_error
-from service.feedback import Limit, Offset, Reader, Store, in_store, store_unavailable
+from service.feedback import Page, Reader, Store, in_store, store_unavailable
 from service.stats_schemas import (
     Alerts,
     ItemsPage,
@@ -134,11 +134,10 @@ async def topics_by(
 async def items(
     f: Filter,
     store: Store,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    page_query: Page,
 ) -> Any:
     """The items under the filter, newest first (drill-down and search)."""
-    page = await _read(store, queries.items, f, limit, offset)
+    page = await _read(store, queries.items, f, page_query.limit, page_query.offset)
     for item in page["items"]:
         item["created_at"] = item["created_at"].isoformat()
     return page
