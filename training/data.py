@@ -251,6 +251,12 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def drawn_row(dataset: str, line: int, text: str, **fields: Any) -> dict[str, Any]:
+    """A text drawn from the corpus for labelling: `id` `<dataset>:<line>` (its 0-based line in
+    the corpus file, `corpus_lines`), `dataset`, then `fields`, then `text`."""
+    return {"id": f"{dataset}:{line}", "dataset": dataset, **fields, "text": text}
+
+
 def corpus_lines(path: str | Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """(line, text, row) for each row of a corpus file: its 0-based line in the file (the
     `<dataset>:<line>` of a drawn set's ids) and its text with runs of white space folded to one

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.data import corpus_lines, read_jsonl, text_key, write_jsonl  # noqa: E402
+from training.data import corpus_lines, drawn_row, read_jsonl, text_key, write_jsonl  # noqa: E402
 from training.topic_data import hash_split, topic_set_keys  # noqa: E402
 
 SEED = 14  # the aspects issue
@@ -81,15 +81,8 @@ def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
             if text_key(text) in seen:
                 continue
             seen.add(text_key(text))
-            chosen.append(
-                {
-                    "id": f"{dataset}:{number}",
-                    "dataset": dataset,
-                    "domain": domain,
-                    "split": "dev" if taken % 2 == 0 else "test",
-                    "text": text,
-                }
-            )
+            split = "dev" if taken % 2 == 0 else "test"
+            chosen.append(drawn_row(dataset, number, text, domain=domain, split=split))
             taken += 1
     return chosen
 

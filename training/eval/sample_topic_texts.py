@@ -21,7 +21,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.data import corpus_lines, text_key, write_jsonl  # noqa: E402
+from training.data import corpus_lines, drawn_row, text_key, write_jsonl  # noqa: E402
 
 SEED = 4  # the topics issue
 LONG_SHARE = 0.8
@@ -59,7 +59,7 @@ def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
             if not MIN_WORDS <= words <= MAX_WORDS:
                 continue
             seen.add(key)
-            item = {"id": f"{dataset}:{number}", "dataset": dataset, "text": text}
+            item = drawn_row(dataset, number, text)
             (long if words >= LONG_WORDS else short).append(item)
         n_long = min(len(long), round(quota * LONG_SHARE))
         picked = rng.sample(long, n_long) + rng.sample(short, min(len(short), quota - n_long))

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.data import corpus_lines, write_jsonl  # noqa: E402
+from training.data import corpus_lines, drawn_row, write_jsonl  # noqa: E402
 
 DATA = REPO_ROOT / ".." / "shared" / "data"
 SEED = 28
@@ -64,8 +64,9 @@ def load(lang: str) -> list[dict]:
             if row.get("split") == "test" or text in seen or not 3 <= len(text.split()) <= 80:
                 continue
             seen.add(text)
-            rows.append({"id": f"{name}:{line_no}", "dataset": name, "lang": lang,
-                         "text": text, "source_label": row.get("label")})  # fmt: skip
+            rows.append(
+                {**drawn_row(name, line_no, text, lang=lang), "source_label": row.get("label")}
+            )
     return rows
 
 

@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.labels import LANGS  # noqa: E402
-from training.data import corpus_lines, dataset_catalog, text_key, write_jsonl  # noqa: E402
+from training.data import corpus_lines, dataset_catalog, drawn_row, text_key, write_jsonl  # noqa: E402
 from training.topic_data import topic_set_keys  # noqa: E402
 
 SEED = 27  # the topics issue
@@ -94,15 +94,8 @@ def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
     chosen = []
     for name, rows in taken.items():
         for index, (number, text) in enumerate(rows):
-            chosen.append(
-                {
-                    "id": f"{name}:{number}",
-                    "dataset": name,
-                    "domain": catalog[name].domain,
-                    "split": "dev" if index % 5 == 4 else "train",
-                    "text": text,
-                }
-            )
+            split = "dev" if index % 5 == 4 else "train"
+            chosen.append(drawn_row(name, number, text, domain=catalog[name].domain, split=split))
     return chosen
 
 
