@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -165,10 +166,15 @@ def test_dashboard_assets_ship_offline(make_client):
     client = make_client(auth=False)
     html = client.get("/dashboard").text
     assert "http://" not in html and "https://" not in html
-    js = client.get("/dashboard/static/dashboard.js").text
-    assert "fetch(`/v1/stats" in js and "https://" not in js.replace(
-        '"http://www.w3.org/2000/svg"', ""
-    )
+    scripts = re.findall(r'<script src="([^"]+)"', html)
+    assert scripts == ["/dashboard/static/common.js", "/dashboard/static/dashboard.js"]
+    for src in scripts:
+        r = client.get(src)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+        assert "https://" not in r.text and "http://" not in r.text.replace(
+            '"http://www.w3.org/2000/svg"', ""
+        ), src
+    assert "getJson(`/v1/stats" in client.get(scripts[1]).text
 
 
 def test_openapi_documents_the_stats_api(make_client):

@@ -18,6 +18,7 @@ router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=Fa
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 ASSETS = {
+    "common.js": "text/javascript",
     "dashboard.js": "text/javascript",
     "dashboard.css": "text/css",
     "cases.js": "text/javascript",
