@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from training.data import read_jsonl
 from training.topic_data import topic_set_keys
 from training.topic_labels.agreement import (
     FIRST_PASS,
@@ -17,7 +18,6 @@ from training.topic_labels.agreement import (
     agreement,
     check_rows,
     format_agreement,
-    read_rows,
 )
 
 
@@ -144,9 +144,9 @@ LABELED = sorted(LABELS_DIR.glob(FIRST_PASS.format(lang="*"))) + sorted(
 
 @pytest.mark.parametrize("path", LABELED, ids=lambda p: p.name)
 def test_labeled_file_is_valid_and_never_a_held_out_text(path) -> None:
-    rows = read_rows(path)
+    rows = read_jsonl(path)
     lang = rows[0]["lang"]
-    unlabeled = read_rows(LABELS_DIR / UNLABELED.format(lang=lang))
+    unlabeled = read_jsonl(LABELS_DIR / UNLABELED.format(lang=lang))
     assert check_rows(rows, unlabeled, topic_set_keys()) == []
     order = {row["id"]: i for i, row in enumerate(unlabeled)}
     indexes = [order[row["id"]] for row in rows]
