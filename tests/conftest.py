@@ -209,3 +209,35 @@ def live_service(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Callable[[str
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+# --- the service in-process --------------------------------------------------------------------
+
+
+@pytest.fixture
+def service_client(tiny_fast_model, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """`make(model=None, **settings)`: a started TestClient of the service serving `model` (the
+    tiny fast model by default), its jobs and its feedback store (SQLite) under the test's
+    tmp_path, batches not held back (`max_wait_ms` 1), `settings` over those. Every client is
+    closed after the test."""
+    from fastapi.testclient import TestClient
+
+    from service import Settings, create_app
+
+    clients: list[TestClient] = []
+
+    def make(model: Any = None, **settings: Any) -> TestClient:
+        values = {
+            "jobs_dir": tmp_path / "jobs",
+            "database_url": f"sqlite:///{tmp_path / 'feedback.sqlite'}",
+            "max_wait_ms": 1,
+            **settings,
+        }
+        client = TestClient(create_app(Settings(**values), model=model or tiny_fast_model))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from service import Settings, create_app
 from service.jobs import Job, JobRunner
 from service.loading import wrap_model
 
@@ -48,29 +47,14 @@ class _Failing:
 
 
 @pytest.fixture
-def make_client(tiny_fast_model, tmp_path):
-    clients = []
+def make_client(service_client, tiny_fast_model):
+    cloud = {"azure_api": True, "aws_api": True, "aws_keys": [f"{ACCESS_KEY}:{SECRET}"]}
 
     def make(model=None, **overrides) -> TestClient:
-        values = {
-            "api_keys": [KEY, OTHER],
-            "jobs_dir": tmp_path / "jobs",
-            "database_url": f"sqlite:///{tmp_path / 'feedback.sqlite'}",
-            "max_wait_ms": 1,
-            "azure_api": True,
-            "aws_api": True,
-            "aws_keys": [f"{ACCESS_KEY}:{SECRET}"],
-            **overrides,
-        }
-        app = create_app(Settings(**values), model=model or _Failing(tiny_fast_model))
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
+        settings = {"api_keys": [KEY, OTHER], **cloud, **overrides}
+        return service_client(model or _Failing(tiny_fast_model), **settings)
 
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    return make
 
 
 def _raw(client: TestClient, path: str, body: dict, headers: dict | None = None):

@@ -12,12 +12,10 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from fastapi.testclient import TestClient
 from feedback_helpers import classified_frame
 
 from cxnlp.feedback.db import open_store
 from cxnlp.feedback.ingest import ingest_frame
-from service import Settings, create_app
 
 KEY = "stats-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -29,25 +27,10 @@ def db_url(tmp_path):
 
 
 @pytest.fixture
-def make_client(tiny_fast_model, tmp_path, db_url):
-    clients = []
-
-    def make(**overrides) -> TestClient:
-        settings = Settings(
-            api_keys=[KEY],
-            jobs_dir=tmp_path / "jobs",
-            database_url=db_url,
-            max_wait_ms=1,
-            **overrides,
-        )
-        client = TestClient(create_app(settings, model=tiny_fast_model))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+def make_client(service_client, db_url):
+    return lambda **overrides: service_client(
+        **{"api_keys": [KEY], "database_url": db_url, **overrides}
+    )
 
 
 ITEMS = [
