@@ -28,17 +28,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _store_runs import PG_URL, backends, on_each_backend, timed  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from cxnlp.feedback import cases as C  # noqa: E402
@@ -164,20 +162,6 @@ def fill(store, n_items: int, n_cases: int, customers: int, seed: int) -> None:
             )  # fmt: skip
 
 
-def timed(view, connection, repeats: int, budget_s: float) -> tuple[float, float, int]:
-    """p50 and p95 (ms) over up to `repeats` runs after a warm one, fewer (at least 3) where they
-    would take more than `budget_s` seconds in all; and how many runs were timed."""
-    view(connection)  # warm
-    times: list[float] = []
-    while len(times) < repeats and (len(times) < 3 or sum(times) < 1000 * budget_s):
-        started = time.perf_counter()
-        view(connection)
-        times.append(1000 * (time.perf_counter() - started))
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-    return statistics.median(times), p95, len(times)
-
-
 def run(backend: str, url: str, args: argparse.Namespace) -> None:
     began = time.perf_counter()
     store = open_store(url)
@@ -244,8 +228,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000, help="items stored")
     parser.add_argument("--cases", type=int, default=50_000, help="cases stored")
     parser.add_argument("--ingest", type=int, default=10_000, help="new items to open cases for")
-    parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--pg-url", default="postgresql+psycopg://root@127.0.0.1:5432/test")
+    parser.add_argument("--backends", type=backends, default="sqlite,postgresql")
+    parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per view")
     parser.add_argument(
         "--view-seconds", type=float, default=10.0, help="stop timing a view after this long"
@@ -254,25 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.cases > args.items:
         parser.error("--cases cannot exceed --items (each case opens on an item)")
-    for backend in args.backends.split(","):
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory() as tmp:
-                run("sqlite", f"sqlite:///{tmp}/cases.sqlite", args)
-        elif backend == "postgresql":
-            import sqlalchemy as sa
-
-            schema = f"cxnlp_cases_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                run("postgresql", f"{args.pg_url}?options=-csearch_path%3D{schema}", args)
-            finally:
-                with admin.connect() as c:
-                    c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-        else:
-            parser.error(f"unknown backend {backend!r}")
+    on_each_backend(args.backends, args.pg_url, "cases", lambda b, url: run(b, url, args))
 
 
 if __name__ == "__main__":

@@ -22,17 +22,16 @@ import argparse
 import datetime as dt
 import json
 import os
-import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _store_runs import PG_URL, backends, on_each_backend, timed  # noqa: E402
 
 from cxnlp.feedback import queries as Q  # noqa: E402
 from cxnlp.feedback.db import open_store  # noqa: E402
@@ -146,22 +145,6 @@ def explain(connection, view) -> None:
         print("    " + "\n    ".join(lines))
 
 
-def timed(view, connection, repeats: int, budget_s: float) -> tuple[float, float, int]:
-    """p50 and p95 (ms) of `view` over up to `repeats` runs after a warm one, fewer (at least 3)
-    where they would take more than `budget_s` seconds in all; and how many runs were timed."""
-    view(connection)  # warm
-    times: list[float] = []
-    spent = 0.0
-    while len(times) < repeats and (len(times) < 3 or spent < budget_s):
-        started = time.perf_counter()
-        view(connection)
-        times.append(1000 * (time.perf_counter() - started))
-        spent += times[-1] / 1000
-    times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-    return statistics.median(times), p95, len(times)
-
-
 def run(
     backend: str,
     url: str,
@@ -229,8 +212,8 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="items to store")
-    parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--pg-url", default="postgresql+psycopg://root@127.0.0.1:5432/test")
+    parser.add_argument("--backends", type=backends, default="sqlite,postgresql")
+    parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--batch", type=int, default=10_000, help="items per transaction")
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per view")
     parser.add_argument(
@@ -245,34 +228,11 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     args = parser.parse_args()
     extra = {"show_plans": args.explain, "markdown": args.markdown, "budget_s": args.view_seconds}
-    for backend in args.backends.split(","):
-        if backend == "sqlite":
-            with tempfile.TemporaryDirectory() as tmp:
-                run(
-                    "sqlite",
-                    f"sqlite:///{tmp}/bench.sqlite",
-                    args.n,
-                    args.batch,
-                    args.repeats,
-                    args.seed,
-                    **extra,
-                )
-        elif backend == "postgresql":
-            import sqlalchemy as sa
 
-            schema = f"cxnlp_bench_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                url = f"{args.pg_url}?options=-csearch_path%3D{schema}"
-                run("postgresql", url, args.n, args.batch, args.repeats, args.seed, **extra)
-            finally:
-                with admin.connect() as c:
-                    c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-                admin.dispose()
-        else:
-            parser.error(f"unknown backend {backend!r}")
+    def one(backend: str, url: str) -> None:
+        run(backend, url, args.n, args.batch, args.repeats, args.seed, **extra)
+
+    on_each_backend(args.backends, args.pg_url, "bench", one)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""What the cloud-compatible routes (Azure AI Language, AWS Comprehend) share: the model call
-(`predict`: the batcher, whose model calls fail text by text, cxnlp.io.isolate), the declared
-language of a document checked against its script, sentences with their offsets, offsets in the
-index units a client asks for, and the opinions (aspect evidence) of a prediction.
+"""What the cloud-compatible routes (Azure AI Language, AWS Comprehend) share: the route class that
+answers every failure in the surface's own error shape (`CloudRoute`), request validation into
+that shape (`validated`), the model call (`predict`: the batcher, whose model calls fail text by
+text, cxnlp.io.isolate), the declared language of a document checked against the served ones and
+against its script, sentences with their offsets, offsets in the index units a client asks for,
+and the opinions (aspect evidence) of a prediction.
 
 >>> split_sentences("Great food. The courier was late!")
 [(0, 11), (12, 33)]
@@ -13,15 +15,23 @@ True
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import regex
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
 from cxnlp.labels import LANGS, SENTIMENTS
 from service.batcher import QueueFull
+
+logger = logging.getLogger(__name__)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 UNICODE_CODE_POINT, UTF16_CODE_UNIT, TEXT_ELEMENTS_V8 = (
     "UnicodeCodePoint",
@@ -37,6 +47,83 @@ _SCRIPT = {"fa": "arabic", "ar": "arabic", "en": "latin"}
 # line break; "3.5" and "x.com" do not end one.
 _SENTENCE_END = re.compile(r"[.!?\u061f\u06d4\u2026]+(?=\s|$)|\n")
 _GRAPHEME = regex.compile(r"\X")
+
+
+class CloudError(Exception):
+    """An error a cloud surface answers in its own shape (`response`)."""
+
+    def response(self) -> Response:
+        raise NotImplementedError
+
+
+class Busy(Exception):
+    """The model's queue is full (`predict`): the route answers with its surface's "try later"
+    error, whose Retry-After is `retry_after` seconds."""
+
+    def __init__(self, reason: str, retry_after: str) -> None:
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
+
+
+class CloudRoute(APIRoute):
+    """A route whose every failure is answered in its cloud API's error shape: the surface's own
+    errors (`CloudError`) as they are; `translate` turns FastAPI's validation and HTTP errors
+    into the surface's error, or gives None for an unexpected failure, which is logged and
+    answered with `internal()`, the surface's 500; a full queue (`Busy`) is answered with
+    `busy(reason, retry_after)`. Subclasses give the three."""
+
+    @staticmethod
+    def translate(exc: Exception) -> CloudError | None:
+        raise NotImplementedError
+
+    @staticmethod
+    def busy(reason: str, retry_after: str) -> CloudError:
+        raise NotImplementedError
+
+    @staticmethod
+    def internal() -> CloudError:
+        raise NotImplementedError
+
+    @staticmethod
+    def where(request: Request) -> str:
+        """The request, as the log names it."""
+        return f"{request.method} {request.url.path}"
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except CloudError as exc:
+                return exc.response()
+            except Busy as exc:
+                return self.busy(exc.reason, exc.retry_after).response()
+            except Exception as exc:  # noqa: BLE001 - every failure leaves in the surface's shape
+                error = self.translate(exc)
+                if error is None:
+                    logger.exception("unhandled error on %s", self.where(request))
+                    error = self.internal()
+                return error.response()
+
+        return route
+
+
+def http_message(exc: HTTPException) -> str:
+    """The message of an HTTP error raised inside the service (`service.errors.ApiError`'s, else
+    its detail)."""
+    return str(getattr(exc, "message", None) or exc.detail)
+
+
+def validated(
+    model: type[ModelT], value: Any, error: Callable[[list[dict[str, Any]]], Exception]
+) -> ModelT:
+    """`value` as `model`; where it does not fit, `error(errors)` (pydantic's error list) is
+    raised: the surface's own invalid-request error."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise error(list(exc.errors())) from None
 
 
 def primary_language(code: str | None) -> str | None:
@@ -65,7 +152,8 @@ def resolve_language(declared: str | None, text: str) -> tuple[str | None, str |
 
 
 def unsupported_language(code: str | None) -> bool:
-    """True for a declared language the model does not serve (None means detect)."""
+    """True for a declared language the model does not serve (None, empty and `"auto"` mean
+    detect)."""
     primary = primary_language(code)
     return primary is not None and primary not in LANGS
 
@@ -142,19 +230,13 @@ def opinions(prediction: Any, text: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda o: (o["start"], o["end"]))
 
 
-async def predict(
-    state: Any,
-    handle: Any,
-    texts: list[str],
-    langs: list[str | None],
-    busy: Callable[[str, str], Exception],
-) -> list:
+async def predict(state: Any, handle: Any, texts: list[str], langs: list[str | None]) -> list:
     """The model's result for each text (a `cxnlp.io.isolate.Failed` where the model failed on
-    that text alone), through the batcher; a full queue raises `busy(reason, retry_after)`, the
-    surface's own "try later" error."""
+    that text alone), through the batcher; a full queue raises `Busy`, which the route
+    (`CloudRoute`) answers with its surface's own "try later" error."""
     if not texts:
         return []
     try:
         return await state.batcher.predict(handle, texts, langs)
     except QueueFull as exc:
-        raise busy(str(exc), str(state.settings.retry_after_s)) from None
+        raise Busy(str(exc), str(state.settings.retry_after_s)) from None

@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cxnlp.io.validate import name_problem
+
 logger = logging.getLogger(__name__)
 
 
@@ -57,6 +59,21 @@ def field_error(loc: Sequence[Any], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": list(loc), "field": field_path(loc), "msg": msg, "type": kind}
 
 
+def invalid_fields(detail: list[dict[str, Any]]) -> ApiError:
+    """A 422 for field errors (`field_error`), its message naming the first, as FastAPI's own
+    validation errors are answered."""
+    return ApiError(422, f"invalid request: {detail[0]['field']}: {detail[0]['msg']}", detail)
+
+
+def checked_name(value: str, loc: Sequence[Any], what: str) -> str:
+    """`value` where it can be stored or looked up (`cxnlp.io.validate.name_problem`: no NUL, no
+    lone surrogate, which no database answers), else a 422 naming the field."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise invalid_fields([field_error(loc, f"{what} {problem}", "value_error")])
+    return value
+
+
 def _json(status: int, message: str, detail=None, headers=None) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if detail:
@@ -67,8 +84,8 @@ def _json(status: int, message: str, detail=None, headers=None) -> JSONResponse:
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     # The offending input is left out on purpose: it may be a 2 MB text, or a secret.
     detail = [field_error(_loc(e), _message(e), e.get("type", "value_error")) for e in exc.errors()]
-    first = detail[0] if detail else {"field": "body", "msg": "invalid request"}
-    return _json(422, f"invalid request: {first['field']}: {first['msg']}", detail)
+    error = invalid_fields(detail or [field_error(("body",), "invalid request", "value_error")])
+    return _json(422, error.message, detail)
 
 
 def _loc(error: dict[str, Any]) -> Sequence[Any]:

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cxnlp.feedback.db import FeedbackStore, open_store
-from cxnlp.io.validate import check_name, name_problem
+from cxnlp.io.validate import name_problem
 from service.deps import ServiceState, _presented_key, get_state, key_matches
-from service.errors import ApiError
+from service.errors import ApiError, checked_name
 from service.sessions import key_hash
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COOKIE = "cxnlp_session"
 
@@ -49,11 +53,61 @@ class StoreHolder:
             self._store = None
 
 
+def store_unavailable(exc: Exception) -> ApiError:
+    """The store did not answer (a driver or connection error): a 503 the client may retry."""
+    return ApiError(
+        503,
+        f"the feedback store did not answer: {type(exc).__name__}",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def in_store(
+    store: FeedbackStore,
+    work: Callable[[Any], T],
+    *,
+    write: bool = False,
+    conflict: str | None = None,
+) -> T:
+    """`work(connection)` in a worker thread, in one transaction when `write`. The store not
+    answering is a 503 (`store_unavailable`); with `conflict`, a constraint broken by another
+    writer meanwhile (IntegrityError) is a 409 with that message. `work`'s own errors pass."""
+
+    def run() -> T:
+        connect = store.engine.begin if write else store.engine.connect
+        with connect() as connection:
+            return work(connection)
+
+    try:
+        return await run_in_threadpool(run)
+    except SQLAlchemyError as exc:
+        if conflict is not None and isinstance(exc, IntegrityError):
+            raise ApiError(409, conflict) from None
+        raise store_unavailable(exc) from None
+
+
 def get_store(request: Request) -> FeedbackStore:
     return request.app.state.feedback.get()
 
 
 Store = Annotated[FeedbackStore, Depends(get_store)]
+# How many rows of a listing (items, cases, a customer's history) one answer holds.
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """A page of a listing: `limit` rows from row `offset`."""
+
+    limit: int
+    offset: int
+
+
+def page_query(limit: Limit = 50, offset: Annotated[int, Query(ge=0)] = 0) -> PageQuery:
+    return PageQuery(limit, offset)
+
+
+Page = Annotated[PageQuery, Depends(page_query)]
 
 
 def has_access(request: Request, state: ServiceState) -> bool:
@@ -167,14 +221,7 @@ def check_storable(body: Any) -> None:
     """422 before any work when an item to store has no id (its key in the store)."""
     from service.errors import field_error
 
-    try:
-        check_name(body.dataset or "", "the dataset name")
-    except ValueError as exc:
-        raise ApiError(
-            422,
-            f"invalid request: dataset: {exc}",
-            [field_error(("body", "dataset"), str(exc), "value_error")],
-        ) from None
+    checked_name(body.dataset or "", ("body", "dataset"), "the dataset name")
     try:
         score_column(body.score_kind, body.score_scale)
     except ValueError as exc:
@@ -221,9 +268,6 @@ async def store_results(
     background: Any,
 ) -> dict[str, Any]:
     """/v1/classify's items with their results into the store; alerts are raised afterwards."""
-    from fastapi.concurrency import run_in_threadpool
-    from sqlalchemy.exc import SQLAlchemyError
-
     from cxnlp.feedback.records import model_identity
 
     rows = []

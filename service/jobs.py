@@ -266,18 +266,7 @@ class JobRunner:
             if self._on_ray(job):
                 stats = self._classify_on_ray(handle.model, job, cancelled)
             else:
-                stats = classify_file(
-                    _CountingModel(handle.model, job, cancelled),
-                    job.input_path,
-                    job.output_path,
-                    text_col=job.text_col,
-                    id_col=job.id_col,
-                    chunk_rows=self.chunk_rows,
-                    # The parts a killed run finished are reused when the input, settings and
-                    # model are the same (classify_file checks), else the job starts over.
-                    resume=True,
-                    progress=False,
-                )
+                stats = self._classify(_CountingModel(handle.model, job, cancelled), job)
         except JobCancelled:
             self._remove_files(job, keep_state=True)
             self._finish(job, "cancelled", error="cancelled while running")
@@ -317,6 +306,19 @@ class JobRunner:
                 raise JobCancelled(job.id)
 
         logger.info("job %s runs on Ray (%s)", job.id, self.ray_address)
+        return self._classify(
+            model,
+            job,
+            engine="ray",
+            address=None if self.ray_address == "local" else self.ray_address,
+            workers=self.ray_workers,
+            on_rows=done,
+        )
+
+    def _classify(self, model: Any, job: Job, **engine: Any) -> Any:
+        """The job's file classified by `model` (`engine`: classify_file's engine options). On
+        either engine the parts a killed run finished are reused when the input, settings and
+        model are the same (classify_file checks), else the job starts over."""
         return classify_file(
             model,
             job.input_path,
@@ -324,14 +326,9 @@ class JobRunner:
             text_col=job.text_col,
             id_col=job.id_col,
             chunk_rows=self.chunk_rows,
-            # As on the local engine: a killed job's finished parts are reused when the input,
-            # settings and model are the same.
             resume=True,
             progress=False,
-            engine="ray",
-            address=None if self.ray_address == "local" else self.ray_address,
-            workers=self.ray_workers,
-            on_rows=done,
+            **engine,
         )
 
     def _finish(self, job: Job, status: str, error: str | None = None) -> None:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cxnlp.feedback.ingest import IngestStats
 from cxnlp.labels import Lang, Period, ScoreKind
 
 ItemId = str | int
@@ -137,19 +138,10 @@ class ItemResult(BaseModel):
 AnalyzedItem = ItemResult
 
 
-class StoredSummary(BaseModel):
-    dataset: str
-    rows: int
-    inserted: int
-    updated: int
-    errors: int
-    seconds: float
-
-
 class ClassifyResponse(BaseModel):
     model: str
     items: list[ItemResult]
-    stored: StoredSummary | None = Field(None, description="what was stored, with a dataset")
+    stored: IngestStats | None = Field(None, description="what was stored, with a dataset")
 
 
 class AnalyzeResponse(BaseModel):

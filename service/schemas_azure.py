@@ -8,9 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cxnlp.labels import Sentiment
+from cxnlp.labels import SENTIMENTS, Sentiment
 
 SENTIMENT_KIND, LANGUAGE_KIND = "SentimentAnalysis", "LanguageDetection"
+# A document's (and a target's) sentiment: cxnlp's labels, and Azure's "mixed".
+DocumentSentiment = Literal[(*SENTIMENTS, "mixed")]
 
 
 class _Open(BaseModel):
@@ -86,7 +88,7 @@ class TargetRelation(BaseModel):
 
 class SentenceTarget(BaseModel):
     # Azure's targets are positive, mixed or negative; a topic cxnlp reads as neutral is neutral.
-    sentiment: Literal["positive", "mixed", "negative", "neutral"]
+    sentiment: DocumentSentiment
     confidenceScores: TargetConfidenceScores
     offset: int
     length: int
@@ -151,20 +153,30 @@ class DocumentError(BaseModel):
     error: ErrorDetail
 
 
-class SentimentDocumentResult(BaseModel):
+class DocumentResult(BaseModel):
+    """What every document's result has: its id, warnings and (with showStats) statistics."""
+
     id: str
-    sentiment: Literal["positive", "neutral", "negative", "mixed"]
-    confidenceScores: ConfidenceScores
-    sentences: list[SentenceSentiment]
     warnings: list[DocumentWarning] = Field(default_factory=list)
     statistics: DocumentStatistics | None = None
 
 
-class SentimentResults(BaseModel):
-    documents: list[SentimentDocumentResult]
+class BatchResults(BaseModel):
+    """What every request's answer has besides its documents."""
+
     errors: list[DocumentError]
     modelVersion: str
     statistics: RequestStatistics | None = None
+
+
+class SentimentDocumentResult(DocumentResult):
+    sentiment: DocumentSentiment
+    confidenceScores: ConfidenceScores
+    sentences: list[SentenceSentiment]
+
+
+class SentimentResults(BatchResults):
+    documents: list[SentimentDocumentResult]
 
 
 class DetectedLanguage(BaseModel):
@@ -173,18 +185,12 @@ class DetectedLanguage(BaseModel):
     confidenceScore: float
 
 
-class LanguageDocumentResult(BaseModel):
-    id: str
+class LanguageDocumentResult(DocumentResult):
     detectedLanguage: DetectedLanguage
-    warnings: list[DocumentWarning] = Field(default_factory=list)
-    statistics: DocumentStatistics | None = None
 
 
-class LanguageResults(BaseModel):
+class LanguageResults(BatchResults):
     documents: list[LanguageDocumentResult]
-    errors: list[DocumentError]
-    modelVersion: str
-    statistics: RequestStatistics | None = None
 
 
 class SentimentTaskResult(BaseModel):

@@ -1,17 +1,28 @@
 """Shared fixtures: one backbone build per test session, in a throwaway cache unless
-CXNLP_CACHE_DIR points somewhere (then it is reused across sessions)."""
+CXNLP_CACHE_DIR points somewhere (then it is reused across sessions); a tiny fast model; and,
+for the browser tests, Chromium driven by Playwright against a live service."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import torch
+from ci_parts import missing, require_module
 
 from cxnlp.backbone import build as backbone
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # A test that opens the feedback store without a URL (a service with default settings, the CLI
 # without --db) writes a throwaway database, never cxnlp-feedback.sqlite in the checkout, where
@@ -116,3 +127,117 @@ def tiny_fast_model():
 def tiny_model_dir(tiny_fast_model, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`tiny_fast_model` saved as a model directory named `tiny`."""
     return tiny_fast_model.save(tmp_path_factory.mktemp("models") / "tiny")
+
+
+# --- the browser tests: Chromium, Playwright, a live service ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Chromium's executable: Debian's /usr/bin/chromium, else the first `chromium` on PATH.
+    Missing, the test skips, saying so, or fails in CI (`ci_parts`)."""
+    found = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+    if found is None:
+        missing(
+            "Chromium (no /usr/bin/chromium, no chromium on PATH)",
+            "install Debian's chromium (apt-get install -y chromium) to run the browser tests",
+        )
+    return found
+
+
+@pytest.fixture
+def browser_page(chromium: str) -> Iterator[Any]:
+    """A Playwright page in headless Chromium (1400 x 1000, one minute per wait)."""
+    sync_api = require_module("playwright.sync_api", 'pip install -e ".[test]"')
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_service(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Callable[[str, str], str]]:
+    """`start(database_url, api_key)`: `uvicorn service.app:create_app` in its own process with
+    the tiny model, that store and auth on (the shipped case rules), ready; its base URL. The
+    process is stopped after the test; a server that does not start fails with its log."""
+    started: list[tuple[subprocess.Popen, Any]] = []
+
+    def start(database_url: str, api_key: str) -> str:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "CXNLP_API_KEYS": api_key,
+            "CXNLP_MODEL": str(tiny_model_dir),
+            "CXNLP_DATABASE_URL": database_url,
+            "CXNLP_JOBS_DIR": str(tmp_path / "jobs"),
+            "OMP_NUM_THREADS": "1",
+        }
+        env.pop("CXNLP_CASE_RULES", None)
+        log_path = tmp_path / "server.log"
+        log = open(log_path, "w")  # noqa: SIM115 - closed after the test
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        started.append((process, log))
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 600  # a loaded CI machine takes minutes to import torch
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    return base
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(log_path.read_text())
+            time.sleep(0.3)
+
+    yield start
+    for process, log in started:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+# --- the service in-process --------------------------------------------------------------------
+
+
+@pytest.fixture
+def service_client(tiny_fast_model, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """`make(model=None, **settings)`: a started TestClient of the service serving `model` (the
+    tiny fast model by default), its jobs and its feedback store (SQLite) under the test's
+    tmp_path, batches not held back (`max_wait_ms` 1), `settings` over those. Every client is
+    closed after the test."""
+    from fastapi.testclient import TestClient
+
+    from service import Settings, create_app
+
+    clients: list[TestClient] = []
+
+    def make(model: Any = None, **settings: Any) -> TestClient:
+        values = {
+            "jobs_dir": tmp_path / "jobs",
+            "database_url": f"sqlite:///{tmp_path / 'feedback.sqlite'}",
+            "max_wait_ms": 1,
+            **settings,
+        }
+        client = TestClient(create_app(Settings(**values), model=model or tiny_fast_model))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

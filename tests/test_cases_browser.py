@@ -1,22 +1,17 @@
 """The cases page as a person uses it: Debian's chromium (headless, Playwright) against a live
 uvicorn server with auth on: log in, read the queue (overdue first, as /v1/cases), open a case,
-assign it, close it with a root cause, open the customer's history."""
+assign it, close it with a root cause, open the customer's history. Without chromium or
+Playwright it skips, saying so, or fails in CI (`ci_parts`, the `chromium` fixture)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 from feedback_helpers import case_row
 from sqlalchemy import update
-from test_dashboard_browser import CHROMIUM, ROOT, _free_port
 
 from cxnlp.feedback.db import open_store
 from cxnlp.feedback.ingest import ingest_frame
@@ -25,14 +20,9 @@ from cxnlp.feedback.models import CASES
 KEY = "cases-browser-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason=f"{CHROMIUM} is absent: install Debian's chromium to run the cases page's browser test",
-)
-
 
 @pytest.fixture
-def server(tmp_path, tiny_model_dir):
+def server(tmp_path, live_service):
     url = f"sqlite:///{tmp_path / 'feedback.sqlite'}"
     rows = [
         case_row("old", "c1", sentiment="positive", p_neg=0.9, when="2026-09-01", text="great"),
@@ -45,87 +35,47 @@ def server(tmp_path, tiny_model_dir):
             c.execute(
                 update(CASES).where(CASES.c.item_id == "n1").values(due_at=dt.datetime(2020, 1, 1))
             )
-    port = _free_port()
-    env = {
-        **os.environ,
-        "CXNLP_API_KEYS": KEY,
-        "CXNLP_MODEL": str(tiny_model_dir),
-        "CXNLP_DATABASE_URL": url,
-        "CXNLP_JOBS_DIR": str(tmp_path / "jobs"),
-        "OMP_NUM_THREADS": "1",
-    }
-    env.pop("CXNLP_CASE_RULES", None)
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 600
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError((tmp_path / "server.log").read_text())
-            time.sleep(0.3)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    return live_service(url, KEY)
 
 
-def test_work_a_case_on_the_cases_page(server, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_work_a_case_on_the_cases_page(browser_page, server, tmp_path):
     queue = httpx.get(f"{server}/v1/cases", params={"open": "true"}, headers=AUTH).json()
     assert [c["item_id"] for c in queue["cases"]] == ["n1", "u1"]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(f"{server}/dashboard/cases")
-        assert page.url.endswith("/dashboard/login")
-        page.fill("#key", KEY)
-        page.click("#login")
-        page.wait_for_url("**/dashboard")
-        page.goto(f"{server}/dashboard/cases")
-        page.wait_for_selector("#queue tr[data-id]")
-        ids = page.eval_on_selector_all("#queue tr[data-id]", "els => els.map(e => e.dataset.id)")
-        assert ids == [str(c["id"]) for c in queue["cases"]]
-        assert "overdue" in page.get_attribute("#queue tr[data-id]", "class")
+    page = browser_page
+    page.goto(f"{server}/dashboard/cases")
+    assert page.url.endswith("/dashboard/login")
+    page.fill("#key", KEY)
+    page.click("#login")
+    page.wait_for_url("**/dashboard")
+    page.goto(f"{server}/dashboard/cases")
+    page.wait_for_selector("#queue tr[data-id]")
+    ids = page.eval_on_selector_all("#queue tr[data-id]", "els => els.map(e => e.dataset.id)")
+    assert ids == [str(c["id"]) for c in queue["cases"]]
+    assert "overdue" in page.get_attribute("#queue tr[data-id]", "class")
 
-        urgent = queue["cases"][1]
-        page.click(f"#queue a[href='#case={urgent['id']}']")
-        page.wait_for_selector("#case dl.fields")
-        assert "I will cancel my account" in page.text_content("#case")
-        assert "great" in page.text_content("#history")  # the customer's earlier feedback
+    urgent = queue["cases"][1]
+    page.click(f"#queue a[href='#case={urgent['id']}']")
+    page.wait_for_selector("#case dl.fields")
+    assert "I will cancel my account" in page.text_content("#case")
+    assert "great" in page.text_content("#history")  # the customer's earlier feedback
 
-        page.fill("#case .actions input[placeholder=owner]", "sara")
-        page.click("#case .actions button:text('Assign')")
-        page.wait_for_function("() => document.querySelector('#case').textContent.includes('sara')")
-        page.select_option("#case .actions > div > select", "closed")
-        page.fill("#case .actions input[placeholder^='root cause']", "courier lost it")
-        page.select_option("#case .actions span select", "true")
-        page.click("#case .actions button:text('Change status')")
-        page.wait_for_function(
-            "() => document.querySelector('#case-title').textContent.includes('closed')"
-        )
-        detail = httpx.get(f"{server}/v1/cases/{urgent['id']}", headers=AUTH).json()
-        assert (detail["owner"], detail["status"], detail["root_cause"], detail["resolved"]) == (
-            "sara",
-            "closed",
-            "courier lost it",
-            True,
-        )
-        # The queue (open only by default) no longer lists it.
-        page.wait_for_function("() => document.querySelectorAll('#queue tr[data-id]').length === 1")
-        page.screenshot(path=str(tmp_path / "cases.png"), full_page=True)
-        browser.close()
+    page.fill("#case .actions input[placeholder=owner]", "sara")
+    page.click("#case .actions button:text('Assign')")
+    page.wait_for_function("() => document.querySelector('#case').textContent.includes('sara')")
+    page.select_option("#case .actions > div > select", "closed")
+    page.fill("#case .actions input[placeholder^='root cause']", "courier lost it")
+    page.select_option("#case .actions span select", "true")
+    page.click("#case .actions button:text('Change status')")
+    page.wait_for_function(
+        "() => document.querySelector('#case-title').textContent.includes('closed')"
+    )
+    detail = httpx.get(f"{server}/v1/cases/{urgent['id']}", headers=AUTH).json()
+    assert (detail["owner"], detail["status"], detail["root_cause"], detail["resolved"]) == (
+        "sara",
+        "closed",
+        "courier lost it",
+        True,
+    )
+    # The queue (open only by default) no longer lists it.
+    page.wait_for_function("() => document.querySelectorAll('#queue tr[data-id]').length === 1")
+    page.screenshot(path=str(tmp_path / "cases.png"), full_page=True)

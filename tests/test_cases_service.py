@@ -11,7 +11,6 @@ import io
 
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 from feedback_helpers import case_row
 from sqlalchemy import update
 
@@ -20,7 +19,6 @@ from cxnlp.feedback.cases import CASE_FIELDS, RULES_ENV
 from cxnlp.feedback.db import open_store
 from cxnlp.feedback.ingest import ingest_frame
 from cxnlp.feedback.models import CASES
-from service import Settings, create_app
 
 KEY = "cases-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -33,17 +31,11 @@ def db_url(tmp_path):
 
 
 @pytest.fixture
-def client(tiny_fast_model, tmp_path, db_url, monkeypatch):
+def client(service_client, db_url, monkeypatch):
     monkeypatch.delenv(RULES_ENV, raising=False)
-    settings = Settings(
-        api_keys=[KEY],
-        jobs_dir=tmp_path / "jobs",
-        database_url=db_url,
-        max_wait_ms=1,
-        alert_webhook="http://hook.invalid/cases",
+    return service_client(
+        api_keys=[KEY], database_url=db_url, alert_webhook="http://hook.invalid/cases"
     )
-    with TestClient(create_app(settings, model=tiny_fast_model)) as c:
-        yield c
 
 
 def ingest(db_url, rows, score=False):

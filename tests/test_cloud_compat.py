@@ -467,6 +467,19 @@ def test_openapi_lists_the_cloud_routes(live):
     assert "DetectSentiment" in paths["/"]["post"]["summary"]
 
 
+def test_text_analytics_answers_v3_only_in_azures_404(tiny_model_dir, tmp_path):
+    app = create_app(_settings(tiny_model_dir, tmp_path, auth=False))
+    body = {"documents": [{"id": "1", "text": TEXTS["en"]}]}
+    with TestClient(app) as client:
+        for kind in ("sentiment", "languages"):
+            r = client.post(f"/text/analytics/v2.1/{kind}", json=body)
+            assert r.status_code == 404, r.text
+            assert r.json() == {"error": {"code": "404", "message": "Resource not found"}}
+            r = client.post(f"/text/analytics/v3.0/{kind}?showStats=true", json=body)
+            assert r.status_code == 200, r.text
+            assert r.json()["statistics"]["documentsCount"] == 1
+
+
 def test_aws_keys_are_required_and_well_formed(tiny_model_dir, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="CXNLP_AWS_KEYS"):
         create_app(_settings(tiny_model_dir, tmp_path, aws_keys=[]))
@@ -541,6 +554,38 @@ def test_cloud_routes_answer_busy_in_each_clouds_retryable_shape(tiny_model_dir,
         gate.set()
         first.join(10)
         second.join(10)
+
+
+def test_an_unexpected_error_is_each_clouds_500_and_is_logged(
+    tiny_model_dir, tmp_path, monkeypatch, caplog
+):
+    """The shared route class (`service.cloud.CloudRoute`): a failure outside the model call is
+    logged with the request and answered in the surface's own 500 shape, never FastAPI's."""
+    import service.routers.aws
+    import service.routers.azure
+
+    def broken(text: str) -> str:
+        raise RuntimeError("language identifier exploded")
+
+    monkeypatch.setattr(service.routers.azure, "detect_language", broken)
+    monkeypatch.setattr(service.routers.aws, "detect_language", broken)
+    app = create_app(_settings(tiny_model_dir, tmp_path, auth=False))
+    body = {
+        "kind": "LanguageDetection",
+        "analysisInput": {"documents": [{"id": "1", "text": TEXTS["en"]}]},
+    }
+    target = "Comprehend_20171127.DetectDominantLanguage"
+    with TestClient(app, raise_server_exceptions=False) as client, caplog.at_level("ERROR"):
+        r = client.post("/language/:analyze-text?api-version=2023-04-01", json=body)
+        assert r.status_code == 500
+        assert r.json()["error"]["code"] == "InternalServerError"
+        assert "exploded" not in r.text  # the traceback goes to the log only
+        r = client.post("/", json={"Text": TEXTS["en"]}, headers={"X-Amz-Target": target})
+        assert r.status_code == 500 and r.headers["x-amzn-ErrorType"] == "InternalServerException"
+        assert r.json()["__type"] == "InternalServerException" and "exploded" not in r.text
+    logged = [rec.getMessage() for rec in caplog.records if rec.exc_info]
+    assert any("/language/:analyze-text" in m for m in logged), logged
+    assert any(target in m for m in logged), logged
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -1,6 +1,8 @@
 """The README against the code, line by line where a machine can check it: every repository path
-it names exists, every CLI option and `CXNLP_*` variable it names is accepted, `.ci/run` runs its
-test command, and its cheap code runs and prints what the README says. The examples that load the
+it names exists (and every file its layout names, in the folder it names), every CLI option and
+`CXNLP_*` variable it names is accepted, the settings tables give the service's defaults, every
+endpoint it names is served, the models table gives each model's own test scores, `.ci/run` runs
+its test command, and its cheap code runs and prints what the README says. The examples that load the
 shipped model are left to the slow tests (`tests/test_shipped_aspects.py` checks the topics and
 clauses example text); the Azure / boto3 / Argilla examples need a server (`tests/test_cloud_compat.py`
 runs both SDKs against one)."""
@@ -160,3 +162,98 @@ def test_the_readmes_custom_topic_file_is_the_example_and_loads():
     assert yaml.safe_load(block) == yaml.safe_load(example.read_text(encoding="utf-8"))
     [topic] = load_taxonomy(example)
     assert topic.name == "cold_food"
+
+
+def _folder_files() -> list[tuple[str, str]]:
+    """(folder, file) for each file the README's layout names by its bare name: the `.py` files
+    (and `name/` folders) of each row of the layout table, and of `training/`'s list beside it."""
+    pairs = []
+    for folder, rest in re.findall(
+        r"^\| `((?:cxnlp|training|service)/[\w/]*/)` \|(.*)$", README, re.M
+    ):
+        pairs += [(folder, name) for name in re.findall(r"`([\w]+(?:\.py|/))`", rest)]
+    beside = re.search(r"Beside it: `training/`(.*?)·", README, flags=re.S).group(1)
+    pairs += [("training/", name) for name in re.findall(r"`([\w]+\.py)`", beside)]
+    return pairs
+
+
+def test_the_layout_names_files_that_are_where_it_says():
+    pairs = _folder_files()
+    assert ("cxnlp/models/", "pipeline.py") in pairs and ("training/", "adapt.py") in pairs
+    missing = [folder + name for folder, name in pairs if not (ROOT / folder / name).exists()]
+    assert not missing, f"the README's layout names files that are not there: {missing}"
+
+
+def test_every_endpoint_the_readme_names_is_served(tiny_model_dir, tmp_path):
+    """Each `METHOD /path` and each `/v1/stats...` or `/v1/cases...` path the README names is an
+    operation of the service's OpenAPI document (with the Azure and AWS routes on); `ID` stands
+    for a path parameter, as a concrete value does (`/v1/cases/1`)."""
+    from service import Settings, create_app
+
+    settings = Settings(
+        model=str(tiny_model_dir), auth=False, jobs_dir=tmp_path, azure_api=True, aws_api=True
+    )
+    paths = create_app(settings).openapi()["paths"]
+    served = [
+        (method.upper(), re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"))
+        for path, operations in paths.items()
+        for method in operations
+    ]
+    named = re.findall(r"\b(GET|POST|DELETE) (/[^\s`,)?]*)", README)
+    named += [("GET", p) for p in re.findall(r"`(/v1/(?:stats|cases)[\w/.]*)[`?]", README)]
+    assert ("POST", "/v1/classify") in named and ("GET", "/v1/stats/trend") in named
+    unserved = [
+        f"{method} {path}"
+        for method, path in named
+        if not any(m == method and pattern.match(path) for m, pattern in served)
+    ]
+    assert not unserved, f"the README names routes the service does not have: {unserved}"
+
+
+def _setting_rows() -> list[tuple[list[str], list[str]]]:
+    """(variables, defaults) of each settings-table row whose default cell gives one backticked
+    value per variable."""
+    rows = []
+    for variables, default in re.findall(r"^\| (`CXNLP_[^|]+) \| ([^|]+) \|", README, re.M):
+        names = re.findall(r"`(CXNLP_[A-Z0-9_]+)`", variables)
+        values = re.findall(r"`([^`]*)`", default)
+        if len(names) == len(values):
+            rows.append((names, values))
+    return rows
+
+
+def test_the_settings_tables_give_the_services_defaults():
+    from service.settings import Settings
+
+    def shown(value) -> str:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    fields = Settings.model_fields
+    checked, wrong = 0, []
+    for names, values in _setting_rows():
+        for name, value in zip(names, values, strict=True):
+            field = fields.get(name.removeprefix("CXNLP_").lower())
+            if field is None or field.default is None:
+                continue
+            checked += 1
+            if shown(field.default) != value:
+                wrong.append(f"{name}: README {value!r}, Settings {shown(field.default)!r}")
+    assert checked >= 15, checked
+    assert not wrong, wrong
+
+
+def test_the_models_table_gives_each_models_own_test_scores():
+    import json
+
+    rows = re.findall(
+        r"^\| `models/(\w+)` \|[^|]*\| ([\d.]+) / ([\d.]+) / ([\d.]+) \|", README, re.M
+    )
+    assert {name for name, *_ in rows} == {"default", "fast"}
+    for name, *scores in rows:
+        metrics = json.loads((ROOT / "models" / name / "metrics.json").read_text(encoding="utf-8"))
+        by_lang = metrics["by_lang"]
+        assert scores == [f"{by_lang[lang]['macro_f1']:.3f}" for lang in ("fa", "ar", "en")], name

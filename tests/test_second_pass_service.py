@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from service import Settings, create_app
 from service.jobs import Job, JobRunner
 from service.loading import wrap_model
 
@@ -48,29 +47,14 @@ class _Failing:
 
 
 @pytest.fixture
-def make_client(tiny_fast_model, tmp_path):
-    clients = []
+def make_client(service_client, tiny_fast_model):
+    cloud = {"azure_api": True, "aws_api": True, "aws_keys": [f"{ACCESS_KEY}:{SECRET}"]}
 
     def make(model=None, **overrides) -> TestClient:
-        values = {
-            "api_keys": [KEY, OTHER],
-            "jobs_dir": tmp_path / "jobs",
-            "database_url": f"sqlite:///{tmp_path / 'feedback.sqlite'}",
-            "max_wait_ms": 1,
-            "azure_api": True,
-            "aws_api": True,
-            "aws_keys": [f"{ACCESS_KEY}:{SECRET}"],
-            **overrides,
-        }
-        app = create_app(Settings(**values), model=model or _Failing(tiny_fast_model))
-        client = TestClient(app)
-        client.__enter__()
-        clients.append(client)
-        return client
+        settings = {"api_keys": [KEY, OTHER], **cloud, **overrides}
+        return service_client(model or _Failing(tiny_fast_model), **settings)
 
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+    return make
 
 
 def _raw(client: TestClient, path: str, body: dict, headers: dict | None = None):
@@ -332,6 +316,12 @@ def _store_cases(client) -> None:
     for body in cases:
         r = _raw(client, "/v1/classify", body)
         assert r.status_code == 422, (body, r.status_code, r.text)
+    r = _raw(client, "/v1/classify", cases[0])
+    assert r.json()["detail"][0]["field"] == "dataset" and "NUL" in r.json()["error"]
+    r = client.post("/v1/jobs", files={"file": ("f.csv", b"text\nGreat app\n", "text/csv")},
+                    data={"dataset": "a\x00"}, headers=AUTH)  # fmt: skip
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "dataset" and "NUL" in r.json()["error"]
     for params in (
         {"dataset": "a\x00"},
         {"dim": "tier:x\x00"},
@@ -345,6 +335,7 @@ def _store_cases(client) -> None:
             assert r.status_code == 422, (path, params, r.status_code, r.text)
     r = client.get("/v1/stats/topics/by", params={"column": "tier\x00"}, headers=AUTH)
     assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "query.column" and "NUL" in r.json()["error"]
     r = client.post("/v1/classify", json={"dataset": "d", "items": [item]}, headers=AUTH)
     assert r.status_code == 200, r.text
     export = client.get("/v1/stats/items.csv", headers=AUTH)

@@ -91,3 +91,21 @@ def test_shipped_default_reads_plain_short_complaints_as_its_own_topics_do(model
     assert found(prices).get("price") == "negative"
     assert not_bad.sentiment != "negative", not_bad
     assert mixed.mixed is True
+
+
+@pytest.mark.slow
+def test_the_readmes_topic_examples_are_what_the_shipped_model_says(model) -> None:
+    """The README's Topics and Clauses sections print one text's topics (in score order) and
+    their evidence: both comments are the shipped model's answer."""
+    import ast
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    text = "The food was great but the courier came an hour late"
+    prediction = model.predict([text])[0]
+    topics = re.search(r"# (\w+ \w+(?:, \w+ \w+)*) \(in score order\)", readme).group(1)
+    assert topics == ", ".join(f"{t['topic']} {t['polarity']}" for t in prediction.topics)
+    evidence = re.search(r"for t in p\.topics\]\n# (\[.*?\])\n```", readme, flags=re.S).group(1)
+    listed = ast.literal_eval(evidence.replace("\n#", ""))
+    assert listed == [(t["topic"], t["polarity"], t["evidence"]["text"]) for t in prediction.topics]
+    assert prediction.mixed is True

@@ -6,17 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from fastapi.testclient import TestClient
 from feedback_helpers import classified_frame
 
 from cxnlp.feedback.db import open_store
 from cxnlp.feedback.ingest import ingest_frame
-from service import Settings, create_app
 
 KEY = "stats-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -28,25 +27,10 @@ def db_url(tmp_path):
 
 
 @pytest.fixture
-def make_client(tiny_fast_model, tmp_path, db_url):
-    clients = []
-
-    def make(**overrides) -> TestClient:
-        settings = Settings(
-            api_keys=[KEY],
-            jobs_dir=tmp_path / "jobs",
-            database_url=db_url,
-            max_wait_ms=1,
-            **overrides,
-        )
-        client = TestClient(create_app(settings, model=tiny_fast_model))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+def make_client(service_client, db_url):
+    return lambda **overrides: service_client(
+        **{"api_keys": [KEY], "database_url": db_url, **overrides}
+    )
 
 
 ITEMS = [
@@ -189,10 +173,15 @@ def test_dashboard_assets_ship_offline(make_client):
     client = make_client(auth=False)
     html = client.get("/dashboard").text
     assert "http://" not in html and "https://" not in html
-    js = client.get("/dashboard/static/dashboard.js").text
-    assert "fetch(`/v1/stats" in js and "https://" not in js.replace(
-        '"http://www.w3.org/2000/svg"', ""
-    )
+    scripts = re.findall(r'<script src="([^"]+)"', html)
+    assert scripts == ["/dashboard/static/common.js", "/dashboard/static/dashboard.js"]
+    for src in scripts:
+        r = client.get(src)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
+        assert "https://" not in r.text and "http://" not in r.text.replace(
+            '"http://www.w3.org/2000/svg"', ""
+        ), src
+    assert "getJson(`/v1/stats" in client.get(scripts[1]).text
 
 
 def test_openapi_documents_the_stats_api(make_client):
@@ -277,3 +266,26 @@ def test_the_webhook_gets_each_new_alert_once(make_client, db_url):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_store_that_does_not_answer_is_a_retryable_503_on_every_store_route(make_client):
+    """The routers' one way to the store (`service.feedback.in_store`): a driver error (here the
+    tables are gone under a running service) is a 503 with Retry-After, never a 500."""
+    from cxnlp.feedback.models import Base
+
+    client = make_client()
+    Base.metadata.drop_all(client.app.state.feedback.get().engine)
+    for method, path in [
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/stats/items"),
+        ("GET", "/v1/stats/items.csv"),
+        ("GET", "/v1/cases"),
+        ("GET", "/v1/cases/1"),
+        ("POST", "/v1/cases/1/comments"),
+        ("POST", "/v1/cases/escalate"),
+    ]:
+        body = {"note": "x"} if method == "POST" else None
+        r = client.request(method, path, json=body, headers=AUTH)
+        assert r.status_code == 503, (path, r.status_code, r.text)
+        assert r.headers["Retry-After"] == "1", path
+        assert "the feedback store did not answer: OperationalError" in r.json()["error"], path

@@ -7,6 +7,8 @@ import math
 
 import pytest
 
+from training.data import read_jsonl
+from training.topic_data import topic_set_keys
 from training.topic_labels.agreement import (
     FIRST_PASS,
     LABELS_DIR,
@@ -16,9 +18,7 @@ from training.topic_labels.agreement import (
     agreement,
     check_rows,
     format_agreement,
-    read_rows,
 )
-from training.topic_labels.sample import held_out_keys
 
 
 def _row(i: int, *topics: tuple[str, str]) -> dict:
@@ -144,10 +144,10 @@ LABELED = sorted(LABELS_DIR.glob(FIRST_PASS.format(lang="*"))) + sorted(
 
 @pytest.mark.parametrize("path", LABELED, ids=lambda p: p.name)
 def test_labeled_file_is_valid_and_never_a_held_out_text(path) -> None:
-    rows = read_rows(path)
+    rows = read_jsonl(path)
     lang = rows[0]["lang"]
-    unlabeled = read_rows(LABELS_DIR / UNLABELED.format(lang=lang))
-    assert check_rows(rows, unlabeled, held_out_keys()) == []
+    unlabeled = read_jsonl(LABELS_DIR / UNLABELED.format(lang=lang))
+    assert check_rows(rows, unlabeled, topic_set_keys()) == []
     order = {row["id"]: i for i, row in enumerate(unlabeled)}
     indexes = [order[row["id"]] for row in rows]
     assert indexes == sorted(indexes), "rows keep the order of the unlabeled file"

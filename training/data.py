@@ -12,8 +12,10 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -28,9 +30,8 @@ DATASETS_FILE = Path(__file__).with_name("datasets.yaml")
 # `mixed` (both praise and complaint) is not one of the three sentiments: it is dropped from training
 # and left out of the 3-class scores; see the model card.
 MIXED = "mixed"
-# The splits a user's labeled file may assign (a blank split is derived from the text).
+# The splits a user's labeled file (or a corpus file) may assign.
 SPLITS = ("train", "dev", "test")
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -226,10 +227,45 @@ def _cells(table: pd.DataFrame, column: str) -> pd.Series:
     return table[column].map(lambda v: "" if pd.isna(v) else str(v).strip())
 
 
+def hash_bucket(text: str) -> float:
+    """A stable number in [0, 1] from the text itself (its `text_key`), so that a split drawn
+    from it is the same on every run and for every spelling of the text."""
+    return int(hashlib.sha1(text_key(text).encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
 def hash_split(text: str, dev_share: float = 0.1) -> str:
     """A stable train/dev assignment from the text itself, so re-runs split the same way."""
-    bucket = int(hashlib.sha1(text_key(text).encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "dev" if bucket < dev_share else "train"
+    return "dev" if hash_bucket(text) < dev_share else "train"
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file, blank lines skipped."""
+    with Path(path).open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    """One JSON object a line, UTF-8, the text as it is (no `\\u` escapes)."""
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def drawn_row(dataset: str, line: int, text: str, **fields: Any) -> dict[str, Any]:
+    """A text drawn from the corpus for labelling: `id` `<dataset>:<line>` (its 0-based line in
+    the corpus file, `corpus_lines`), `dataset`, then `fields`, then `text`."""
+    return {"id": f"{dataset}:{line}", "dataset": dataset, **fields, "text": text}
+
+
+def corpus_lines(path: str | Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line, text, row) for each row of a corpus file: its 0-based line in the file (the
+    `<dataset>:<line>` of a drawn set's ids) and its text with runs of white space folded to one
+    space."""
+    with Path(path).open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines):
+            if line.strip():
+                row = json.loads(line)
+                yield number, " ".join(str(row["text"]).split()), row
 
 
 def _parse_topics(value: object) -> list[str]:

@@ -29,6 +29,7 @@ from cxnlp.models.base import SentimentModel
 from cxnlp.models.pipeline import AspectOptions, analyze
 from cxnlp.text.clauses import cue_topics
 from cxnlp.topics.taxonomy import TOPICS
+from training.topic_data import split_rows
 
 logger = logging.getLogger(__name__)
 
@@ -66,25 +67,18 @@ def calibration_rows(
                     }
                 )
             )
-    for lang, names in (negative_datasets or {}).items():
-        for name in names:
-            file = Path(data_dir) / lang / f"{name}.jsonl"
-            if not file.exists():
-                logger.warning("negative dataset %s is missing at %s", name, file)
-                continue
-            rows = pd.read_json(file, lines=True)
-            rows = rows[rows["split"] == "dev"] if "split" in rows else rows
-            rows = rows.sample(min(len(rows), negatives_per_dataset), random_state=seed)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "text": rows["text"].astype(str),
-                        "lang": lang,
-                        "topics": [[] for _ in range(len(rows))],
-                        "source": name,
-                    }
-                )
+    for lang, name, rows in split_rows(data_dir, negative_datasets or {}, "dev", "negative"):
+        rows = rows.sample(min(len(rows), negatives_per_dataset), random_state=seed)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "text": rows["text"].astype(str),
+                    "lang": lang,
+                    "topics": [[] for _ in range(len(rows))],
+                    "source": name,
+                }
             )
+        )
     if not frames:
         raise ValueError("no calibration rows: give calibration_sets or negative_datasets")
     return pd.concat(frames, ignore_index=True)

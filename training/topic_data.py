@@ -14,11 +14,9 @@ lists the topics the source could express; only those count as negatives in eval
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ import yaml
 from cxnlp.labels import LANGS, SENTIMENTS
 from cxnlp.text.script import TERM_MARKS_RE, TERM_TABLE
 from cxnlp.topics.taxonomy import TOPICS
-from training.data import dataset_catalog, text_key
+from training.data import MIXED, SPLITS, dataset_catalog, hash_bucket, read_jsonl, text_key
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +35,13 @@ MAPPING_FILE = Path(__file__).with_name("topic_mapping.yaml")
 # Hand-labeled evaluation sets: their texts never enter train / dev.
 EVAL_DIR = Path(__file__).with_name("eval")
 HANDLABELED_GLOB = "topics_handlabeled_*.jsonl"
+TOPIC_SETS_GLOB = "topics_*.jsonl"  # every hand-labeled topic set (test, dev, multi-domain)
 
 FIELDS = ("topics", "aspects", "aspect_terms")
 POLARITY_SOURCES = ("aspect", "row")
 SPLIT_MODES = ("source", "hash")
-SPLITS = ("train", "dev", "test")
 # A topic's polarity: the three sentiments, or `mixed` where the source says conflict / mixed or
 # two labels folded into one topic disagree (the trainer decides what to do with it).
-MIXED = "mixed"
 TOPIC_POLARITIES = (*SENTIMENTS, MIXED)
 COLUMNS = [
     "text",
@@ -298,7 +295,7 @@ def _parse_entry(
 
 def hash_split(text: str) -> str:
     """A stable 80/10/10 train/dev/test assignment from the text itself."""
-    bucket = int(hashlib.sha1(text_key(text).encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    bucket = hash_bucket(text)
     return "test" if bucket < 0.1 else "dev" if bucket < 0.2 else "train"
 
 
@@ -351,9 +348,32 @@ def map_row(row: dict[str, Any], mapping: SourceMapping) -> tuple[list[dict], li
     return topics, [label for label, _ in mentions], unmapped
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+def topic_set_keys(pattern: str = TOPIC_SETS_GLOB, *, skip: str | None = None) -> set[str]:
+    """`text_key` of every text of the hand-labeled topic sets `EVAL_DIR/pattern` (by default all
+    of them): texts never to draw or train on. `skip` leaves out the sets whose file name holds
+    it (a set drawn anew is not held out against itself)."""
+    return {
+        text_key(row["text"])
+        for path in sorted(EVAL_DIR.glob(pattern))
+        if skip is None or skip not in path.name
+        for row in read_jsonl(path)
+    }
+
+
+def split_rows(
+    data_dir: str | Path, datasets: dict[str, list[str]], split: str, role: str
+) -> Iterator[tuple[str, str, pd.DataFrame]]:
+    """(lang, name, rows) for each of `datasets` (lang -> names) present under `data_dir`: the
+    rows of its `split` (every row of a file without splits). A missing file is logged, as a
+    `role` dataset, and skipped."""
+    for lang, names in datasets.items():
+        for name in names:
+            path = Path(data_dir) / lang / f"{name}.jsonl"
+            if not path.exists():
+                logger.warning("%s dataset %s is missing at %s", role, name, path)
+                continue
+            rows = pd.read_json(path, lines=True)
+            yield lang, name, rows[rows["split"] == split] if "split" in rows else rows
 
 
 def load_topic_corpus(
@@ -398,14 +418,15 @@ def load_topic_corpus(
         raise ValueError(f"no topic dataset of {list(langs)} found under {data_dir}")
     corpus = pd.concat(frames, ignore_index=True)
     if holdout_files is None:
-        holdout_files = sorted(EVAL_DIR.glob(HANDLABELED_GLOB))
-    held_out = {text_key(r["text"]) for p in holdout_files for r in _read_jsonl(Path(p))}
+        held_out = topic_set_keys(HANDLABELED_GLOB)
+    else:
+        held_out = {text_key(r["text"]) for p in holdout_files for r in read_jsonl(p)}
     return _remove_leaks(corpus, held_out).reset_index(drop=True)
 
 
 def _load_dataset(path: Path, mapping: SourceMapping) -> pd.DataFrame:
     records, unknown = [], {}
-    for row in _read_jsonl(path):
+    for row in read_jsonl(path):
         text = str(row.get("text") or "").strip()
         split = row.get("split") if row.get("split") in SPLITS else None
         if not text or (mapping.splits and split not in mapping.splits):
@@ -472,7 +493,7 @@ def load_team_sets(patterns: Iterable[str], root: Path | None = None) -> pd.Data
         for path in (
             sorted(root.glob(pattern)) if not Path(pattern).is_absolute() else [Path(pattern)]
         ):
-            for row in _read_jsonl(path):
+            for row in read_jsonl(path):
                 topics = [
                     {
                         "topic": t["topic"],

@@ -27,11 +27,12 @@ from cxnlp.topics.tagger import CustomTopicMatcher, TopicTagger
 from cxnlp.topics.taxonomy import TOPICS, load_taxonomy, topic_phrases
 from training.data import text_key
 from training.topic_data import (
-    EVAL_DIR,
     HANDLABELED_GLOB,
     load_team_sets,
     load_topic_corpus,
     normalize_term,
+    split_rows,
+    topic_set_keys,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,44 +138,42 @@ def load_cues(path: str | Path) -> dict[str, dict[str, re.Pattern[str]]]:
     return cues
 
 
+def _unseen(table: pd.DataFrame, held_out: set[str]) -> pd.DataFrame:
+    """The rows with a text that is not blank and not one of `held_out` (text keys)."""
+    table = table[table["text"].astype(str).str.strip() != ""]
+    return table[~table["text"].map(text_key).isin(held_out)]
+
+
+def _train_rows(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """The sampled frames as training rows: one row a text, split `train`."""
+    if not frames:
+        return pd.DataFrame(columns=[*columns, "split"])
+    rows = pd.concat(frames, ignore_index=True).drop_duplicates("text")
+    rows["split"] = "train"
+    return rows.reset_index(drop=True)
+
+
 def weak_rows(
     data_dir: str | Path, datasets: dict[str, list[str]], per_dataset: int, seed: int
 ) -> pd.DataFrame:
     """Unlabeled review rows for weak labels: each dataset's train split, sampled, never a text of
     a hand-labeled topic test set. All of them are training rows."""
-    held_out = {
-        text_key(t)
-        for path in sorted(EVAL_DIR.glob(HANDLABELED_GLOB))
-        for t in pd.read_json(path, lines=True)["text"]
-    }
+    held_out = topic_set_keys(HANDLABELED_GLOB)
     frames = []
-    for lang, names in datasets.items():
-        for name in names:
-            path = Path(data_dir) / lang / f"{name}.jsonl"
-            if not path.exists():
-                logger.warning("weak-label dataset %s is missing at %s", name, path)
-                continue
-            table = pd.read_json(path, lines=True)
-            if "split" in table:
-                table = table[table["split"] == "train"]
-            table = table[table["text"].astype(str).str.strip() != ""]
-            table = table[~table["text"].map(text_key).isin(held_out)]
-            table = table.sample(min(len(table), per_dataset), random_state=seed)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "text": table["text"].astype(str),
-                        "label": table["label"].astype(str).str.lower() if "label" in table else "",
-                        "lang": lang,
-                        "dataset": name,
-                    }
-                )
+    for lang, name, table in split_rows(data_dir, datasets, "train", "weak-label"):
+        table = _unseen(table, held_out)
+        table = table.sample(min(len(table), per_dataset), random_state=seed)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "text": table["text"].astype(str),
+                    "label": table["label"].astype(str).str.lower() if "label" in table else "",
+                    "lang": lang,
+                    "dataset": name,
+                }
             )
-    if not frames:
-        return pd.DataFrame(columns=["text", "label", "lang", "dataset", "split"])
-    rows = pd.concat(frames, ignore_index=True).drop_duplicates("text")
-    rows["split"] = "train"
-    return rows.reset_index(drop=True)
+        )
+    return _train_rows(frames, ["text", "label", "lang", "dataset"])
 
 
 def negative_rows(
@@ -186,38 +185,21 @@ def negative_rows(
 
     if not datasets:
         return pd.DataFrame(columns=["text", "lang", "dataset", "split"])
-    held_out = {
-        text_key(t)
-        for path in sorted(EVAL_DIR.glob("topics_*.jsonl"))
-        for t in pd.read_json(path, lines=True)["text"]
-    }
+    held_out = topic_set_keys()
     frames = []
-    for lang, names in datasets.items():
-        for name in names:
-            path = Path(data_dir) / lang / f"{name}.jsonl"
-            if not path.exists():
-                logger.warning("negative dataset %s is missing at %s", name, path)
-                continue
-            table = pd.read_json(path, lines=True)
-            if "split" in table:
-                table = table[table["split"] == "train"]
-            table = table[table["text"].astype(str).str.strip() != ""]
-            table = table[~table["text"].map(text_key).isin(held_out)]
-            # A boolean mask, not a list: an empty list would select no columns.
-            keep = np.array([not cue_topics(str(t), lang) for t in table["text"]], dtype=bool)
-            table = table.loc[keep] if len(table) else table
-            if table.empty:
-                logger.warning("negative dataset %s has no usable train rows", name)
-                continue
-            table = table.sample(min(len(table), per_dataset), random_state=seed)
-            frames.append(
-                pd.DataFrame({"text": table["text"].astype(str), "lang": lang, "dataset": name})
-            )
-    if not frames:
-        return pd.DataFrame(columns=["text", "lang", "dataset", "split"])
-    rows = pd.concat(frames, ignore_index=True).drop_duplicates("text")
-    rows["split"] = "train"
-    return rows.reset_index(drop=True)
+    for lang, name, table in split_rows(data_dir, datasets, "train", "negative"):
+        table = _unseen(table, held_out)
+        # A boolean mask, not a list: an empty list would select no columns.
+        keep = np.array([not cue_topics(str(t), lang) for t in table["text"]], dtype=bool)
+        table = table.loc[keep] if len(table) else table
+        if table.empty:
+            logger.warning("negative dataset %s has no usable train rows", name)
+            continue
+        table = table.sample(min(len(table), per_dataset), random_state=seed)
+        frames.append(
+            pd.DataFrame({"text": table["text"].astype(str), "lang": lang, "dataset": name})
+        )
+    return _train_rows(frames, ["text", "lang", "dataset"])
 
 
 def cue_targets(

@@ -32,12 +32,11 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
-import yaml
 from sqlalchemy import Connection, and_, case, func, insert, select, update
 
+from cxnlp.data import read_yaml
 from cxnlp.feedback.models import CASE_EVENTS, CASE_ITEMS, CASES, ITEMS
 from cxnlp.io.tables import escape_formula
 
@@ -134,12 +133,7 @@ def _validate(raw: dict[str, Any], where: str) -> CaseRules:
 @functools.cache
 def load_case_rules(path: str | None = None) -> CaseRules:
     """The rules of `cxnlp/data/case_rules.yaml`, or of a file in its format."""
-    if path is None:
-        text = resources.files("cxnlp.data").joinpath(RULES_RESOURCE).read_text("utf-8")
-    else:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    return _validate(yaml.safe_load(text) or {}, path or RULES_RESOURCE)
+    return _validate(read_yaml(RULES_RESOURCE, path), path or RULES_RESOURCE)
 
 
 def rules_from_env() -> CaseRules | None:

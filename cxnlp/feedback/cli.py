@@ -52,22 +52,7 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from cxnlp.feedback.ingest import ingest_file
-
-    stats = ingest_file(
-        args.input,
-        dataset=args.dataset,
-        store=args.db,
-        text_col=args.text_col,
-        id_col=args.id_col,
-        date_col=args.date_col,
-        score_col=args.score_col,
-        score_kind=args.score_kind,
-        model_name=args.model_name,
-        model_version=args.model_version,
-    )
-    _print_stats(stats)
-    _alerts(args.db, stats.dataset)
+    _store_file(args, args.input, args.dataset, args.model_name, args.model_version)
     return 0
 
 
@@ -86,21 +71,34 @@ def store_classified(args: argparse.Namespace, model) -> None:
     """`cxnlp classify --store`: the output file into the store, with the model's identity."""
     from pathlib import Path
 
-    from cxnlp.feedback.ingest import ingest_file
     from cxnlp.feedback.records import model_identity
 
     name, version = model_identity(model)
+    _store_file(args, args.output, args.dataset or Path(args.input).stem, name, version)
+
+
+def _store_file(
+    args: argparse.Namespace,
+    path: str,
+    dataset: str,
+    model_name: str | None,
+    model_version: str | None,
+) -> None:
+    """A classified file into the store (`args`: its columns and --db), said on stderr, and the
+    alerts raised after it (`_alerts`)."""
+    from cxnlp.feedback.ingest import ingest_file
+
     stats = ingest_file(
-        args.output,
-        dataset=args.dataset or Path(args.input).stem,
+        path,
+        dataset=dataset,
         store=args.db,
         text_col=args.text_col,
         id_col=args.id_col,
         date_col=args.date_col,
         score_col=args.score_col,
         score_kind=args.score_kind,
-        model_name=name,
-        model_version=version,
+        model_name=model_name,
+        model_version=model_version,
     )
     _print_stats(stats)
     _alerts(args.db, stats.dataset)

@@ -15,11 +15,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from cxnlp.data import read_yaml
 from cxnlp.labels import LANGS, SENTIMENTS
 
 CUES_RESOURCE = "aspect_cues.yaml"
@@ -202,12 +200,7 @@ class CueRule:
 @lru_cache(maxsize=4)
 def load_cue_rules(path: str | None = None) -> dict[str, tuple[CueRule, ...]]:
     """lang -> cue rules, from `cxnlp/data/aspect_cues.yaml` or a file in its format."""
-    if path is None:
-        raw_text = resources.files("cxnlp.data").joinpath(CUES_RESOURCE).read_text("utf-8")
-    else:
-        with open(path, encoding="utf-8") as handle:
-            raw_text = handle.read()
-    raw = yaml.safe_load(raw_text) or {}
+    raw = read_yaml(CUES_RESOURCE, path)
     rules: dict[str, tuple[CueRule, ...]] = {}
     for lang, entries in (raw.get("cues") or {}).items():
         if lang not in LANGS:

@@ -27,11 +27,9 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from cxnlp.data import read_yaml
 from cxnlp.labels import LANGS
 
 CUES_RESOURCE = "urgency_cues.yaml"
@@ -153,12 +151,7 @@ def _compile(
 @functools.cache
 def load_urgency_rules(path: str | None = None) -> UrgencyRules:
     """The cue rules of `cxnlp/data/urgency_cues.yaml`, or of a file in its format."""
-    if path is None:
-        raw_text = resources.files("cxnlp.data").joinpath(CUES_RESOURCE).read_text("utf-8")
-    else:
-        with open(path, encoding="utf-8") as handle:
-            raw_text = handle.read()
-    raw = yaml.safe_load(raw_text) or {}
+    raw = read_yaml(CUES_RESOURCE, path)
     weights = {str(k): float(v) for k, v in (raw.get("weights") or {}).items()}
     prefixes = {str(k): str(v or "") for k, v in (raw.get("prefix") or {}).items()}
     cues: dict[str, tuple[UrgencyCue, ...]] = {}

@@ -9,7 +9,6 @@ are AWS's `{"__type": ..., "Message": ...}` with its exception names. Enabled by
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -17,15 +16,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
 from cxnlp.io.isolate import Failed
 from cxnlp.io.validate import parse_json, text_problem
 from cxnlp.labels import LANGS
-from service.cloud import is_mixed, mixed_score, opinions, primary_language, resolve_language
+from service.cloud import (
+    CloudError,
+    CloudRoute,
+    http_message,
+    is_mixed,
+    mixed_score,
+    opinions,
+    primary_language,
+    resolve_language,
+    unsupported_language,
+    validated,
+)
 from service.cloud import predict as cloud_predict
 from service.deps import State
 from service.errors import field_path
@@ -33,8 +42,6 @@ from service.loading import LoadedModel
 from service.schemas_aws import REQUESTS, RESPONSES, AwsErrorResponse
 from service.settings import Settings
 from service.sigv4 import SigV4Error, verify
-
-logger = logging.getLogger(__name__)
 
 TARGET_PREFIX = "Comprehend_20171127."
 SIGNING_NAME = "comprehend"
@@ -64,7 +71,7 @@ def access_keys(settings: Settings) -> dict[str, str]:
     return pairs
 
 
-class AwsError(Exception):
+class AwsError(CloudError):
     """An error in AWS's JSON-protocol shape."""
 
     def __init__(
@@ -87,31 +94,37 @@ def _request_id() -> dict[str, str]:
     return {"x-amzn-RequestId": str(uuid.uuid4())}
 
 
-class AwsRoute(APIRoute):
+class AwsRoute(CloudRoute):
     """A route whose every failure (auth, limits, an unexpected error) is AWS-shaped."""
 
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
+    @staticmethod
+    def translate(exc: Exception) -> AwsError | None:
+        if isinstance(exc, HTTPException):
+            message = http_message(exc)
+            if exc.status_code == 413:
+                return AwsError("TextSizeLimitExceededException", message)
+            return AwsError("InvalidRequestException", message)
+        return None
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except AwsError as exc:
-                return exc.response()
-            except HTTPException as exc:
-                message = str(getattr(exc, "message", None) or exc.detail)
-                if exc.status_code == 413:
-                    return AwsError("TextSizeLimitExceededException", message).response()
-                return AwsError("InvalidRequestException", message).response()
-            except Exception:
-                logger.exception("unhandled error in %s", request.headers.get("x-amz-target"))
-                return AwsError(
-                    "InternalServerException",
-                    "internal server error; the service log has the details",
-                    status=500,
-                ).response()
+    @staticmethod
+    def busy(reason: str, retry: str) -> AwsError:
+        return AwsError(
+            "ThrottlingException",
+            f"Rate exceeded: the service is busy ({reason})",
+            headers={"Retry-After": retry},
+        )
 
-        return route
+    @staticmethod
+    def internal() -> AwsError:
+        return AwsError(
+            "InternalServerException",
+            "internal server error; the service log has the details",
+            status=500,
+        )
+
+    @staticmethod
+    def where(request: Request) -> str:
+        return str(request.headers.get("x-amz-target"))
 
 
 router = APIRouter(tags=["aws"], route_class=AwsRoute)
@@ -185,7 +198,7 @@ async def comprehend(
         raise AwsError(
             "SerializationException", f"the request body is not valid JSON: {exc}"
         ) from None
-    params = _parse(REQUESTS[operation], payload)
+    params = validated(REQUESTS[operation], payload, _invalid)
     handle = state.handle
     if handle is None:
         raise AwsError(
@@ -224,15 +237,11 @@ def _is_403(code: str) -> bool:
     }
 
 
-def _parse(model: type[BaseModel], payload: Any) -> Any:
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        errors = exc.errors()
-        detail = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in errors[:5])
-        raise AwsError(
-            "InvalidRequestException", f"{len(errors)} validation error(s) detected: {detail}"
-        ) from None
+def _invalid(errors: list[dict[str, Any]]) -> AwsError:
+    detail = "; ".join(f"{field_path(e['loc'])}: {e['msg']}" for e in errors[:5])
+    return AwsError(
+        "InvalidRequestException", f"{len(errors)} validation error(s) detected: {detail}"
+    )
 
 
 # --- the operations ----------------------------------------------------------------------------
@@ -240,7 +249,7 @@ def _parse(model: type[BaseModel], payload: Any) -> Any:
 
 def _language(code: str) -> str:
     primary = primary_language(code)
-    if primary not in LANGS:
+    if primary is None or unsupported_language(code):
         raise AwsError(
             "UnsupportedLanguageException",
             f"Unsupported language code {code!r}: this service analyses "
@@ -289,18 +298,6 @@ def _check_batch(texts: list[str], max_items: int) -> None:
         )
 
 
-def _busy(reason: str, retry: str) -> AwsError:
-    return AwsError(
-        "ThrottlingException",
-        f"Rate exceeded: the service is busy ({reason})",
-        headers={"Retry-After": retry},
-    )
-
-
-async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str | None]) -> list:
-    return await cloud_predict(state, handle, texts, langs, _busy)
-
-
 def _ok(prediction: Any) -> Any:
     """A single-text operation's prediction, or its failure as Comprehend's 500."""
     if isinstance(prediction, Failed):
@@ -330,7 +327,7 @@ async def detect_sentiment(state, handle: LoadedModel, params) -> dict[str, Any]
     lang = _language(params.LanguageCode)
     _raise(_text_problem(params.Text, MAX_TEXT_BYTES, state.settings.max_text_chars))
     hint, _ = resolve_language(lang, params.Text)
-    (prediction,) = await _predict(state, handle, [params.Text], [hint])
+    (prediction,) = await cloud_predict(state, handle, [params.Text], [hint])
     return _sentiment(_ok(prediction))
 
 
@@ -339,7 +336,7 @@ async def batch_detect_sentiment(state, handle: LoadedModel, params) -> dict[str
     lang = _language(params.LanguageCode)
     errors, accepted = _split_batch(params.TextList, MAX_TEXT_BYTES, state.settings.max_text_chars)
     texts = [params.TextList[i] for i in accepted]
-    predictions = await _predict(
+    predictions = await cloud_predict(
         state, handle, texts, [resolve_language(lang, t)[0] for t in texts]
     )
     results = []
@@ -393,13 +390,13 @@ async def detect_targeted_sentiment(state, handle: LoadedModel, params) -> dict[
     lang = _language(params.LanguageCode)
     _raise(_text_problem(params.Text, MAX_TEXT_BYTES, state.settings.max_text_chars))
     hint, _ = resolve_language(lang, params.Text)
-    (prediction,) = await _predict(state, handle, [params.Text], [hint])
+    (prediction,) = await cloud_predict(state, handle, [params.Text], [hint])
     prediction = _ok(prediction)
     # Each topic with evidence is an entity of one mention: the evidence span, the topic's
     # polarity and presence score, and the probabilities of that clause on its own.
     ops = opinions(prediction, params.Text)
     lang = prediction.lang if prediction.lang in LANGS else hint
-    clauses = await _predict(
+    clauses = await cloud_predict(
         state, handle, [params.Text[o["start"] : o["end"]] for o in ops], [lang] * len(ops)
     )
     entities = []

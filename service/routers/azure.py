@@ -11,17 +11,14 @@ keys. Enabled by `CXNLP_AZURE_API=on`.
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from cxnlp import detect_language
@@ -30,6 +27,10 @@ from cxnlp.io.validate import text_problem
 from cxnlp.labels import LANGS, SENTIMENTS
 from service.cloud import (
     STRING_INDEX_TYPES,
+    CloudError,
+    CloudRoute,
+    ModelT,
+    http_message,
     is_mixed,
     opinions,
     primary_language,
@@ -37,6 +38,8 @@ from service.cloud import (
     split_sentences,
     text_elements,
     to_index_units,
+    unsupported_language,
+    validated,
 )
 from service.cloud import (
     predict as cloud_predict,
@@ -61,8 +64,6 @@ from service.schemas_azure import (
     TextDocument,
 )
 
-logger = logging.getLogger(__name__)
-
 API_VERSIONS = ("2022-05-01", "2023-04-01")
 # Azure's synchronous limits: documents per request, text elements per document.
 MAX_DOCUMENTS = {SENTIMENT_KIND: 10, LANGUAGE_KIND: 1000}
@@ -82,7 +83,7 @@ INVALID_KEY = (
 )
 
 
-class AzureError(Exception):
+class AzureError(CloudError):
     """An error answered in Azure's shape, with its HTTP status."""
 
     def __init__(
@@ -125,7 +126,7 @@ def _from_validation(errors: list[dict[str, Any]]) -> AzureError:
 
 
 def _from_http(exc: HTTPException) -> AzureError:
-    message = str(getattr(exc, "message", None) or exc.detail)
+    message = http_message(exc)
     if exc.status_code == 413:
         return AzureError(413, "InvalidRequest", message, "InvalidDocumentBatch", message)
     if exc.status_code == 503:
@@ -135,30 +136,31 @@ def _from_http(exc: HTTPException) -> AzureError:
     return AzureError(exc.status_code, "InvalidRequest", message, headers=exc.headers)
 
 
-class AzureRoute(APIRoute):
+class AzureRoute(CloudRoute):
     """A route whose every failure (validation, auth, limits, no model) is Azure-shaped."""
 
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
+    @staticmethod
+    def translate(exc: Exception) -> AzureError | None:
+        if isinstance(exc, RequestValidationError):
+            return _from_validation(list(exc.errors()))
+        if isinstance(exc, HTTPException):
+            return _from_http(exc)
+        return None
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except AzureError as exc:
-                return exc.response()
-            except RequestValidationError as exc:
-                return _from_validation(list(exc.errors())).response()
-            except HTTPException as exc:
-                return _from_http(exc).response()
-            except Exception:
-                logger.exception("unhandled error on %s %s", request.method, request.url.path)
-                return AzureError(
-                    500,
-                    "InternalServerError",
-                    "internal server error; the service log has the details",
-                ).response()
+    @staticmethod
+    def busy(reason: str, retry: str) -> AzureError:
+        return AzureError(
+            429,
+            "TooManyRequests",
+            f"The service is busy ({reason}); retry after {retry} s.",
+            headers={"Retry-After": retry},
+        )
 
-        return route
+    @staticmethod
+    def internal() -> AzureError:
+        return AzureError(
+            500, "InternalServerError", "internal server error; the service log has the details"
+        )
 
 
 def require_subscription_key(request: Request, state: State) -> None:
@@ -188,6 +190,32 @@ router = APIRouter(
 )
 
 
+ShowStats = Annotated[bool, Query(alias="showStats")]
+
+
+@dataclass(frozen=True)
+class V3Query:
+    """What both Text Analytics v3 routes take: the version in the path (v3.0 or v3.1, else a
+    404), `model-version` and `showStats`."""
+
+    version: str
+    model_version: str | None
+    show_stats: bool
+
+
+def v3_query(
+    version: str,
+    model_version: Annotated[str | None, Query(alias="model-version")] = None,
+    show_stats: ShowStats = False,
+) -> V3Query:
+    if version not in ("v3.0", "v3.1"):
+        raise AzureError(404, "404", "Resource not found")
+    return V3Query(version, model_version, show_stats)
+
+
+V3 = Annotated[V3Query, Depends(v3_query)]
+
+
 # --- the routes --------------------------------------------------------------------------------
 
 
@@ -202,7 +230,7 @@ async def analyze_text(
     state: State,
     handle: CurrentModel,
     api_version: Annotated[str, Query(alias="api-version")],
-    show_stats: Annotated[bool, Query(alias="showStats")] = False,
+    show_stats: ShowStats = False,
 ) -> SentimentTaskResult | LanguageTaskResult:
     """Azure AI Language's synchronous `analyze-text` for the kinds `SentimentAnalysis` and
     `LanguageDetection` (api-versions 2022-05-01 and 2023-04-01)."""
@@ -239,23 +267,20 @@ async def analyze_text(
     summary="Azure Text Analytics v3.0 / v3.1: sentiment",
 )
 async def sentiment_v3(
-    version: str,
+    v3: V3,
     body: MultiLanguageBatchInput,
     state: State,
     handle: CurrentModel,
-    model_version: Annotated[str | None, Query(alias="model-version")] = None,
-    show_stats: Annotated[bool, Query(alias="showStats")] = False,
     opinion_mining: Annotated[bool, Query(alias="opinionMining")] = False,
     string_index_type: Annotated[str, Query(alias="stringIndexType")] = "TextElements_v8",
 ) -> SentimentResults:
     """The Text Analytics v3.1 (and v3.0) sentiment route that SDKs before 5.2 call."""
-    _check_v3(version)
     options = SentimentParameters(
-        modelVersion=model_version,
-        opinionMining=opinion_mining and version == "v3.1",
+        modelVersion=v3.model_version,
+        opinionMining=opinion_mining and v3.version == "v3.1",
         stringIndexType=string_index_type,
     )
-    return await _sentiment(state, handle, body.documents, options, show_stats)
+    return await _sentiment(state, handle, body.documents, options, v3.show_stats)
 
 
 @router.post(
@@ -265,21 +290,10 @@ async def sentiment_v3(
     summary="Azure Text Analytics v3.0 / v3.1: language detection",
 )
 async def languages_v3(
-    version: str,
-    body: LanguageBatchInput,
-    state: State,
-    handle: CurrentModel,
-    model_version: Annotated[str | None, Query(alias="model-version")] = None,
-    show_stats: Annotated[bool, Query(alias="showStats")] = False,
+    v3: V3, body: LanguageBatchInput, state: State, handle: CurrentModel
 ) -> LanguageResults:
     """The Text Analytics v3.1 (and v3.0) language detection route."""
-    _check_v3(version)
-    return await _languages(state, handle, body.documents, model_version, show_stats)
-
-
-def _check_v3(version: str) -> None:
-    if version not in ("v3.0", "v3.1"):
-        raise AzureError(404, "404", "Resource not found")
+    return await _languages(state, handle, body.documents, v3.model_version, v3.show_stats)
 
 
 # --- the work ----------------------------------------------------------------------------------
@@ -289,15 +303,14 @@ def _docs(body: AnalyzeTextRequest) -> list[tuple[int, dict[str, Any]]]:
     return list(enumerate(body.analysisInput.documents))
 
 
-def _parse(model: type[BaseModel], value: Any, where: str) -> Any:
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = field_path(first.get("loc", ()))
-        raise _invalid_request(
-            "InvalidRequestBodyFormat", f"Invalid request body: {where}.{field}: {first['msg']}"
-        ) from None
+def _parse(model: type[ModelT], value: Any, where: str) -> ModelT:
+    def invalid(errors: list[dict[str, Any]]) -> AzureError:
+        field = field_path(errors[0].get("loc", ()))
+        return _invalid_request(
+            "InvalidRequestBodyFormat", f"Invalid request body: {where}.{field}: {errors[0]['msg']}"
+        )
+
+    return validated(model, value, invalid)
 
 
 def _check_batch(docs: list[Any], kind: str, max_items: int, model_version: str | None, handle):
@@ -368,26 +381,28 @@ def _statistics(text: str) -> dict[str, int]:
     }
 
 
-def _request_statistics(docs: list[Any], errors: list[Any], documents: list[dict]) -> dict:
+def _with_statistics(result: dict[str, Any], text: str, stats: bool) -> dict[str, Any]:
+    """A document's result, with its `statistics` when the request asked for them."""
+    return {**result, "statistics": _statistics(text)} if stats else result
+
+
+def _answer(handle, docs: list[Any], errors: list[Any], documents: list[dict], stats: bool):
+    """A request's answer: its documents, errors, the model's name and, when asked for, the
+    request's statistics."""
+    statistics = None
+    if stats:
+        statistics = {
+            "documentsCount": len(docs),
+            "validDocumentsCount": len(documents),
+            "erroneousDocumentsCount": len(errors),
+            "transactionsCount": sum(d["statistics"]["transactionsCount"] for d in documents),
+        }
     return {
-        "documentsCount": len(docs),
-        "validDocumentsCount": len(documents),
-        "erroneousDocumentsCount": len(errors),
-        "transactionsCount": sum(d["statistics"]["transactionsCount"] for d in documents),
+        "documents": documents,
+        "errors": errors,
+        "modelVersion": handle.name,
+        "statistics": statistics,
     }
-
-
-def _busy(reason: str, retry: str) -> AzureError:
-    return AzureError(
-        429,
-        "TooManyRequests",
-        f"The service is busy ({reason}); retry after {retry} s.",
-        headers={"Retry-After": retry},
-    )
-
-
-async def _predict(state, handle: LoadedModel, texts: list[str], langs: list[str | None]) -> list:
-    return await cloud_predict(state, handle, texts, langs, _busy)
 
 
 def _bad(prediction: Any) -> bool:
@@ -418,8 +433,7 @@ async def _sentiment(
                 _document_error(doc.id, "InvalidDocument", problem, "Invalid document in request.")
             )
             continue
-        declared = primary_language(doc.language)
-        if declared is not None and declared not in LANGS:
+        if unsupported_language(doc.language):
             errors.append(
                 _document_error(
                     doc.id,
@@ -430,11 +444,11 @@ async def _sentiment(
                 )
             )
             continue
-        hint, overruled = resolve_language(declared, doc.text)
+        hint, overruled = resolve_language(primary_language(doc.language), doc.text)
         warnings = [{"code": "LanguageOverruled", "message": overruled}] if overruled else []
         accepted.append((doc, hint, warnings))
 
-    predictions = await _predict(
+    predictions = await cloud_predict(
         state, handle, [d.text for d, _, _ in accepted], [h for _, h, _ in accepted]
     )
     errors += [
@@ -460,7 +474,7 @@ async def _sentiment(
             pending += [(doc.text[a:b], lang) for a, b in doc_spans]
         pending += [(doc.text[o["start"] : o["end"]], lang) for o in ops]
     extra = iter(
-        await _predict(state, handle, [t for t, _ in pending], [lang for _, lang in pending])
+        await cloud_predict(state, handle, [t for t, _ in pending], [lang for _, lang in pending])
     )
 
     documents = []
@@ -486,17 +500,8 @@ async def _sentiment(
             "sentences": sentences,
             "warnings": warnings,
         }
-        if stats:
-            result["statistics"] = _statistics(doc.text)
-        documents.append(result)
-    return SentimentResults.model_validate(
-        {
-            "documents": documents,
-            "errors": errors,
-            "modelVersion": handle.name,
-            "statistics": _request_statistics(docs, errors, documents) if stats else None,
-        }
-    )
+        documents.append(_with_statistics(result, doc.text, stats))
+    return SentimentResults.model_validate(_answer(handle, docs, errors, documents, stats))
 
 
 def _sentence(text: str, span: tuple[int, int], prediction: Any, index_type: str) -> dict:
@@ -569,14 +574,5 @@ async def _languages(
             },
             "warnings": [],
         }
-        if stats:
-            result["statistics"] = _statistics(doc.text)
-        documents.append(result)
-    return LanguageResults.model_validate(
-        {
-            "documents": documents,
-            "errors": errors,
-            "modelVersion": handle.name,
-            "statistics": _request_statistics(docs, errors, documents) if stats else None,
-        }
-    )
+        documents.append(_with_statistics(result, doc.text, stats))
+    return LanguageResults.model_validate(_answer(handle, docs, errors, documents, stats))

@@ -17,7 +17,7 @@ import yaml
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from cxnlp.feedback import alerts, cases
 from cxnlp.feedback.cases import CaseError, CaseFilter, CaseRules
@@ -36,12 +36,13 @@ from service.case_schemas import (
 )
 from service.deps import State
 from service.errors import ApiError
-from service.feedback import Reader, Store
+from service.feedback import Limit, Page, Reader, Store, in_store, store_unavailable
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"], dependencies=[Reader])
 
 EXPORT_PAGE = 2000
 CaseId = Annotated[int, Path(ge=1)]
+DatasetName = Annotated[str, Query(min_length=1, description="dataset name")]
 
 
 def case_rules() -> CaseRules:
@@ -80,29 +81,28 @@ Filter = Annotated[CaseFilter, Depends(case_filter)]
 
 
 async def _run(store: FeedbackStore, work: Callable[..., Any], *, write: bool = False) -> Any:
-    """`work(connection)` in a worker thread (in a transaction when `write`), with the store's
-    and the case module's errors as JSON errors."""
-
-    def run() -> Any:
-        connect = store.engine.begin if write else store.engine.connect
-        with connect() as connection:
-            return work(connection)
-
+    """`work(connection)` on the store (`service.feedback.in_store`, in a transaction when
+    `write`), with the case module's errors as JSON errors."""
     try:
-        return await run_in_threadpool(run)
+        # Two writers reopening cases of one customer and reason at once: one of them wins.
+        return await in_store(
+            store,
+            work,
+            write=write,
+            conflict="the case changed meanwhile (another open case clashes); retry",
+        )
     except CaseError as exc:
         raise ApiError(exc.status_code, str(exc)) from None
-    except IntegrityError:
-        # Two writers reopening cases of one customer and reason at once: one of them wins.
-        raise ApiError(
-            409, "the case changed meanwhile (another open case clashes); retry"
-        ) from None
-    except SQLAlchemyError as exc:
-        raise ApiError(
-            503,
-            f"the feedback store did not answer: {type(exc).__name__}",
-            headers={"Retry-After": "1"},
-        ) from None
+
+
+async def _change(store: FeedbackStore, case_id: int, change: Callable[[Any], Any]) -> Any:
+    """`change(connection)` on one case in one transaction; the case as it is afterwards."""
+
+    def run(connection: Any) -> dict[str, Any]:
+        change(connection)
+        return _detail(connection, case_id)
+
+    return await _run(store, run, write=True)
 
 
 def _detail(connection: Any, case_id: int) -> dict[str, Any]:
@@ -118,13 +118,14 @@ def _detail(connection: Any, case_id: int) -> dict[str, Any]:
 async def list_cases(
     f: Filter,
     store: Store,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    page: Page,
 ) -> Any:
     """The queue: open cases first, overdue first among them, then by priority and deadline;
     closed cases after. Filters combine (AND)."""
-    page = await _run(store, lambda c: cases.list_cases(c, f, limit=limit, offset=offset))
-    return {"limit": limit, "offset": offset, **page}
+    found = await _run(
+        store, lambda c: cases.list_cases(c, f, limit=page.limit, offset=page.offset)
+    )
+    return {"limit": page.limit, "offset": page.offset, **found}
 
 
 @router.get("/export.csv", response_class=Response)
@@ -174,14 +175,12 @@ async def escalate(store: Store, state: State) -> Any:
     try:
         escalated = await run_in_threadpool(run)
     except SQLAlchemyError as exc:
-        raise ApiError(503, f"the feedback store did not answer: {type(exc).__name__}") from None
+        raise store_unavailable(exc) from None
     return {"escalated": escalated}
 
 
 @router.get("/recovery", response_model=Recovery)
-async def recovery(
-    store: Store, dataset: Annotated[str, Query(min_length=1, description="dataset name")]
-) -> Any:
+async def recovery(store: Store, dataset: DatasetName) -> Any:
     """The inner and outer loop: for customers who wrote again, the change in sentiment and
     score after their case was resolved against customers whose case got no response; hours to
     first response and to resolution per team; closed cases' root causes per topic."""
@@ -193,8 +192,8 @@ async def recovery(
 async def customer(
     customer_id: str,
     store: Store,
-    dataset: Annotated[str, Query(min_length=1, description="dataset name")],
-    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    dataset: DatasetName,
+    limit: Limit = 200,
 ) -> Any:
     """A customer's feedback (newest first) and cases."""
     return await _run(store, lambda c: cases.customer_history(c, dataset, customer_id, limit))
@@ -209,23 +208,17 @@ async def get_case(case_id: CaseId, store: Store) -> Any:
 @router.post("/{case_id}/assign", response_model=CaseDetail)
 async def assign(case_id: CaseId, body: AssignBody, store: Store) -> Any:
     """Give the case to an owner (`null`: unassigned)."""
-
-    def run(connection: Any) -> dict[str, Any]:
-        cases.assign(connection, case_id, body.owner, actor=body.actor)
-        return _detail(connection, case_id)
-
-    return await _run(store, run, write=True)
+    return await _change(
+        store, case_id, lambda c: cases.assign(c, case_id, body.owner, actor=body.actor)
+    )
 
 
 @router.post("/{case_id}/comments", response_model=CaseDetail)
 async def comment(case_id: CaseId, body: CommentBody, store: Store) -> Any:
     """Add a note to the case."""
-
-    def run(connection: Any) -> dict[str, Any]:
-        cases.comment(connection, case_id, body.note, actor=body.actor)
-        return _detail(connection, case_id)
-
-    return await _run(store, run, write=True)
+    return await _change(
+        store, case_id, lambda c: cases.comment(c, case_id, body.note, actor=body.actor)
+    )
 
 
 @router.post("/{case_id}/status", response_model=CaseDetail)
@@ -234,7 +227,7 @@ async def change_status(case_id: CaseId, body: StatusBody, store: Store) -> Any:
     the first response; a closed status needs `root_cause` and `resolved`; reopening fails with
     409 when the customer has another open case for the same reason."""
 
-    def run(connection: Any) -> dict[str, Any]:
+    def change(connection: Any) -> None:
         cases.change_status(
             connection,
             case_id,
@@ -245,6 +238,5 @@ async def change_status(case_id: CaseId, body: StatusBody, store: Store) -> Any:
             resolved=body.resolved,
             rules=case_rules(),
         )
-        return _detail(connection, case_id)
 
-    return await _run(store, run, write=True)
+    return await _change(store, case_id, change)

@@ -17,7 +17,7 @@ from cxnlp.report.scores import score_specs
 from cxnlp.report.summary import summarize
 from service.batcher import QueueFull
 from service.deps import Authorized, State, pick_model
-from service.errors import ApiError, field_error
+from service.errors import ApiError, field_error, invalid_fields
 from service.feedback import check_storable, store_results
 from service.items import item_id, prepare, result_fields
 from service.limits import check_items
@@ -179,7 +179,7 @@ def _frame(body: AnalyzeRequest, texts: list[str | None]) -> pd.DataFrame:
             elif column in RESERVED:
                 errors.append(field_error(loc, f"{column!r} is a result column", "reserved_field"))
     if errors:
-        raise ApiError(422, f"invalid request: {errors[0]['field']}: {errors[0]['msg']}", errors)
+        raise invalid_fields(errors)
     clashing = sorted(RESERVED & set(frame.columns))
     return frame.drop(columns=clashing)
 

@@ -11,13 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from service.deps import State, key_matches
+from service.deps import ServiceState, State, key_matches
 from service.feedback import COOKIE, has_access
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 ASSETS = {
+    "common.js": "text/javascript",
     "dashboard.js": "text/javascript",
     "dashboard.css": "text/css",
     "cases.js": "text/javascript",
@@ -39,26 +40,22 @@ def _login_page(message: str = "", status: int = 200) -> HTMLResponse:
     return HTMLResponse(_page("login.html", message=note), status_code=status)
 
 
-@router.get("", response_class=HTMLResponse)
-async def dashboard(request: Request, state: State) -> Response:
+def _behind_login(request: Request, state: ServiceState, name: str) -> Response:
+    """The page `name` for a logged-in reader (never cached), else the way to the login."""
     if not has_access(request, state):
         return RedirectResponse("/dashboard/login", status_code=303)
     logout = "true" if state.settings.auth else "false"
-    return HTMLResponse(
-        _page("dashboard.html", auth=logout),
-        headers={"Cache-Control": "no-store"},
-    )
+    return HTMLResponse(_page(name, auth=logout), headers={"Cache-Control": "no-store"})
+
+
+@router.get("", response_class=HTMLResponse)
+async def dashboard(request: Request, state: State) -> Response:
+    return _behind_login(request, state, "dashboard.html")
 
 
 @router.get("/cases", response_class=HTMLResponse)
 async def cases_page(request: Request, state: State) -> Response:
-    if not has_access(request, state):
-        return RedirectResponse("/dashboard/login", status_code=303)
-    logout = "true" if state.settings.auth else "false"
-    return HTMLResponse(
-        _page("cases.html", auth=logout),
-        headers={"Cache-Control": "no-store"},
-    )
+    return _behind_login(request, state, "cases.html")
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse
 from cxnlp.io.tables import FORMATS, count_rows, table_format
 from cxnlp.io.validate import name_problem
 from service.deps import Authorized, State, _presented_key, key_matches, pick_model
-from service.errors import ApiError, field_error
+from service.errors import ApiError, checked_name, field_error
 from service.jobs import Job, JobQueueFull
 from service.schemas import JobInfo, ScoreKind
 from service.sessions import key_hash
@@ -93,13 +93,9 @@ async def create_job(
     runner = state.jobs
     job_id, folder = runner.new_job_dir()
     input_path, output_path = folder / f"input{suffix}", folder / f"result{suffix}"
-    if dataset is not None and (problem := name_problem(dataset)) is not None:
+    if dataset is not None and name_problem(dataset) is not None:
         shutil.rmtree(folder, ignore_errors=True)
-        raise ApiError(
-            422,
-            f"invalid request: dataset {problem}",
-            [field_error(("body", "dataset"), f"the dataset name {problem}", "value_error")],
-        )
+        checked_name(dataset, ("body", "dataset"), "the dataset name")
     await run_in_threadpool(_save_upload, file, input_path)
     rows = await run_in_threadpool(_count, input_path)
     settings, owner = state.settings, _owner(request)

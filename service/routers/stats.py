@@ -24,11 +24,10 @@ from cxnlp.feedback import queries
 from cxnlp.feedback.db import FeedbackStore
 from cxnlp.feedback.item_queries import EXPORT_COLUMNS, JSON_EXPORT_COLUMNS
 from cxnlp.io.tables import escape_formula
-from cxnlp.io.validate import check_name
 from cxnlp.labels import Sentiment, StorePeriod
 from cxnlp.report.stats import P_ADJUST_METHODS
-from service.errors import ApiError, field_error
-from service.feedback import Reader, Store
+from service.errors import ApiError, checked_name, field_error
+from service.feedback import Page, Reader, Store, in_store, store_unavailable
 from service.stats_schemas import (
     Alerts,
     ItemsPage,
@@ -91,18 +90,8 @@ Filter = Annotated[queries.StatsFilter, Depends(stats_filter)]
 
 
 async def _read(store: FeedbackStore, view: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    def run() -> Any:
-        with store.engine.connect() as connection:
-            return view(connection, *args, **kwargs)
-
     try:
-        return await run_in_threadpool(run)
-    except SQLAlchemyError as exc:
-        raise ApiError(
-            503,
-            f"the feedback store did not answer: {type(exc).__name__}",
-            headers={"Retry-After": "1"},
-        ) from None
+        return await in_store(store, lambda connection: view(connection, *args, **kwargs))
     except ValueError as exc:
         raise ApiError(422, f"invalid request: {exc}") from None
 
@@ -137,14 +126,7 @@ async def topics_by(
 ) -> Any:
     """Topic x channel (or another column): mentions, share of that value's items, negative
     share."""
-    try:
-        check_name(column, "column")  # a NUL or a lone surrogate: no database answers it
-    except ValueError as exc:
-        raise ApiError(
-            422,
-            f"invalid request: {exc}",
-            [field_error(("query", "column"), str(exc), "value_error")],
-        ) from None
+    checked_name(column, ("query", "column"), "the column")
     return await _read(store, queries.topic_by, f, column)
 
 
@@ -152,11 +134,10 @@ async def topics_by(
 async def items(
     f: Filter,
     store: Store,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    page_query: Page,
 ) -> Any:
     """The items under the filter, newest first (drill-down and search)."""
-    page = await _read(store, queries.items, f, limit, offset)
+    page = await _read(store, queries.items, f, page_query.limit, page_query.offset)
     for item in page["items"]:
         item["created_at"] = item["created_at"].isoformat()
     return page
@@ -184,11 +165,7 @@ async def items_csv(f: Filter, store: Store) -> StreamingResponse:
     try:
         connection, rows, first = await run_in_threadpool(open_rows)
     except SQLAlchemyError as exc:
-        raise ApiError(
-            503,
-            f"the feedback store did not answer: {type(exc).__name__}",
-            headers={"Retry-After": "1"},
-        ) from None
+        raise store_unavailable(exc) from None
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()

@@ -2,23 +2,8 @@
 // feedback and to the customer's history (#case=ID, #customer=DATASET/ID). No libraries.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const PAGE = 50;
 const state = { offset: 0, rules: null, current: null };
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k === "onclick") node.addEventListener("click", v);
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) {
-    if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
 
 const day = (iso) => (iso ? iso.replace("T", " ").slice(0, 16) : "–");
 const query = (params) => {
@@ -31,20 +16,13 @@ const customerLink = (dataset, customer) =>
   customer ? el("a", { href: `#customer=${encodeURIComponent(dataset)}/${encodeURIComponent(customer)}` }, customer) : "–";
 
 async function api(path, options = {}) {
-  const init = { credentials: "same-origin", ...options };
+  const init = { ...options };
   if (options.body !== undefined) {
     init.method = init.method || "POST";
     init.headers = { "Content-Type": "application/json" };
     init.body = JSON.stringify(options.body);
   }
-  const response = await fetch(path, init);
-  if (response.status === 401) {
-    window.location.href = "/dashboard/login";
-    throw new Error("not logged in");
-  }
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
-  return body;
+  return getJson(path, init);
 }
 
 function fill(select, values) {

@@ -4,8 +4,6 @@
 
 const SENTIMENTS = ["negative", "neutral", "positive"];
 const COLORS = { negative: "#c7372f", neutral: "#8a8f98", positive: "#2e8b57" };
-const SVG_NS = "http://www.w3.org/2000/svg";
-const $ = (id) => document.getElementById(id);
 
 const state = { filter: {}, drill: {}, offset: 0, options: null };
 // The words of the chosen language (/dashboard/i18n/<lang>): UI strings, topic labels from the
@@ -37,23 +35,6 @@ function day(iso) {
 
 // --- helpers ------------------------------------------------------------------------------
 
-function el(tag, attrs = {}, ...children) {
-  const node = tag.startsWith("svg:")
-    ? document.createElementNS(SVG_NS, tag.slice(4))
-    : document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === null || v === undefined) continue;
-    if (k === "onclick") node.addEventListener("click", v);
-    else if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) {
-    if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
 const pct = (x, digits = 1) => (x === null || x === undefined ? "–" : new Intl.NumberFormat(words.locale, { style: "percent", minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x));
 const num = (x, digits = 2) => (x === null || x === undefined ? "–" : fmt(Number(x), digits));
 
@@ -69,14 +50,7 @@ function query(filter, extra = {}) {
 }
 
 async function api(path, filter, extra) {
-  const response = await fetch(`/v1/stats${path}?${query(filter, extra)}`, { credentials: "same-origin" });
-  if (response.status === 401) {
-    window.location.href = "/dashboard/login";
-    throw new Error("not logged in");
-  }
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.error || response.statusText);
-  return body;
+  return getJson(`/v1/stats${path}?${query(filter, extra)}`);
 }
 
 function setBusy(busy) {

@@ -15,7 +15,6 @@ draw order, alternating. The seed and quotas below are the ones training/eval/RE
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
@@ -23,8 +22,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.data import text_key  # noqa: E402
-from training.topic_data import hash_split  # noqa: E402
+from training.data import corpus_lines, drawn_row, read_jsonl, text_key, write_jsonl  # noqa: E402
+from training.topic_data import hash_split, topic_set_keys  # noqa: E402
 
 SEED = 14  # the aspects issue
 MIN_WORDS, MAX_WORDS = 3, 40
@@ -59,35 +58,21 @@ QUOTAS: dict[str, dict[str, tuple[str, int]]] = {
 }
 
 
-def held_out_keys() -> set[str]:
-    keys = set()
-    for path in sorted(Path(__file__).parent.glob("topics_*.jsonl")):
-        if "multidomain" in path.name:
-            continue
-        with path.open(encoding="utf-8") as lines:
-            keys |= {text_key(json.loads(line)["text"]) for line in lines if line.strip()}
-    return keys
-
-
 def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
     rng = random.Random(SEED)
-    seen = held_out_keys()
+    seen = topic_set_keys(skip="multidomain")
     chosen = []
     for dataset, (domain, quota) in QUOTAS[lang].items():
         pool = []
         path = data_dir / lang / f"{dataset}.jsonl"
-        with path.open(encoding="utf-8") as lines:
-            splits = {json.loads(line).get("split") for line in lines if line.strip()}
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines):
-                row = json.loads(line)
-                text = " ".join(str(row["text"]).split())
-                # A file without a test split (SemEval-2016 training sets) is split by hash, as
-                # training.topic_data does for it: its hash-test rows are never trained on.
-                split = row.get("split") if "test" in splits else hash_split(text)
-                if split != "test" or not MIN_WORDS <= len(text.split()) <= MAX_WORDS:
-                    continue
-                pool.append((number, text))
+        splits = {row.get("split") for row in read_jsonl(path)}
+        for number, text, row in corpus_lines(path):
+            # A file without a test split (SemEval-2016 training sets) is split by hash, as
+            # training.topic_data does for it: its hash-test rows are never trained on.
+            split = row.get("split") if "test" in splits else hash_split(text)
+            if split != "test" or not MIN_WORDS <= len(text.split()) <= MAX_WORDS:
+                continue
+            pool.append((number, text))
         rng.shuffle(pool)
         taken = 0
         for number, text in pool:
@@ -96,15 +81,8 @@ def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
             if text_key(text) in seen:
                 continue
             seen.add(text_key(text))
-            chosen.append(
-                {
-                    "id": f"{dataset}:{number}",
-                    "dataset": dataset,
-                    "domain": domain,
-                    "split": "dev" if taken % 2 == 0 else "test",
-                    "text": text,
-                }
-            )
+            split = "dev" if taken % 2 == 0 else "test"
+            chosen.append(drawn_row(dataset, number, text, domain=domain, split=split))
             taken += 1
     return chosen
 
@@ -118,9 +96,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for lang in QUOTAS:
         rows = sample(Path(args.data_dir), lang)
-        with (out / f"{lang}.jsonl").open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_jsonl(out / f"{lang}.jsonl", rows)
         print(f"{lang}: {len(rows)} texts")
 
 

@@ -14,7 +14,6 @@ the ones training/eval/README.md describes; changing them draws a different set.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.data import text_key  # noqa: E402
+from training.data import corpus_lines, drawn_row, text_key, write_jsonl  # noqa: E402
 
 SEED = 4  # the topics issue
 LONG_SHARE = 0.8
@@ -52,20 +51,16 @@ def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
     chosen, seen = [], set()
     for dataset, quota in QUOTAS[lang].items():
         long, short = [], []
-        path = data_dir / lang / f"{dataset}.jsonl"
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines):
-                row = json.loads(line)
-                text = " ".join(str(row["text"]).split())
-                words = len(text.split())
-                key = text_key(text)
-                if row.get("split") != "test" or key in seen:
-                    continue
-                if not MIN_WORDS <= words <= MAX_WORDS:
-                    continue
-                seen.add(key)
-                item = {"id": f"{dataset}:{number}", "dataset": dataset, "text": text}
-                (long if words >= LONG_WORDS else short).append(item)
+        for number, text, row in corpus_lines(data_dir / lang / f"{dataset}.jsonl"):
+            words = len(text.split())
+            key = text_key(text)
+            if row.get("split") != "test" or key in seen:
+                continue
+            if not MIN_WORDS <= words <= MAX_WORDS:
+                continue
+            seen.add(key)
+            item = drawn_row(dataset, number, text)
+            (long if words >= LONG_WORDS else short).append(item)
         n_long = min(len(long), round(quota * LONG_SHARE))
         picked = rng.sample(long, n_long) + rng.sample(short, min(len(short), quota - n_long))
         chosen.extend(picked)
@@ -79,9 +74,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(REPO_ROOT / ".." / "shared" / "data"))
     args = parser.parse_args()
     rows = sample(Path(args.data_dir), args.lang)
-    with open(args.out, "w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl(args.out, rows)
     print(f"{len(rows)} texts -> {args.out}")
 
 

@@ -14,12 +14,17 @@ labeled by hand; see README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
+import sys
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+
+from training.data import corpus_lines, drawn_row, write_jsonl  # noqa: E402
+
+DATA = REPO_ROOT / ".." / "shared" / "data"
 SEED = 28
 DATASETS = {
     "en": ["twitter_us_airline", "amazon_polarity_10k", "semeval2014_absa_restaurants_en",
@@ -55,16 +60,13 @@ QUOTA = {"keyword": 130, "negative": 70, "focus": {"en": 160, "fa": 200, "ar": 1
 def load(lang: str) -> list[dict]:
     rows, seen = [], set()
     for name in DATASETS[lang]:
-        path = DATA / lang / f"{name}.jsonl"
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle):
-                row = json.loads(line)
-                text = " ".join(str(row["text"]).split())
-                if row.get("split") == "test" or text in seen or not 3 <= len(text.split()) <= 80:
-                    continue
-                seen.add(text)
-                rows.append({"id": f"{name}:{line_no}", "dataset": name, "lang": lang,
-                             "text": text, "source_label": row.get("label")})  # fmt: skip
+        for line_no, text, row in corpus_lines(DATA / lang / f"{name}.jsonl"):
+            if row.get("split") == "test" or text in seen or not 3 <= len(text.split()) <= 80:
+                continue
+            seen.add(text)
+            rows.append(
+                {**drawn_row(name, line_no, text, lang=lang), "source_label": row.get("label")}
+            )
     return rows
 
 
@@ -97,9 +99,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for lang in DATASETS:
         rng = random.Random(f"{SEED}-{lang}")
-        with (args.out / f"candidates_{lang}.jsonl").open("w", encoding="utf-8") as handle:
-            for r in sample(lang, rng):
-                handle.write(json.dumps(r, ensure_ascii=False) + "\n")
+        write_jsonl(args.out / f"candidates_{lang}.jsonl", sample(lang, rng))
 
 
 if __name__ == "__main__":

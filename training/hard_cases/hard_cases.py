@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.labels import LANGS, SENTIMENTS  # noqa: E402
 from cxnlp.text.clean import text_key  # noqa: E402
-from training.data import dataset_catalog  # noqa: E402
+from training.data import dataset_catalog, read_jsonl  # noqa: E402
 
 HARD_DIR = Path(__file__).resolve().parent
 HARD_FILE = "hard_{lang}.jsonl"
@@ -106,20 +106,15 @@ CUES: dict[str, dict[str, str]] = {
 }
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
-
-
 def excluded_keys(data_dir: Path) -> set[str]:
     """Texts never to take: every `test` row of the pool, and every text of the hand-labeled sets
     under `training/eval/` and `training/topic_labels/`."""
     keys = set()
     for path in sorted(data_dir.glob("*/*.jsonl")):
-        keys |= {text_key(r["text"]) for r in _read_jsonl(path) if r.get("split") == "test"}
+        keys |= {text_key(r["text"]) for r in read_jsonl(path) if r.get("split") == "test"}
     for folder in ("eval", "topic_labels"):
         for path in sorted((REPO_ROOT / "training" / folder).glob("*.jsonl")):
-            keys |= {text_key(r["text"]) for r in _read_jsonl(path)}
+            keys |= {text_key(r["text"]) for r in read_jsonl(path)}
     return keys
 
 
@@ -130,7 +125,7 @@ def pool_rows(data_dir: Path, lang: str) -> Iterator[tuple[str, int, dict]]:
         info = catalog.get(path.stem)
         if info is not None and info.eval_only:
             continue
-        for number, row in enumerate(_read_jsonl(path)):
+        for number, row in enumerate(read_jsonl(path)):
             if row.get("split") in SPLITS:
                 yield path.stem, number, row
 
@@ -197,7 +192,7 @@ def check_rows(rows: Iterable[dict], lang: str, data_dir: Path, skip: set[str]) 
             continue
         path = data_dir / lang / f"{dataset}.jsonl"
         if dataset not in sources:
-            sources[dataset] = _read_jsonl(path) if path.exists() else []
+            sources[dataset] = read_jsonl(path) if path.exists() else []
         source = sources[dataset]
         if int(line) >= len(source):
             problems.append(f"{where}: line {line} not in {path}")
@@ -234,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = 0
     for lang in LANGS:
         path = HARD_DIR / HARD_FILE.format(lang=lang)
-        problems = check_rows(_read_jsonl(path), lang, args.data_dir, skip) if path.exists() else []
+        problems = check_rows(read_jsonl(path), lang, args.data_dir, skip) if path.exists() else []
         bad += len(problems)
         print("\n".join(problems) if problems else f"{lang}: ok")
     return 1 if bad else 0

@@ -14,7 +14,6 @@ polarities, evidence spans, ids); the tests run it over the real files.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from sklearn.metrics import cohen_kappa_score  # noqa: E402
 
 from cxnlp.labels import LANGS  # noqa: E402
 from cxnlp.topics.taxonomy import TOPICS  # noqa: E402
+from training.data import read_jsonl  # noqa: E402
 from training.topic_data import TOPIC_POLARITIES  # noqa: E402
 
 LABELS_DIR = Path(__file__).resolve().parent
@@ -57,12 +57,6 @@ class Agreement:
         """Mean kappa over the topics either pass used (nan when neither used any)."""
         values = list(self.kappa.values())
         return sum(values) / len(values) if values else math.nan
-
-
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a JSONL file, in file order."""
-    with Path(path).open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
 
 
 def _topics(row: dict[str, Any]) -> dict[str, str]:
@@ -166,7 +160,7 @@ def main(labels_dir: Path = LABELS_DIR) -> int:
         if not (first.is_file() and second.is_file()):
             continue
         found += 1
-        print(format_agreement(lang, agreement(read_rows(first), read_rows(second))))
+        print(format_agreement(lang, agreement(read_jsonl(first), read_jsonl(second))))
     if not found:
         both = f"{FIRST_PASS} and {SECOND_PASS}".format(lang="<lang>")
         print(f"no language has both {both} in {labels_dir}")

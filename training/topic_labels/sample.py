@@ -16,7 +16,6 @@ customer reviews weigh three times a tweet set, as the product reads mostly revi
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
@@ -25,7 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.labels import LANGS  # noqa: E402
-from training.data import dataset_catalog, text_key  # noqa: E402
+from training.data import corpus_lines, dataset_catalog, drawn_row, text_key, write_jsonl  # noqa: E402
+from training.topic_data import topic_set_keys  # noqa: E402
 
 SEED = 27  # the topics issue
 PER_LANG = 1100
@@ -34,15 +34,6 @@ DOMAIN_WEIGHT = {"review": 3.0, "tweet": 1.0, "other": 1.0}
 # Tweets to a company's customer service are customer feedback too.
 DATASET_WEIGHT = {"twitter_us_airline": 4.0}
 OUT_DIR = Path(__file__).resolve().parent
-
-
-def held_out_keys() -> set[str]:
-    """Texts of every hand-labeled evaluation set: never drawn for training."""
-    keys = set()
-    for path in sorted((REPO_ROOT / "training" / "eval").glob("topics_*.jsonl")):
-        with path.open(encoding="utf-8") as lines:
-            keys |= {text_key(json.loads(line)["text"]) for line in lines if line.strip()}
-    return keys
 
 
 def quotas(lang: str, data_dir: Path) -> dict[str, int]:
@@ -65,15 +56,12 @@ def quotas(lang: str, data_dir: Path) -> dict[str, int]:
 
 def _pool(data_dir: Path, lang: str, dataset: str, rng: random.Random) -> list[tuple[int, str]]:
     pool = []
-    with (data_dir / lang / f"{dataset}.jsonl").open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines):
-            row = json.loads(line)
-            text = " ".join(str(row["text"]).split())
-            if row.get("split") not in ("train", "dev"):
-                continue
-            if not MIN_WORDS <= len(text.split()) <= MAX_WORDS:
-                continue
-            pool.append((number, text))
+    for number, text, row in corpus_lines(data_dir / lang / f"{dataset}.jsonl"):
+        if row.get("split") not in ("train", "dev"):
+            continue
+        if not MIN_WORDS <= len(text.split()) <= MAX_WORDS:
+            continue
+        pool.append((number, text))
     rng.shuffle(pool)
     return pool
 
@@ -81,7 +69,7 @@ def _pool(data_dir: Path, lang: str, dataset: str, rng: random.Random) -> list[t
 def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
     """Each dataset's quota; what a small dataset cannot fill goes to the others, in turn."""
     rng = random.Random(SEED)
-    seen = held_out_keys()
+    seen = topic_set_keys()  # every hand-labeled evaluation set: never drawn for training
     catalog = dataset_catalog()
     want = quotas(lang, data_dir)
     pools = {name: _pool(data_dir, lang, name, rng) for name in want}
@@ -106,15 +94,8 @@ def sample(data_dir: Path, lang: str) -> list[dict[str, str]]:
     chosen = []
     for name, rows in taken.items():
         for index, (number, text) in enumerate(rows):
-            chosen.append(
-                {
-                    "id": f"{name}:{number}",
-                    "dataset": name,
-                    "domain": catalog[name].domain,
-                    "split": "dev" if index % 5 == 4 else "train",
-                    "text": text,
-                }
-            )
+            split = "dev" if index % 5 == 4 else "train"
+            chosen.append(drawn_row(name, number, text, domain=catalog[name].domain, split=split))
     return chosen
 
 
@@ -127,9 +108,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for lang in LANGS:
         rows = sample(Path(args.data_dir), lang)
-        with (out / f"unlabeled_{lang}.jsonl").open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_jsonl(out / f"unlabeled_{lang}.jsonl", rows)
         print(f"{lang}: {len(rows)} texts")
 
 

@@ -15,147 +15,56 @@ branch_labels = None
 depends_on = None
 
 
-def upgrade() -> None:
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# The per-day aggregates' key columns, and what each of them counts or sums.
+_KEYS = {
+    "dataset": lambda: sa.String(length=200),
+    "day": sa.Date,
+    "lang": lambda: sa.String(length=16),
+    "channel": lambda: sa.String(length=200),
+    "sentiment": lambda: sa.String(length=16),
+    "score_kind": lambda: sa.String(length=8),
+    "topic": lambda: sa.String(length=100),
+    "polarity": lambda: sa.String(length=16),
+}
+_MEASURES = {
+    **dict.fromkeys(("n", "p_positive_sum", "p_neutral_sum", "p_negative_sum", "score_n"), _ID),
+    "score_sum": sa.Float(),
+    "score_sq_sum": sa.Float(),
+    **dict.fromkeys(("promoters", "detractors", "satisfied"), _ID),
+}
+
+
+def _aggregate(name: str, *keys: str) -> None:
+    """A per-day aggregate table: its key columns (the primary key), then the measures."""
     op.create_table(
-        "daily_stats",
-        sa.Column("dataset", sa.String(length=200), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("lang", sa.String(length=16), nullable=False),
-        sa.Column("channel", sa.String(length=200), nullable=False),
-        sa.Column("sentiment", sa.String(length=16), nullable=False),
-        sa.Column("score_kind", sa.String(length=8), nullable=False),
-        sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "p_positive_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "p_neutral_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "p_negative_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("score_n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("score_sum", sa.Float(), nullable=False),
-        sa.Column("score_sq_sum", sa.Float(), nullable=False),
-        sa.Column(
-            "promoters", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "detractors", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "satisfied", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.PrimaryKeyConstraint("dataset", "day", "lang", "channel", "sentiment", "score_kind"),
+        name,
+        *[sa.Column(key, _KEYS[key](), nullable=False) for key in keys],
+        *[sa.Column(measure, kind, nullable=False) for measure, kind in _MEASURES.items()],
+        sa.PrimaryKeyConstraint(*keys),
     )
-    op.create_table(
+
+
+def upgrade() -> None:
+    _aggregate("daily_stats", "dataset", "day", "lang", "channel", "sentiment", "score_kind")
+    _aggregate(
         "daily_topic_stats",
-        sa.Column("dataset", sa.String(length=200), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("lang", sa.String(length=16), nullable=False),
-        sa.Column("channel", sa.String(length=200), nullable=False),
-        sa.Column("sentiment", sa.String(length=16), nullable=False),
-        sa.Column("score_kind", sa.String(length=8), nullable=False),
-        sa.Column("topic", sa.String(length=100), nullable=False),
-        sa.Column("polarity", sa.String(length=16), nullable=False),
-        sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "p_positive_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "p_neutral_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "p_negative_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("score_n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("score_sum", sa.Float(), nullable=False),
-        sa.Column("score_sq_sum", sa.Float(), nullable=False),
-        sa.Column(
-            "promoters", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "detractors", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "satisfied", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.PrimaryKeyConstraint(
-            "dataset", "day", "lang", "channel", "sentiment", "score_kind", "topic", "polarity"
-        ),
+        *("dataset", "day", "lang", "channel", "sentiment", "score_kind", "topic", "polarity"),
     )
     with op.batch_alter_table("daily_topic_stats", schema=None) as batch_op:
         batch_op.create_index(
             "ix_daily_topic_stats_topic", ["topic", "dataset", "day"], unique=False
         )
 
-    op.create_table(
-        "daily_topic_totals",
-        sa.Column("dataset", sa.String(length=200), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("sentiment", sa.String(length=16), nullable=False),
-        sa.Column("score_kind", sa.String(length=8), nullable=False),
-        sa.Column("topic", sa.String(length=100), nullable=False),
-        sa.Column("polarity", sa.String(length=16), nullable=False),
-        sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "p_positive_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "p_neutral_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "p_negative_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("score_n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("score_sum", sa.Float(), nullable=False),
-        sa.Column("score_sq_sum", sa.Float(), nullable=False),
-        sa.Column(
-            "promoters", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "detractors", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "satisfied", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.PrimaryKeyConstraint("dataset", "day", "sentiment", "score_kind", "topic", "polarity"),
+    _aggregate(
+        "daily_topic_totals", "dataset", "day", "sentiment", "score_kind", "topic", "polarity"
     )
-    op.create_table(
-        "daily_totals",
-        sa.Column("dataset", sa.String(length=200), nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("sentiment", sa.String(length=16), nullable=False),
-        sa.Column("score_kind", sa.String(length=8), nullable=False),
-        sa.Column("n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column(
-            "p_positive_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "p_neutral_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "p_negative_sum", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("score_n", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("score_sum", sa.Float(), nullable=False),
-        sa.Column("score_sq_sum", sa.Float(), nullable=False),
-        sa.Column(
-            "promoters", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "detractors", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column(
-            "satisfied", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.PrimaryKeyConstraint("dataset", "day", "sentiment", "score_kind"),
-    )
+    _aggregate("daily_totals", "dataset", "day", "sentiment", "score_kind")
     op.create_table(
         "feedback_alerts",
         sa.Column(
             "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            _ID,
             autoincrement=True,
             nullable=False,
         ),
@@ -184,7 +93,7 @@ def upgrade() -> None:
         "feedback_items",
         sa.Column(
             "pk",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            _ID,
             autoincrement=True,
             nullable=False,
         ),
@@ -224,7 +133,7 @@ def upgrade() -> None:
 
     op.create_table(
         "item_topics",
-        sa.Column("item_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("item_pk", _ID, nullable=False),
         sa.Column("topic", sa.String(length=100), nullable=False),
         sa.Column("polarity", sa.String(length=16), nullable=True),
         sa.Column("score", sa.Float(), nullable=True),
