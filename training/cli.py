@@ -158,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from training.recalibrate import recalibrate_saved
+    from training.train import recalibrate_saved
 
     report = recalibrate_saved(
         args.model, args.out, biases=not args.no_biases, lang_weights=not args.no_lang_weights

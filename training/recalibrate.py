@@ -38,6 +38,12 @@ def macro_f1(gold: np.ndarray, predicted: np.ndarray, n_labels: int = len(SENTIM
     return macro_f1_from_confusion(counts.reshape(n_labels, n_labels))
 
 
+def confusion_counts(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
+    """The confusion matrix of label indices (rows gold, columns predicted)."""
+    n = len(SENTIMENTS)
+    return np.bincount(gold * n + predicted, minlength=n * n).reshape(n, n).tolist()
+
+
 def _halves(n: int, seed: int) -> list[np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
     return [order[: n // 2], order[n // 2 :]]
@@ -128,8 +134,6 @@ def recalibrate(
     """Choose per-language blend weights and offsets on `dev` (normalised `text`, `label`,
     `lang`), then fit the temperatures on the result; set them on `model` and return what was
     chosen and measured (and the dev confusion matrices `cxnlp report` corrects shares with)."""
-    from training.train import _confusion  # the one confusion-matrix helper of training
-
     if dev.empty:
         logger.warning("no dev rows: probabilities stay uncalibrated (temperature 1)")
         return {"temperatures": {"*": 1.0}, "confusion": {}}
@@ -157,10 +161,10 @@ def recalibrate(
     shifted = logits + model.biases_for(list(langs))
     predicted = shifted.argmax(1)
     temperatures = {"*": fit_temperature(shifted, gold)}
-    confusion = {"*": _confusion(gold, predicted)}
+    confusion = {"*": confusion_counts(gold, predicted)}
     for lang in sorted(set(langs)):
         rows = np.flatnonzero(langs == lang)
-        confusion[lang] = _confusion(gold[rows], predicted[rows])
+        confusion[lang] = confusion_counts(gold[rows], predicted[rows])
         if len(rows) >= MIN_ROWS:
             temperatures[lang] = fit_temperature(shifted[rows], gold[rows])
         logger.info("dev %s: macro-F1 %.4f", lang, macro_f1(gold[rows], predicted[rows]))
@@ -171,40 +175,4 @@ def recalibrate(
         getattr(model, "lang_weights", {}),
         model.biases_,
     )
-    return report
-
-
-def recalibrate_saved(
-    model: str, out: str, *, biases: bool = True, lang_weights: bool = True
-) -> dict[str, Any]:
-    """`recalibrate` a saved model on the dev rows of its own training configuration and write
-    the result as a copy at `out` (config and dev confusion; the weights are the same files)."""
-    import shutil
-    from pathlib import Path
-
-    from cxnlp.modeldir import read_config, read_training_config, write_config, write_dev_confusion
-    from cxnlp.models.store import load, resolve_model
-    from training.config import Config
-    from training.train import prepare_frames
-
-    source = Path(resolve_model(model))
-    saved = read_training_config(source)
-    if saved is None:
-        raise ValueError(f"{source} has no training configuration to take its dev rows from")
-    _, dev = prepare_frames(Config.from_dict(saved))
-    loaded = load(str(source))
-    report = recalibrate(loaded, dev, biases=biases, lang_weights=lang_weights)
-    target = Path(out)
-    if target.resolve() != source.resolve():
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(source, target)
-    config = read_config(target)
-    for key in ("temperatures", "biases", "lang_weights"):
-        config.pop(key, None)
-    config.update(loaded.calibration_config())
-    if getattr(loaded, "lang_weights", None):
-        config["lang_weights"] = loaded.lang_weights
-    write_config(target, config)
-    write_dev_confusion(target, report["confusion"])
     return report

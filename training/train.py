@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix
 
 from cxnlp.labels import SENTIMENTS
 from cxnlp.modeldir import (
@@ -23,6 +23,7 @@ from cxnlp.models.evaluation import macro_f1_from_confusion
 from cxnlp.text.normalize import normalize
 from training.config import Config
 from training.data import load_corpus, read_labeled
+from training.recalibrate import confusion_counts
 from training.sampling import cap_per_dataset, draw_weights
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,6 @@ def prepare_frames(config: Config, data_file: str | Path | None = None):
         ]
     logger.info("training rows per language: %s", train["lang"].value_counts().to_dict())
     return train, dev
-
-
-def _confusion(gold: np.ndarray, predicted: np.ndarray) -> list[list[int]]:
-    return confusion_matrix(gold, predicted, labels=list(range(len(SENTIMENTS)))).tolist()
 
 
 def dev_scores(model_dir: Path) -> dict[str, float]:
@@ -112,7 +109,7 @@ def blend_with_fast(
     for weight in BLEND_WEIGHTS:
         predicted = ((1 - weight) * parts[0] + weight * parts[1]).argmax(axis=1)
         per_lang = [
-            macro_f1_from_confusion(_confusion(y[langs == lang], predicted[langs == lang]))
+            macro_f1_from_confusion(confusion_counts(y[langs == lang], predicted[langs == lang]))
             for lang in set(langs)
         ]
         scores[float(weight)] = float(np.mean(per_lang))
@@ -202,3 +199,35 @@ def train(
     staging.rename(out)
     shutil.rmtree(work_dir, ignore_errors=True)
     return out
+
+
+def recalibrate_saved(
+    model: str, out: str, *, biases: bool = True, lang_weights: bool = True
+) -> dict[str, Any]:
+    """`recalibrate` a saved model on the dev rows of its own training configuration and write
+    the result as a copy at `out` (config and dev confusion; the weights are the same files)."""
+    from cxnlp.modeldir import read_training_config, write_config
+    from cxnlp.models.store import load, resolve_model
+    from training.recalibrate import recalibrate
+
+    source = Path(resolve_model(model))
+    saved = read_training_config(source)
+    if saved is None:
+        raise ValueError(f"{source} has no training configuration to take its dev rows from")
+    _, dev = prepare_frames(Config.from_dict(saved))
+    loaded = load(str(source))
+    report = recalibrate(loaded, dev, biases=biases, lang_weights=lang_weights)
+    target = Path(out)
+    if target.resolve() != source.resolve():
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target)
+    config = read_config(target)
+    for key in ("temperatures", "biases", "lang_weights"):
+        config.pop(key, None)
+    config.update(loaded.calibration_config())
+    if getattr(loaded, "lang_weights", None):
+        config["lang_weights"] = loaded.lang_weights
+    write_config(target, config)
+    write_dev_confusion(target, report["confusion"])
+    return report
