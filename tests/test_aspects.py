@@ -183,9 +183,30 @@ def test_a_single_clause_runs_once_and_is_not_mixed():
 def test_mixed_needs_confidence_on_both_sides():
     model = StubModel()
     text = "good food. bad courier"
-    assert analyze(model, [text], ["en"], AspectOptions(mixed_threshold=0.8))[0].mixed
-    assert not analyze(model, [text], ["en"], AspectOptions(mixed_threshold=0.95))[0].mixed
+    # Without per-language rules the global floor decides.
+    assert analyze(model, [text], ["en"], AspectOptions(mixed_threshold=0.8, mixed_rules={}))[
+        0
+    ].mixed
+    assert not analyze(model, [text], ["en"], AspectOptions(mixed_threshold=0.95, mixed_rules={}))[
+        0
+    ].mixed
     assert not analyze(model, ["good food. great courier"], ["en"])[0].mixed
+    # A language's own rule wins over the global floor.
+    rules = {"en": {"clause": 0.95, "doc": 1.01, "topics": False}}
+    options = AspectOptions(mixed_threshold=0.5, mixed_rules=rules)
+    assert not analyze(model, [text], ["en"], options)[0].mixed
+
+
+def test_a_document_floor_makes_a_one_clause_text_mixed():
+    model = StubModel()
+    # The stub reads "so-so" as neither side confidently; the document floor catches a text
+    # whose own probabilities give both positive and negative at least that much.
+    [plain] = analyze(model, ["so-so"], ["en"], AspectOptions(mixed_rules={}))
+    low = min(plain.probabilities["positive"], plain.probabilities["negative"])
+    rules = {"en": {"clause": 0.7, "doc": low - 1e-6, "topics": False}}
+    assert analyze(model, ["so-so"], ["en"], AspectOptions(mixed_rules=rules))[0].mixed
+    rules["en"]["doc"] = low + 1e-6
+    assert not analyze(model, ["so-so"], ["en"], AspectOptions(mixed_rules=rules))[0].mixed
 
 
 def test_a_long_text_is_read_in_clauses_and_its_topic_found_at_the_end():
@@ -217,7 +238,8 @@ def test_a_clause_longer_than_max_chars_is_cut_into_pieces():
 def test_a_positive_and_a_negative_topic_make_a_text_mixed():
     model = StubModel(tagger=StubTagger())
     text = "The food was great but the courier was late"
-    options = AspectOptions(cues=False, mixed_threshold=0.99)  # no clause is that confident
+    # No clause is that confident.
+    options = AspectOptions(cues=False, mixed_threshold=0.99, mixed_rules={})
     assert analyze(model, [text], ["en"], options)[0].mixed is True
     options.topic_mixed = False
     assert analyze(model, [text], ["en"], options)[0].mixed is False
