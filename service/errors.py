@@ -65,6 +65,11 @@ def invalid_fields(detail: list[dict[str, Any]]) -> ApiError:
     return ApiError(422, f"invalid request: {detail[0]['field']}: {detail[0]['msg']}", detail)
 
 
+def value_error(loc: Sequence[Any], exc: Exception) -> ApiError:
+    """A 422 for a field whose value was refused with `exc` (a ValueError's message)."""
+    return invalid_fields([field_error(loc, str(exc), "value_error")])
+
+
 def checked_name(value: str, loc: Sequence[Any], what: str) -> str:
     """`value` where it can be stored or looked up (`cxnlp.io.validate.name_problem`: no NUL, no
     lone surrogate, which no database answers), else a 422 naming the field."""

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from cxnlp.feedback.db import FeedbackStore, open_store
 from cxnlp.io.validate import name_problem
 from service.deps import ServiceState, _presented_key, get_state, key_matches
-from service.errors import ApiError, checked_name
+from service.errors import ApiError, checked_name, value_error
 from service.sessions import key_hash
 
 logger = logging.getLogger(__name__)
@@ -225,11 +225,7 @@ def check_storable(body: Any) -> None:
     try:
         score_column(body.score_kind, body.score_scale)
     except ValueError as exc:
-        raise ApiError(
-            422,
-            f"invalid request: score_scale: {exc}",
-            [field_error(("body", "score_scale"), str(exc), "value_error")],
-        ) from None
+        raise value_error(("body", "score_scale"), exc) from None
     unstorable = [
         (n, problem)
         for n, item in enumerate(body.items)

@@ -47,6 +47,40 @@ def built(cache_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert_factory(tmp_path_factory: pytest.TempPathFactory, tiny_train):
+    """`make(n_layers)`: a randomly initialised BERT of that depth with a character-level
+    WordPiece vocabulary of the training texts (no prefix, pad id 0), saved as an ordinary Hugging
+    Face directory; one per depth per session."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    made: dict[int, Path] = {}
+
+    def make(n_layers: int) -> Path:
+        if n_layers in made:
+            return made[n_layers]
+        path = tmp_path_factory.mktemp(f"tiny-bert-{n_layers}")
+        chars = sorted({ch for _, text, _ in tiny_train for ch in text.lower() if not ch.isspace()})
+        vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+        (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+        config = BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=16,
+            num_hidden_layers=n_layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=64,
+            pad_token_id=0,
+        )
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(path)
+        made[n_layers] = path
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def tiny_backbone(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 3-layer encoder with the real backbone's tokenizer."""
     from transformers import BertConfig, BertModel

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import cxnlp
 from cxnlp.backbone.spec import E5_SPEC, BackboneSpec
@@ -21,28 +20,9 @@ from training.train import train
 
 
 @pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory, tiny_train) -> Path:
-    """A randomly initialised 2-layer BERT and a character-level WordPiece vocabulary of the
-    training texts, saved as an ordinary Hugging Face directory."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("tiny-bert")
-    chars = sorted({ch for _, text, _ in tiny_train for ch in text.lower() if not ch.isspace()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{ch}" for ch in chars)]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        pad_token_id=0,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(path)
-    return path
+def tiny_bert(tiny_bert_factory) -> Path:
+    """A randomly initialised 2-layer BERT with its own character-level WordPiece vocabulary."""
+    return tiny_bert_factory(2)
 
 
 @pytest.fixture()

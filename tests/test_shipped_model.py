@@ -24,7 +24,7 @@ def examples() -> pd.DataFrame:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["default", "fast"])
+@pytest.mark.parametrize("name", ["default", "lite", "fast"])
 def test_shipped_model_labels_real_reviews_in_each_language(
     name: str, examples: pd.DataFrame, built: Path
 ) -> None:
@@ -50,7 +50,7 @@ def test_shipped_model_labels_real_reviews_in_each_language(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["default", "fast"])
+@pytest.mark.parametrize("name", ["default", "lite", "fast"])
 def test_shipped_model_reads_clear_praise_and_complaint(name: str, built: Path) -> None:
     model = cxnlp.load(name)
     texts = [
@@ -104,3 +104,17 @@ def test_shipped_default_finds_a_custom_topic_described_in_persian_in_other_lang
     texts = ["پیتزا کاملا سرد رسید", "الأكل وصل بارد", "The pizza arrived cold", "Thanks, see you"]
     tagged = ["cold_food" in {t["topic"] for t in p.topics} for p in model.predict(texts)]
     assert tagged == [True, True, True, False]
+
+
+@pytest.mark.slow
+def test_shipped_lite_keeps_six_layers_and_reads_topics_with_the_defaults_head(built: Path) -> None:
+    """The distilled student loads only the layers it keeps, and v5's topic head (copied into it)
+    reads its features: a plain delivery complaint is tagged delivery, negative."""
+    model = cxnlp.load("lite")
+    transformer = model.member("transformer")
+    assert len(transformer.net.layers) == 6
+    assert transformer.net.spec.keep_layers == (0, 1, 2, 3, 7, 11)
+    [prediction] = model.predict(["The courier was two hours late and the food arrived cold"])
+    assert prediction.sentiment == "negative"
+    found = {t["topic"]: t["polarity"] for t in prediction.topics}
+    assert found.get("delivery") == "negative" or found.get("wait_time") == "negative"

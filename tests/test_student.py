@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import cxnlp
 from cxnlp.backbone.spec import BackboneSpec
@@ -23,27 +22,9 @@ from training.transformer_trainer import cut_student
 
 
 @pytest.fixture(scope="module")
-def bert4(tmp_path_factory: pytest.TempPathFactory, tiny_train) -> Path:
+def bert4(tiny_bert_factory) -> Path:
     """A randomly initialised 4-layer BERT with a character-level vocabulary."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path = tmp_path_factory.mktemp("bert4")
-    chars = sorted({ch for _, text, _ in tiny_train for ch in text.lower() if not ch.isspace()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{ch}" for ch in chars)]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        pad_token_id=0,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(path)
-    return path
+    return tiny_bert_factory(4)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from cxnlp.labels import SENTIMENTS
 from cxnlp.models.transformer import (
     TransformerSentimentModel,
     build_net,
+    pad_states,
     resolve_inference_dtype,
 )
 from training.config import Config
@@ -52,16 +53,6 @@ def tokenize(tokenizer, texts: list[str], max_length: int, prefix: str) -> list[
         desc="tokenising",
     )
     return dataset["input_ids"]
-
-
-def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    length = max(r.shape[0] for r in rows)
-    hidden = rows[0].new_zeros((len(rows), length, rows[0].shape[1]))
-    mask = torch.zeros((len(rows), length), dtype=torch.long)
-    for i, r in enumerate(rows):
-        hidden[i, : r.shape[0]] = r
-        mask[i, : r.shape[0]] = 1
-    return hidden, mask
 
 
 def _compute_dtype(device: torch.device) -> str:
@@ -118,7 +109,7 @@ def teacher_outputs(
     order = rows[np.argsort([cache[i].shape[0] for i in rows], kind="stable")]
     for start in tqdm(range(0, len(order), batch_size), desc="teacher outputs"):
         index = order[start : start + batch_size]
-        hidden, mask = _pad([cache[i] for i in index])
+        hidden, mask = pad_states([cache[i] for i in index])
         hidden = hidden.to(device, torch.bfloat16 if autocast else torch.float32)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             features = net.pooled_from(hidden, mask.to(device), first)
@@ -343,7 +334,7 @@ def fit_transformer(
             if cache is None:
                 hidden, mask = _embed(net, ids, batch, pad_id, device)
             else:
-                hidden, mask = _pad([cache[j] for j in batch])
+                hidden, mask = pad_states([cache[j] for j in batch])
             hidden = hidden.to(device, torch.bfloat16 if autocast else torch.float32)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits, pooled = net.forward_from(hidden, mask.to(device), first, with_pooled=True)

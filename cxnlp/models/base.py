@@ -44,6 +44,11 @@ class Prediction:
         return asdict(self)
 
 
+def span_langs(langs: Sequence[str], spans: Sequence[Sequence[Any]]) -> list[str]:
+    """Each span's language: its document's, spans in document order."""
+    return [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
+
+
 class NotFittedError(RuntimeError):
     """The model was used before `fit` (or before loading a trained one)."""
 
@@ -139,11 +144,8 @@ class SentimentModel:
         pieces = [
             doc[start:end] for doc, ranges in zip(docs, spans, strict=True) for start, end in ranges
         ]
-        piece_langs = None
-        if langs is not None:
-            piece_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
         logits, features = self._forward_for(
-            list(docs) + pieces, None if langs is None else list(langs) + piece_langs
+            list(docs) + pieces, None if langs is None else list(langs) + span_langs(langs, spans)
         )
         n = len(docs)
         return (
@@ -165,11 +167,10 @@ class SentimentModel:
         else:
             units = self._read_units(docs, spans)
         doc_logits, doc_features, span_logits, span_features = units
-        span_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
         return (
             self.calibrated(doc_logits, langs),
             doc_features,
-            self.calibrated(span_logits, span_langs),
+            self.calibrated(span_logits, span_langs(langs, spans)),
             span_features,
         )
 

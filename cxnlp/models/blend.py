@@ -16,7 +16,7 @@ import numpy as np
 from scipy.special import log_softmax
 
 from cxnlp.modeldir import member_dir, model_class, read_config, write_config
-from cxnlp.models.base import SentimentModel
+from cxnlp.models.base import SentimentModel, span_langs
 
 
 class BlendedSentimentModel(SentimentModel):
@@ -87,11 +87,10 @@ class BlendedSentimentModel(SentimentModel):
         the n-gram tier each span as a text); their log-probabilities are blended as in
         `_forward`, features taken from the first member that has them."""
         n_spans = sum(len(ranges) for ranges in spans)
-        span_langs = None
-        if langs is not None:
-            span_langs = [lang for lang, ranges in zip(langs, spans, strict=True) for _ in ranges]
         doc_weights = self.weights_for(langs, len(docs))
-        span_weights = self.weights_for(span_langs, n_spans)
+        span_weights = self.weights_for(
+            None if langs is None else span_langs(langs, spans), n_spans
+        )
         doc_total = np.zeros((len(docs), len(self.labels)))
         span_total = np.zeros((n_spans, len(self.labels)))
         doc_features = span_features = None

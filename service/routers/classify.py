@@ -17,7 +17,7 @@ from cxnlp.report.scores import score_specs
 from cxnlp.report.summary import summarize
 from service.batcher import QueueFull
 from service.deps import Authorized, State, pick_model
-from service.errors import ApiError, field_error, invalid_fields
+from service.errors import ApiError, field_error, invalid_fields, value_error
 from service.feedback import check_storable, store_results
 from service.items import item_id, prepare, result_fields
 from service.limits import check_items
@@ -145,11 +145,7 @@ def _score_field(body: AnalyzeRequest) -> str | None:
     try:
         specs = score_specs(body.score_col, body.score_kind)
     except ValueError as exc:
-        raise ApiError(
-            422,
-            f"invalid request: score_col: {exc}",
-            [field_error(("body", "score_col"), str(exc), "value_error")],
-        ) from None
+        raise value_error(("body", "score_col"), exc) from None
     return specs[0].column if specs else None
 
 
