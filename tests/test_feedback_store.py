@@ -364,3 +364,42 @@ def test_alerts_flag_a_rise_as_the_report_does(store):
         for key in ("p_value", "p_adjusted", "cohens_h"):
             assert math.isclose(t[key], ref[key], rel_tol=1e-4, abs_tol=1e-6), (t, key)
     assert got["flagged"][0]["p_value"] < 0.05
+
+
+def test_a_store_keeps_the_planners_statistics_fresh_after_a_bulk_ingest(tmp_path):
+    """PostgreSQL plans lookups on the statistics of its last ANALYZE; with autovacuum off (as on
+    the test server) a table grown from empty was never analysed, and the case-item lookup of each
+    ingest batch scanned every case row. The next ingest analyses the tables that changed."""
+    from sqlalchemy import text
+
+    generator = database_url("postgresql", tmp_path)
+    store = open_store(next(generator))
+    try:
+        _ingest(store, classified_frame(2_000, seed=4))
+
+        def analysed() -> set[str]:
+            with store.engine.connect() as c:
+                return set(
+                    c.execute(
+                        text(
+                            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = "
+                            "current_schema() AND last_analyze IS NOT NULL"
+                        )
+                    ).scalars()
+                )
+
+        before = analysed()
+        _ingest(store, classified_frame(5, seed=5), dataset="more")
+        after = analysed()
+        assert "feedback_items" not in before and "feedback_items" in after
+        with store.engine.connect() as c:
+            planned = c.execute(
+                text(
+                    "SELECT reltuples FROM pg_class WHERE relname = 'feedback_items' AND "
+                    "relnamespace = current_schema()::regnamespace"
+                )
+            ).scalar_one()
+        assert planned >= 2_000
+    finally:
+        store.close()
+        generator.close()

@@ -113,6 +113,7 @@ def ingest_records(
     lock_for_writing(connection)
     check_dimension_keys(connection, dataset, records, INDEXED_DIMENSIONS)
     writer = writer_for(connection)
+    writer.refresh_statistics()  # the lookups below are planned on them
     latest = {r["item_id"]: r for r in records}
     kinds = {r["score_kind"] for r in latest.values() if r["score_kind"]}
     wanted = {kind: score_scale or SCORE_RANGES[kind] for kind in sorted(kinds)}

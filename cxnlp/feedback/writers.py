@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, delete, insert, select, tuple_
 
-from cxnlp.feedback.models import AGGREGATE_INPUTS, ITEMS, STAT_MEASURES, TOPICS
+from cxnlp.feedback.models import AGGREGATE_INPUTS, ITEMS, STAT_MEASURES, TOPICS, Base
 
 _LOOKUP_CHUNK = 500
 _WRITE_CHUNK = 2000
@@ -49,11 +49,23 @@ def _chunks(values: Sequence, size: int) -> Iterator[Sequence]:
         yield values[start : start + size]
 
 
+# The store's own tables (the statistics refresh touches no other).
+STORE_TABLES = frozenset(Base.metadata.tables)
+# A table is analysed again once it grew by this share (and by at least this many 8 kB pages).
+STALE_SHARE = 0.1
+STALE_MIN_PAGES = 16
+
+
 class _CoreWriter:
     """Writes through SQLAlchemy Core statements (SQLite: executemany is fast there)."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+
+    def refresh_statistics(self) -> list[str]:
+        """Bring the planner's statistics up to date where a table changed a lot (PostgreSQL;
+        nothing elsewhere); returns the tables analysed."""
+        return []
 
     def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         c = ITEMS.c
@@ -200,6 +212,28 @@ class _PostgresWriter(_CoreWriter):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.raw = connection.connection.dbapi_connection
+
+    def refresh_statistics(self) -> list[str]:
+        """ANALYZE each store table that grew by more than `STALE_SHARE` (and `STALE_MIN_PAGES`)
+        since its last analysis, as autovacuum would: a server with autovacuum off (or behind a
+        bulk load) otherwise plans lookups into a table it still believes empty, and the
+        case-item check of a 1M-item ingest fell to about 900 items/s. Growth is read from the
+        table's size on disk, which counts this transaction's own rows and never lags."""
+        with self.raw.cursor() as cur:
+            cur.execute(
+                "SELECT relname, relpages, pg_relation_size(oid) / "
+                "current_setting('block_size')::int FROM pg_class "
+                "WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'"
+            )
+            stale = [
+                name
+                for name, analysed, pages in cur.fetchall()
+                if name in STORE_TABLES
+                and pages > max(STALE_MIN_PAGES, (1 + STALE_SHARE) * max(analysed, 0))
+            ]
+            for name in stale:
+                cur.execute(f'ANALYZE "{name}"')
+        return stale
 
     def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         with self.raw.cursor() as cur:
