@@ -7,7 +7,10 @@ matched" (a cue alone reaches the `high` level). The shipped model's negative pr
 only move a cue-matched text between `medium` and `high`, never across the urgent line, so these
 numbers are what the full score gives as well.
 
-    python benchmarks/urgency_eval.py --no-model [--errors]
+    python benchmarks/urgency_eval.py --no-model [--errors] [--set heldout]
+
+`--set heldout` scores `urgency_heldout_<lang>.jsonl` instead: texts drawn after the cues were tuned,
+never used to write or tune them (see training/eval/README.md), so its figures are the unbiased ones.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from cxnlp.labels import LANGS
 from cxnlp.text.urgency import is_urgent, score_urgency
 
 SETS = Path(__file__).resolve().parents[1] / "training" / "eval"
+SET_FILES = {"tuning": "urgency_{lang}.jsonl", "heldout": "urgency_heldout_{lang}.jsonl"}
 
 
-def evaluate(lang: str, show_errors: bool = False) -> dict[str, float]:
-    rows = [json.loads(line) for line in (SETS / f"urgency_{lang}.jsonl").open(encoding="utf-8")]
+def evaluate(lang: str, show_errors: bool = False, which: str = "tuning") -> dict[str, float]:
+    path = SETS / SET_FILES[which].format(lang=lang)
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
     tp = fp = fn = 0
     for row in rows:
         result = score_urgency(row["text"], lang, {})
@@ -45,12 +50,15 @@ def main() -> None:
     parser.add_argument("--no-model", action="store_true", required=True,
                         help="score from cues alone (required: this script never loads a model)")  # fmt: skip
     parser.add_argument("--errors", action="store_true", help="print every miss and false alarm")
+    parser.add_argument("--set", choices=sorted(SET_FILES), default="tuning", dest="which",
+                        help="tuning: the sets the cues were tuned on (default); heldout: never tuned on")  # fmt: skip
     args = parser.parse_args()
+    print(f"set: {args.which}")
     print("lang   n  urgent  precision  recall")
     for lang in LANGS:
         if args.errors:
             print(f"{lang}:")
-        m = evaluate(lang, args.errors)
+        m = evaluate(lang, args.errors, args.which)
         print(f"{lang:4} {m['n']:4} {m['urgent']:6}  {m['precision']:9.3f}  {m['recall']:6.3f}")
 
 

@@ -1,0 +1,81 @@
+"""Draw the candidate texts of the HELD-OUT urgency sets (`urgency_heldout_<lang>.jsonl`).
+
+Same datasets, splits (train and dev, never test), length limits and pools as
+`sample_urgency_texts.py` (a broad-keyword pool, a negative-without-keyword pool, a focus pool), but
+another seed and smaller quotas, and every text already in `urgency_<lang>.jsonl` (the sets the cue
+lists were tuned on) left out, compared after `cxnlp.text.normalize.normalize`. The candidates were
+then read and labeled by hand without running the cue matcher or any model; see README.md.
+
+    python training/eval/sample_urgency_heldout.py --out /tmp/urgency_heldout_candidates
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+
+from cxnlp.text.normalize import normalize  # noqa: E402
+from training.data import write_jsonl  # noqa: E402
+from training.eval.sample_urgency_texts import DATASETS, FOCUS, KEYWORDS, load  # noqa: E402
+
+EVAL = Path(__file__).resolve().parent
+SEED = 2028
+QUOTA = {"keyword": 25, "negative": 12, "focus": {"en": 30, "fa": 36, "ar": 30}}
+# A second focus draw, made after the first was read, where it held under 20 urgent texts (en, fa);
+# drawn after the others from the same generator, so the first draw is unchanged.
+TOPUP = {"en": 15, "fa": 15, "ar": 0}
+
+
+def tuned_texts(lang: str) -> set[str]:
+    """The normalized texts of the set the cue lists were tuned on."""
+    with (EVAL / f"urgency_{lang}.jsonl").open(encoding="utf-8") as handle:
+        return {normalize(json.loads(line)["text"], lang) for line in handle if line.strip()}
+
+
+def sample(lang: str, rng: random.Random) -> list[dict]:
+    seen = tuned_texts(lang)
+    rows = [r for r in load(lang) if normalize(r["text"], lang) not in seen]
+    keyword = re.compile(KEYWORDS[lang], re.IGNORECASE)
+    hits = [r for r in rows if keyword.search(r["text"])]
+    negatives = [
+        r for r in rows if r["source_label"] == "negative" and not keyword.search(r["text"])
+    ]
+    picked = rng.sample(hits, min(QUOTA["keyword"], len(hits)))
+    for r in picked:
+        r["pool"] = "keyword"
+    negs = rng.sample(negatives, min(QUOTA["negative"], len(negatives)))
+    for r in negs:
+        r["pool"] = "negative"
+    taken = {r["id"] for r in picked + negs}
+    focus = re.compile(FOCUS[lang], re.IGNORECASE)
+    pool = [r for r in hits if r["id"] not in taken and focus.search(r["text"])]
+    more = rng.sample(pool, min(QUOTA["focus"][lang], len(pool)))
+    for r in more:
+        r["pool"] = "focus"
+    taken |= {r["id"] for r in more}
+    rest = [r for r in pool if r["id"] not in taken]
+    extra = rng.sample(rest, min(TOPUP[lang], len(rest)))
+    for r in extra:
+        r["pool"] = "focus"
+    return picked + negs + more + extra
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for lang in DATASETS:
+        rng = random.Random(f"{SEED}-heldout-{lang}")
+        write_jsonl(args.out / f"candidates_{lang}.jsonl", sample(lang, rng))
+
+
+if __name__ == "__main__":
+    main()

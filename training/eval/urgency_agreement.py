@@ -1,0 +1,41 @@
+"""Agreement between the held-out urgency labels and the second pass over about 10% of them.
+
+python training/eval/urgency_agreement.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))
+
+from cxnlp.labels import LANGS  # noqa: E402
+from training.data import read_jsonl  # noqa: E402
+from training.topic_labels.agreement import topic_kappa  # noqa: E402
+
+EVAL = Path(__file__).resolve().parent
+
+
+def agreement(lang: str, sets: Path = EVAL) -> dict[str, float]:
+    """Texts compared, share of equal labels and Cohen's kappa (1.0 when the passes are equal)."""
+    first = {r["id"]: bool(r["urgent"]) for r in read_jsonl(sets / f"urgency_heldout_{lang}.jsonl")}
+    second = list(read_jsonl(sets / f"urgency_heldout_second_pass_{lang}.jsonl"))
+    a = [first[r["id"]] for r in second]
+    b = [bool(r["urgent"]) for r in second]
+    equal = sum(x == y for x, y in zip(a, b, strict=True))
+    return {"n": len(b), "agreement": equal / len(b), "kappa": topic_kappa(a, b),
+            "urgent_first": sum(a), "urgent_second": sum(b)}  # fmt: skip
+
+
+def main() -> None:
+    print("lang  n  agreement  kappa  urgent(1st/2nd)")
+    for lang in LANGS:
+        m = agreement(lang)
+        print(f"{lang:4} {m['n']:2}  {m['agreement']:9.3f}  {m['kappa']:5.2f}  "
+              f"{m['urgent_first']}/{m['urgent_second']}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
