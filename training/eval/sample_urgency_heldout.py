@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.text.normalize import normalize  # noqa: E402
 from training.data import write_jsonl  # noqa: E402
-from training.eval.sample_urgency_texts import DATASETS, FOCUS, KEYWORDS, load  # noqa: E402
+from training.eval.sample_urgency_texts import DATASETS, draw, load  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent
 SEED = 2028
@@ -42,29 +41,11 @@ def tuned_texts(lang: str) -> set[str]:
 def sample(lang: str, rng: random.Random) -> list[dict]:
     seen = tuned_texts(lang)
     rows = [r for r in load(lang) if normalize(r["text"], lang) not in seen]
-    keyword = re.compile(KEYWORDS[lang], re.IGNORECASE)
-    hits = [r for r in rows if keyword.search(r["text"])]
-    negatives = [
-        r for r in rows if r["source_label"] == "negative" and not keyword.search(r["text"])
-    ]
-    picked = rng.sample(hits, min(QUOTA["keyword"], len(hits)))
-    for r in picked:
-        r["pool"] = "keyword"
-    negs = rng.sample(negatives, min(QUOTA["negative"], len(negatives)))
-    for r in negs:
-        r["pool"] = "negative"
-    taken = {r["id"] for r in picked + negs}
-    focus = re.compile(FOCUS[lang], re.IGNORECASE)
-    pool = [r for r in hits if r["id"] not in taken and focus.search(r["text"])]
-    more = rng.sample(pool, min(QUOTA["focus"][lang], len(pool)))
-    for r in more:
-        r["pool"] = "focus"
-    taken |= {r["id"] for r in more}
-    rest = [r for r in pool if r["id"] not in taken]
+    chosen, rest = draw(rows, lang, rng, QUOTA)
     extra = rng.sample(rest, min(TOPUP[lang], len(rest)))
     for r in extra:
         r["pool"] = "focus"
-    return picked + negs + more + extra
+    return chosen + extra
 
 
 def main() -> None:

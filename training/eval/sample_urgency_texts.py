@@ -70,26 +70,34 @@ def load(lang: str) -> list[dict]:
     return rows
 
 
-def sample(lang: str, rng: random.Random) -> list[dict]:
-    rows = load(lang)
+def draw(
+    rows: list[dict], lang: str, rng: random.Random, quota: dict
+) -> tuple[list[dict], list[dict]]:
+    """The candidates drawn from `rows` by `quota` (keyword, negative and focus pools), and the
+    focus pool's rows left undrawn."""
     keyword = re.compile(KEYWORDS[lang], re.IGNORECASE)
     hits = [r for r in rows if keyword.search(r["text"])]
     negatives = [
         r for r in rows if r["source_label"] == "negative" and not keyword.search(r["text"])
     ]
-    picked = rng.sample(hits, min(QUOTA["keyword"], len(hits)))
+    picked = rng.sample(hits, min(quota["keyword"], len(hits)))
     for r in picked:
         r["pool"] = "keyword"
-    negs = rng.sample(negatives, min(QUOTA["negative"], len(negatives)))
+    negs = rng.sample(negatives, min(quota["negative"], len(negatives)))
     for r in negs:
         r["pool"] = "negative"
     taken = {r["id"] for r in picked + negs}
     focus = re.compile(FOCUS[lang], re.IGNORECASE)
     pool = [r for r in hits if r["id"] not in taken and focus.search(r["text"])]
-    more = rng.sample(pool, min(QUOTA["focus"][lang], len(pool)))
+    more = rng.sample(pool, min(quota["focus"][lang], len(pool)))
     for r in more:
         r["pool"] = "focus"
-    return picked + negs + more
+    taken |= {r["id"] for r in more}
+    return picked + negs + more, [r for r in pool if r["id"] not in taken]
+
+
+def sample(lang: str, rng: random.Random) -> list[dict]:
+    return draw(load(lang), lang, rng, QUOTA)[0]
 
 
 def main() -> None:
