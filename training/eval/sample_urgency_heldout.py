@@ -11,7 +11,6 @@ then read and labeled by hand without running the cue matcher or any model; see 
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -21,8 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.text.normalize import normalize  # noqa: E402
-from training.data import write_jsonl  # noqa: E402
-from training.eval.sample_urgency_texts import DATASETS, draw, load  # noqa: E402
+from training.eval.sample_urgency_texts import draw, load, write_candidates  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent
 SEED = 2028
@@ -49,13 +47,7 @@ def sample(lang: str, rng: random.Random) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    for lang in DATASETS:
-        rng = random.Random(f"{SEED}-heldout-{lang}")
-        write_jsonl(args.out / f"candidates_{lang}.jsonl", sample(lang, rng))
+    write_candidates(__doc__.splitlines()[0], sample, f"{SEED}-heldout")
 
 
 if __name__ == "__main__":

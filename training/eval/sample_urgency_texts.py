@@ -100,14 +100,20 @@ def sample(lang: str, rng: random.Random) -> list[dict]:
     return draw(load(lang), lang, rng, QUOTA)[0]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def write_candidates(description: str, draw_one, seed: str) -> None:
+    """The command line of a sampler: `--out DIR` gets `candidates_<lang>.jsonl`, each drawn by
+    `draw_one(lang, rng)` with a generator seeded `f"{seed}-{lang}"`."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for lang in DATASETS:
-        rng = random.Random(f"{SEED}-{lang}")
-        write_jsonl(args.out / f"candidates_{lang}.jsonl", sample(lang, rng))
+        rng = random.Random(f"{seed}-{lang}")
+        write_jsonl(args.out / f"candidates_{lang}.jsonl", draw_one(lang, rng))
+
+
+def main() -> None:
+    write_candidates(__doc__.splitlines()[0], sample, str(SEED))
 
 
 if __name__ == "__main__":
