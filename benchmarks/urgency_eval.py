@@ -9,8 +9,9 @@ numbers are what the full score gives as well.
 
     python benchmarks/urgency_eval.py --no-model [--errors] [--set heldout]
 
-`--set heldout` scores `urgency_heldout_<lang>.jsonl` instead: texts drawn after the cues were tuned,
-never used to write or tune them (see training/eval/README.md), so its figures are the unbiased ones.
+`--set heldout` scores `urgency_heldout_<lang>.jsonl`: drawn after the first tuning, then itself used to
+widen the cues (a tuning set now). `--set heldout2` scores `urgency_heldout2_<lang>.jsonl`: drawn and
+labeled after all tuning, never tuned on, so its figures are the unbiased ones (training/eval/README.md).
 """
 
 from __future__ import annotations
