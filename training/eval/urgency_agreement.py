@@ -1,10 +1,11 @@
 """Agreement between the held-out urgency labels and the second pass over about 10% of them.
 
-python training/eval/urgency_agreement.py
+python training/eval/urgency_agreement.py [--set heldout|heldout2]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -16,12 +17,13 @@ from training.data import read_jsonl  # noqa: E402
 from training.topic_labels.agreement import topic_kappa  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent
+SETS = ("heldout", "heldout2")
 
 
-def agreement(lang: str, sets: Path = EVAL) -> dict[str, float]:
+def agreement(lang: str, sets: Path = EVAL, which: str = "heldout") -> dict[str, float]:
     """Texts compared, share of equal labels and Cohen's kappa (1.0 when the passes are equal)."""
-    first = {r["id"]: bool(r["urgent"]) for r in read_jsonl(sets / f"urgency_heldout_{lang}.jsonl")}
-    second = list(read_jsonl(sets / f"urgency_heldout_second_pass_{lang}.jsonl"))
+    first = {r["id"]: bool(r["urgent"]) for r in read_jsonl(sets / f"urgency_{which}_{lang}.jsonl")}
+    second = list(read_jsonl(sets / f"urgency_{which}_second_pass_{lang}.jsonl"))
     a = [first[r["id"]] for r in second]
     b = [bool(r["urgent"]) for r in second]
     equal = sum(x == y for x, y in zip(a, b, strict=True))
@@ -30,9 +32,13 @@ def agreement(lang: str, sets: Path = EVAL) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=SETS, default="heldout", dest="which")
+    args = parser.parse_args()
+    print(f"set: {args.which}")
     print("lang  n  agreement  kappa  urgent(1st/2nd)")
     for lang in LANGS:
-        m = agreement(lang)
+        m = agreement(lang, which=args.which)
         print(f"{lang:4} {m['n']:2}  {m['agreement']:9.3f}  {m['kappa']:5.2f}  "
               f"{m['urgent_first']}/{m['urgent_second']}")  # fmt: skip
 
