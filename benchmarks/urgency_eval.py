@@ -7,7 +7,7 @@ matched" (a cue alone reaches the `high` level). The shipped model's negative pr
 only move a cue-matched text between `medium` and `high`, never across the urgent line, so these
 numbers are what the full score gives as well.
 
-    python benchmarks/urgency_eval.py --no-model [--errors] [--set heldout]
+    python benchmarks/urgency_eval.py --no-model [--errors] [--set heldout|heldout2]
 
 `--set heldout` scores `urgency_heldout_<lang>.jsonl`: drawn after the first tuning, then itself used to
 widen the cues (a tuning set now). `--set heldout2` scores `urgency_heldout2_<lang>.jsonl`: drawn and
@@ -24,7 +24,11 @@ from cxnlp.labels import LANGS
 from cxnlp.text.urgency import is_urgent, score_urgency
 
 SETS = Path(__file__).resolve().parents[1] / "training" / "eval"
-SET_FILES = {"tuning": "urgency_{lang}.jsonl", "heldout": "urgency_heldout_{lang}.jsonl"}
+SET_FILES = {
+    "tuning": "urgency_{lang}.jsonl",
+    "heldout": "urgency_heldout_{lang}.jsonl",
+    "heldout2": "urgency_heldout2_{lang}.jsonl",
+}
 
 
 def evaluate(lang: str, show_errors: bool = False, which: str = "tuning") -> dict[str, float]:
@@ -52,7 +56,7 @@ def main() -> None:
                         help="score from cues alone (required: this script never loads a model)")  # fmt: skip
     parser.add_argument("--errors", action="store_true", help="print every miss and false alarm")
     parser.add_argument("--set", choices=sorted(SET_FILES), default="tuning", dest="which",
-                        help="tuning: the sets the cues were tuned on (default); heldout: never tuned on")  # fmt: skip
+                        help="tuning (default) and heldout: the sets the cues were tuned on; heldout2: never tuned on")  # fmt: skip
     args = parser.parse_args()
     print(f"set: {args.which}")
     print("lang   n  urgent  precision  recall")
