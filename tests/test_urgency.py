@@ -3,9 +3,12 @@ evidence offsets into the original text (ZWNJ, Arabic letter variants, harakat).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from cxnlp.text.urgency import fold_with_offsets, is_urgent, score_urgency
+from cxnlp.text.urgency import fold, fold_with_offsets, is_urgent, score_urgency
 
 
 @pytest.mark.parametrize(
@@ -116,3 +119,41 @@ def test_blank_text_has_no_urgency():
         "level": "none",
         "evidence": [],
     }
+
+
+def test_urgency_heldout2_shares_no_text_with_a_tuned_or_browsed_set():
+    """The untouched test set must not hold a text the cues were tuned on or that was read while
+    tuning them (the other urgency sets, hard cases, topic labels and topic sets); what
+    `training/eval/sample_urgency_heldout2.py` leaves out, restated here without its heavy imports."""
+    root = Path(__file__).resolve().parents[1] / "training"
+
+    def texts(path: Path) -> set[str]:
+        with path.open(encoding="utf-8") as lines:
+            return {" ".join(json.loads(line)["text"].split()) for line in lines if line.strip()}
+
+    for lang in ("fa", "ar", "en"):
+        path = root / "eval" / f"urgency_heldout2_{lang}.jsonl"
+        rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+        assert len(rows) >= 150 and sum(r["urgent"] for r in rows) >= 40
+        assert all(isinstance(r["urgent"], bool) and r["set"] == "heldout2" for r in rows)
+        assert len({r["id"] for r in rows}) == len(rows)
+        drawn = {fold(r["text"]) for r in rows}
+        others = [
+            *(root / "eval").glob(f"urgency_*{lang}.jsonl"),
+            *(root / "eval").glob(f"topics_*{lang}.jsonl"),
+            *(root / "hard_cases").glob(f"*{lang}.jsonl"),
+            *(root / "topic_labels").glob(f"*{lang}.jsonl"),
+        ]
+        others = [p for p in others if "heldout2" not in p.name]
+        assert len(others) >= 6
+        for other in others:
+            assert not drawn & {fold(t) for t in texts(other)}, other.name
+        second = [
+            json.loads(line)
+            for line in (root / "eval" / f"urgency_heldout2_second_pass_{lang}.jsonl").open(
+                encoding="utf-8"
+            )
+        ]
+        assert len(second) >= len(rows) // 10 and {r["id"] for r in second} <= {
+            r["id"] for r in rows
+        }
