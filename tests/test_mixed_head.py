@@ -192,6 +192,11 @@ def tiny_corpus(tmp_path) -> Path:
     write_jsonl(data / "en" / "semeval2014_absa_restaurants_en.jsonl", ordinary)
     test = [{"text": LEAKED, "label": "mixed", "split": "test", "lang": "en"}]
     write_jsonl(data / "en" / "semeval2014_absa_laptops_en_testgold_terms.jsonl", test)
+    # A file the catalog does not list: its test texts are held out all the same.
+    unlisted = [
+        {"text": "The soup was great 3", "label": "positive", "split": "test", "lang": "en"}
+    ]
+    write_jsonl(data / "en" / "not_in_the_catalog.jsonl", unlisted)
     return data
 
 
@@ -205,9 +210,11 @@ def test_rows_come_from_train_and_dev_only_and_never_a_test_text(tiny_corpus):
     rows = gather_rows(tiny_config(tiny_corpus))
     assert set(rows["split"]) == {"train", "dev"}
     assert LEAKED not in set(rows["text"])
+    assert "the soup was great 3" not in set(rows["text"])  # same text_key as the unlisted test
     counts = rows.groupby(["part", "kind"]).size().to_dict()
     assert counts[("train", "mixed")] == 30 and counts[("dev", "mixed")] == 10
-    assert counts[("train", "same_source")] == 30 and counts[("dev", "same_source")] == 10
+    # One not-mixed train text is held out by the unlisted test file.
+    assert counts[("train", "same_source")] == 29 and counts[("dev", "same_source")] == 10
     assert counts[("train", "ordinary")] == 15  # half as many as the mixed train rows
     # Rows of a test split are refused outright.
     table = SignalTable(np.zeros((1, len(SIGNALS))), np.zeros((1, 0)), np.zeros(1, bool))
@@ -231,7 +238,7 @@ def test_train_mixed_fits_saves_and_reuses_its_cached_signals(
     cache = tmp_path / "cache"
     report = train_mixed(model_dir, tiny_config(tiny_corpus), cache_dir=cache)
     assert has_mixed(model_dir)
-    assert report["signals"]["computed"] == 95 and report["signals"]["cached"] == 0
+    assert report["signals"]["computed"] == 94 and report["signals"]["cached"] == 0
     assert list(cache.glob("mixed/*.npz"))
     en = report["dev"]["en"]
     assert en["dev_mixed"] == 10 and en["dev_other"] == 10
@@ -253,4 +260,4 @@ def test_train_mixed_fits_saves_and_reuses_its_cached_signals(
     )  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
-    assert "rows en:" in out and "0 read, 95 cached" in out and "seconds:" in out
+    assert "rows en:" in out and "0 read, 94 cached" in out and "seconds:" in out

@@ -54,7 +54,7 @@ from cxnlp.models.mixed import SIGNALS, MixedHead, MixedSignals
 from cxnlp.models.pipeline import AspectOptions, analyze
 from cxnlp.text.clauses import load_cue_rules
 from cxnlp.text.clean import text_key
-from training.data import MIXED, dataset_catalog, hash_bucket, load_corpus
+from training.data import MIXED, dataset_catalog, hash_bucket, load_corpus, read_jsonl
 
 TRAINABLE = ("train", "dev")
 KINDS = ("mixed", "same_source", "ordinary")
@@ -82,9 +82,17 @@ class MixedConfig:
 # --- rows ------------------------------------------------------------------------------------
 
 
-def held_out_keys(corpus: pd.DataFrame) -> set[str]:
-    """`text_key` of every text the corpus holds out (test splits, eval-only datasets)."""
-    return set(corpus.loc[~corpus["split"].isin(TRAINABLE), "text"].map(text_key))
+def held_out_keys(corpus: pd.DataFrame, data_dir: str | Path | None = None) -> set[str]:
+    """`text_key` of every text the corpus holds out (test splits, eval-only datasets), and of
+    every test-split text of a file under `data_dir` that the catalog does not list (the corpus
+    reads only the listed ones)."""
+    keys = set(corpus.loc[~corpus["split"].isin(TRAINABLE), "text"].map(text_key))
+    if data_dir is not None and Path(data_dir).is_dir():
+        listed = set(dataset_catalog())
+        for path in sorted(Path(data_dir).glob("*/*.jsonl")):
+            if path.stem not in listed:
+                keys |= {text_key(r["text"]) for r in read_jsonl(path) if r.get("split") == "test"}
+    return keys
 
 
 def check_trainable(rows: pd.DataFrame, held_out: set[str] | None = None) -> None:
@@ -120,7 +128,7 @@ def gather_rows(config: MixedConfig, corpus: pd.DataFrame | None = None) -> pd.D
     kind (mixed / same_source / ordinary), mixed (bool). See the module docstring."""
     if corpus is None:
         corpus = load_corpus(config.data_dir, langs=tuple(config.langs))
-    held_out = held_out_keys(corpus)
+    held_out = held_out_keys(corpus, config.data_dir)
     catalog = dataset_catalog()
     rows = corpus[corpus["split"].isin(TRAINABLE)]
     rows = rows[~rows["text"].map(text_key).isin(held_out)]
