@@ -586,16 +586,16 @@ def format_mixed_report(report: dict[str, Any]) -> str:
         )
         lines.append(f"rows {lang}: {cells}")
     lines.append(
-        f"{'lang':<5}{'dev':>9}  {'head P':>7}{'head R':>7}  {'rules P':>7}{'rules R':>7}"
-        f"  {'threshold':>9}  {'or rule':<7}  ordinary flagged head / rules"
+        f"{'lang':<5}{'dev':>9}  {'head P':>7}{'head R':>7}  {'rules P':>8}{'rules R':>8}"
+        f"  {'threshold':>9}  {'or rule':<7}  ordinary dev texts flagged, head / rules"
     )
     for lang, entry in report["dev"].items():
         rules = entry["rules"]
         size = f"{entry['dev_mixed']}+{entry['dev_other']}"
         if entry["head"] is None:
             lines.append(
-                f"{lang:<5}{size:>9}  {'-':>7}{'-':>7}  {rules['precision']:>7.3f}"
-                f"{rules['recall']:>7.3f}  {'-':>9}  {'-':<7}  ({entry['note']})"
+                f"{lang:<5}{size:>9}  {'-':>7}{'-':>7}  {rules['precision']:>8.3f}"
+                f"{rules['recall']:>8.3f}  {'-':>9}  {'-':<7}  ({entry['note']})"
             )
             continue
         head = entry["head"]
@@ -607,7 +607,7 @@ def format_mixed_report(report: dict[str, Any]) -> str:
         )
         lines.append(
             f"{lang:<5}{size:>9}  {head['precision']:>7.3f}{head['recall']:>7.3f}  "
-            f"{rules['precision']:>7.3f}{rules['recall']:>7.3f}  {head['threshold']:>9.4f}  "
+            f"{rules['precision']:>8.3f}{rules['recall']:>8.3f}  {head['threshold']:>9.4f}  "
             f"{str(head['or_rule']):<7}  {share}"
         )
     signals = report["signals"]
