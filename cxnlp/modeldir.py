@@ -11,6 +11,7 @@ A model directory holds::
     gate.json              the verdict of the gate it went through, if any (`GateRecord`)
     adapt_config.json      the adaptation recipe, for a model made by `cxnlp adapt`
     topics/                the topic head: its own config.json, model.safetensors, metrics.json
+    mixed/                 the learned `mixed` head: its own config.json, model.safetensors, metrics.json
     members/<kind>/        a blend's members, each a model directory of its own
 
 An adapted model its gate refused is saved as `<out>` + `REFUSED_SUFFIX` (`mine.refused`), never
@@ -49,6 +50,7 @@ CARD_FILE = "MODEL_CARD.md"
 GATE_FILE = "gate.json"
 ADAPT_CONFIG_FILE = "adapt_config.json"
 TOPICS_DIR = "topics"
+MIXED_DIR = "mixed"
 MEMBERS_DIR = "members"
 REFUSED_SUFFIX = ".refused"
 
@@ -193,6 +195,15 @@ def topics_dir(model_dir: str | Path) -> Path:
 def has_topics(model_dir: str | Path) -> bool:
     """True when the model directory has a topic head."""
     return (topics_dir(model_dir) / CONFIG_FILE).is_file()
+
+
+def mixed_dir(model_dir: str | Path) -> Path:
+    return Path(model_dir) / MIXED_DIR
+
+
+def has_mixed(model_dir: str | Path) -> bool:
+    """True when the model directory has a learned `mixed` head (`cxnlp train-mixed`)."""
+    return (mixed_dir(model_dir) / CONFIG_FILE).is_file()
 
 
 def member_dir(kind: str) -> str:

@@ -1,4 +1,5 @@
-"""The training verbs of the `cxnlp` command: train, evaluate, models, promote."""
+"""The training verbs of the `cxnlp` command: train, evaluate, models, promote, train-topics,
+train-mixed."""
 
 from __future__ import annotations
 
@@ -99,6 +100,28 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
         help="keep the head, only choose per-language thresholds on the config's calibration sets",
     )
     p.set_defaults(handler=_train_topics)
+
+    p = verbs.add_parser(
+        "train-mixed",
+        help="fit a model's learned `mixed` head on the corpus's train and dev rows labeled mixed",
+    )
+    p.add_argument("--model", default="default", help="model name or path; gets a mixed/ dir")
+    p.add_argument("--data", default=DEFAULT_TEST_DATA, help="corpus directory (train/dev splits)")
+    p.add_argument("--out", help="model directory to write (default: the model's own)")
+    p.add_argument(
+        "--per-lang", type=int, default=1500, help="at most this many mixed rows per language"
+    )
+    p.add_argument(
+        "--dev-share",
+        type=float,
+        default=0.25,
+        help="share of train-split rows (by text hash) used as dev beside the dev splits",
+    )
+    p.add_argument("--cache-dir", help="default: $CXNLP_CACHE_DIR or ~/.cache/cxnlp")
+    p.add_argument(
+        "--fresh", action="store_true", help="read every text again instead of the signal cache"
+    )
+    p.set_defaults(handler=_train_mixed)
 
     p = verbs.add_parser("evaluate-topics", help="score a model's topics on the topic test sets")
     p.add_argument("--model", default="default", help="model name or path")
@@ -252,6 +275,21 @@ def _train_topics(args: argparse.Namespace) -> int:
         model.topic_tagger = tagger
         report = evaluate_topics(model, config.data_dir, json_path=topics_dir(out) / METRICS_FILE)
         print(format_topic_report(report))
+    return 0
+
+
+def _train_mixed(args: argparse.Namespace) -> int:
+    from training.mixed_head import MixedConfig, format_mixed_report, train_mixed
+
+    report = train_mixed(
+        args.model,
+        MixedConfig(data_dir=args.data, per_lang=args.per_lang, dev_share=args.dev_share),
+        out=args.out,
+        cache_dir=args.cache_dir,
+        fresh=args.fresh,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(format_mixed_report(report))
     return 0
 
 

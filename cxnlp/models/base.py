@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cxnlp.labels import LANGS, SENTIMENTS
-from cxnlp.modeldir import topics_dir
+from cxnlp.modeldir import mixed_dir, topics_dir
 from cxnlp.models.calibration import softmax
+from cxnlp.models.mixed import MixedHead
 from cxnlp.models.pipeline import AspectOptions, analyze
 from cxnlp.text.langid import detect_language
 from cxnlp.text.normalize import normalize
@@ -29,7 +30,8 @@ class Prediction:
 
     Each topic is `{"topic", "polarity", "score", "evidence"}`, `evidence` the clause (or cue)
     that carries it as `{"start", "end", "text"}` offsets into the input text; `mixed` is True when
-    the text has a confidently positive and a confidently negative clause (see `cxnlp.models.pipeline`)."""
+    the text both praises and complains: as the model's learned head reads it, or by the rules (a
+    confidently positive and a confidently negative clause, ...; see `cxnlp.models.pipeline`)."""
 
     sentiment: str
     probabilities: dict[str, float]
@@ -73,12 +75,20 @@ class SentimentModel:
         self.fitted_ = False
         self.source_: str | None = None  # the directory it was loaded from, if any
         self.topic_tagger: TopicTagger | None = None  # set when the model directory has topics/
+        self.mixed_head: MixedHead | None = None  # set when the model directory has mixed/
         # How predict reads clauses (mixed threshold, clause topics, cues); see cxnlp.models.pipeline.
         self.aspect_options: AspectOptions = AspectOptions()
 
     def member(self, kind: str) -> SentimentModel | None:
         """The part of this model of `kind`: itself, or (in a blend) its member of that kind."""
         return self if self.kind == kind else None
+
+    def wants_features(self) -> bool:
+        """Whether predicting needs encoder features: the topic head or the `mixed` head reads
+        them."""
+        return self.topic_tagger is not None or (
+            self.mixed_head is not None and self.mixed_head.n_features > 0
+        )
 
     def temperatures_for(self, langs: Sequence[str]) -> np.ndarray:
         default = self.temperatures_.get("*", 1.0)
@@ -270,7 +280,10 @@ class SentimentModel:
             prediction.urgency = score_urgency(text, prediction.lang, prediction.probabilities)
         return predictions
 
-    def save_topics(self, path: Path) -> None:
-        """Write the topic head, if any, into the model directory `path`."""
+    def save_heads(self, path: Path) -> None:
+        """Write the topic head and the `mixed` head, where the model has them, into the model
+        directory `path`."""
         if self.topic_tagger is not None:
             self.topic_tagger.save(topics_dir(path))
+        if self.mixed_head is not None:
+            self.mixed_head.save(mixed_dir(path))

@@ -70,7 +70,7 @@ class BlendedSentimentModel(SentimentModel):
         total = np.zeros((len(texts), len(self.labels)))
         features = None
         for k, member in enumerate(self.members):
-            if weights[:, k].any() or (features is None and self.topic_tagger is not None):
+            if weights[:, k].any() or (features is None and self.wants_features()):
                 logits, member_features = member._forward(texts)
                 total += weights[:, k : k + 1] * log_softmax(logits, axis=1)
                 if features is None:
@@ -95,7 +95,7 @@ class BlendedSentimentModel(SentimentModel):
         span_total = np.zeros((n_spans, len(self.labels)))
         doc_features = span_features = None
         for k, member in enumerate(self.members):
-            if doc_weights[:, k].any() or (doc_features is None and self.topic_tagger is not None):
+            if doc_weights[:, k].any() or (doc_features is None and self.wants_features()):
                 d_logits, d_features, s_logits, s_features = member._read_units(docs, spans)
                 doc_total += doc_weights[:, k : k + 1] * log_softmax(d_logits, axis=1)
                 if n_spans:
@@ -128,7 +128,7 @@ class BlendedSentimentModel(SentimentModel):
         if self.lang_weights:
             config["lang_weights"] = self.lang_weights
         write_config(path, {**config, **(extra_config or {})})
-        self.save_topics(path)
+        self.save_heads(path)
         return path
 
     @classmethod

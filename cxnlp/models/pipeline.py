@@ -17,8 +17,11 @@ Then:
   cue matched);
 - each topic carries `evidence`, `{"start", "end", "text"}`: that piece (or the cue match) as
   offsets into the input text;
-- `mixed` is True when one piece is positive and another negative, each with confidence at or
-  above `AspectOptions.mixed_threshold`, or when the text carries a positive and a negative topic;
+- `mixed` is decided by the model's learned head (`cxnlp.models.mixed.MixedHead`, from
+  `cxnlp train-mixed`) where it has one for the text's language; otherwise by the language's rule:
+  one piece positive and another negative, each with confidence at or above the rule's floor, or a
+  positive and a negative topic, or the document's own positive and negative both above a floor
+  (`MIXED_RULES`);
 - a document longer than the encoder's window is read in windows, each token once (the
   transformer's `_read_units`), never truncated.
 
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from cxnlp.labels import LANGS, SENTIMENTS
+from cxnlp.models.mixed import MixedSignals, mixed_signals
 from cxnlp.text.clauses import (
     CueRule,
     Span,
@@ -75,7 +79,9 @@ class AspectOptions:
     high-precision cue rules; `max_chars`: the longest piece a clause is read as (longer ones are
     cut at spaces); `clauses=False` reads each text whole (pieces only for texts over `max_chars`);
     `topic_mixed`: a positive and a negative topic also make a text mixed; `agree`: the document's
-    sentiment is read together with its own clauses and topics (see `agree_with_evidence`)."""
+    sentiment is read together with its own clauses and topics (see `agree_with_evidence`);
+    `mixed_head`: the model's learned `mixed` head decides where it covers the text's language
+    (False: the rules everywhere)."""
 
     mixed_threshold: float = 0.7
     # Per language, the `mixed` rule chosen by benchmarks/mixed_tuning.py (see MIXED_RULES);
@@ -97,6 +103,7 @@ class AspectOptions:
     clause_pass_chars: int = 400
     # How much a topic's polarity counts as evidence against the document's sentiment (see `agree`).
     topic_evidence: float = 0.8
+    mixed_head: bool = True
 
     def mixed_rule(self, lang: str) -> tuple[float, float, bool]:
         """(clause confidence, document floor, topics count) of `lang`'s `mixed` rule."""
@@ -142,9 +149,14 @@ def analyze(
     texts: Sequence[str],
     langs: Sequence[str | None] | None = None,
     options: AspectOptions | None = None,
+    *,
+    record: list[MixedSignals] | None = None,
 ) -> list[Any]:
     """One `model.prediction_class` per text, with clause-level topic polarity, `mixed` and
-    evidence; `model` is a `cxnlp.models.base.SentimentModel` (which imports this module)."""
+    evidence; `model` is a `cxnlp.models.base.SentimentModel` (which imports this module).
+
+    `record`, a list, gets one `MixedSignals` per text: what the `mixed` head reads and the
+    decision of the language's rule (what `cxnlp train-mixed` fits the head on)."""
     Prediction = model.prediction_class  # noqa: N806
     options = options or getattr(model, "aspect_options", None) or AspectOptions()
     if isinstance(texts, str):
@@ -205,6 +217,7 @@ def analyze(
         custom = tagger.custom_probabilities(features, unit_langs)
         topic_scores = (presence, polarity, custom)
     rules = load_cue_rules(options.cue_file) if options.cues and tagger is not None else {}
+    head = getattr(model, "mixed_head", None) if options.mixed_head else None
     labels = tuple(model.labels)
     results = []
     for i, (text, lang, plan) in enumerate(zip(texts, resolved, plans, strict=True)):
@@ -225,11 +238,20 @@ def analyze(
                 options.topic_evidence,
             )  # fmt: skip
         clause_floor, doc_floor, topic_rule = options.mixed_rule(lang)
+        topics_mixed = _topics_mixed(topics)
         mixed = (
             _is_mixed(probabilities[pieces], labels, clause_floor)
-            or (topic_rule and _topics_mixed(topics))
+            or (topic_rule and topics_mixed)
             or _doc_mixed(row, labels, doc_floor)
         )
+        doc_features = features[i] if features is not None else None
+        use_head = head is not None and head.covers(lang) and head.can_read(doc_features)
+        if use_head or record is not None:
+            signals = mixed_signals(row, probabilities[pieces], topics_mixed, lang, labels)
+            if record is not None:
+                record.append(MixedSignals(signals, doc_features, mixed))
+            if use_head:
+                mixed = head.decide(signals, doc_features, lang, rule=mixed)
         results.append(
             Prediction(
                 sentiment=labels[int(row.argmax())],

@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from cxnlp.modeldir import (
+    has_mixed,
     has_topics,
     is_model_dir,
+    mixed_dir,
     model_class,
     read_config,
     read_metrics,
     topics_dir,
 )
 from cxnlp.models.base import SentimentModel
+from cxnlp.models.mixed import MixedHead
 from cxnlp.topics.tagger import TopicTagger
 
 MODELS_DIR_ENV = "CXNLP_MODELS_DIR"
@@ -86,6 +89,8 @@ def _load(path: Path, share_with: SentimentModel | None = None) -> SentimentMode
     model: SentimentModel = cls.load(path, share_with=share_with)
     if has_topics(path):
         model.topic_tagger = TopicTagger.load(topics_dir(path))
+    if has_mixed(path):
+        model.mixed_head = MixedHead.load(mixed_dir(path))
     model.source_ = str(path.resolve())
     return model
 

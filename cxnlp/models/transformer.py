@@ -494,7 +494,7 @@ class TransformerSentimentModel(SentimentModel):
                 **(extra_config or {}),
             },
         )
-        self.save_topics(path)
+        self.save_heads(path)
         return path
 
     @classmethod
