@@ -47,8 +47,9 @@ from sklearn.metrics import f1_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cxnlp.labels import PROBABILITY_COLUMNS, SENTIMENTS  # noqa: E402
+from training.adapt_config import SELECTION_STRATEGIES  # noqa: E402
 
-STRATEGIES = ("random", "uncertainty", "diversity", "mix")
+STRATEGIES = (*SELECTION_STRATEGIES, "diversity")
 SHARE_METHODS = ("base raw", "base PACC", "adapted raw", "adapted ACC")
 
 

@@ -210,9 +210,10 @@ def _classified() -> pd.DataFrame:
 
 def test_select_picks_uncertain_diverse_rows_deterministically():
     frame = _classified()
-    chosen = select_for_labeling(frame, 6, pool_factor=2.5, progress=False)
+    chosen = select_for_labeling(frame, 6, pool_factor=2.5, strategy="mix", progress=False)
     ids = chosen["id"].tolist()
-    assert ids == select_for_labeling(frame, 6, pool_factor=2.5, progress=False)["id"].tolist()
+    again = select_for_labeling(frame, 6, pool_factor=2.5, strategy="mix", progress=False)
+    assert ids == again["id"].tolist()
     assert not {"bad", "done", "copy"} & set(ids)
     assert not any(i.startswith("sure") for i in ids)
     # Diverse: the near-identical cluster gives one row at most before the distinct ones run out.
@@ -221,6 +222,24 @@ def test_select_picks_uncertain_diverse_rows_deterministically():
     assert chosen["uncertainty"].min() >= 0.9
     with pytest.raises(ValueError, match="p_positive, p_neutral, p_negative"):
         select_for_labeling(frame.drop(columns="p_neutral"), 3, progress=False)
+
+
+def test_select_draws_randomly_by_default_and_takes_the_most_uncertain_on_request():
+    frame = _classified()
+    candidates = set(frame["id"]) - {"bad", "done", "copy"}
+    drawn = select_for_labeling(frame, 6, progress=False)["id"].tolist()
+    assert len(set(drawn)) == 6 and set(drawn) <= candidates
+    assert drawn == select_for_labeling(frame, 6, seed=0, progress=False)["id"].tolist()
+    others = [select_for_labeling(frame, 6, seed=s, progress=False)["id"].tolist() for s in (1, 2)]
+    assert any(o != drawn for o in others)
+    # Random draws reach the rows the model is sure about; uncertainty never does.
+    every = select_for_labeling(frame, len(candidates), progress=False)["id"].tolist()
+    assert any(i.startswith("sure") for i in every)
+    uncertain = select_for_labeling(frame, 6, strategy="uncertainty", progress=False)
+    assert not any(i.startswith("sure") for i in uncertain["id"])
+    assert uncertain["uncertainty"].is_monotonic_decreasing
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        select_for_labeling(frame, 3, strategy="smart", progress=False)
 
 
 def test_core_set_takes_the_most_uncertain_first_then_the_farthest():
@@ -232,7 +251,9 @@ def test_core_set_takes_the_most_uncertain_first_then_the_farthest():
 def test_select_embeds_with_the_models_encoder(base_dir: Path):
     from cxnlp.models.store import load
 
-    chosen = select_for_labeling(_classified(), 4, model=load(base_dir), progress=False)
+    chosen = select_for_labeling(
+        _classified(), 4, model=load(base_dir), strategy="mix", progress=False
+    )
     assert len(chosen) == 4 and chosen["id"].is_unique
 
 

@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from training.adapt_config import DEFAULT_MARGIN, LORA_MODULES, AdaptConfig
+from training.adapt_config import (
+    DEFAULT_MARGIN,
+    LORA_MODULES,
+    SELECTION_STRATEGIES,
+    AdaptConfig,
+)
 
 DEFAULT_TEST_DATA = "../shared/data"
 
@@ -99,10 +104,18 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--text-col", default="text")
     p.add_argument("--id-col", default="id")
     p.add_argument(
+        "--strategy",
+        choices=SELECTION_STRATEGIES,
+        default="random",
+        help="random (default: measured as good as the others, and the sample PACC needs), the "
+        "most uncertain rows, or mix (uncertain, then diverse over the model's embeddings)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random: the draw's seed")
+    p.add_argument(
         "--pool-factor",
         type=float,
         default=4.0,
-        help="the most uncertain n x this rows are the pool diversity is chosen from",
+        help="mix: the most uncertain n x this rows are the pool diversity is chosen from",
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(handler=_select)
@@ -171,16 +184,19 @@ def _select(args: argparse.Namespace) -> int:
     from cxnlp.models.store import load
     from training.labeling import select_file
 
-    model = load(args.model)
+    # Only `mix` reads the model's encoder.
+    model = load(args.model) if args.strategy == "mix" else None
     selected, paths = select_file(
         args.classified,
         args.output,
         args.n,
         model=model,
-        model_version=Path(model.source_ or args.model).name,
+        model_version=Path((model.source_ if model else None) or args.model).name,
         text_col=args.text_col,
         id_col=args.id_col,
         pool_factor=args.pool_factor,
+        strategy=args.strategy,
+        seed=args.seed,
         progress=not args.quiet,
     )
     print(

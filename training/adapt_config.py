@@ -13,6 +13,10 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+# How `cxnlp select` chooses rows to label (`training.labeling.select_for_labeling`); the first is
+# the default.
+SELECTION_STRATEGIES = ("random", "uncertainty", "mix")
+
 # The largest loss of macro-F1 on a language's standard tests an adapted model may have before
 # its gate refuses it (`training.adapt_gate`).
 DEFAULT_MARGIN = 0.01
