@@ -156,19 +156,24 @@ def dimension(name: str, dialect: str) -> ColumnElement:
     return func.json_extract(ITEMS.c.dimensions, literal(f'$."{name}"', String))
 
 
-def dimension_clause(name: str, values: Sequence[str], dialect: str, n: int = 0) -> ColumnElement:
+def dimension_clause(
+    name: str, values: Sequence[str], dialect: str, n: int = 0, probe: bool = False
+) -> ColumnElement:
     """Items whose dimension `name` is one of `values`, through the dimension index (migration
     0007): PostgreSQL's GIN index answers a containment test per value; in SQLite the item is
     joined with its `item_dimensions` row (alias number `n`: one per filtered dimension; an item
-    has one value per key, so the join repeats no item). `MISSING` among the values (items without
-    the dimension) asks for what no index holds: those items are read from their JSON."""
+    has one value per key, so the join repeats no item), or with `probe` that row is looked up for
+    each item read (when the items are read in another index's order and most of them pass: a
+    page of the newest). `MISSING` among the values (items without the dimension) asks for what
+    no index holds: those items are read from their JSON."""
     present = [v for v in values if v != MISSING]
     if MISSING in values or dialect not in ("postgresql", "sqlite"):
         return values_clause(dimension(name, dialect), values, None)
     if dialect == "postgresql":
         return or_(*(ITEMS.c.dimensions.op("@>")(literal({name: v}, JSONB)) for v in present))
     d = ITEM_DIMENSIONS.alias(f"filter_dimension_{n}")
-    return and_(d.c.item_pk == ITEMS.c.pk, d.c.key == name, d.c.value.in_(present))
+    on = and_(d.c.item_pk == ITEMS.c.pk, d.c.key == name, d.c.value.in_(present))
+    return exists().where(on) if probe else on
 
 
 def search_clause(q: str, dialect: str) -> ColumnElement:
@@ -187,7 +192,10 @@ def search_clause(q: str, dialect: str) -> ColumnElement:
     return func.lower(ITEMS.c.text).like(pattern.lower(), escape=escape)
 
 
-def items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
+def items_where(
+    f: StatsFilter, dialect: str, probe_dimensions: bool = False
+) -> list[ColumnElement]:
+    """The conditions on the items of `f` (`probe_dimensions`: see `dimension_clause`)."""
     c = ITEMS.c
     where = []
     if f.dataset:
@@ -204,7 +212,7 @@ def items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
             where.append(values_clause(c[name], values, None))
     for n, (name, values) in enumerate(f.dims.items()):
         if values:
-            where.append(dimension_clause(name, values, dialect, n))
+            where.append(dimension_clause(name, values, dialect, n, probe_dimensions))
     if f.topic:
         t = TOPICS.alias("filter_topics")
         where.append(exists().where(t.c.item_pk == c.pk, t.c.topic.in_(f.topic)))
