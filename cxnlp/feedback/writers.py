@@ -15,8 +15,11 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     Connection,
+    String,
+    any_,
     delete,
     func,
     insert,
@@ -25,6 +28,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.sql import ColumnElement
 
 from cxnlp.feedback.models import AGGREGATE_INPUTS, ITEMS, STAT_MEASURES, TOPICS, Base
 
@@ -53,6 +57,18 @@ def upsert(
     excluded = stmt.excluded
     sets = {c: (table.c[c] + excluded[c]) if add else excluded[c] for c in update}
     return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
+
+
+def one_of(column: ColumnElement, values: Sequence[str], dialect: str) -> ColumnElement:
+    """`column IN values` with the values as one parameter, however many there are (a batch's
+    ids): PostgreSQL `= ANY(array)`, SQLite the rows of `json_each` over a JSON array (a plain
+    IN list elsewhere)."""
+    if dialect == "postgresql":
+        return column == any_(literal(list(values), ARRAY(String)))
+    if dialect == "sqlite":
+        array = func.json_each(literal(_encode_json(list(values))))
+        return column.in_(select(literal_column("value")).select_from(array))
+    return column.in_(list(values))
 
 
 def _chunks(values: Sequence, size: int) -> Iterator[Sequence]:
@@ -204,11 +220,8 @@ class _SqliteWriter(_CoreWriter):
 
     def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         c = ITEMS.c
-        wanted = select(literal_column("value")).select_from(
-            func.json_each(literal(_encode_json(list(ids))))
-        )
         query = select(*(c[k] for k in AGGREGATE_INPUTS)).where(
-            c.dataset == dataset, c.item_id.in_(wanted)
+            c.dataset == dataset, one_of(c.item_id, ids, "sqlite")
         )
         return [dict(r) for r in self.connection.execute(query).mappings()]
 
