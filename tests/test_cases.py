@@ -4,17 +4,21 @@ status history, closing, overdue escalation and recovery metrics."""
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 
+import numpy as np
 import pandas as pd
 import pytest
 from feedback_helpers import case_row as row
+from feedback_helpers import database_url
 from sqlalchemy import func, select
 
 from cxnlp.feedback import alerts, cases
 from cxnlp.feedback.cases import CaseError, CaseFilter, load_case_rules, match_rule
 from cxnlp.feedback.db import open_store
-from cxnlp.feedback.ingest import ingest_frame
-from cxnlp.feedback.models import CASE_EVENTS, CASE_ITEMS, CASES
+from cxnlp.feedback.ingest import ingest_frame, ingest_records
+from cxnlp.feedback.models import CASE_EVENTS, CASE_ITEMS, CASES, ITEMS
+from cxnlp.feedback.records import records_from_frame
 from cxnlp.feedback.recovery import recovery_metrics
 
 T0 = dt.datetime(2026, 9, 7, 9, 0)
@@ -170,3 +174,117 @@ def test_recovery_compares_resolved_with_ignored_customers(store):
     assert m["recovered"]["sentiment_change"] == pytest.approx(0.9 - 0.05 - (0.05 - 0.9))
     assert m["not_followed_up"]["sentiment_change"] == pytest.approx(0.0)
     assert m["difference"]["sentiment_change"] > 1.5
+
+
+def _recovery_by_hand(connection, dataset: str, group: str) -> dict:
+    """The recovery of one group ("recovered" or "not_followed_up") read case by case: each
+    customer's first case (by opening time, then id) whose opening item is theirs and classified,
+    against the mean of their classified items after the case's resolution (or opening) and after
+    that item."""
+    after_of = "resolved_at" if group == "recovered" else "opened_at"
+    cases_ = [
+        dict(r)
+        for r in connection.execute(
+            select(CASES).where(CASES.c.dataset == dataset).order_by(CASES.c.id)
+        ).mappings()
+    ]
+    mine = [
+        x
+        for x in cases_
+        if x["customer_id"]
+        and (
+            x["resolved_at"] is not None if group == "recovered" else x["first_response_at"] is None
+        )
+    ]
+    items = [
+        dict(r)
+        for r in connection.execute(
+            select(ITEMS).where(ITEMS.c.dataset == dataset, ITEMS.c.error.is_(None))
+        ).mappings()
+    ]
+    by_id = {(i["customer_id"], i["item_id"]): i for i in items}
+    changes, score_changes, returned, seen = [], [], 0, set()
+    for x in sorted(mine, key=lambda x: (x["opened_at"], x["id"])):
+        first = by_id.get((x["customer_id"], x["item_id"]))
+        if x["customer_id"] in seen or first is None:
+            continue
+        seen.add(x["customer_id"])
+        since = max(x[after_of], first["created_at"])
+        later = [
+            i
+            for i in items
+            if i["customer_id"] == x["customer_id"]
+            and i["created_at"] > since
+            and i["item_id"] != x["item_id"]
+        ]
+        if not later:
+            continue
+        returned += 1
+        moods = [i["p_positive"] - i["p_negative"] for i in later if i["p_positive"] is not None]
+        if first["p_positive"] is not None and moods:
+            changes.append(statistics.fmean(moods) - (first["p_positive"] - first["p_negative"]))
+        scored = [i["score"] for i in later if i["score"] is not None]
+        if first["score"] is not None and scored:
+            score_changes.append(statistics.fmean(scored) - first["score"])
+    return {
+        "customers": len({x["customer_id"] for x in mine}),
+        "wrote_again": returned,
+        "sentiment_change": statistics.fmean(changes) if changes else None,
+        "score_change": statistics.fmean(score_changes) if score_changes else None,
+        "n_sentiment": len(changes),
+        "n_score": len(score_changes),
+    }
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_recovery_sums_up_each_customers_history_as_read_by_hand(kind, tmp_path):
+    rng = np.random.default_rng(12)
+    generator = database_url(kind, tmp_path)
+    store = open_store(next(generator))
+
+    def store_rows(rows, now):
+        frame = pd.DataFrame(rows)
+        records = records_from_frame(frame, score_col="nps", score_kind="nps")
+        with store.engine.begin() as c:
+            ingest_records(c, records, dataset="shop", now=now)
+
+    def rows(prefix, n, start, days, **extra):
+        out = []
+        for k in range(n):
+            customer = None if k % 9 == 0 else f"c{int(rng.integers(0, 25))}"
+            when = start + dt.timedelta(hours=int(rng.integers(0, 24 * days)))
+            out.append(
+                {
+                    **row(f"{prefix}{k}", customer, sentiment=str(rng.choice(["negative", "positive"])),
+                          p_neg=round(float(rng.uniform(0.5, 0.99)), 6),
+                          level=str(rng.choice(["high", "medium", "none"])),
+                          score=int(rng.integers(0, 11)) if k % 3 else None,
+                          when=when.strftime("%Y-%m-%d %H:%M")),
+                    **extra,
+                }
+            )  # fmt: skip
+        for r in out[::7]:
+            r.update(error="empty text", sentiment=None, p_positive=None, p_negative=None)
+        return out
+
+    try:
+        store_rows(rows("a", 120, T0 - dt.timedelta(days=6), 6), now=T0)
+        store_rows(rows("b", 40, T0 - dt.timedelta(days=3), 3), now=T0)  # same opening time
+        found = all_cases(store)
+        with store.engine.begin() as c:
+            for x in found[::3]:
+                cases.change_status(c, x["id"], "resolved", now=T0 + dt.timedelta(days=1))
+            for x in found[1::4]:
+                cases.change_status(c, x["id"], "contacted", now=T0 + dt.timedelta(hours=5))
+        # Later feedback (some written before a resolution), and feedback long before.
+        store_rows(rows("l", 150, T0 + dt.timedelta(hours=12), 6), now=T0 + dt.timedelta(days=7))
+        store_rows(rows("o", 40, T0 - dt.timedelta(days=40), 10), now=T0 + dt.timedelta(days=7))
+        with store.engine.connect() as c:
+            got = recovery_metrics(c, "shop")
+            for group in ("recovered", "not_followed_up"):
+                expected = _recovery_by_hand(c, "shop", group)
+                assert got[group] == pytest.approx(expected, rel=1e-12), group
+                assert got[group]["wrote_again"] >= 3 and got[group]["n_score"] >= 1
+    finally:
+        store.close()
+        generator.close()

@@ -512,3 +512,39 @@ def _topic_channel_rows(connection, rebuilt: bool = False) -> list[tuple]:
         else f"SELECT {keys}, n FROM daily_topic_channels"
     )
     return sorted(tuple(map(str, r)) for r in connection.execute(text(source)))
+
+
+def test_an_older_store_gets_the_dimension_index(store):
+    frame = classified_frame(300, seed=10)
+    frame["region"] = np.where(np.arange(300) % 4 == 0, "", "north")
+    nps = {"score_col": "score", "score_kind": "nps"}
+    ingest_frame(frame, dataset="shop", store=store, **nps)
+    filters = [
+        Q.StatsFilter(dims={"tier": ["gold"], "region": ["north"]}),
+        Q.StatsFilter(dims={"region": [Q.MISSING]}),
+    ]
+
+    def read() -> list:
+        with store.engine.connect() as c:
+            return [(Q.summary(c, f), Q.items(c, f, limit=300)) for f in filters]
+
+    before = read()
+    engine = make_engine(store.url)
+    _downgrade(engine, "0006")
+    # An item stored at 0006 (JSON dimensions, no index) is indexed by the migration.
+    late = frame.iloc[:1].assign(id="late", tier="gold", region="north")
+    ingest_frame(late, dataset="shop", store=store, **nps)
+    upgrade(engine)
+    with engine.connect() as c:
+        if store.dialect == "sqlite":
+            pairs = c.execute(text("SELECT count(*) FROM item_dimensions")).scalar_one()
+            # Every item's tier, three in four items' region, and the late item's two.
+            assert pairs == 300 + 225 + 2
+        else:
+            kind = c.execute(text("SELECT pg_typeof(dimensions) FROM feedback_items LIMIT 1"))
+            assert kind.scalar_one() == "jsonb"
+    engine.dispose()
+    after = read()
+    late = [i for i in after[0][1]["items"] if i["id"] == "late"]
+    assert len(late) == 1 and after[0][1]["total"] == before[0][1]["total"] + 1
+    assert after[1] == before[1] and before[1][1]["total"] == 75

@@ -1,7 +1,8 @@
 """Aggregate maintenance: what each item adds to the per-day aggregates (`daily_stats`,
-`daily_topic_stats` and their totals without language and channel), summed per key in Python so
-that one statement per table applies a whole batch. An update adds the item's new contribution
-and takes its old one out (sign -1), so the aggregates always equal a GROUP BY over the items.
+`daily_topic_stats` and their totals without language and channel), summed per key for a whole
+batch at once (numpy), so that one statement per table applies it. An update adds the item's new
+contribution and takes its old one out (sign -1), so the aggregates always equal a GROUP BY over
+the items.
 
 The measures are the counts and sums the statistics core (`cxnlp.report.segments`,
 `cxnlp.report.scores`) computes its numbers from.
@@ -10,7 +11,7 @@ The measures are the counts and sums the statistics core (`cxnlp.report.segments
 >>> record = {"day": None, "lang": "fa", "channel": None, "sentiment": "negative",
 ...     "score_kind": "nps", "score": 3.0, "p_positive": 0.1, "p_neutral": 0.1, "p_negative": 0.8}
 >>> deltas.add("shop", record, [("delivery", "negative")], 1.0)
->>> row = rollup_rows(deltas.stats, STAT_KEYS)[0]
+>>> row = rollup_rows(deltas.tables()[0][1], STAT_KEYS)[0]
 >>> row["n"], row["p_negative_sum"], row["detractors"]
 (1, 800000, 1)
 """
@@ -19,15 +20,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from cxnlp.feedback.models import DIMENSION_LEN, STAT_KEYS, STAT_MEASURES
 from cxnlp.feedback.records import INDEXED_DIMENSIONS
-from cxnlp.labels import SENTIMENTS, probability_column
-from cxnlp.report.scores import score_flags
-from cxnlp.report.segments import micro
+from cxnlp.labels import PROBABILITY_COLUMNS
+from cxnlp.report.scores import SCORE_MEASURES, score_flags
+from cxnlp.report.segments import micro_array
 
 # Values per dimension and batch recorded for the dashboard's filter menus (an id-like column
 # would otherwise copy itself there).
@@ -37,77 +40,123 @@ _FLOAT_MEASURES = {"score_sum", "score_sq_sum"}
 # The totals drop language and channel; the topic-channel table language and score kind.
 _TOTAL_KEEP = [i for i, k in enumerate(STAT_KEYS) if k not in ("lang", "channel")]
 _CHANNEL_KEEP = [i for i, k in enumerate(STAT_KEYS) if k not in ("lang", "score_kind")]
+# An item's key columns after the dataset (the first key).
+assert STAT_KEYS[0] == "dataset"
+_KEY_VALUES = itemgetter(*STAT_KEYS[1:])
+_PROBABILITIES = itemgetter(*PROBABILITY_COLUMNS)
+# Where each measure sits in a row of `STAT_MEASURES`.
+_AT = {m: STAT_MEASURES.index(m) for m in STAT_MEASURES}
+_FLAGS = [_AT[m] for m in ("promoters", "detractors", "satisfied")]
+assert set(STAT_MEASURES) == {"n", *(f"{c}_sum" for c in PROBABILITY_COLUMNS), *SCORE_MEASURES}
 
 
 def stat_key(dataset: str, r: Mapping[str, Any]) -> tuple:
     """The `daily_stats` key of an item ("" where it has no value)."""
-    return tuple(dataset if k == "dataset" else (r[k] or "") for k in STAT_KEYS)
+    return (dataset, *(v or "" for v in _KEY_VALUES(r)))
 
 
-def measures(r: Mapping[str, Any], scale: tuple[float, float] | None = None) -> np.ndarray:
-    """What one item adds to each of `STAT_MEASURES`, its score read on `scale` (its dataset's
-    scale of its score kind, `cxnlp.feedback.scales`; None: the kind's usual one)."""
-    score, kind = r["score"], r["score_kind"]
-    scored = score is not None
-    promoter, detractor, satisfied = score_flags(score, kind, scale) if scored else (False,) * 3
-    values = dict.fromkeys(STAT_MEASURES, 0.0)
-    values["n"] = 1.0
-    for s in SENTIMENTS:
-        values[f"p_{s}_sum"] = micro(r[probability_column(s)])
-    if scored:
-        values.update(score_n=1.0, score_sum=score, score_sq_sum=score * score)
-        values.update(promoters=promoter, detractors=detractor, satisfied=satisfied)
-    return np.fromiter(values.values(), dtype=np.float64, count=len(STAT_MEASURES))
+@dataclass
+class Rollup:
+    """Changes of one aggregate table: its keys, and per key the change of each of
+    `STAT_MEASURES` (a row of `sums`)."""
+
+    keys: list[tuple]
+    sums: np.ndarray
+
+
+def _sum_by(codes: Sequence[int], size: int, values: np.ndarray) -> np.ndarray:
+    """Rows of `values` added up per code, each code's rows in their order (as one += per row
+    would: the same floating-point sums)."""
+    out = np.zeros((size, len(STAT_MEASURES)))
+    np.add.at(out, np.asarray(codes, dtype=np.intp), values)
+    return out
+
+
+def _codes(keys: Iterable[tuple]) -> tuple[list[int], list[tuple]]:
+    """Each key's number in the order keys first appear, and the distinct keys in that order."""
+    index: dict[tuple, int] = {}
+    codes = [index.setdefault(k, len(index)) for k in keys]
+    return codes, list(index)
 
 
 class Deltas:
     """Per-key changes of the daily aggregates of one batch; `scales` are the dataset's score
-    scales by kind (`cxnlp.feedback.scales.declare`)."""
+    scales by kind (`cxnlp.feedback.scales.declare`). `add` records each item's part; `tables`
+    sums them up per key."""
 
     def __init__(self, scales: Mapping[str, tuple[float, float] | None] | None = None) -> None:
         self.scales = dict(scales or {})
-        self.stats: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
-        self.topics: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
+        self._keys: list[tuple] = []
+        self._probabilities: list[tuple] = []
+        self._scores: list[tuple] = []  # (position, score, promoter, detractor, satisfied)
+        self._signs: list[float] = []
+        self._topics: list[tuple[int, str, str]] = []  # (position, topic, polarity)
         self.removed = False
 
     def add(self, dataset: str, r: Mapping[str, Any], topics: Iterable[tuple], sign: float) -> None:
         """Add an item's contribution (`sign` 1) or take it out (-1); `topics` are its
         (topic, polarity) pairs."""
-        key = stat_key(dataset, r)
-        values = measures(r, self.scales.get(r["score_kind"])) * sign
-        self.stats[key] += values
-        for topic, polarity in topics:
-            self.topics[(*key, topic, polarity or "")] += values
+        at = len(self._keys)
+        self._keys.append(stat_key(dataset, r))
+        self._probabilities.append(_PROBABILITIES(r))
+        score = r["score"]
+        if score is not None:
+            kind = r["score_kind"]
+            self._scores.append((at, score, *score_flags(score, kind, self.scales.get(kind))))
+        self._signs.append(sign)
+        self._topics.extend((at, topic, polarity or "") for topic, polarity in topics)
         self.removed |= sign < 0
 
-    def tables(self) -> list[tuple[str, dict[tuple, np.ndarray]]]:
-        """(table role, deltas) for the five aggregate tables: "daily", "daily_topics",
+    def _measures(self) -> np.ndarray:
+        """What each added item contributes to each of `STAT_MEASURES` (`cxnlp.report.segments`
+        and `cxnlp.report.scores.score_flags` decide what counts)."""
+        values = np.zeros((len(self._keys), len(STAT_MEASURES)))
+        values[:, _AT["n"]] = 1.0
+        p = np.array(self._probabilities, dtype=np.float64).reshape(-1, len(PROBABILITY_COLUMNS))
+        for j, column in enumerate(PROBABILITY_COLUMNS):
+            values[:, _AT[f"{column}_sum"]] = micro_array(p[:, j])
+        if self._scores:
+            scored = np.array(self._scores, dtype=np.float64)
+            rows, score = scored[:, 0].astype(np.intp), scored[:, 1]
+            values[rows, _AT["score_n"]] = 1.0
+            values[rows, _AT["score_sum"]] = score
+            values[rows, _AT["score_sq_sum"]] = score * score
+            values[np.ix_(rows, _FLAGS)] = scored[:, 2:]
+        return values * np.asarray(self._signs)[:, None]
+
+    def tables(self) -> list[tuple[str, Rollup]]:
+        """(table role, changes) for the five aggregate tables: "daily", "daily_topics",
         "totals", "topic_totals", "topic_channels"."""
+        values = self._measures()
+        codes, keys = _codes(self._keys)
+        stats = Rollup(keys, _sum_by(codes, len(keys), values))
+        positions = [t[0] for t in self._topics]
+        topic_codes, topic_keys = _codes(
+            (*self._keys[at], topic, polarity) for at, topic, polarity in self._topics
+        )
+        topics = Rollup(topic_keys, _sum_by(topic_codes, len(topic_keys), values[positions]))
         return [
-            ("daily", self.stats),
-            ("daily_topics", self.topics),
-            ("totals", _project(self.stats, _TOTAL_KEEP)),
-            ("topic_totals", _project(self.topics, _TOTAL_KEEP)),
-            ("topic_channels", _project(self.topics, _CHANNEL_KEEP)),
+            ("daily", stats),
+            ("daily_topics", topics),
+            ("totals", _project(stats, _TOTAL_KEEP)),
+            ("topic_totals", _project(topics, _TOTAL_KEEP)),
+            ("topic_channels", _project(topics, _CHANNEL_KEEP)),
         ]
 
 
-def _project(deltas: dict[tuple, np.ndarray], keep: Sequence[int]) -> dict[tuple, np.ndarray]:
-    """`deltas` summed over the key positions not in `keep` (the topic and polarity stay)."""
-    out: dict[tuple, np.ndarray] = defaultdict(lambda: np.zeros(len(STAT_MEASURES)))
-    for key, values in deltas.items():
-        out[tuple(key[i] for i in keep) + key[len(STAT_KEYS) :]] += values
-    return out
+def _project(rollup: Rollup, keep: Sequence[int]) -> Rollup:
+    """`rollup` summed over the key positions not in `keep` (the topic and polarity stay)."""
+    tail = len(STAT_KEYS)
+    codes, keys = _codes(tuple(key[i] for i in keep) + key[tail:] for key in rollup.keys)
+    return Rollup(keys, _sum_by(codes, len(keys), rollup.sums))
 
 
-def rollup_rows(deltas: dict[tuple, np.ndarray], keys: Sequence[str]) -> list[dict[str, Any]]:
+def rollup_rows(rollup: Rollup, keys: Sequence[str]) -> list[dict[str, Any]]:
     """The rows to add to a table keyed by `keys` (changes that cancel out are left out)."""
-    if not deltas:
+    if not rollup.keys:
         return []
-    key_list = list(deltas)
-    matrix = np.vstack([deltas[k] for k in key_list])
-    keep = matrix.any(axis=1)
-    matrix = matrix[keep]
+    keep = rollup.sums.any(axis=1)
+    matrix = rollup.sums[keep]
     # Counts are whole numbers held as floats: rounded back to integers, column by column.
     columns = [
         matrix[:, j].tolist()
@@ -115,16 +164,19 @@ def rollup_rows(deltas: dict[tuple, np.ndarray], keys: Sequence[str]) -> list[di
         else np.rint(matrix[:, j]).astype(np.int64).tolist()
         for j, name in enumerate(STAT_MEASURES)
     ]
-    kept = [k for k, flag in zip(key_list, keep.tolist(), strict=True) if flag]
+    kept = [k for k, flag in zip(rollup.keys, keep.tolist(), strict=True) if flag]
+    names = (*keys, *STAT_MEASURES)
     return [
-        {**dict(zip(keys, key, strict=True)), **dict(zip(STAT_MEASURES, values, strict=True))}
+        dict(zip(names, (*key, *values), strict=True))
         for key, values in zip(kept, zip(*columns, strict=True), strict=True)
     ]
 
 
-def emptied(deltas: dict[tuple, np.ndarray]) -> list[tuple]:
+def emptied(rollup: Rollup) -> list[tuple]:
     """Keys an update may have emptied (their count went down): deleted when they reach 0."""
-    return [k for k, v in deltas.items() if v[0] < 0]
+    return [
+        k for k, down in zip(rollup.keys, (rollup.sums[:, 0] < 0).tolist(), strict=True) if down
+    ]
 
 
 def dimension_rows(dataset: str, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

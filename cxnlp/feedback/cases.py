@@ -34,17 +34,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, select, update
 
 from cxnlp.data import read_yaml
 from cxnlp.feedback.models import CASE_EVENTS, CASE_ITEMS, CASES, ITEMS
+from cxnlp.feedback.writers import one_of, writer_for
 from cxnlp.io.tables import escape_formula
 
 logger = logging.getLogger(__name__)
 
 RULES_RESOURCE = "case_rules.yaml"
 RULES_ENV = "CXNLP_CASE_RULES"
-_CHUNK = 500
 WHEN_KEYS = frozenset(
     {"urgency_level", "score_kind", "score_max", "score_min", "sentiment", "confidence_min",
      "topics", "polarity"}
@@ -191,11 +191,6 @@ def match_rule(record: Mapping[str, Any], rules: CaseRules) -> tuple[CaseRule, s
     return None
 
 
-def _chunks(values: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
 def _event(case_id: int, at: dt.datetime, kind: str, **values: Any) -> dict[str, Any]:
     row = {"case_id": case_id, "at": at, "kind": kind, "actor": None, "from_status": None,
            "to_status": None, "note": None}  # fmt: skip
@@ -224,16 +219,16 @@ def open_cases(
     counts = {"opened": 0, "linked": 0, "skipped": 0}
     if not wanted:
         return counts
+    dialect = connection.dialect.name
+    writer = writer_for(connection)
     ids = [r["item_id"] for r, _, _ in wanted]
-    linked: set[str] = set()
-    for part in _chunks(ids):
-        linked.update(
-            connection.execute(
-                select(CASE_ITEMS.c.item_id).where(
-                    CASE_ITEMS.c.dataset == dataset, CASE_ITEMS.c.item_id.in_(part)
-                )
-            ).scalars()
-        )
+    linked: set[str] = set(
+        connection.execute(
+            select(CASE_ITEMS.c.item_id).where(
+                CASE_ITEMS.c.dataset == dataset, one_of(CASE_ITEMS.c.item_id, ids, dialect)
+            )
+        ).scalars()
+    )
     by_key: dict[str, list[tuple[Mapping[str, Any], CaseRule, str | None]]] = {}
     for record, rule, topic in wanted:
         if record["item_id"] in linked:
@@ -244,15 +239,15 @@ def open_cases(
         by_key.setdefault(f"{customer}|{rule.name}", []).append((record, rule, topic))
     if not by_key:
         return counts
-    existing: dict[str, tuple[int, int]] = {}
-    keys = list(by_key)
-    for part in _chunks(keys):
-        for case_id, key, rank in connection.execute(
-            select(CASES.c.id, CASES.c.open_key, CASES.c.priority_rank).where(
-                CASES.c.dataset == dataset, CASES.c.open_key.in_(part)
-            )
-        ):
-            existing[key] = (case_id, rank)
+
+    def open_now(keys: list[str]) -> dict[str, tuple[int, int]]:
+        """(case id, priority rank) of the open cases with these keys."""
+        query = select(CASES.c.open_key, CASES.c.id, CASES.c.priority_rank).where(
+            CASES.c.dataset == dataset, one_of(CASES.c.open_key, keys, dialect)
+        )
+        return {key: (case_id, rank) for key, case_id, rank in connection.execute(query)}
+
+    existing = open_now(list(by_key))
     new_rows = []
     for key, group in by_key.items():
         if key in existing:
@@ -285,15 +280,8 @@ def open_cases(
             }
         )
     if new_rows:
-        connection.execute(insert(CASES), new_rows)
-        new_keys = [r["open_key"] for r in new_rows]
-        for part in _chunks(new_keys):
-            for case_id, key, rank in connection.execute(
-                select(CASES.c.id, CASES.c.open_key, CASES.c.priority_rank).where(
-                    CASES.c.dataset == dataset, CASES.c.open_key.in_(part)
-                )
-            ):
-                existing[key] = (case_id, rank)
+        writer.insert(CASES, new_rows)
+        existing.update(open_now([r["open_key"] for r in new_rows]))
         counts["opened"] = len(new_rows)
     fresh = {r["open_key"] for r in new_rows}
     # A new case was inserted with its items counted and its best priority; only cases that
@@ -314,19 +302,23 @@ def open_cases(
         if key not in fresh:
             best = min(rules.rank(rule.priority) for _, rule, _ in group)
             grown.append((case_id, len(group), min(best, rank)))
-    connection.execute(insert(CASE_ITEMS), links)
-    connection.execute(insert(CASE_EVENTS), events)
-    names = list(rules.priorities)
-    for case_id, n, rank in grown:
+    writer.insert(CASE_ITEMS, links)
+    writer.insert(CASE_EVENTS, events)
+    if grown:
+        names = list(rules.priorities)
         connection.execute(
             update(CASES)
-            .where(CASES.c.id == case_id)
+            .where(CASES.c.id == bindparam("b_id"))
             .values(
-                item_count=CASES.c.item_count + n,
-                priority_rank=rank,
-                priority=names[rank],
+                item_count=CASES.c.item_count + bindparam("b_added"),
+                priority_rank=bindparam("b_rank"),
+                priority=bindparam("b_priority"),
                 updated_at=now,
-            )  # fmt: skip
+            ),
+            [
+                {"b_id": case_id, "b_added": n, "b_rank": rank, "b_priority": names[rank]}
+                for case_id, n, rank in grown
+            ],
         )
     return counts
 

@@ -2,8 +2,8 @@
 sources: the per-day aggregates (`daily_stats`, `daily_topic_stats`, their totals) whenever the
 filter only names columns they are keyed by (dataset, dates, language, channel, sentiment, and at
 most one topic), else the items themselves (a filter on another stored dimension, a product, a
-text search). Both give the same counts and sums (`STAT_MEASURES`); the aggregates are just
-smaller. Periods (day, week, month) are cut here too.
+text search; dimension filters and the search go through their indexes). Both give the same
+counts and sums (`STAT_MEASURES`); the aggregates are just smaller. Periods (day, week, month) are cut here too.
 
 >>> StatsFilter(channel=["app"]).keyed_only(), StatsFilter(q="late").keyed_only()
 (True, False)
@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     table,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import ColumnElement, FromClause, Select
 
 from cxnlp.feedback.models import (
@@ -54,8 +55,10 @@ from cxnlp.report.segments import MICRO
 
 # SQLite's FTS5 trigram index of the item texts (created by migration 0003, kept by triggers).
 FTS = table("feedback_items_fts", column("rowid"), column("text"))
+# SQLite's index of the items' dimensions (migration 0007, kept by triggers): (key, value, item_pk).
+ITEM_DIMENSIONS = table("item_dimensions", column("key"), column("value"), column("item_pk"))
 MISSING = MISSING_GROUP
-# Columns the aggregates are keyed by; any other dimension is read from the items' JSON.
+# Columns the aggregates are keyed by; a filter on any other dimension reads the items.
 KEYED = ("lang", "channel", "sentiment")
 GROUPABLE = ("lang", "channel", "sentiment", "dataset")
 # Item columns a filter may name directly (the rest are `dims`).
@@ -153,6 +156,26 @@ def dimension(name: str, dialect: str) -> ColumnElement:
     return func.json_extract(ITEMS.c.dimensions, literal(f'$."{name}"', String))
 
 
+def dimension_clause(
+    name: str, values: Sequence[str], dialect: str, n: int = 0, probe: bool = False
+) -> ColumnElement:
+    """Items whose dimension `name` is one of `values`, through the dimension index (migration
+    0007): PostgreSQL's GIN index answers a containment test per value; in SQLite the item is
+    joined with its `item_dimensions` row (alias number `n`: one per filtered dimension; an item
+    has one value per key, so the join repeats no item), or with `probe` that row is looked up for
+    each item read (when the items are read in another index's order and most of them pass: a
+    page of the newest). `MISSING` among the values (items without the dimension) asks for what
+    no index holds: those items are read from their JSON."""
+    present = [v for v in values if v != MISSING]
+    if MISSING in values or dialect not in ("postgresql", "sqlite"):
+        return values_clause(dimension(name, dialect), values, None)
+    if dialect == "postgresql":
+        return or_(*(ITEMS.c.dimensions.op("@>")(literal({name: v}, JSONB)) for v in present))
+    d = ITEM_DIMENSIONS.alias(f"filter_dimension_{n}")
+    on = and_(d.c.item_pk == ITEMS.c.pk, d.c.key == name, d.c.value.in_(present))
+    return exists().where(on) if probe else on
+
+
 def search_clause(q: str, dialect: str) -> ColumnElement:
     """Items whose text holds `q` (case-insensitive), through the search index: PostgreSQL's
     pg_trgm GIN index answers ILIKE, SQLite's FTS5 trigram table answers LIKE (both need 3
@@ -169,7 +192,10 @@ def search_clause(q: str, dialect: str) -> ColumnElement:
     return func.lower(ITEMS.c.text).like(pattern.lower(), escape=escape)
 
 
-def items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
+def items_where(
+    f: StatsFilter, dialect: str, probe_dimensions: bool = False
+) -> list[ColumnElement]:
+    """The conditions on the items of `f` (`probe_dimensions`: see `dimension_clause`)."""
     c = ITEMS.c
     where = []
     if f.dataset:
@@ -184,9 +210,9 @@ def items_where(f: StatsFilter, dialect: str) -> list[ColumnElement]:
         values = getattr(f, name)
         if values:
             where.append(values_clause(c[name], values, None))
-    for name, values in f.dims.items():
+    for n, (name, values) in enumerate(f.dims.items()):
         if values:
-            where.append(values_clause(dimension(name, dialect), values, None))
+            where.append(dimension_clause(name, values, dialect, n, probe_dimensions))
     if f.topic:
         t = TOPICS.alias("filter_topics")
         where.append(exists().where(t.c.item_pk == c.pk, t.c.topic.in_(f.topic)))

@@ -2,7 +2,10 @@
 changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must match these).
 
 - `feedback_items`: one row per analyzed item, unique on (dataset, item_id); the export's own
-  columns live in `dimensions` (JSON), `channel` and `product` also as indexed columns.
+  columns live in `dimensions` (JSON; JSONB in PostgreSQL), `channel` and `product` also as
+  indexed columns. A filter on a dimension goes through an index kept outside the ORM
+  (migration 0007, `DIMENSION_INDEX_OBJECTS`): a GIN `jsonb_path_ops` index of `dimensions` in
+  PostgreSQL, an `item_dimensions` (key, value, item_pk) table kept by triggers in SQLite.
 - `item_topics`: one row per (item, topic) with its polarity, for topic queries without JSON.
 - `daily_stats` / `daily_topic_stats`: per-day pre-aggregates by language, channel, sentiment
   and score kind (and topic, polarity); `daily_totals` / `daily_topic_totals` the same without
@@ -44,6 +47,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cxnlp.labels import PROBABILITY_COLUMNS
@@ -55,6 +59,8 @@ Count = BigInteger().with_variant(Integer(), "sqlite")
 
 DIMENSION_LEN = 200
 ID_LEN = 300
+# The item's dimensions: JSONB in PostgreSQL, so that a GIN index answers a filter on one.
+DimensionsJSON = JSON().with_variant(JSONB(), "postgresql")
 
 # Column roles (`mapped_column(info=...)`); see the module docstring.
 STORE_SET = {"store_set": True}
@@ -90,7 +96,7 @@ class FeedbackItem(Base):
     product: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
     # The customer the item is about (`cxnlp.labels.CUSTOMER_ID_COLUMN`): follow-up cases.
     customer_id: Mapped[str | None] = mapped_column(String(ID_LEN))
-    dimensions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dimensions: Mapped[dict[str, Any]] = mapped_column(DimensionsJSON, default=dict)
     sentiment: Mapped[str | None] = mapped_column(String(16), info=AGGREGATED)
     p_positive: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
     p_neutral: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
@@ -370,10 +376,13 @@ TOPIC_FIELDS: tuple[str, ...] = tuple(
     c.name for c in TOPICS.c if c.name != "item_pk" and not c.info.get("internal")
 )
 
-# Search index objects that live outside the ORM (migration 0003): autogenerate leaves them alone.
+# Index objects that live outside the ORM, one kind per database: the text search's (migration
+# 0003) and the dimension filter's (0007). Autogenerate leaves them alone.
 SEARCH_OBJECTS = ("feedback_items_fts", "ix_feedback_items_text_trgm")
+DIMENSION_INDEX_OBJECTS = ("item_dimensions", "ix_feedback_items_dimensions")
 
 
 def managed_by_orm(name: str | None, kind: str, *_: object) -> bool:
-    """Alembic's `include_name`: False for the search index and SQLite's FTS5 shadow tables."""
-    return not (name and name.startswith(SEARCH_OBJECTS))
+    """Alembic's `include_name`: False for the search and dimension indexes (and SQLite's FTS5
+    shadow tables)."""
+    return not (name and name.startswith((*SEARCH_OBJECTS, *DIMENSION_INDEX_OBJECTS)))

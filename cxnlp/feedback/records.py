@@ -29,6 +29,7 @@ import pandas as pd
 
 from cxnlp.feedback.checks import record_problem
 from cxnlp.feedback.models import DIMENSION_LEN, ID_LEN, RECORD_FIELDS
+from cxnlp.io.validate import name_problem
 from cxnlp.labels import (
     CUSTOMER_ID_COLUMN,
     OPTIONAL_RESULT_COLUMNS,
@@ -77,6 +78,13 @@ def _as_id(value: Any) -> str:
     return str(value).strip()
 
 
+def _id_or_none(value: Any) -> str | None:
+    """`_as_id` of a cell, None where it is blank."""
+    if type(value) is str:
+        return value.strip() or None
+    return None if _blank(value) else _as_id(value)
+
+
 def _as_text(value: Any) -> str | None:
     if _blank(value):
         return None
@@ -112,6 +120,74 @@ def _as_json_list(value: Any) -> list | None:
     if not isinstance(value, list | tuple):
         raise ValueError("not a JSON list")
     return list(value)
+
+
+def _texts(values: list) -> list[str | None]:
+    """`_as_text` of each cell (strings, most cells, without a call each)."""
+    out: list[str | None] = []
+    for value in values:
+        if type(value) is str:
+            value = value.strip()
+            out.append(value or None)
+        else:
+            out.append(_as_text(value))
+    return out
+
+
+def _floats(column: pd.Series) -> list[float | None] | None:
+    """`_as_float` of each cell of a float column (None where it is not finite); None for a
+    column of another type, whose cells are read one by one (only those of classified rows)."""
+    if column.dtype.kind != "f":
+        return None
+    values = column.to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    return [v if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]
+
+
+def _dates(data: pd.DataFrame, date_col: str | None, problem) -> list[dt.datetime | None]:
+    """Each row's `date_col` as a naive UTC datetime (None where blank; `problem` where it is
+    not a date)."""
+    dates: list[dt.datetime | None] = [None] * len(data)
+    if date_col is None or date_col not in data.columns:
+        return dates
+    raw = data[date_col]
+    parsed = pd.DatetimeIndex(pd.to_datetime(raw, errors="coerce", utc=True, format="mixed"))
+    missing = parsed.isna()
+    if missing.any():
+        for i in np.flatnonzero(missing).tolist():
+            value = raw.iat[i]
+            if not _blank(value):
+                problem(i, f"{date_col} {value!r} is not a date (expected e.g. 2026-09-07)")
+    naive = parsed.tz_convert(None).to_pydatetime()
+    return [None if gone else when for when, gone in zip(naive, missing.tolist(), strict=True)]
+
+
+def _scores(column: pd.Series, spec: ScoreSpec, problem) -> list[float | None]:
+    """Each row's score (None where blank; `problem` where it is not a number, or not a whole
+    number on the declared scale)."""
+    bounds = spec.scale
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(numbers)
+    good = finite.copy()
+    if bounds:
+        good &= (numbers >= bounds[0]) & (numbers <= bounds[1]) & (np.floor(numbers) == numbers)
+    scores: list[float | None] = [
+        v if ok else None for v, ok in zip(numbers.tolist(), good.tolist(), strict=True)
+    ]
+    for i in np.flatnonzero(~good).tolist():
+        value = column.iat[i]
+        if _blank(value):
+            continue
+        if not finite[i]:
+            problem(i, f"{spec.column} {value!r} is not a number")
+        else:
+            problem(
+                i,
+                f"{spec.column} {value!r} is not a whole number from {bounds[0]:g} to "
+                f"{bounds[1]:g}, as {spec.kind.upper()} on that scale needs (declare "
+                f"another scale as {spec.kind}:LOW-HIGH={spec.column})",
+            )
+    return scores
 
 
 def _optional(columns: Mapping[str, list], name: str, i: int, read) -> Any:
@@ -177,50 +253,59 @@ def records_from_frame(
         else:
             problems.append("")
 
-    dates: list[dt.datetime | None] = [None] * len(data)
-    if date_col is not None and date_col in data.columns:
-        raw = data[date_col]
-        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
-        for i, (value, when) in enumerate(zip(raw.tolist(), parsed.tolist(), strict=True)):
-            if _blank(value):
-                continue
-            if when is pd.NaT or when is None or pd.isna(when):
-                problem(i, f"{date_col} {value!r} is not a date (expected e.g. 2026-09-07)")
-            else:
-                dates[i] = when.tz_convert(None).to_pydatetime()
+    dates = _dates(data, date_col, problem)
     scores: list[float | None] = [None] * len(data)
     score_kind = spec.kind if spec is not None else None
     if spec is not None:
-        bounds, column = spec.scale, spec.column
-        numbers = pd.to_numeric(data[column], errors="coerce")
-        for i, (value, number) in enumerate(zip(data[column], numbers, strict=True)):
-            if _blank(value):
-                continue
-            if pd.isna(number) or not math.isfinite(float(number)):
-                problem(i, f"{column} {value!r} is not a number")
-            elif bounds and not (bounds[0] <= number <= bounds[1] and float(number).is_integer()):
-                problem(
-                    i,
-                    f"{column} {value!r} is not a whole number from {bounds[0]:g} to "
-                    f"{bounds[1]:g}, as {spec.kind.upper()} on that scale needs (declare "
-                    f"another scale as {spec.kind}:LOW-HIGH={column})",
-                )
-            else:
-                scores[i] = float(number)
+        scores = _scores(data[spec.column], spec, problem)
     skip = {text_col, id_col, date_col, spec.column if spec else None}
     skip |= {*RESULT_COLUMNS, *OPTIONAL_COLUMNS}
     dimension_cols = [c for c in data.columns if c not in skip]
     columns = {c: data[c].tolist() for c in data.columns}
+    # Each column read once, as a whole (the cells' own readers where a fast path does not fit).
+    ids = [_id_or_none(v) for v in columns[id_col]]
+    texts = [
+        v if type(v) is str else (str(v) if isinstance(v, str) or not _blank(v) else None)
+        for v in columns[text_col]
+    ]
+    errors = _texts(columns["error"])
+    sentiments = [s.lower() if s else None for s in _texts(columns["sentiment"])]
+    langs = _texts(columns["lang"])
+    dimension_values = [(str(c), _texts(columns[c])) for c in dimension_cols]
+    floats = {
+        c: _floats(data[c]) if c in columns else None
+        for c in (*PROBABILITY_COLUMNS, "confidence", "urgency")
+    }
+    truncated = [_as_bool(v) for v in columns["truncated"]] if "truncated" in columns else None
+    mixed = [_as_bool(v) for v in columns["mixed"]] if "mixed" in columns else None
+    levels = _texts(columns["urgency_level"]) if "urgency_level" in columns else None
+    # NUL characters and lone surrogates are looked for in the whole batch at once; only a batch
+    # that holds one is checked row by row (`record_problem`), to name the row.
+    names_ok = (
+        name_problem(
+            "\n".join(
+                [
+                    *(name for name, _ in dimension_values),
+                    *(v for v in ids if v is not None),
+                    *(v for v in texts if v is not None),
+                    *(v for _, values in dimension_values for v in values if v is not None),
+                ]
+            )
+        )
+        is None
+    )
+
+    def cell(name: str, i: int, read) -> Any:
+        return floats[name][i] if floats[name] is not None else read(columns[name][i])
+
     records = []
     for i in range(len(data)):
-        item_id = columns[id_col][i]
-        if _blank(item_id):
+        item_id = ids[i]
+        if item_id is None:
             problem(i, f"the id ({id_col}) is empty: every stored item needs one")
             continue
-        item_id = _as_id(item_id)
-        error = _as_text(columns["error"][i])
-        sentiment = _as_text(columns["sentiment"][i])
-        sentiment = sentiment.lower() if sentiment else None
+        error = errors[i]
+        sentiment = sentiments[i]
         if error is None and sentiment not in SENTIMENTS:
             error = "no sentiment in the row"
         ok = error is None
@@ -228,16 +313,15 @@ def records_from_frame(
         if topics is None:
             problem(i, f"topics {str(columns['topics'][i])[:60]!r} is not a JSON list of topics")
             continue
-        text = columns[text_col][i]
-        text = None if _blank(text) and not isinstance(text, str) else str(text)
+        text = texts[i]
         if text is not None and "\x00" in text:
             problem(i, "the text holds a NUL character, which the database cannot store")
             continue
         dims = {}
-        for c in dimension_cols:
-            value = _as_text(columns[c][i])
+        for name, values in dimension_values:
+            value = values[i]
             if value is not None:
-                dims[str(c)] = value
+                dims[name] = value
         customer = dims.pop(CUSTOMER_ID_COLUMN, None)
         if customer is not None and len(customer) > ID_LEN:
             problem(i, f"{CUSTOMER_ID_COLUMN} is longer than {ID_LEN} characters")
@@ -266,35 +350,32 @@ def records_from_frame(
             score=score,
             score_kind=score_kind if score is not None else None,
             error=error,
-            truncated=_as_bool(columns["truncated"][i]) if "truncated" in columns else None,
+            truncated=truncated[i] if truncated is not None else None,
         )
         if ok:
             record.update(
                 sentiment=sentiment,
-                lang=_as_text(columns["lang"][i]),
-                confidence=_as_float(columns["confidence"][i]),
-                mixed=_as_bool(columns["mixed"][i]) if "mixed" in columns else None,
-                urgency=_optional(columns, "urgency", i, _as_float),
-                urgency_level=_optional(columns, "urgency_level", i, _as_text),
-                **{
-                    probability_column(s): _as_float(columns[probability_column(s)][i])
-                    for s in SENTIMENTS
-                },
+                lang=langs[i],
+                confidence=cell("confidence", i, _as_float),
+                mixed=mixed[i] if mixed is not None else None,
+                urgency=cell("urgency", i, _as_float) if "urgency" in columns else None,
+                urgency_level=levels[i] if levels is not None else None,
+                **{c: cell(c, i, _as_float) for c in PROBABILITY_COLUMNS},
             )
-        if ok:
             try:
                 record["urgency_evidence"] = _optional(
                     columns, "urgency_evidence", i, _as_json_list
                 )
             except ValueError:
-                cell = str(columns["urgency_evidence"][i])[:60]
-                problem(i, f"urgency_evidence {cell!r} is not a JSON list of cues")
+                cell_text = str(columns["urgency_evidence"][i])[:60]
+                problem(i, f"urgency_evidence {cell_text!r} is not a JSON list of cues")
                 continue
         record["topics"] = topics
-        unstorable = record_problem(record, INDEXED_DIMENSIONS)
-        if unstorable is not None:
-            problem(i, unstorable)
-            continue
+        if not names_ok:
+            unstorable = record_problem(record, INDEXED_DIMENSIONS)
+            if unstorable is not None:
+                problem(i, unstorable)
+                continue
         if ok and any(record[c] is None for c in PROBABILITY_COLUMNS):
             record.update(error="no probabilities in the row", sentiment=None, topics=[])
         records.append(record)

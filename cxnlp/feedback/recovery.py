@@ -8,6 +8,10 @@
 - Response times per team: hours from opening to the first response and to resolution.
 - Root causes of closed cases counted per topic, with the share resolved.
 
+The recovery is summed up in the database (per customer, then per group: a customer's history
+is read through the items' customer index, never fetched); the response times and root causes
+read one row per case.
+
 >>> from cxnlp.feedback.db import open_store
 >>> store = open_store("sqlite://")
 >>> with store.engine.connect() as c:
@@ -20,25 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, case, distinct, func, select
+from sqlalchemy.sql import ColumnElement
 
 from cxnlp.feedback.models import CASES, ITEMS
-
-_CHUNK = 500
-
-
-def _sentiment(row: Mapping[str, Any]) -> float | None:
-    if row["p_positive"] is None or row["p_negative"] is None:
-        return None
-    return float(row["p_positive"]) - float(row["p_negative"])
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return statistics.fmean(values) if values else None
 
 
 def _hours(start: dt.datetime, end: dt.datetime | None) -> float | None:
@@ -46,73 +38,105 @@ def _hours(start: dt.datetime, end: dt.datetime | None) -> float | None:
 
 
 def _group_change(
-    cases: list[Mapping[str, Any]], after_of: str, items: dict[str, list], opening: dict
-) -> dict[str, Any]:
-    """Per customer: the opening item against the mean of the items after `after_of`."""
-    changes, score_changes, returned = [], [], 0
-    customers = {c["customer_id"] for c in cases}
-    seen: set[str] = set()
-    for c in sorted(cases, key=lambda x: x["opened_at"]):  # a customer's first case counts
-        first = opening.get((c["customer_id"], c["item_id"]))
-        if c["customer_id"] in seen or first is None:
-            continue
-        seen.add(c["customer_id"])
-        since = max(c[after_of], first["created_at"])
-        later = [
-            i
-            for i in items.get(c["customer_id"], [])
-            if i["created_at"] > since and i["item_id"] != c["item_id"]
-        ]
-        if not later:
-            continue
-        returned += 1
-        before = _sentiment(first)
-        after = _mean([s for s in map(_sentiment, later) if s is not None])
-        if before is not None and after is not None:
-            changes.append(after - before)
-        scored = [i["score"] for i in later if i["score"] is not None]
-        if first["score"] is not None and scored:
-            score_changes.append(statistics.fmean(scored) - first["score"])
+    connection: Connection, dataset: str, group: ColumnElement, after_of: str
+) -> dict:
+    """For the customers of the cases in `group`: their first case (by opening time) whose
+    opening item is theirs and classified, and the mean of their classified items written after
+    the case's `after_of` time (and after the opening item), against the opening item; summed
+    up in the database (one row per customer who wrote again, then one row)."""
+    c, opened = CASES.c, ITEMS.alias("opened")
+    cases = and_(c.dataset == dataset, c.customer_id.is_not(None), group)
+    customers = connection.execute(
+        select(func.count(distinct(c.customer_id))).where(cases)
+    ).scalar_one()
+    nth = func.row_number().over(partition_by=c.customer_id, order_by=(c.opened_at, c.id))
+    firsts = (
+        select(
+            c.customer_id,
+            c.item_id,
+            c[after_of].label("after"),
+            opened.c.created_at.label("opened_at"),
+            (opened.c.p_positive - opened.c.p_negative).label("before"),
+            opened.c.score,
+            nth.label("nth"),
+        )
+        .join(
+            opened,
+            and_(
+                opened.c.dataset == c.dataset,
+                opened.c.item_id == c.item_id,
+                opened.c.customer_id == c.customer_id,
+                opened.c.error.is_(None),
+            ),
+        )
+        .where(cases)
+        .subquery("cases")
+    )
+    first = select(firsts).where(firsts.c.nth == 1).subquery("first")
+    later = ITEMS.alias("later")
+    since = case((first.c.after > first.c.opened_at, first.c.after), else_=first.c.opened_at)
+    per_customer = (
+        select(
+            (func.avg(later.c.p_positive - later.c.p_negative) - first.c.before).label("change"),
+            (func.avg(later.c.score) - first.c.score).label("score_change"),
+        )
+        .join(
+            later,
+            and_(
+                later.c.dataset == dataset,
+                later.c.customer_id == first.c.customer_id,
+                later.c.error.is_(None),
+                later.c.created_at > since,
+                later.c.item_id != first.c.item_id,
+            ),
+        )
+        .group_by(first.c.customer_id, first.c.before, first.c.score)
+        .subquery("per_customer")
+    )
+    p = per_customer.c
+    returned, change, n_change, score_change, n_score = connection.execute(
+        select(
+            func.count(),
+            func.avg(p.change),
+            func.count(p.change),
+            func.avg(p.score_change),
+            func.count(p.score_change),
+        )
+    ).one()
     return {
-        "customers": len(customers),
+        "customers": customers,
         "wrote_again": returned,
-        "sentiment_change": _mean(changes),
-        "score_change": _mean(score_changes),
-        "n_sentiment": len(changes),
-        "n_score": len(score_changes),
+        "sentiment_change": _float(change),
+        "score_change": _float(score_change),
+        "n_sentiment": n_change,
+        "n_score": n_score,
     }
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
 
 
 def recovery_metrics(connection: Connection, dataset: str) -> dict[str, Any]:
     """`{"recovered", "not_followed_up", "difference", "teams", "root_causes"}` for `dataset`."""
     c = CASES.c
-    cases = connection.execute(
-        select(c.id, c.customer_id, c.item_id, c.team, c.topic, c.is_open, c.opened_at,
-               c.first_response_at, c.resolved_at, c.closed_at, c.root_cause, c.resolved)
-        .where(c.dataset == dataset)
-    ).mappings().all()  # fmt: skip
-    recovered = [x for x in cases if x["customer_id"] and x["resolved_at"] is not None]
-    ignored = [x for x in cases if x["customer_id"] and x["first_response_at"] is None]
-    customers = sorted({x["customer_id"] for x in recovered + ignored})
-    items: dict[str, list] = defaultdict(list)
-    opening: dict[tuple[str, str], Mapping[str, Any]] = {}
-    i = ITEMS.c
-    for start in range(0, len(customers), _CHUNK):
-        part = customers[start : start + _CHUNK]
-        for row in connection.execute(
-            select(i.customer_id, i.item_id, i.created_at, i.p_positive, i.p_negative, i.score)
-            .where(i.dataset == dataset, i.customer_id.in_(part), i.error.is_(None))
-        ).mappings():  # fmt: skip
-            items[row["customer_id"]].append(row)
-            opening[(row["customer_id"], row["item_id"])] = row
     result = {
-        "recovered": _group_change(recovered, "resolved_at", items, opening),
-        "not_followed_up": _group_change(ignored, "opened_at", items, opening),
+        "recovered": _group_change(connection, dataset, c.resolved_at.is_not(None), "resolved_at"),
+        "not_followed_up": _group_change(
+            connection, dataset, c.first_response_at.is_(None), "opened_at"
+        ),
     }
     a, b = result["recovered"]["sentiment_change"], result["not_followed_up"]["sentiment_change"]
     result["difference"] = {"sentiment_change": a - b if None not in (a, b) else None}
+    cases = connection.execute(
+        select(c.team, c.topic, c.opened_at, c.first_response_at, c.resolved_at, c.root_cause,
+               c.resolved)
+        .where(c.dataset == dataset)
+    ).mappings().all()  # fmt: skip
     teams: dict[str, dict[str, list]] = defaultdict(lambda: {"first": [], "resolve": []})
+    per_team: Counter[str] = Counter()
     for x in cases:  # every team with a case is listed, also one that answered none yet
+        per_team[x["team"]] += 1
         times = teams[x["team"]]
         first = _hours(x["opened_at"], x["first_response_at"])
         resolve = _hours(x["opened_at"], x["resolved_at"])
@@ -123,7 +147,7 @@ def recovery_metrics(connection: Connection, dataset: str) -> dict[str, Any]:
     result["teams"] = [
         {
             "team": team,
-            "cases": sum(x["team"] == team for x in cases),
+            "cases": per_team[team],
             "median_hours_to_first_response": statistics.median(t["first"]) if t["first"] else None,
             "median_hours_to_resolution": statistics.median(t["resolve"]) if t["resolve"] else None,
         }

@@ -11,9 +11,24 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, delete, insert, select, tuple_
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Connection,
+    String,
+    any_,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+)
+from sqlalchemy.sql import ColumnElement
 
 from cxnlp.feedback.models import AGGREGATE_INPUTS, ITEMS, STAT_MEASURES, TOPICS, Base
 
@@ -44,6 +59,18 @@ def upsert(
     return stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets)
 
 
+def one_of(column: ColumnElement, values: Sequence[str], dialect: str) -> ColumnElement:
+    """`column IN values` with the values as one parameter, however many there are (a batch's
+    ids): PostgreSQL `= ANY(array)`, SQLite the rows of `json_each` over a JSON array (a plain
+    IN list elsewhere)."""
+    if dialect == "postgresql":
+        return column == any_(literal(list(values), ARRAY(String)))
+    if dialect == "sqlite":
+        array = func.json_each(literal(_encode_json(list(values))))
+        return column.in_(select(literal_column("value")).select_from(array))
+    return column.in_(list(values))
+
+
 def _chunks(values: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -52,7 +79,10 @@ def _chunks(values: Sequence, size: int) -> Iterator[Sequence]:
 # The store's own tables (the statistics refresh touches no other).
 STORE_TABLES = frozenset(Base.metadata.tables)
 # A table is analysed again once it grew by this share (and by at least this many 8 kB pages).
-STALE_SHARE = 0.1
+# Not autovacuum's 10%: the planner scales a table's row count by its current size itself, so
+# only the distributions age, and each ANALYZE (a 30,000-row sample sorted per column) runs inside
+# the ingest's transaction: in 100 batches of steady growth, 10% means 29 per table, 50% 10.
+STALE_SHARE = 0.5
 STALE_MIN_PAGES = 16
 
 
@@ -126,16 +156,36 @@ class _CoreWriter:
             )
 
 
+# One encoder for every JSON cell (`json.dumps` with options builds a new one per call).
+_encode_json = json.JSONEncoder(ensure_ascii=False).encode
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _sqlite_datetime(v: dt.datetime | None) -> str | None:
+    if v is None:
+        return None
+    # isoformat is the same text as strftime and quicker; strftime keeps a zone out of it.
+    return v.isoformat(" ", "microseconds") if v.tzinfo is None else v.strftime(_SQLITE_DATETIME)
+
+
 def _sqlite_converter(column) -> Any:
     # What SQLAlchemy's SQLite types store: ISO dates, "YYYY-MM-DD HH:MM:SS.ffffff", JSON text.
     kind = type(column.type).__name__
     if kind == "DateTime":
-        return lambda v: v.strftime("%Y-%m-%d %H:%M:%S.%f") if v is not None else None
+        return _sqlite_datetime
     if kind == "Date":
         return lambda v: v.isoformat() if isinstance(v, dt.date) else v
     if kind == "JSON":
-        return lambda v: None if v is None else json.dumps(v, ensure_ascii=False)
+        return lambda v: None if v is None else _encode_json(v)
     return None
+
+
+def _cells(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[list]:
+    """The rows' values, column by column (one list per column)."""
+    get = itemgetter(*columns)
+    if len(columns) == 1:
+        return [[get(r) for r in rows]]
+    return [list(values) for values in zip(*map(get, rows), strict=True)]
 
 
 class _SqliteWriter(_CoreWriter):
@@ -145,13 +195,12 @@ class _SqliteWriter(_CoreWriter):
     def _many(self, table, sql: str, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        values = [[r[c] for c in columns] for r in rows]
+        cells = _cells(rows, columns)
         for i, c in enumerate(columns):
             convert = _sqlite_converter(table.c[c])
             if convert is not None:
-                for v in values:
-                    v[i] = convert(v[i])
-        self.connection.exec_driver_sql(sql, [tuple(v) for v in values])
+                cells[i] = list(map(convert, cells[i]))
+        self.connection.exec_driver_sql(sql, list(zip(*cells, strict=True)))
 
     def _insert_sql(self, table, columns: Sequence[str], conflict: str = "") -> str:
         marks = ", ".join("?" for _ in columns)
@@ -164,13 +213,20 @@ class _SqliteWriter(_CoreWriter):
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
         conflict = f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates}"
         self._many(ITEMS, self._insert_sql(ITEMS, columns, conflict), columns, rows)
-        dataset = rows[0]["dataset"]
-        pks: dict[str, int] = {}
+        # Their keys in one statement (the ids as one JSON array).
+        found = self.connection.exec_driver_sql(
+            f"SELECT item_id, pk FROM {ITEMS.name} WHERE dataset = ? AND item_id IN "
+            "(SELECT value FROM json_each(?))",
+            (rows[0]["dataset"], _encode_json([r["item_id"] for r in rows])),
+        )
+        return dict(found.fetchall())
+
+    def old_items(self, dataset: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         c = ITEMS.c
-        for part in _chunks([r["item_id"] for r in rows], _LOOKUP_CHUNK):
-            query = select(c.item_id, c.pk).where(c.dataset == dataset, c.item_id.in_(part))
-            pks.update((r[0], r[1]) for r in self.connection.execute(query))
-        return pks
+        query = select(*(c[k] for k in AGGREGATE_INPUTS)).where(
+            c.dataset == dataset, one_of(c.item_id, ids, "sqlite")
+        )
+        return [dict(r) for r in self.connection.execute(query).mappings()]
 
     def insert(self, table, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -193,16 +249,13 @@ class _SqliteWriter(_CoreWriter):
             self._many(table, sql, columns, rows)
 
 
-def _copy_rows(table, columns: Sequence[str], rows: list[dict[str, Any]]) -> Iterator[list]:
+def _copy_rows(table, columns: Sequence[str], rows: list[dict[str, Any]]) -> Iterator[tuple]:
     """Rows as COPY takes them: JSON columns as JSON text (NULL stays NULL)."""
-    json_cols = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    for row in rows:
-        yield [
-            json.dumps(row[c], ensure_ascii=False)
-            if c in json_cols and row[c] is not None
-            else row[c]
-            for c in columns
-        ]
+    cells = _cells(rows, columns)
+    for i, c in enumerate(columns):
+        if isinstance(table.c[c].type, JSON):
+            cells[i] = [None if v is None else _encode_json(v) for v in cells[i]]
+    return zip(*cells, strict=True)
 
 
 class _PostgresWriter(_CoreWriter):
@@ -215,9 +268,9 @@ class _PostgresWriter(_CoreWriter):
 
     def refresh_statistics(self) -> list[str]:
         """ANALYZE each store table that grew by more than `STALE_SHARE` (and `STALE_MIN_PAGES`)
-        since its last analysis, as autovacuum would: a server with autovacuum off (or behind a
-        bulk load) otherwise plans lookups into a table it still believes empty, and the
-        case-item check of a 1M-item ingest fell to about 900 items/s. Growth is read from the
+        since its last analysis, as autovacuum would (less often): a server with autovacuum off
+        (or behind a bulk load) otherwise plans lookups into a table it still believes empty, and
+        the case-item check of a 1M-item ingest fell to about 900 items/s. Growth is read from the
         table's size on disk, which counts this transaction's own rows and never lags."""
         with self.raw.cursor() as cur:
             cur.execute(
