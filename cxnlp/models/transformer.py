@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cxnlp.backbone.build import BACKBONE_ID, resolve_backbone
+from cxnlp.backbone.runtime import load_encoder, load_tokenizer
 from cxnlp.backbone.spec import BackboneSpec, mean_pool, saved_spec, spec_for
 from cxnlp.labels import SENTIMENTS
 from cxnlp.modeldir import WEIGHTS_FILE, read_config, write_config
@@ -269,12 +270,10 @@ def build_net(
     """The backbone's tokenizer and a fresh SentimentNet on it. `spec` is a saved model's (it must
     fit the backbone); without it the spec is read from the backbone (see `spec_for`), with the
     `prefix`, `pooling` and `layer_path` given."""
-    from transformers import AutoModel, AutoTokenizer
-
     source = resolve_backbone(backbone)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer = load_tokenizer(source)
     # safetensors only: a backbone directory holding a pickle (pytorch_model.bin) is refused.
-    encoder = AutoModel.from_pretrained(source, attn_implementation="sdpa", use_safetensors=True)
+    encoder = load_encoder(source)
     if spec is None:
         spec = spec_for(
             backbone, encoder, tokenizer, prefix=prefix, pooling=pooling, layer_path=layer_path
@@ -344,11 +343,7 @@ class TransformerSentimentModel(SentimentModel):
             self.encoder_owner.enable_similarity()
             self.similarity_layers = self.encoder_owner.similarity_layers
             return
-        from transformers import AutoModel
-
-        plain = AutoModel.from_pretrained(
-            resolve_backbone(self.backbone), attn_implementation="sdpa", use_safetensors=True
-        )
+        plain = load_encoder(resolve_backbone(self.backbone))
         layers = self.net.spec.layers(plain)
         self.similarity_layers = nn.ModuleList(layers[self.tap_layer :]).eval()
 
