@@ -31,8 +31,9 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own alias
 from torch.overrides import TorchFunctionMode
 
-CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
-TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+from cxnlp.backbone.build import HF_CONFIG, HF_TOKENIZER, HF_WEIGHTS
+from cxnlp.backbone.tokenizer import TOKENIZER_CONFIG_FILE
+
 # Tokenizer classes that are nothing but `tokenizer.json` plus special tokens (no Python-side
 # normalisation or defaults of their own), as `build_backbone` writes.
 PLAIN_TOKENIZER_CLASSES = frozenset({"PreTrainedTokenizerFast", "TokenizersBackend"})
@@ -253,11 +254,11 @@ def _meta_model(source: Path) -> BertModel | None:
     directory it runs exactly: a plain BERT config, float32 weights named and shaped as its own.
     None for any other directory."""
     try:
-        raw = json.loads((source / CONFIG_FILE).read_text(encoding="utf-8"))
+        raw = json.loads((source / HF_CONFIG).read_text(encoding="utf-8"))
         if not runs_here(raw):
             return None
         config = BertConfig.from_dict(raw)
-        header = _safetensors_header(source / WEIGHTS_FILE)
+        header = _safetensors_header(source / HF_WEIGHTS)
     except (OSError, ValueError, KeyError, TypeError, struct.error):
         return None
     with torch.device("meta"), _SkipInit():
@@ -281,7 +282,7 @@ def load_encoder(source: str) -> nn.Module:
         return AutoModel.from_pretrained(source, attn_implementation="sdpa", use_safetensors=True)
     from safetensors.torch import load_file
 
-    state = load_file(str(path / WEIGHTS_FILE))  # memory-mapped: pages load as they are read
+    state = load_file(str(path / HF_WEIGHTS))  # memory-mapped: pages load as they are read
     state = {k: v for k, v in state.items() if k not in _BUFFERS}
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
@@ -381,7 +382,7 @@ def _plain_tokenizer_config(source: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     if (
-        not (source / TOKENIZER_FILE).is_file()
+        not (source / HF_TOKENIZER).is_file()
         or config.get("tokenizer_class") not in PLAIN_TOKENIZER_CLASSES
         or config.get("padding_side", "right") != "right"
         or config.get("truncation_side", "right") != "right"
@@ -405,7 +406,7 @@ def load_tokenizer(source: str) -> Any:
     if isinstance(pad, dict):  # an AddedToken written out
         pad = pad.get("content")
     return Tokenizer(
-        Backend.from_file(str(path / TOKENIZER_FILE)),
+        Backend.from_file(str(path / HF_TOKENIZER)),
         pad_token=pad,
         model_max_length=config.get("model_max_length"),
         model_input_names=config.get("model_input_names", ("input_ids", "attention_mask")),
