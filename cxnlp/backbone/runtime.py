@@ -1,8 +1,9 @@
 """Running a built backbone without importing `transformers`: a BERT encoder in plain torch and a
 tokenizer on the `tokenizers` library alone, both read from the directory `build_backbone` writes.
 
-`import transformers` and `AutoTokenizer.from_pretrained` were two thirds of a model's warm load
-(`benchmarks/load_time.py`). The encoder here has Hugging Face's `BertModel` module tree and
+`import transformers` was a third of the CPU time of a model's warm load, and `AutoTokenizer` a
+fifth, of which the `tokenizers` build of the 250,002-piece vocabulary (what remains here) is about
+two thirds (`benchmarks/load_time.py --breakdown`). The encoder here has Hugging Face's `BertModel` module tree and
 parameter names (`embeddings.word_embeddings`, `encoder.layer.{i}.attention.self.query`, ...)
 and calls the same torch operations in the same order, so its outputs are bit-identical to
 `BertModel`'s with `attn_implementation="sdpa"` (in float32, under bfloat16 autocast, and with
