@@ -171,6 +171,13 @@ def main() -> None:
     started = time.perf_counter()
     model = cxnlp.load(args.model)
     print(f"model {args.model} ({model.kind}) loaded in {time.perf_counter() - started:.1f} s")
+    from load_time import warm_load  # benchmarks/, beside this script
+
+    warm = warm_load(args.model, runs=3)
+    print(
+        f"warm load of {args.model} (new process, cache built, median of 3): {warm['load']:.2f} s "
+        f"({warm['load_cpu']:.2f} s CPU)"
+    )
     transformer = (
         next(m for m in model.members if m.kind == "transformer")
         if model.kind == "blend"

@@ -131,3 +131,18 @@ def test_ece_temperature_scaling_improves_an_overconfident_model() -> None:
 
 def test_ece_of_nothing_is_nan() -> None:
     assert np.isnan(expected_calibration_error(np.zeros((0, 3)), np.zeros(0, dtype=int)))
+
+
+def test_log_softmax_is_scipys_to_the_bit() -> None:
+    from scipy.special import log_softmax as scipy_log_softmax
+
+    from cxnlp.models.calibration import log_softmax
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 5, (500, 3))
+    logits[:3] = [[np.inf, 0.0, 1.0], [-np.inf, -np.inf, -np.inf], [np.nan, 1.0, 2.0]]
+    for x, axis in ((logits, 1), (logits.T, 0), (logits.astype(np.float32), 1)):
+        with np.errstate(invalid="ignore"):
+            ours, theirs = log_softmax(x, axis=axis), scipy_log_softmax(x, axis=axis)
+        assert ours.dtype == theirs.dtype
+        assert np.array_equal(ours, theirs, equal_nan=True)

@@ -95,3 +95,43 @@ def test_normalize_prints_the_normalised_texts(capsys: pytest.CaptureFixture) ->
 def test_no_verb_prints_help(capsys: pytest.CaptureFixture) -> None:
     assert main([]) == 0
     assert "classify" in capsys.readouterr().out
+
+
+# What a verb's help must not import: each costs seconds of start-up (issue 25: `cxnlp --help`
+# and `cxnlp classify --help` under 0.5 s), and none is needed before a verb runs.
+HEAVY_MODULES = ("torch", "transformers", "pandas", "sklearn", "scipy", "hazm", "tokenizers")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["classify", "--help"]])
+def test_help_imports_no_heavy_module(argv: list[str]) -> None:
+    probe = (
+        "import sys\n"
+        "from cxnlp.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_loading_the_shipped_model_imports_neither_transformers_nor_scikit_learn(
+    built: Path,
+) -> None:
+    """The warm load runs on torch and tokenizers alone (cxnlp.backbone.runtime,
+    cxnlp.models.ngram_hash): `transformers`, scikit-learn, scipy and pandas would each add
+    seconds to it."""
+    probe = (
+        "import sys, cxnlp\n"
+        "cxnlp.load('default')\n"
+        "print([m for m in ('transformers', 'sklearn', 'scipy', 'pandas') if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -164,3 +164,64 @@ def test_fast_model_needs_all_three_sentiments() -> None:
 def test_predict_rejects_a_single_string(tiny_fast_model: FastSentimentModel) -> None:
     with pytest.raises(TypeError, match="wrap it in a list"):
         tiny_fast_model.predict("Great app")
+
+
+# Texts that exercise the n-gram analyser's corners: whitespace runs and kinds, one-letter and
+# empty texts, capitals, ZWNJ, combining marks, four-byte characters, digits and punctuation.
+HASHING_TEXTS = [
+    *PROBE,
+    "",
+    "   ",
+    "a",
+    "ab  CD\t\tef\n\u00a0gh\u2003ij",
+    "می\u200cخواهم بیشتر بدانم",
+    "e\u0301te\u0301 CAFÉ ß İ",
+    "😀😡👍🏽 emoji 𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    "order #12345 cost $9.99 (50% off!!!)",
+    "\x00nul\x00 and \x1f unit separator",
+]
+
+
+def _sklearn_logits(model: FastSentimentModel, texts: list[str]) -> np.ndarray:
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    tfidf = TfidfTransformer(sublinear_tf=True)
+    tfidf.idf_ = np.asarray(model.tfidf_.idf_, dtype=np.float64)
+    linear = LogisticRegression()
+    linear.coef_ = np.asarray(model.classifier_.coef_, dtype=np.float64)
+    linear.intercept_ = np.asarray(model.classifier_.intercept_, dtype=np.float64)
+    linear.classes_ = np.arange(len(SENTIMENTS))
+    return linear.decision_function(tfidf.transform(model._vectorizer().transform(texts)))
+
+
+def test_fast_model_logits_are_scikit_learns_to_the_bit(
+    tiny_fast_model: FastSentimentModel, tiny_model_dir: Path
+) -> None:
+    """Prediction computes the features and scores in numpy: the same floats scikit-learn's
+    HashingVectorizer, TfidfTransformer and decision_function give, fitted or loaded, on the
+    shipped model's 1M features too."""
+    rng = np.random.default_rng(0)
+    alphabet = [chr(c) for c in [*range(32, 127), *range(0x600, 0x6FF), 0x200C, 0x1F600, 0xA0]]
+    texts = HASHING_TEXTS + [
+        "".join(rng.choice(alphabet, size=int(rng.integers(0, 60)))) for _ in range(200)
+    ]
+    models = [tiny_fast_model, cxnlp.load(tiny_model_dir)]
+    shipped = resolve_model("default") / "members" / "fast"
+    if shipped.is_dir():
+        models.append(FastSentimentModel.load(shipped))
+    for model in models:
+        assert np.array_equal(model._logits(texts), _sklearn_logits(model, texts))
+
+
+def test_murmurhash_matches_scikit_learn() -> None:
+    from sklearn.utils import murmurhash3_32
+
+    from cxnlp.models.ngram_hash import murmurhash3_32 as ours
+
+    keys = [b"", b"a", b"ab", b"abc", b"abcd", b"abcde", "سلام".encode(), "😀 x".encode()]
+    keys += [bytes(range(n)) for n in range(0, 24)]
+    data = np.frombuffer(b"".join(keys), dtype=np.uint8)
+    lengths = np.array([len(k) for k in keys], dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    assert ours(data, starts, lengths).tolist() == [murmurhash3_32(k, positive=False) for k in keys]

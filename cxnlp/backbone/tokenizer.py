@@ -32,6 +32,7 @@ _LATE_SCRIPTS = (
     (0x16100, 0x1613F),  # Gurung Khema
     (0x16D40, 0x16D7F),  # Kirat Rai
 )
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS = {"bos": "<s>", "pad": "<pad>", "eos": "</s>", "unk": "<unk>", "mask": "<mask>"}
 
 
@@ -141,4 +142,4 @@ def tokenizer_configs(tokenizer_class: str, model_max_length: int) -> dict[str, 
         "add_prefix_space": True,
         **names,
     }
-    return {"tokenizer_config.json": config, "special_tokens_map.json": names}
+    return {TOKENIZER_CONFIG_FILE: config, "special_tokens_map.json": names}

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax
 
 from cxnlp.modeldir import member_dir, model_class, read_config, write_config
 from cxnlp.models.base import SentimentModel, span_langs
+from cxnlp.models.calibration import log_softmax
 
 
 class BlendedSentimentModel(SentimentModel):

@@ -18,6 +18,18 @@ def softmax(logits: np.ndarray, temperature: float | np.ndarray = 1.0) -> np.nda
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+def log_softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
+    """`scipy.special.log_softmax(x, axis)`, computed as scipy computes it (the same floats),
+    without importing scipy (a tenth of a model's load)."""
+    x = np.asarray(x)
+    x_max = np.max(x, axis=axis, keepdims=True)
+    x_max[~np.isfinite(x_max)] = 0
+    shifted = x - x_max
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return shifted - out
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T > 0 minimising the negative log-likelihood of softmax(logits / T).
 

