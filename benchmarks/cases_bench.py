@@ -8,7 +8,8 @@ The store is filled by bulk inserts straight into the item and case tables, thro
 own writers (PostgreSQL COPY, SQLite's executemany; the queue reads neither the per-day aggregates
 nor the topics, so building them through `ingest_frame` would only make the set-up slow): N
 synthetic items, M cases on them (60% open, priorities p1-p3, a fifth of the open ones past their
-deadline, one open case per customer and reason), their links and opening events. Then:
+deadline, one open case per customer and reason; the closed ones answered and resolved), their
+links and opening events. Then:
 
 - the queue views (`cxnlp.feedback.cases.list_cases`, 50 rows with the total), timed `--repeats`
   times each (or for `--view-seconds`, at least 3 runs): open cases by priority, overdue only,
@@ -112,15 +113,19 @@ def fill(store, n_items: int, n_cases: int, customers: int, seed: int) -> None:
     now = _now()
     with store.engine.begin() as c:
         writer = writer_for(c)
+        # Case i is opened by item i: the customer it is about is that item's.
+        owners: list[str] = []
         for start in range(0, n_items, CHUNK):
-            writer.insert(ITEMS, item_rows(start, min(CHUNK, n_items - start), customers, rng))
+            rows = item_rows(start, min(CHUNK, n_items - start), customers, rng)
+            owners += [r["customer_id"] for r in rows[: max(0, n_cases - start)]]
+            writer.insert(ITEMS, rows)
             if (start // CHUNK) % 20 == 19:
                 print(f"  {start + CHUNK:,} items", flush=True)
         teams = sorted(set(rules.teams.values()))
         reasons = [r.name for r in rules.rules]
         case_rows, seen = [], set()
         for i in range(n_cases):
-            customer = f"c{i % customers}"
+            customer = owners[i]
             reason = reasons[int(rng.integers(0, len(reasons)))]
             is_open = rng.random() < 0.6 and (customer, reason) not in seen
             if is_open:
@@ -143,6 +148,9 @@ def fill(store, n_items: int, n_cases: int, customers: int, seed: int) -> None:
                     "escalated": False, "root_cause": None if is_open else "bench",
                     "resolved": None if is_open else True,
                     "closed_at": None if is_open else opened + dt.timedelta(hours=5),
+                    # A closed case was answered, and resolved when it was closed.
+                    "first_response_at": None if is_open else opened + dt.timedelta(hours=1),
+                    "resolved_at": None if is_open else opened + dt.timedelta(hours=5),
                 }
             )  # fmt: skip
         for start in range(0, len(case_rows), CHUNK):

@@ -27,8 +27,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, distinct, func, select
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Connection, and_, case, distinct, func, literal, select, union_all
 
 from cxnlp.feedback.models import CASES, ITEMS
 
@@ -37,25 +36,42 @@ def _hours(start: dt.datetime, end: dt.datetime | None) -> float | None:
     return (end - start).total_seconds() / 3600 if end is not None else None
 
 
-def _group_change(
-    connection: Connection, dataset: str, group: ColumnElement, after_of: str
-) -> dict:
-    """For the customers of the cases in `group`: their first case (by opening time) whose
+# The two groups compared: their cases, and the time after which a customer's feedback counts.
+_GROUPS = {
+    "recovered": (CASES.c.resolved_at.is_not(None), CASES.c.resolved_at),
+    "not_followed_up": (CASES.c.first_response_at.is_(None), CASES.c.opened_at),
+}
+
+
+def _changes(connection: Connection, dataset: str) -> dict[str, dict[str, Any]]:
+    """Per group: its customers; for each, their first case (by opening time, then id) whose
     opening item is theirs and classified, and the mean of their classified items written after
-    the case's `after_of` time (and after the opening item), against the opening item; summed
-    up in the database (one row per customer who wrote again, then one row)."""
-    c, opened = CASES.c, ITEMS.alias("opened")
-    cases = and_(c.dataset == dataset, c.customer_id.is_not(None), group)
-    customers = connection.execute(
-        select(func.count(distinct(c.customer_id))).where(cases)
-    ).scalar_one()
-    nth = func.row_number().over(partition_by=c.customer_id, order_by=(c.opened_at, c.id))
+    the group's time (and after the opening item) against that item. Summed up in the database
+    (one row per customer who wrote again, then one per group), both groups in one pass."""
+    c, opened, later = CASES.c, ITEMS.alias("opened"), ITEMS.alias("later")
+    cases = union_all(
+        *(
+            select(literal(name).label("grp"), c.id, c.customer_id, c.item_id, c.opened_at,
+                   after.label("after"))
+            .where(c.dataset == dataset, c.customer_id.is_not(None), member)
+            for name, (member, after) in _GROUPS.items()
+        )
+    ).subquery("cases")  # fmt: skip
+    customers = dict(
+        connection.execute(
+            select(cases.c.grp, func.count(distinct(cases.c.customer_id))).group_by(cases.c.grp)
+        ).all()
+    )
+    nth = func.row_number().over(
+        partition_by=(cases.c.grp, cases.c.customer_id), order_by=(cases.c.opened_at, cases.c.id)
+    )
     firsts = (
         select(
-            c.customer_id,
-            c.item_id,
-            c[after_of].label("after"),
-            opened.c.created_at.label("opened_at"),
+            cases.c.grp,
+            cases.c.customer_id,
+            cases.c.item_id,
+            cases.c.after,
+            opened.c.created_at.label("written_at"),
             (opened.c.p_positive - opened.c.p_negative).label("before"),
             opened.c.score,
             nth.label("nth"),
@@ -63,20 +79,19 @@ def _group_change(
         .join(
             opened,
             and_(
-                opened.c.dataset == c.dataset,
-                opened.c.item_id == c.item_id,
-                opened.c.customer_id == c.customer_id,
+                opened.c.dataset == dataset,
+                opened.c.item_id == cases.c.item_id,
+                opened.c.customer_id == cases.c.customer_id,
                 opened.c.error.is_(None),
             ),
         )
-        .where(cases)
-        .subquery("cases")
+        .subquery("firsts")
     )
     first = select(firsts).where(firsts.c.nth == 1).subquery("first")
-    later = ITEMS.alias("later")
-    since = case((first.c.after > first.c.opened_at, first.c.after), else_=first.c.opened_at)
+    since = case((first.c.after > first.c.written_at, first.c.after), else_=first.c.written_at)
     per_customer = (
         select(
+            first.c.grp,
             (func.avg(later.c.p_positive - later.c.p_negative) - first.c.before).label("change"),
             (func.avg(later.c.score) - first.c.score).label("score_change"),
         )
@@ -90,27 +105,33 @@ def _group_change(
                 later.c.item_id != first.c.item_id,
             ),
         )
-        .group_by(first.c.customer_id, first.c.before, first.c.score)
+        .group_by(first.c.grp, first.c.customer_id, first.c.before, first.c.score)
         .subquery("per_customer")
     )
     p = per_customer.c
-    returned, change, n_change, score_change, n_score = connection.execute(
+    rows = connection.execute(
         select(
+            p.grp,
             func.count(),
             func.avg(p.change),
             func.count(p.change),
             func.avg(p.score_change),
             func.count(p.score_change),
-        )
-    ).one()
-    return {
-        "customers": customers,
-        "wrote_again": returned,
-        "sentiment_change": _float(change),
-        "score_change": _float(score_change),
-        "n_sentiment": n_change,
-        "n_score": n_score,
-    }
+        ).group_by(p.grp)
+    ).all()
+    found = {row[0]: row[1:] for row in rows}
+    out = {}
+    for name in _GROUPS:
+        returned, change, n_change, score_change, n_score = found.get(name, (0, None, 0, None, 0))
+        out[name] = {
+            "customers": customers.get(name, 0),
+            "wrote_again": returned,
+            "sentiment_change": _float(change),
+            "score_change": _float(score_change),
+            "n_sentiment": n_change,
+            "n_score": n_score,
+        }
+    return out
 
 
 def _float(value: Any) -> float | None:
@@ -120,12 +141,7 @@ def _float(value: Any) -> float | None:
 def recovery_metrics(connection: Connection, dataset: str) -> dict[str, Any]:
     """`{"recovered", "not_followed_up", "difference", "teams", "root_causes"}` for `dataset`."""
     c = CASES.c
-    result = {
-        "recovered": _group_change(connection, dataset, c.resolved_at.is_not(None), "resolved_at"),
-        "not_followed_up": _group_change(
-            connection, dataset, c.first_response_at.is_(None), "opened_at"
-        ),
-    }
+    result: dict[str, Any] = _changes(connection, dataset)
     a, b = result["recovered"]["sentiment_change"], result["not_followed_up"]["sentiment_change"]
     result["difference"] = {"sentiment_change": a - b if None not in (a, b) else None}
     cases = connection.execute(
