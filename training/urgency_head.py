@@ -430,13 +430,20 @@ def format_urgency_report(report: dict[str, Any]) -> str:
     for lang, entry in report["cv"].items():
         cues = entry["cues"]
         either, alone = entry["head_or_cues"], entry["head_alone"]
+        # Below the floor the threshold is the best F1's, which the head does not use.
+        mark = "" if either["meets"] else "*"
         lines.append(
             f"{lang:<5}{entry['average_precision']:>6.3f}  "
             f"{cues['precision']:>7.3f}/{cues['recall']:.3f}  "
-            f"{either['precision']:>8.3f}/{either['recall']:.3f}  {either['threshold']:>9.4f}  "
+            f"{either['precision']:>7.3f}/{either['recall']:.3f}{mark:1}  "
+            f"{either['threshold']:>9.4f}  "
             f"{entry['added']['urgent']:>4}/{entry['added']['flagged']:<4}   "
             f"{alone['precision']:>6.3f}/{alone['recall']:.3f}  "
             f"{'yes' if entry['covered'] else 'no: the cues decide'}"
+        )
+    if any(not e["head_or_cues"]["meets"] for e in report["cv"].values()):
+        lines.append(
+            f"(* no threshold reaches precision {report['min_precision']}: the best F1 shown)"
         )
     if report["cues"] == "asof":
         current = ", ".join(
