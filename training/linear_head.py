@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cxnlp.modeldir import CONFIG_FILE, MIXED_DIR, URGENCY_DIR, WEIGHTS_FILE
+from cxnlp.modeldir import CONFIG_FILE, METRICS_FILE, MIXED_DIR, URGENCY_DIR, WEIGHTS_FILE
 from cxnlp.models.base import SentimentModel
 from cxnlp.models.mixed import SIGNALS, MixedSignals
 from cxnlp.models.pipeline import AspectOptions, analyze
@@ -382,6 +382,55 @@ def fold_linear(
         np.concatenate([coef[:n_signals], feature_weights]),
         bias,
     )
+
+
+def train_head(
+    model: str | Path,
+    kind: str,
+    gather: Callable[[], Any],
+    fit: Callable[[SignalTable, Any], tuple[Any, dict[str, Any]]],
+    *,
+    out: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    fresh: bool = False,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """What a head's training verb does (`kind`: `mixed` or `urgency`, the head's directory in a
+    model and its cache's): load the model, `gather()` the rows, read their signals (cached),
+    `fit(table, rows)` the head and its report, save the head as `<kind>/` in the model directory
+    (or the whole model, head included, at `out`) with the report as `<kind>/metrics.json`.
+    Returns the report, with where it was saved, the signals read and cached, and the seconds."""
+    from cxnlp.models.store import load, resolve_model
+
+    clock = Timer()
+    model_dir = resolve_model(model)
+    loaded = load(model_dir)
+    rows = gather()
+    gathered = clock()
+    cache = signal_cache_path(model_dir, loaded.aspect_options, cache_dir, kind)
+    table = read_signals(loaded, rows, cache, fresh=fresh, batch_size=batch_size, progress=progress)
+    signals_done = clock()
+    head, report = fit(table, rows)
+    destination = Path(out) if out else model_dir
+    setattr(loaded, f"{kind}_head", head)
+    if out:
+        loaded.save(destination)
+    else:
+        head.save(destination / kind)
+    report["model"] = str(model_dir)
+    report["saved"] = str(destination / kind)
+    report["signals"] = {"computed": table.computed, "cached": table.cached, "cache": str(cache)}
+    report["seconds"] = {
+        "rows": gathered,
+        "signals": round(signals_done - gathered, 1),
+        "fit": round(clock() - signals_done, 1),
+        "total": clock(),
+    }
+    (destination / kind / METRICS_FILE).write_text(
+        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    return report
 
 
 @dataclass

@@ -34,7 +34,6 @@ rows of `benchmarks/mixed_and_agreement.py` are the measurement.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from cxnlp.labels import LANGS
-from cxnlp.modeldir import METRICS_FILE, MIXED_DIR, mixed_dir
+from cxnlp.modeldir import MIXED_DIR
 from cxnlp.models.mixed import MixedHead
 from cxnlp.text.clean import text_key
 from training.data import MIXED, dataset_catalog, hash_bucket, load_corpus, read_jsonl
@@ -52,15 +51,13 @@ from training.linear_head import (
     DEFAULT_STRENGTHS,
     Progress,
     SignalTable,
-    Timer,
     balanced_weights,
     better,
     choose_strength,
     choose_threshold,
     logistic,
     precision_recall,
-    read_signals,
-    signal_cache_path,
+    train_head,
 )
 
 TRAINABLE = ("train", "dev")
@@ -286,44 +283,27 @@ def train_mixed(
 ) -> dict[str, Any]:
     """Gather the rows, read their signals (cached), fit the head, choose its thresholds, and
     save it as `mixed/` in the model directory (or in a copy of the model at `out`), with the
-    report as `mixed/metrics.json`. Returns the report."""
-    from cxnlp.models.store import load, resolve_model
-
+    report as `mixed/metrics.json` (`training.linear_head.train_head`). Returns the report."""
     config = config or MixedConfig()
-    clock = Timer()
-    model_dir = resolve_model(model)
-    loaded = load(model_dir)
-    rows = gather_rows(config)
-    gathered = clock()
-    if progress is not None:
-        counts = row_counts(rows)
-        for lang, parts in counts.items():
-            progress(f"rows {lang}: " + "; ".join(f"{p} {parts[p]}" for p in TRAINABLE))
-    cache = signal_cache_path(model_dir, loaded.aspect_options, cache_dir, MIXED_DIR)
-    table = read_signals(
-        loaded, rows, cache, fresh=fresh, batch_size=config.batch_size, progress=progress
+
+    def gather() -> pd.DataFrame:
+        rows = gather_rows(config)
+        if progress is not None:
+            for lang, parts in row_counts(rows).items():
+                progress(f"rows {lang}: " + "; ".join(f"{p} {parts[p]}" for p in TRAINABLE))
+        return rows
+
+    return train_head(
+        model,
+        MIXED_DIR,
+        gather,
+        lambda table, rows: fit_mixed_head(table, rows, config),
+        out=out,
+        cache_dir=cache_dir,
+        fresh=fresh,
+        batch_size=config.batch_size,
+        progress=progress,
     )
-    signals_done = clock()
-    head, report = fit_mixed_head(table, rows, config)
-    destination = Path(out) if out else model_dir
-    loaded.mixed_head = head
-    if out:
-        loaded.save(destination)
-    else:
-        head.save(mixed_dir(destination))
-    report["model"] = str(model_dir)
-    report["saved"] = str(mixed_dir(destination))
-    report["signals"] = {"computed": table.computed, "cached": table.cached, "cache": str(cache)}
-    report["seconds"] = {
-        "rows": gathered,
-        "signals": round(signals_done - gathered, 1),
-        "fit": round(clock() - signals_done, 1),
-        "total": clock(),
-    }
-    (mixed_dir(destination) / METRICS_FILE).write_text(
-        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
-    return report
 
 
 def format_mixed_report(report: dict[str, Any]) -> str:

@@ -45,7 +45,6 @@ and the head alone. The final head is refitted on every row with the chosen pair
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from cxnlp.labels import LANGS
-from cxnlp.modeldir import METRICS_FILE, URGENCY_DIR, urgency_dir
+from cxnlp.modeldir import URGENCY_DIR
 from cxnlp.models.linear_head import sigmoid
 from cxnlp.models.urgency import UrgencyHead, urgency_signal_names, urgency_signals
 from cxnlp.text.clean import text_key
@@ -65,13 +64,11 @@ from training.linear_head import (
     Progress,
     Projection,
     SignalTable,
-    Timer,
     balanced_weights,
     choose_threshold,
     fit_reduced,
     precision_recall,
-    read_signals,
-    signal_cache_path,
+    train_head,
 )
 
 EVAL_DIR = Path(__file__).resolve().parent / "eval"
@@ -377,40 +374,19 @@ def train_urgency(
 ) -> dict[str, Any]:
     """Gather the rows, read their signals (cached), fit the head, choose its thresholds, and
     save it as `urgency/` in the model directory (or in a copy of the model at `out`), with the
-    report as `urgency/metrics.json`. Returns the report."""
-    from cxnlp.models.store import load, resolve_model
-
+    report as `urgency/metrics.json` (`training.linear_head.train_head`). Returns the report."""
     config = config or UrgencyConfig()
-    clock = Timer()
-    model_dir = resolve_model(model)
-    loaded = load(model_dir)
-    rows = gather_urgency_rows(config)
-    gathered = clock()
-    cache = signal_cache_path(model_dir, loaded.aspect_options, cache_dir, URGENCY_DIR)
-    table = read_signals(
-        loaded, rows, cache, fresh=fresh, batch_size=config.batch_size, progress=progress
+    return train_head(
+        model,
+        URGENCY_DIR,
+        lambda: gather_urgency_rows(config),
+        lambda table, rows: fit_urgency_head(table, rows, config, progress),
+        out=out,
+        cache_dir=cache_dir,
+        fresh=fresh,
+        batch_size=config.batch_size,
+        progress=progress,
     )
-    signals_done = clock()
-    head, report = fit_urgency_head(table, rows, config, progress)
-    destination = Path(out) if out else model_dir
-    loaded.urgency_head = head
-    if out:
-        loaded.save(destination)
-    else:
-        head.save(urgency_dir(destination))
-    report["model"] = str(model_dir)
-    report["saved"] = str(urgency_dir(destination))
-    report["signals"] = {"computed": table.computed, "cached": table.cached, "cache": str(cache)}
-    report["seconds"] = {
-        "rows": gathered,
-        "signals": round(signals_done - gathered, 1),
-        "fit": round(clock() - signals_done, 1),
-        "total": clock(),
-    }
-    (urgency_dir(destination) / METRICS_FILE).write_text(
-        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
-    return report
 
 
 def format_urgency_report(report: dict[str, Any]) -> str:
