@@ -12,6 +12,7 @@ A model directory holds::
     adapt_config.json      the adaptation recipe, for a model made by `cxnlp adapt`
     topics/                the topic head: its own config.json, model.safetensors, metrics.json
     mixed/                 the learned `mixed` head: its own config.json, model.safetensors, metrics.json
+    urgency/               the learned urgency head: its own config.json, model.safetensors, metrics.json
     members/<kind>/        a blend's members, each a model directory of its own
 
 An adapted model its gate refused is saved as `<out>` + `REFUSED_SUFFIX` (`mine.refused`), never
@@ -51,6 +52,7 @@ GATE_FILE = "gate.json"
 ADAPT_CONFIG_FILE = "adapt_config.json"
 TOPICS_DIR = "topics"
 MIXED_DIR = "mixed"
+URGENCY_DIR = "urgency"
 MEMBERS_DIR = "members"
 REFUSED_SUFFIX = ".refused"
 
@@ -204,6 +206,15 @@ def mixed_dir(model_dir: str | Path) -> Path:
 def has_mixed(model_dir: str | Path) -> bool:
     """True when the model directory has a learned `mixed` head (`cxnlp train-mixed`)."""
     return (mixed_dir(model_dir) / CONFIG_FILE).is_file()
+
+
+def urgency_dir(model_dir: str | Path) -> Path:
+    return Path(model_dir) / URGENCY_DIR
+
+
+def has_urgency(model_dir: str | Path) -> bool:
+    """True when the model directory has a learned urgency head (`cxnlp train-urgency`)."""
+    return (urgency_dir(model_dir) / CONFIG_FILE).is_file()
 
 
 def member_dir(kind: str) -> str:

@@ -129,7 +129,8 @@ class ItemResult(BaseModel):
         None,
         description="how urgently the text needs a human: {score 0-1, level high/medium/low/none, "
         "evidence [{start, end, text, cue}]} (char offsets; cues: churn, complaint, safety, fraud, "
-        "callback)",
+        "callback, and model: a learned urgency head alone made the text urgent, the evidence its "
+        "most negative clause)",
     )
     error: str | None = Field(None, description="why the item has no result")
     truncated: bool = Field(False, description="only the first characters were classified")

@@ -81,6 +81,22 @@ def tiny_bert_factory(tmp_path_factory: pytest.TempPathFactory, tiny_train):
 
 
 @pytest.fixture(scope="session")
+def tiny_head_model_path(tiny_bert_factory, tmp_path_factory) -> Path:
+    """A 2-layer character BERT with a random head, saved as a model directory (what the tests
+    of the learned `mixed` and urgency heads read)."""
+    from cxnlp.models.transformer import TransformerSentimentModel, build_net
+
+    backbone = tiny_bert_factory(2)
+    tokenizer, net = build_net(str(backbone))
+    torch.manual_seed(3)
+    torch.nn.init.normal_(net.head.weight, std=1.0)
+    model = TransformerSentimentModel(
+        tokenizer, net, max_length=48, trained_from_layer=1, backbone=str(backbone), dtype="float32"
+    )
+    return model.save(tmp_path_factory.mktemp("head-models") / "tiny")
+
+
+@pytest.fixture(scope="session")
 def tiny_backbone(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 3-layer encoder with the real backbone's tokenizer."""
     from transformers import BertConfig, BertModel

@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import cxnlp
 from cxnlp.modeldir import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, has_mixed, mixed_dir
 from cxnlp.models.mixed import SIGNALS, MixedHead
 from cxnlp.models.pipeline import AspectOptions, analyze
 from cxnlp.models.store import ModelLoadError
-from cxnlp.models.transformer import TransformerSentimentModel, build_net
 from training.mixed_head import (
     MixedConfig,
     SignalTable,
@@ -32,19 +30,6 @@ LANGS = ["en", "en", "fa"]
 # Every rule fires (a document floor of 0), or none does.
 ALWAYS = {lang: {"clause": 1.01, "doc": 0.0, "topics": False} for lang in ("fa", "ar", "en")}
 NEVER = {lang: {"clause": 1.01, "doc": 1.01, "topics": False} for lang in ("fa", "ar", "en")}
-
-
-@pytest.fixture(scope="module")
-def tiny_model_path(tiny_bert_factory, tmp_path_factory) -> Path:
-    """A 2-layer character BERT with a random head, saved as a model directory."""
-    backbone = tiny_bert_factory(2)
-    tokenizer, net = build_net(str(backbone))
-    torch.manual_seed(3)
-    torch.nn.init.normal_(net.head.weight, std=1.0)
-    model = TransformerSentimentModel(
-        tokenizer, net, max_length=48, trained_from_layer=1, backbone=str(backbone), dtype="float32"
-    )
-    return model.save(tmp_path_factory.mktemp("mixed-models") / "tiny")
 
 
 def constant_head(width: int, bias: float, langs=("en",)) -> MixedHead:
@@ -64,8 +49,8 @@ def feature_width(model) -> int:
     return model.features(TEXTS[:1], LANGS[:1]).shape[1]
 
 
-def test_record_gives_each_texts_signals_features_and_rule(tiny_model_path):
-    model = cxnlp.load(tiny_model_path)
+def test_record_gives_each_texts_signals_features_and_rule(tiny_head_model_path):
+    model = cxnlp.load(tiny_head_model_path)
     recorded = []
     predictions = analyze(model, TEXTS, LANGS, AspectOptions(), record=recorded)
     assert len(recorded) == len(TEXTS)
@@ -78,9 +63,9 @@ def test_record_gives_each_texts_signals_features_and_rule(tiny_model_path):
 
 
 def test_the_head_decides_mixed_where_it_covers_the_language_and_rules_elsewhere(
-    tiny_model_path,
+    tiny_head_model_path,
 ):
-    model = cxnlp.load(tiny_model_path)
+    model = cxnlp.load(tiny_head_model_path)
     assert model.mixed_head is None
     model.aspect_options = AspectOptions(mixed_rules=ALWAYS)
     assert [p.mixed for p in model.predict(TEXTS, LANGS)] == [True, True, True]
@@ -97,9 +82,9 @@ def test_the_head_decides_mixed_where_it_covers_the_language_and_rules_elsewhere
 
 
 def test_the_head_survives_save_and_load_and_a_model_without_one_keeps_the_rules(
-    tiny_model_path, tmp_path
+    tiny_head_model_path, tmp_path
 ):
-    model = cxnlp.load(tiny_model_path)
+    model = cxnlp.load(tiny_head_model_path)
     width = feature_width(model)
     rng = np.random.default_rng(0)
     size = len(SIGNALS) + width
@@ -132,8 +117,8 @@ def test_the_head_survives_save_and_load_and_a_model_without_one_keeps_the_rules
     )
     assert [p.mixed for p in loaded.predict(TEXTS, LANGS)] == [p.mixed for p in before]
     # The model directory it came from has no head: the rules decide.
-    plain = cxnlp.load(tiny_model_path)
-    assert plain.mixed_head is None and not has_mixed(tiny_model_path)
+    plain = cxnlp.load(tiny_head_model_path)
+    assert plain.mixed_head is None and not has_mixed(tiny_head_model_path)
     plain.aspect_options = AspectOptions(mixed_rules=ALWAYS)
     assert all(p.mixed for p in plain.predict(TEXTS, LANGS))
     # A head written for other signals is refused, not misread.
@@ -227,14 +212,14 @@ def test_rows_come_from_train_and_dev_only_and_never_a_test_text(tiny_corpus):
 
 
 def test_train_mixed_fits_saves_and_reuses_its_cached_signals(
-    tiny_model_path, tiny_corpus, tmp_path, capsys
+    tiny_head_model_path, tiny_corpus, tmp_path, capsys
 ):
     import shutil
 
     from cxnlp.cli import main
 
     model_dir = tmp_path / "model"
-    shutil.copytree(tiny_model_path, model_dir)
+    shutil.copytree(tiny_head_model_path, model_dir)
     cache = tmp_path / "cache"
     report = train_mixed(model_dir, tiny_config(tiny_corpus), cache_dir=cache)
     assert has_mixed(model_dir)

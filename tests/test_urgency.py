@@ -52,6 +52,7 @@ from cxnlp.text.urgency import fold, fold_with_offsets, is_urgent, score_urgency
         ("ar", "سأمكث في فندق آخر المرة القادمة", "churn"),
         ("ar", "الموظف سرق جوالي من الغرفة", "fraud"),
         ("ar", "اشتكيت لخدمة العملاء ولا يعاودون الاتصال", "callback"),
+        ("ar", "لما اتصلت ما حد رد علي", "callback"),
     ],
 )
 def test_urgency_cue_found_with_original_offsets(lang, text, cue):
@@ -89,6 +90,9 @@ def test_urgency_cue_found_with_original_offsets(lang, text, cue):
         ("ar", "آخر مرة اشتريت منهم كان عليها عرض"),
         ("ar", "راح ارجع له اكيد"),
         ("ar", "مستحيل اروح مكان غيره"),
+        # "لما" (when) is not ل + the negation ما
+        ("ar", "لما بدي ارجع عالبيت بمر عليهم"),
+        ("ar", "لما يردوا بكون الموضوع انحل"),
     ],
 )
 def test_urgency_not_raised_without_a_cue(lang, text):

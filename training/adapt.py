@@ -238,8 +238,9 @@ def adapt(
         adapted = new_transformer if new_transformer is not None else new_fast
     adapted.temperatures_ = dict(base_model.temperatures_)
     adapted.topic_tagger = base_model.topic_tagger
-    # The mixed head is carried like the topic head: it reads the same features.
+    # The mixed and urgency heads are carried like the topic head: they read the same features.
     adapted.mixed_head = base_model.mixed_head
+    adapted.urgency_head = base_model.urgency_head
     train_seconds = time.time() - started
 
     test_frame = None

@@ -1,5 +1,5 @@
 """The training verbs of the `cxnlp` command: train, evaluate, models, promote, train-topics,
-train-mixed."""
+train-mixed, train-urgency."""
 
 from __future__ import annotations
 
@@ -122,6 +122,39 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
         "--fresh", action="store_true", help="read every text again instead of the signal cache"
     )
     p.set_defaults(handler=_train_mixed)
+
+    p = verbs.add_parser(
+        "train-urgency",
+        help="fit a model's learned urgency head on the hand-labeled urgency tuning sets",
+    )
+    p.add_argument("--model", default="default", help="model name or path; gets an urgency/ dir")
+    p.add_argument("--out", help="model directory to write (default: the model's own)")
+    p.add_argument(
+        "--eval-dir",
+        help="directory of the urgency sets and their as-of-draw cue lists (default: training/eval)",
+    )
+    p.add_argument("--langs", default="fa,ar,en", help="comma-separated languages to fit on")
+    p.add_argument(
+        "--min-precision",
+        type=float,
+        default=0.85,
+        help="precision floor of head OR cues (out of fold) for the head to cover a language",
+    )
+    p.add_argument(
+        "--current-cues",
+        action="store_true",
+        help="fit on the shipped cue list's flags, not each set's as-of-draw list (optimistic)",
+    )
+    p.add_argument(
+        "--compare-per-lang",
+        action="store_true",
+        help="also cross-validate one head per language and report it (slower)",
+    )
+    p.add_argument("--cache-dir", help="default: $CXNLP_CACHE_DIR or ~/.cache/cxnlp")
+    p.add_argument(
+        "--fresh", action="store_true", help="read every text again instead of the signal cache"
+    )
+    p.set_defaults(handler=_train_urgency)
 
     p = verbs.add_parser("evaluate-topics", help="score a model's topics on the topic test sets")
     p.add_argument("--model", default="default", help="model name or path")
@@ -290,6 +323,27 @@ def _train_mixed(args: argparse.Namespace) -> int:
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(format_mixed_report(report))
+    return 0
+
+
+def _train_urgency(args: argparse.Namespace) -> int:
+    from training.urgency_head import UrgencyConfig, format_urgency_report, train_urgency
+
+    report = train_urgency(
+        args.model,
+        UrgencyConfig(
+            **({"eval_dir": args.eval_dir} if args.eval_dir else {}),
+            langs=tuple(lang.strip() for lang in args.langs.split(",") if lang.strip()),
+            min_precision=args.min_precision,
+            cues="current" if args.current_cues else "asof",
+            compare_per_lang=args.compare_per_lang,
+        ),
+        out=args.out,
+        cache_dir=args.cache_dir,
+        fresh=args.fresh,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    print(format_urgency_report(report))
     return 0
 
 

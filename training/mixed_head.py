@@ -11,9 +11,9 @@ dataset for `mixed`); and `ordinary_share` times as many rows of the language's 
 its split is `dev` or its text's hash falls in the first `dev_share` (the datasets without a dev
 split); the rest is the train part.
 
-Signals (`read_signals`): the model's own pipeline is run once over the rows
-(`cxnlp.models.pipeline.analyze` with `record=`), which gives each text the head's inputs and the
-decision of the current rules; they are cached, numpy only, in
+Signals (`training.linear_head.read_signals`, shared with the urgency head): the model's own
+pipeline is run once over the rows (`cxnlp.models.pipeline.analyze` with `record=`), which gives
+each text the head's inputs and the decision of the current rules; they are cached, numpy only, in
 `<cache>/mixed/<fingerprint>.npz` (the fingerprint covers the model's weights and configs, the
 pipeline options, the cue rules and the cxnlp version), so a refit reads no encoder.
 
@@ -34,13 +34,8 @@ rows of `benchmarks/mixed_and_agreement.py` are the measurement.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +43,25 @@ import numpy as np
 import pandas as pd
 
 from cxnlp.labels import LANGS
-from cxnlp.modeldir import CONFIG_FILE, METRICS_FILE, MIXED_DIR, WEIGHTS_FILE, mixed_dir
-from cxnlp.models.base import SentimentModel
-from cxnlp.models.mixed import SIGNALS, MixedHead, MixedSignals
-from cxnlp.models.pipeline import AspectOptions, analyze
-from cxnlp.text.clauses import load_cue_rules
+from cxnlp.modeldir import MIXED_DIR
+from cxnlp.models.mixed import MixedHead
 from cxnlp.text.clean import text_key
 from training.data import MIXED, dataset_catalog, hash_bucket, load_corpus, read_jsonl
+from training.linear_head import (
+    DEFAULT_STRENGTHS,
+    Progress,
+    SignalTable,
+    balanced_weights,
+    better,
+    choose_strength,
+    choose_threshold,
+    logistic,
+    precision_recall,
+    train_head,
+)
 
 TRAINABLE = ("train", "dev")
 KINDS = ("mixed", "same_source", "ordinary")
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -76,7 +79,7 @@ class MixedConfig:
     min_precision: float = 0.8
     seed: int = 0
     batch_size: int = 64
-    strengths: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+    strengths: tuple[float, ...] = DEFAULT_STRENGTHS
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -184,255 +187,7 @@ def row_counts(rows: pd.DataFrame) -> dict[str, dict[str, dict[str, int]]]:
     }
 
 
-# --- signals ---------------------------------------------------------------------------------
-
-
-@dataclass
-class SignalTable:
-    """Per row: the head's signals (`SIGNALS`), the document's features ((n, 0) for a model
-    without an encoder) and the rules' decision; `computed` rows read now, `cached` from the
-    cache."""
-
-    signals: np.ndarray
-    features: np.ndarray
-    rule: np.ndarray
-    computed: int = 0
-    cached: int = 0
-
-
-def model_fingerprint(model_dir: str | Path, options: AspectOptions) -> str:
-    """What the signals depend on, hashed: every config and weights file of the model directory
-    (its own `mixed/` head aside), the pipeline options, the cue rules, the signal layout and the
-    cxnlp version."""
-    from cxnlp import __version__
-
-    digest = hashlib.sha256()
-    root = Path(model_dir)
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if relative.parts[0] == MIXED_DIR or path.name not in (CONFIG_FILE, WEIGHTS_FILE):
-            continue
-        if not path.is_file():
-            continue
-        digest.update(relative.as_posix().encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(block)
-    cues = sorted(
-        (lang, r.topic, r.pattern.pattern, r.replaces, r.polarity)
-        for lang, rules in load_cue_rules(options.cue_file).items()
-        for r in rules
-    )
-    settings = {k: v for k, v in asdict(options).items() if k != "mixed_head"}
-    extra = [__version__, list(SIGNALS), settings, cues]
-    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
-
-
-def signal_cache_path(
-    model_dir: str | Path, options: AspectOptions, cache_dir: str | Path | None = None
-) -> Path:
-    """`<cache_dir>/mixed/<fingerprint>.npz`; the cache directory defaults to cxnlp's own
-    ($CXNLP_CACHE_DIR or ~/.cache/cxnlp)."""
-    from cxnlp.backbone.build import default_cache_dir
-
-    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return root / "mixed" / f"{model_fingerprint(model_dir, options)}.npz"
-
-
-def _row_key(text: str, lang: str) -> str:
-    return hashlib.sha1(f"{lang}\t{text}".encode()).hexdigest()
-
-
-def _read_cache(path: Path | None) -> dict[str, np.ndarray]:
-    if path is None or not path.exists():
-        return {}
-    with np.load(path, allow_pickle=False) as stored:
-        return {name: stored[name] for name in ("keys", "signals", "features", "rule")}
-
-
-def _write_cache(path: Path, keys: list[str], table: dict[str, list[np.ndarray]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.stem + ".partial.npz")
-    np.savez(
-        partial,
-        keys=np.array(keys, dtype="<U40"),
-        signals=np.vstack(table["signals"]) if keys else np.zeros((0, len(SIGNALS))),
-        features=np.vstack(table["features"]).astype(np.float32) if keys else np.zeros((0, 0)),
-        rule=np.array(table["rule"], dtype=bool),
-    )
-    os.replace(partial, path)
-
-
-def record_signals(model: SentimentModel, texts: list[str], langs: list[str]) -> list[MixedSignals]:
-    """What the pipeline reads of each text for `mixed`: one `analyze` pass, recorded."""
-    recorded: list[MixedSignals] = []
-    analyze(model, texts, langs, model.aspect_options, record=recorded)
-    return recorded
-
-
-def read_signals(
-    model: SentimentModel,
-    rows: pd.DataFrame,
-    cache: Path | None = None,
-    *,
-    fresh: bool = False,
-    batch_size: int = 64,
-    progress: Progress | None = None,
-) -> SignalTable:
-    """The signals of `rows` (text, lang), read from `cache` where it has them and by the model
-    otherwise (shortest texts first, `batch_size` at a time); new ones are added to `cache`."""
-    stored = {} if fresh else _read_cache(cache)
-    keys = [str(k) for k in stored.get("keys", [])]
-    index = {key: i for i, key in enumerate(keys)}
-    table: dict[str, list[Any]] = {
-        "signals": list(stored.get("signals", [])),
-        "features": list(stored.get("features", [])),
-        "rule": [bool(x) for x in stored.get("rule", [])],
-    }
-    wanted = [_row_key(t, lang) for t, lang in zip(rows["text"], rows["lang"], strict=True)]
-    missing = sorted(
-        {
-            key: (t, lang)
-            for key, t, lang in zip(wanted, rows["text"], rows["lang"], strict=True)
-            if key not in index
-        }.items(),
-        key=lambda item: len(item[1][0]),
-    )
-    started = time.perf_counter()
-    for start in range(0, len(missing), batch_size):
-        batch = missing[start : start + batch_size]
-        recorded = record_signals(
-            model, [t for _, (t, _) in batch], [lang for _, (_, lang) in batch]
-        )
-        for (key, _), signal in zip(batch, recorded, strict=True):
-            index[key] = len(keys)
-            keys.append(key)
-            table["signals"].append(signal.signals)
-            features = signal.features
-            table["features"].append(
-                np.zeros(0, np.float32) if features is None else np.asarray(features, np.float32)
-            )
-            table["rule"].append(bool(signal.rule))
-        done = min(start + batch_size, len(missing))
-        if progress is not None:
-            progress(
-                f"signals: {done}/{len(missing)} texts read ({time.perf_counter() - started:.0f} s)"
-            )
-        if cache is not None and (done == len(missing) or (start // batch_size) % 20 == 19):
-            _write_cache(cache, keys, table)
-
-    at = [index[key] for key in wanted]
-    widths = {len(table["features"][i]) for i in at}
-    if len(widths) > 1:
-        raise ValueError(f"the cached features have different widths {sorted(widths)}; use --fresh")
-    width = widths.pop() if widths else 0
-    return SignalTable(
-        signals=np.array([table["signals"][i] for i in at]).reshape(len(at), len(SIGNALS)),
-        features=np.array([table["features"][i] for i in at], dtype=np.float32).reshape(
-            len(at), width
-        ),
-        rule=np.array([table["rule"][i] for i in at], dtype=bool),
-        computed=len(missing),
-        cached=len(rows) - len(missing),
-    )
-
-
 # --- fit -------------------------------------------------------------------------------------
-
-
-def precision_recall(predicted: np.ndarray, gold: np.ndarray) -> dict[str, float]:
-    predicted, gold = np.asarray(predicted, bool), np.asarray(gold, bool)
-    tp = int((predicted & gold).sum())
-    precision = tp / max(int(predicted.sum()), 1)
-    recall = tp / max(int(gold.sum()), 1)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "flagged": int(predicted.sum())}
-
-
-def choose_threshold(
-    scores: np.ndarray,
-    gold: np.ndarray,
-    min_precision: float = 0.8,
-    forced: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """The threshold on `scores` with the highest recall at precision >= `min_precision` (ties:
-    the higher precision), else the best F1; `forced` rows are predicted mixed whatever their
-    score (the rule, for head OR rule). The threshold returned lies halfway between the lowest
-    score it flags and the next one down, so that a score a hair lower (another text, weights
-    stored in float32) falls the same way. Returns threshold, precision, recall, f1, flagged,
-    meets.
-
-    >>> choose_threshold(np.array([0.9, 0.8, 0.3, 0.2]), np.array([1, 1, 0, 1]))["threshold"]
-    0.55
-    """
-    scores, gold = np.asarray(scores, float), np.asarray(gold, bool)
-    forced = np.zeros(len(scores), bool) if forced is None else np.asarray(forced, bool)
-    candidates = [1.01, *np.unique(scores)[::-1].tolist()]  # 1.01: the head flags nothing
-    best: dict[str, Any] | None = None
-    best_key: tuple = ()
-    for k, threshold in enumerate(candidates):
-        predicted = (scores >= threshold) | forced
-        result = precision_recall(predicted, gold)
-        meets = result["flagged"] > 0 and result["precision"] >= min_precision
-        key = (
-            (1, result["recall"], result["precision"], threshold)
-            if meets
-            else (0, result["f1"], result["precision"], threshold)
-        )
-        if best is None or key > best_key:
-            below = candidates[k + 1] if k + 1 < len(candidates) else threshold - 1e-6
-            halfway = threshold if k == 0 else (threshold + below) / 2
-            best, best_key = {"threshold": float(halfway), **result, "meets": meets}, key
-    assert best is not None
-    return best
-
-
-def _better(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether threshold choice `a` beats `b` by the rule of `choose_threshold`."""
-
-    def key(r: dict[str, Any]) -> tuple:
-        return (1, r["recall"], r["precision"]) if r["meets"] else (0, r["f1"], r["precision"])
-
-    return key(a) > key(b)
-
-
-def _sample_weights(rows: pd.DataFrame) -> np.ndarray:
-    """Each (language, mixed) group the same total weight; mean weight 1."""
-    groups = list(zip(rows["lang"], rows["mixed"], strict=True))
-    sizes = pd.Series(groups).value_counts()
-    weights = np.array([len(groups) / (len(sizes) * sizes[g]) for g in groups])
-    return weights
-
-
-def _logistic(strength: float) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(C=strength, max_iter=5000)
-
-
-def _choose_strength(
-    z: np.ndarray, gold: np.ndarray, weights: np.ndarray, config: MixedConfig
-) -> float:
-    """The C of `config.strengths` with the best mean average precision over 3 stratified folds
-    of the train rows (ties: the smaller C)."""
-    from sklearn.metrics import average_precision_score
-    from sklearn.model_selection import StratifiedKFold
-
-    folds = list(
-        StratifiedKFold(3, shuffle=True, random_state=config.seed).split(z, gold.astype(int))
-    )
-    best, best_score = config.strengths[0], -1.0
-    for strength in config.strengths:
-        scores = []
-        for fit_at, score_at in folds:
-            model = _logistic(strength).fit(z[fit_at], gold[fit_at], sample_weight=weights[fit_at])
-            scores.append(
-                average_precision_score(gold[score_at], model.decision_function(z[score_at]))
-            )
-        if float(np.mean(scores)) > best_score + 1e-9:
-            best, best_score = strength, float(np.mean(scores))
-    return float(best)
 
 
 def fit_mixed_head(
@@ -456,9 +211,9 @@ def fit_mixed_head(
     scale = x[train].std(0)
     scale[scale < 1e-9] = 1.0
     z = (x - mean) / scale
-    weights = _sample_weights(rows[train])
-    strength = _choose_strength(z[train], gold[train], weights, config)
-    fitted = _logistic(strength).fit(z[train], gold[train], sample_weight=weights)
+    weights = balanced_weights(rows["lang"][train], gold[train])
+    strength = choose_strength(z[train], gold[train], weights, config.strengths, config.seed)
+    fitted = logistic(strength).fit(z[train], gold[train], sample_weight=weights)
     head = MixedHead(n_features, mean, scale, fitted.coef_[0], float(fitted.intercept_[0]))
     scores = head.probability(table.signals, table.features if n_features else None)
     dev = (rows["part"] == "dev").to_numpy()
@@ -480,7 +235,7 @@ def fit_mixed_head(
             continue
         alone = choose_threshold(scores[at], gold[at], config.min_precision)
         either = choose_threshold(scores[at], gold[at], config.min_precision, table.rule[at])
-        chosen, or_rule = (either, True) if _better(either, alone) else (alone, False)
+        chosen, or_rule = (either, True) if better(either, alone) else (alone, False)
         head.thresholds[lang] = chosen["threshold"]
         head.or_rule[lang] = or_rule
         entry["head"] = {**chosen, "or_rule": or_rule}
@@ -517,14 +272,6 @@ def fit_mixed_head(
 # --- the verb --------------------------------------------------------------------------------
 
 
-@dataclass
-class _Timer:
-    started: float = field(default_factory=time.perf_counter)
-
-    def __call__(self) -> float:
-        return round(time.perf_counter() - self.started, 1)
-
-
 def train_mixed(
     model: str | Path = "default",
     config: MixedConfig | None = None,
@@ -536,44 +283,27 @@ def train_mixed(
 ) -> dict[str, Any]:
     """Gather the rows, read their signals (cached), fit the head, choose its thresholds, and
     save it as `mixed/` in the model directory (or in a copy of the model at `out`), with the
-    report as `mixed/metrics.json`. Returns the report."""
-    from cxnlp.models.store import load, resolve_model
-
+    report as `mixed/metrics.json` (`training.linear_head.train_head`). Returns the report."""
     config = config or MixedConfig()
-    clock = _Timer()
-    model_dir = resolve_model(model)
-    loaded = load(model_dir)
-    rows = gather_rows(config)
-    gathered = clock()
-    if progress is not None:
-        counts = row_counts(rows)
-        for lang, parts in counts.items():
-            progress(f"rows {lang}: " + "; ".join(f"{p} {parts[p]}" for p in TRAINABLE))
-    cache = signal_cache_path(model_dir, loaded.aspect_options, cache_dir)
-    table = read_signals(
-        loaded, rows, cache, fresh=fresh, batch_size=config.batch_size, progress=progress
+
+    def gather() -> pd.DataFrame:
+        rows = gather_rows(config)
+        if progress is not None:
+            for lang, parts in row_counts(rows).items():
+                progress(f"rows {lang}: " + "; ".join(f"{p} {parts[p]}" for p in TRAINABLE))
+        return rows
+
+    return train_head(
+        model,
+        MIXED_DIR,
+        gather,
+        lambda table, rows: fit_mixed_head(table, rows, config),
+        out=out,
+        cache_dir=cache_dir,
+        fresh=fresh,
+        batch_size=config.batch_size,
+        progress=progress,
     )
-    signals_done = clock()
-    head, report = fit_mixed_head(table, rows, config)
-    destination = Path(out) if out else model_dir
-    loaded.mixed_head = head
-    if out:
-        loaded.save(destination)
-    else:
-        head.save(mixed_dir(destination))
-    report["model"] = str(model_dir)
-    report["saved"] = str(mixed_dir(destination))
-    report["signals"] = {"computed": table.computed, "cached": table.cached, "cache": str(cache)}
-    report["seconds"] = {
-        "rows": gathered,
-        "signals": round(signals_done - gathered, 1),
-        "fit": round(clock() - signals_done, 1),
-        "total": clock(),
-    }
-    (mixed_dir(destination) / METRICS_FILE).write_text(
-        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
-    return report
 
 
 def format_mixed_report(report: dict[str, Any]) -> str:

@@ -11,13 +11,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cxnlp.labels import LANGS, SENTIMENTS
-from cxnlp.modeldir import mixed_dir, topics_dir
+from cxnlp.modeldir import mixed_dir, topics_dir, urgency_dir
 from cxnlp.models.calibration import softmax
 from cxnlp.models.mixed import MixedHead
 from cxnlp.models.pipeline import AspectOptions, analyze
+from cxnlp.models.urgency import UrgencyHead
 from cxnlp.text.langid import detect_language
 from cxnlp.text.normalize import normalize
-from cxnlp.text.urgency import empty_urgency, score_urgency
+from cxnlp.text.urgency import empty_urgency
 from cxnlp.topics.tagger import TopicTagger
 from cxnlp.topics.taxonomy import Topic, load_taxonomy, topic_phrases
 
@@ -76,6 +77,7 @@ class SentimentModel:
         self.source_: str | None = None  # the directory it was loaded from, if any
         self.topic_tagger: TopicTagger | None = None  # set when the model directory has topics/
         self.mixed_head: MixedHead | None = None  # set when the model directory has mixed/
+        self.urgency_head: UrgencyHead | None = None  # set when the model directory has urgency/
         # How predict reads clauses (mixed threshold, clause topics, cues); see cxnlp.models.pipeline.
         self.aspect_options: AspectOptions = AspectOptions()
 
@@ -84,10 +86,11 @@ class SentimentModel:
         return self if self.kind == kind else None
 
     def wants_features(self) -> bool:
-        """Whether predicting needs encoder features: the topic head or the `mixed` head reads
-        them."""
-        return self.topic_tagger is not None or (
-            self.mixed_head is not None and self.mixed_head.n_features > 0
+        """Whether predicting needs encoder features: the topic head, the `mixed` head or the
+        urgency head reads them."""
+        return self.topic_tagger is not None or any(
+            head is not None and head.n_features > 0
+            for head in (self.mixed_head, self.urgency_head)
         )
 
     def temperatures_for(self, langs: Sequence[str]) -> np.ndarray:
@@ -275,15 +278,14 @@ class SentimentModel:
         the polarity and evidence of the clause that carries each, and `mixed`. A text longer
         than the encoder's max length is read in windows, not truncated (`cxnlp.models.pipeline`)."""
         self._check_fitted()
-        predictions = analyze(self, texts, langs, self.aspect_options)
-        for text, prediction in zip(texts, predictions, strict=True):
-            prediction.urgency = score_urgency(text, prediction.lang, prediction.probabilities)
-        return predictions
+        return analyze(self, texts, langs, self.aspect_options)
 
     def save_heads(self, path: Path) -> None:
-        """Write the topic head and the `mixed` head, where the model has them, into the model
-        directory `path`."""
+        """Write the topic head, the `mixed` head and the urgency head, where the model has
+        them, into the model directory `path`."""
         if self.topic_tagger is not None:
             self.topic_tagger.save(topics_dir(path))
         if self.mixed_head is not None:
             self.mixed_head.save(mixed_dir(path))
+        if self.urgency_head is not None:
+            self.urgency_head.save(urgency_dir(path))

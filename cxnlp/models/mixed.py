@@ -13,7 +13,8 @@ per text (`mixed_signals`, in `SIGNALS` order):
 - its language, one-hot over `LANGS`;
 
 and then the document's pooled encoder features (the rows the topic head reads), the first
-`n_features` of them. Standardised, weighted, summed: `probability = sigmoid(w . z + b)`. A text is
+`n_features` of them. Standardised, weighted, summed: `probability = sigmoid(w . z + b)` (the
+shared `cxnlp.models.linear_head.LinearHead`, which the urgency head is one of too). A text is
 mixed at `probability >= thresholds[lang]` (or, where `or_rule[lang]`, also when the language's
 rule fires); a language without a threshold keeps the rules. `cxnlp train-mixed`
 (`training/mixed_head.py`) fits it and chooses the thresholds on dev rows; it is stored as
@@ -29,17 +30,13 @@ False
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
 from cxnlp.labels import LANGS, SENTIMENTS
-from cxnlp.modeldir import CONFIG_FILE, WEIGHTS_FILE
+from cxnlp.models.linear_head import LinearHead
 
 # The per-text signals the head reads before the document's features, in this order.
 SIGNALS: tuple[str, ...] = (
@@ -102,73 +99,14 @@ def mixed_signals(
     )
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+class MixedHead(LinearHead):
+    """The `mixed` head (`cxnlp.models.linear_head.LinearHead` over `SIGNALS`): a language
+    without a threshold keeps the rules; `or_rule[lang]` makes the language's rule fire too
+    (chosen on dev by training)."""
 
-
-class MixedHead:
-    """Standardised signals and features -> logistic regression -> per-language threshold.
-
-    `mean`, `scale` and `weights` have `len(SIGNALS) + n_features` entries; `thresholds` maps a
-    language to its threshold (a language without one keeps the rules); `or_rule[lang]` makes the
-    language's rule fire too (chosen on dev by training); `info` is what training recorded."""
-
-    def __init__(
-        self,
-        n_features: int,
-        mean: np.ndarray,
-        scale: np.ndarray,
-        weights: np.ndarray,
-        bias: float,
-        *,
-        thresholds: dict[str, float] | None = None,
-        or_rule: dict[str, bool] | None = None,
-        info: dict[str, Any] | None = None,
-    ) -> None:
-        width = len(SIGNALS) + int(n_features)
-        arrays = {"mean": mean, "scale": scale, "weights": weights}
-        for name, value in arrays.items():
-            if np.shape(value) != (width,):
-                raise ValueError(
-                    f"mixed head: {name} has shape {np.shape(value)}, expected ({width},) "
-                    f"({len(SIGNALS)} signals + {n_features} features)"
-                )
-        self.n_features = int(n_features)
-        self.mean = np.asarray(mean, dtype=np.float64)
-        self.scale = np.where(np.asarray(scale, dtype=np.float64) > 0, scale, 1.0)
-        self.weights = np.asarray(weights, dtype=np.float64)
-        self.bias = float(bias)
-        self.thresholds = {str(k): float(v) for k, v in (thresholds or {}).items()}
-        self.or_rule = {str(k): bool(v) for k, v in (or_rule or {}).items()}
-        self.info: dict[str, Any] = dict(info or {})
-
-    def covers(self, lang: str | None) -> bool:
-        """Whether the head decides `mixed` for texts of `lang` (else the rules do)."""
-        return lang in self.thresholds
-
-    def can_read(self, features: np.ndarray | None) -> bool:
-        """Whether a text's features (None for a model without an encoder) are enough."""
-        return self.n_features == 0 or (features is not None and len(features) >= self.n_features)
-
-    def matrix(self, signals: np.ndarray, features: np.ndarray | None) -> np.ndarray:
-        """The head's input rows: signals, then the first `n_features` of the features."""
-        signals = np.atleast_2d(np.asarray(signals, dtype=np.float64))
-        if self.n_features == 0:
-            return signals
-        if features is None:
-            raise ValueError(f"this mixed head reads {self.n_features} encoder features; got none")
-        features = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        if features.shape[1] < self.n_features:
-            raise ValueError(
-                f"this mixed head reads {self.n_features} encoder features; got "
-                f"{features.shape[1]} (a head trained on another model?)"
-            )
-        return np.hstack([signals, features[:, : self.n_features]])
-
-    def probability(self, signals: np.ndarray, features: np.ndarray | None) -> np.ndarray:
-        """The head's probability that each text is mixed, shape (n,)."""
-        z = (self.matrix(signals, features) - self.mean) / self.scale
-        return _sigmoid(z @ self.weights + self.bias)
+    SIGNALS = SIGNALS
+    NAME = "mixed"
+    VERB = "cxnlp train-mixed"
 
     def decide(
         self, signals: np.ndarray, features: np.ndarray | None, lang: str, rule: bool
@@ -178,50 +116,3 @@ class MixedHead:
         if self.or_rule.get(lang) and rule:
             return True
         return bool(self.probability(signals, features)[0] >= self.thresholds[lang])
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {
-                "mean": self.mean.astype(np.float32),
-                "scale": self.scale.astype(np.float32),
-                "weights": self.weights.astype(np.float32),
-                "bias": np.array([self.bias], dtype=np.float32),
-            },
-            str(path / WEIGHTS_FILE),
-        )
-        config = {
-            "kind": "logistic",
-            "signals": list(SIGNALS),
-            "n_features": self.n_features,
-            "thresholds": {k: round(v, 6) for k, v in self.thresholds.items()},
-            "or_rule": self.or_rule,
-            **self.info,
-        }
-        (path / CONFIG_FILE).write_text(
-            json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> MixedHead:
-        path = Path(path)
-        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        if config.get("signals") != list(SIGNALS):
-            raise ValueError(
-                f"{path}: the mixed head reads signals {config.get('signals')}, this cxnlp "
-                f"computes {list(SIGNALS)}; retrain it with `cxnlp train-mixed`"
-            )
-        state = load_file(str(path / WEIGHTS_FILE))
-        known = {"kind", "signals", "n_features", "thresholds", "or_rule"}
-        return cls(
-            int(config["n_features"]),
-            state["mean"],
-            state["scale"],
-            state["weights"],
-            float(state["bias"][0]),
-            thresholds=config.get("thresholds") or {},
-            or_rule=config.get("or_rule") or {},
-            info={k: v for k, v in config.items() if k not in known},
-        )

@@ -22,6 +22,10 @@ Then:
   one piece positive and another negative, each with confidence at or above the rule's floor, or a
   positive and a negative topic, or the document's own positive and negative both above a floor
   (`MIXED_RULES`);
+- `urgency` (`cxnlp.text.urgency.score_urgency`): the cues, and the model's learned urgency head
+  (`cxnlp.models.urgency.UrgencyHead`, from `cxnlp train-urgency`) where it has one for the text's
+  language; when the head alone makes a text urgent its evidence is the most negative piece (the
+  whole text when it is read as one piece);
 - a document longer than the encoder's window is read in windows, each token once (the
   transformer's `_read_units`), never truncated.
 
@@ -40,6 +44,7 @@ import numpy as np
 
 from cxnlp.labels import LANGS, SENTIMENTS
 from cxnlp.models.mixed import MixedSignals, mixed_signals
+from cxnlp.models.urgency import urgency_signals
 from cxnlp.text.clauses import (
     CueRule,
     Span,
@@ -50,6 +55,7 @@ from cxnlp.text.clauses import (
     windows,
 )
 from cxnlp.text.normalize import normalize
+from cxnlp.text.urgency import find_cues, score_urgency
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +87,8 @@ class AspectOptions:
     `topic_mixed`: a positive and a negative topic also make a text mixed; `agree`: the document's
     sentiment is read together with its own clauses and topics (see `agree_with_evidence`);
     `mixed_head`: the model's learned `mixed` head decides where it covers the text's language
-    (False: the rules everywhere)."""
+    (False: the rules everywhere); `urgency_head`: the same for the learned urgency head (False:
+    the cues alone)."""
 
     mixed_threshold: float = 0.7
     # Per language, the `mixed` rule chosen by benchmarks/mixed_tuning.py (see MIXED_RULES);
@@ -104,6 +111,7 @@ class AspectOptions:
     # How much a topic's polarity counts as evidence against the document's sentiment (see `agree`).
     topic_evidence: float = 0.8
     mixed_head: bool = True
+    urgency_head: bool = True
 
     def mixed_rule(self, lang: str) -> tuple[float, float, bool]:
         """(clause confidence, document floor, topics count) of `lang`'s `mixed` rule."""
@@ -156,7 +164,8 @@ def analyze(
     evidence; `model` is a `cxnlp.models.base.SentimentModel` (which imports this module).
 
     `record`, a list, gets one `MixedSignals` per text: what the `mixed` head reads and the
-    decision of the language's rule (what `cxnlp train-mixed` fits the head on)."""
+    decision of the language's rule (what `cxnlp train-mixed` fits the head on; with the cues,
+    what `cxnlp train-urgency` fits the urgency head on)."""
     Prediction = model.prediction_class  # noqa: N806
     options = options or getattr(model, "aspect_options", None) or AspectOptions()
     if isinstance(texts, str):
@@ -218,6 +227,7 @@ def analyze(
         topic_scores = (presence, polarity, custom)
     rules = load_cue_rules(options.cue_file) if options.cues and tagger is not None else {}
     head = getattr(model, "mixed_head", None) if options.mixed_head else None
+    urgency_head = getattr(model, "urgency_head", None) if options.urgency_head else None
     labels = tuple(model.labels)
     results = []
     for i, (text, lang, plan) in enumerate(zip(texts, resolved, plans, strict=True)):
@@ -246,20 +256,37 @@ def analyze(
         )
         doc_features = features[i] if features is not None else None
         use_head = head is not None and head.covers(lang) and head.can_read(doc_features)
-        if use_head or record is not None:
+        use_urgency = (
+            urgency_head is not None
+            and urgency_head.covers(lang)
+            and urgency_head.can_read(doc_features)
+        )
+        signals = None
+        if use_head or use_urgency or record is not None:
             signals = mixed_signals(row, probabilities[pieces], topics_mixed, lang, labels)
             if record is not None:
                 record.append(MixedSignals(signals, doc_features, mixed))
             if use_head:
                 mixed = head.decide(signals, doc_features, lang, rule=mixed)
+        probs = {label: float(p) for label, p in zip(labels, row, strict=True)}
+        cues = find_cues(text, lang) if isinstance(text, str) else []
+        learned = None
+        if use_urgency and signals is not None:
+            learned = urgency_head.judge(
+                urgency_signals(signals, cues),
+                doc_features,
+                lang,
+                _most_negative(plan, probabilities[pieces], labels),
+            )
         results.append(
             Prediction(
                 sentiment=labels[int(row.argmax())],
-                probabilities={label: float(p) for label, p in zip(labels, row, strict=True)},
+                probabilities=probs,
                 lang=lang,
                 confidence=float(row.max()),
                 topics=topics,
                 mixed=mixed,
+                urgency=score_urgency(text, lang, probs, learned=learned, cues=cues),
             )
         )
     return results
@@ -305,6 +332,17 @@ def agree_with_evidence(
         return doc
     combined = doc * np.mean(evidence, axis=0)
     return combined / combined.sum()
+
+
+def _most_negative(
+    plan: Sequence[Span], piece_probabilities: np.ndarray, labels: tuple[str, ...]
+) -> tuple[int, int] | None:
+    """The span of the piece with the highest negative probability, or None when the text is
+    read as one piece (the whole text is then the evidence)."""
+    if not plan or len(piece_probabilities) != len(plan):
+        return None
+    best = plan[int(np.argmax(piece_probabilities[:, labels.index("negative")]))]
+    return best.start, best.end
 
 
 def _is_mixed(piece_probabilities: np.ndarray, labels: tuple[str, ...], threshold: float) -> bool:

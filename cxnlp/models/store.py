@@ -10,15 +10,18 @@ from typing import Any
 from cxnlp.modeldir import (
     has_mixed,
     has_topics,
+    has_urgency,
     is_model_dir,
     mixed_dir,
     model_class,
     read_config,
     read_metrics,
     topics_dir,
+    urgency_dir,
 )
 from cxnlp.models.base import SentimentModel
 from cxnlp.models.mixed import MixedHead
+from cxnlp.models.urgency import UrgencyHead
 from cxnlp.topics.tagger import TopicTagger
 
 MODELS_DIR_ENV = "CXNLP_MODELS_DIR"
@@ -91,6 +94,8 @@ def _load(path: Path, share_with: SentimentModel | None = None) -> SentimentMode
         model.topic_tagger = TopicTagger.load(topics_dir(path))
     if has_mixed(path):
         model.mixed_head = MixedHead.load(mixed_dir(path))
+    if has_urgency(path):
+        model.urgency_head = UrgencyHead.load(urgency_dir(path))
     model.source_ = str(path.resolve())
     return model
 

@@ -12,6 +12,15 @@ category) with the sentiment model's negative probability when one is given. The
 probability may raise a score but never makes it high on its own: without a cue the score stays
 below the `medium` level.
 
+A model with a learned urgency head (`cxnlp.models.urgency.UrgencyHead`, `cxnlp train-urgency`)
+decides instead for the languages it covers: `score_urgency` gets its probability and threshold
+(`LearnedUrgency`). The text is urgent when the probability reaches the threshold, or (`or_cues`,
+chosen when the head was fitted) when a cue matched. The score is then 0.5 at the threshold,
+rising to 1 at probability 1 and falling to 0 at probability 0 (the cue score, where higher and
+cues count); levels as above. The evidence stays the cue spans; when the head alone makes a text
+urgent (no cue matched) the evidence is one span with `cue: "model"` (`MODEL_CUE`): the text's
+most negative clause, or the whole text when it is read as one piece.
+
 >>> result = score_urgency("I will cancel my account if nobody calls me back", "en", {})
 >>> result["level"], sorted({e["cue"] for e in result["evidence"]})
 ('high', ['callback', 'churn'])
@@ -41,6 +50,10 @@ URGENT_LEVELS: tuple[str, ...] = ("high", "medium")
 NO_CUE_CEILING = 0.4
 # Each further cue category adds this much to the strongest cue's weight.
 EXTRA_CATEGORY_BONUS = 0.05
+# The `cue` of the evidence when the learned head alone makes a text urgent.
+MODEL_CUE = "model"
+# Below the head's threshold the score stays under `medium`, rounding included.
+BELOW_THRESHOLD_CEILING = 0.4999
 
 _FOLD_TABLE = {
     "ي": "ی",
@@ -200,6 +213,41 @@ def find_cues(text: str, lang: str, rules: UrgencyRules | None = None) -> list[d
     return sorted(found, key=lambda e: (e["start"], e["end"]))
 
 
+def cue_categories(rules: UrgencyRules | None = None) -> tuple[str, ...]:
+    """The cue categories of `rules` (the shipped ones by default), sorted by name."""
+    return tuple(sorted((rules or load_urgency_rules()).weights))
+
+
+@dataclass(frozen=True)
+class LearnedUrgency:
+    """What a learned urgency head said of one text: its `probability`, the language's
+    `threshold`, whether a cue match makes the text urgent as well (`or_cues`), and the span
+    (offsets into the text) to cite when the head alone makes it urgent (None: the whole text)."""
+
+    probability: float
+    threshold: float
+    or_cues: bool = True
+    span: tuple[int, int] | None = None
+
+    def urgent(self) -> bool:
+        return self.probability >= self.threshold
+
+    def score(self) -> float:
+        """0.5 at the threshold, 1 at probability 1, 0 at 0 (piecewise linear).
+
+        >>> LearnedUrgency(0.7, 0.4).score(), LearnedUrgency(0.2, 0.4).score()
+        (0.75, 0.25)
+        """
+        p, t = float(self.probability), float(self.threshold)
+        if p >= t:
+            return 1.0 if t >= 1.0 else 0.5 + 0.5 * (p - t) / (1.0 - t)
+        return min(BELOW_THRESHOLD_CEILING, 0.5 * p / t) if t > 0 else 0.0
+
+    def evidence(self, text: str) -> dict[str, Any]:
+        start, end = self.span if self.span is not None else (0, len(text))
+        return {"start": start, "end": end, "text": text[start:end], "cue": MODEL_CUE}
+
+
 def level_of(score: float) -> str:
     """The level a score falls in."""
     for name, floor in LEVELS:
@@ -213,20 +261,40 @@ def score_urgency(
     lang: str,
     probabilities: dict[str, float] | None = None,
     rules: UrgencyRules | None = None,
+    *,
+    learned: LearnedUrgency | None = None,
+    cues: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """`{"score", "level", "evidence"}` for one text in `lang`. `probabilities` are the sentiment
-    model's (calibrated) probabilities, or empty to score from the cues alone."""
+    model's (calibrated) probabilities, or empty to score from the cues alone; `learned` what the
+    model's urgency head said of the text (None: the cues decide); `cues` the text's `find_cues`
+    matches when already found.
+
+    >>> r = score_urgency("my card was blocked, why?", "en", {}, learned=LearnedUrgency(0.9, 0.6))
+    >>> r["level"], r["evidence"][0]["cue"], r["evidence"][0]["text"]
+    ('high', 'model', 'my card was blocked, why?')
+    """
     rules = rules or load_urgency_rules()
     if not isinstance(text, str) or not text.strip():
         return empty_urgency()
-    evidence = find_cues(text, lang, rules)
+    evidence = find_cues(text, lang, rules) if cues is None else list(cues)
     negative = (probabilities or {}).get("negative")
+    cue_score = None
     if evidence:
         categories = {e["cue"] for e in evidence}
         strongest = max(rules.weights[c] for c in categories)
         cue_score = min(1.0, strongest + EXTRA_CATEGORY_BONUS * (len(categories) - 1))
         # A cue in a clearly positive text ("I'd call again") counts for less.
-        score = cue_score if negative is None else cue_score * (0.75 + 0.25 * float(negative))
+        if negative is not None:
+            cue_score *= 0.75 + 0.25 * float(negative)
+    if learned is not None:
+        score = learned.score()
+        if learned.or_cues and cue_score is not None:
+            score = max(score, cue_score)
+        if learned.urgent() and not evidence:
+            evidence = [learned.evidence(text)]
+    elif cue_score is not None:
+        score = cue_score
     else:
         score = 0.0 if negative is None else NO_CUE_CEILING * float(negative)
     score = round(min(max(score, 0.0), 1.0), 4)
