@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.text.normalize import normalize  # noqa: E402
-from training.eval.sample_urgency_texts import draw, load, write_candidates  # noqa: E402
+from training.eval.sample_urgency_texts import draw_unseen, write_candidates  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent
 SEED = 2028
@@ -38,12 +38,7 @@ def tuned_texts(lang: str) -> set[str]:
 
 def sample(lang: str, rng: random.Random) -> list[dict]:
     seen = tuned_texts(lang)
-    rows = [r for r in load(lang) if normalize(r["text"], lang) not in seen]
-    chosen, rest = draw(rows, lang, rng, QUOTA)
-    extra = rng.sample(rest, min(TOPUP[lang], len(rest)))
-    for r in extra:
-        r["pool"] = "focus"
-    return chosen + extra
+    return draw_unseen(lang, rng, seen, QUOTA, TOPUP[lang])
 
 
 def main() -> None:

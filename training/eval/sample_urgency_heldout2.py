@@ -26,8 +26,7 @@ from training.data import corpus_lines, read_jsonl  # noqa: E402
 from training.eval.sample_urgency_texts import (  # noqa: E402
     DATA,
     DATASETS,
-    draw,
-    load,
+    draw_unseen,
     write_candidates,
 )
 
@@ -60,12 +59,7 @@ def excluded_texts(lang: str) -> set[str]:
 
 def sample(lang: str, rng: random.Random) -> list[dict]:
     seen = excluded_texts(lang)
-    rows = [r for r in load(lang) if normalize(r["text"], lang) not in seen]
-    chosen, rest = draw(rows, lang, rng, QUOTA)
-    extra = rng.sample(rest, min(TOPUP[lang], len(rest)))
-    for r in extra:
-        r["pool"] = "focus"
-    return chosen + extra
+    return draw_unseen(lang, rng, seen, QUOTA, TOPUP[lang])
 
 
 def main() -> None:

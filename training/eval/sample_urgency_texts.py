@@ -22,6 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
+from cxnlp.text.normalize import normalize  # noqa: E402
 from training.data import corpus_lines, drawn_row, write_jsonl  # noqa: E402
 
 DATA = REPO_ROOT / ".." / "shared" / "data"
@@ -98,6 +99,19 @@ def draw(
 
 def sample(lang: str, rng: random.Random) -> list[dict]:
     return draw(load(lang), lang, rng, QUOTA)[0]
+
+
+def draw_unseen(
+    lang: str, rng: random.Random, seen: set[str], quota: dict, topup: int
+) -> list[dict]:
+    """`draw` over the pool's texts of `lang` whose normalized text is not in `seen`, then `topup`
+    more of the rest at random (marked pool "focus"): the held-out samplers' draw."""
+    rows = [r for r in load(lang) if normalize(r["text"], lang) not in seen]
+    chosen, rest = draw(rows, lang, rng, quota)
+    extra = rng.sample(rest, min(topup, len(rest)))
+    for r in extra:
+        r["pool"] = "focus"
+    return chosen + extra
 
 
 def write_candidates(description: str, draw_one, seed: str) -> None:
