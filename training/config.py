@@ -36,6 +36,12 @@ class DataConfig:
     # 0.5 is in between (temperature sampling).
     dataset_temperature: float = 1.0
     dev_per_lang: int = 2000
+    # Hand-read labels for pool texts (e.g. training/hard_cases/hard_{lang}.jsonl, `{lang}` filled
+    # per language): a train-split pool row whose text one of them holds trains on the hand label
+    # (negative / neutral / positive; a `mixed` reading keeps the pool's gold) and is drawn
+    # `hand_label_repeat` times as often. Dev rows keep their gold, so dev stays comparable.
+    hand_labels: list[str] = field(default_factory=list)
+    hand_label_repeat: int = 1
 
 
 @dataclass
@@ -126,6 +132,10 @@ class Config:
             )
         if self.data.max_per_dataset is not None and self.data.max_per_dataset < 1:
             raise ValueError("data.max_per_dataset must be >= 1, or null for the whole pool")
+        if self.data.hand_label_repeat < 1:
+            raise ValueError(
+                f"data.hand_label_repeat must be at least 1, got {self.data.hand_label_repeat}"
+            )
         if not 0.0 <= self.data.dataset_temperature <= 1.0:
             raise ValueError(
                 f"data.dataset_temperature must be in [0, 1], got {self.data.dataset_temperature}"

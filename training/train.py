@@ -20,9 +20,10 @@ from cxnlp.modeldir import (
 )
 from cxnlp.models.base import SentimentModel
 from cxnlp.models.evaluation import macro_f1_from_confusion
+from cxnlp.text.clean import text_key
 from cxnlp.text.normalize import normalize
 from training.config import Config
-from training.data import load_corpus, read_labeled
+from training.data import load_corpus, read_jsonl, read_labeled
 from training.recalibrate import confusion_counts
 from training.sampling import cap_per_dataset, draw_weights
 
@@ -40,13 +41,19 @@ def prepare_frames(config: Config, data_file: str | Path | None = None):
             commercial_only=config.data.commercial_only,
             exclude=tuple(config.data.exclude),
         )
-    frame = frame[frame["label"].isin(SENTIMENTS) & frame["lang"].isin(config.data.langs)]
+    frame = frame[frame["lang"].isin(config.data.langs)]
+    train = frame[frame["split"] == "train"]
+    hand = train.iloc[:0]
+    if data_file is None and config.data.hand_labels:
+        # Before the label filter: a hand label may read a pool text whose gold is `mixed`.
+        train, hand = hand_labeled(train, config.data.hand_labels, config.data.langs)
+    frame = frame[frame["label"].isin(SENTIMENTS)]
+    train = train[train["label"].isin(SENTIMENTS)]
     train = cap_per_dataset(
-        frame[frame["split"] == "train"],
-        config.data.max_per_dataset,
-        config.train.seed,
-        config.data.cap_overrides,
+        train, config.data.max_per_dataset, config.train.seed, config.data.cap_overrides
     )
+    # Hand-labeled rows escape the cap and are drawn `hand_label_repeat` times as often.
+    train = pd.concat([train, *[hand] * config.data.hand_label_repeat])
     dev = frame[frame["split"] == "dev"]
     dev = (
         dev.sample(frac=1.0, random_state=config.train.seed)
@@ -64,6 +71,34 @@ def prepare_frames(config: Config, data_file: str | Path | None = None):
         ]
     logger.info("training rows per language: %s", train["lang"].value_counts().to_dict())
     return train, dev
+
+
+def hand_labeled(
+    train: pd.DataFrame, patterns: list[str], langs: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`train` split into the rows no hand-label file holds and those it does, relabeled by hand
+    (split `train`, a sentiment label; a `mixed` reading keeps the gold): see `DataConfig.hand_labels`."""
+    hand: dict[str, str] = {}
+    for pattern in patterns:
+        for lang in langs:
+            path = Path(pattern.format(lang=lang))
+            if not path.exists():
+                continue
+            for row in read_jsonl(path):
+                if row.get("split") == "train" and row.get("label") in SENTIMENTS:
+                    hand[text_key(row["text"])] = row["label"]
+    if not hand:
+        raise ValueError(f"data.hand_labels {patterns} gave no train-split sentiment rows")
+    keys = train["text"].map(text_key)
+    matched = keys.isin(hand)
+    rows = train[matched].assign(label=keys[matched].map(hand))
+    logger.info(
+        "hand labels: %d of %d texts matched in train, %d relabeled",
+        int(matched.sum()),
+        len(hand),
+        int((rows["label"] != train.loc[matched, "label"]).sum()),
+    )
+    return train[~matched], rows
 
 
 def dev_scores(model_dir: Path) -> dict[str, float]:
