@@ -371,3 +371,40 @@ def test_cap_per_dataset_none_keeps_the_whole_pool() -> None:
 def test_config_rejects_bad_v4_settings(raw: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Config.from_dict(raw)
+
+
+def test_prepare_frames_hand_labels_relabel_repeat_and_escape_the_cap(tmp_path: Path) -> None:
+    from training.train import prepare_frames
+
+    (tmp_path / "data" / "en").mkdir(parents=True)
+    texts = [f"review number {i} was fine" for i in range(6)] + ["the courier came late"]
+    pool = [{"text": t, "label": "positive", "split": "train", "lang": "en"} for t in texts]
+    pool.append({"text": "dev text", "label": "neutral", "split": "dev", "lang": "en"})
+    lines = "".join(json.dumps(r) + "\n" for r in pool)
+    # A dataset the catalog knows, so load_corpus reads it.
+    (tmp_path / "data" / "en" / "twitter_us_airline.jsonl").write_text(lines, encoding="utf-8")
+    hand = [
+        {"text": "The courier came  LATE", "label": "negative", "split": "train"},
+        {"text": "review number 0 was fine", "label": "mixed", "split": "train"},
+        {"text": "dev text", "label": "positive", "split": "dev"},
+    ]
+    (tmp_path / "hand_en.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in hand), encoding="utf-8"
+    )
+    raw = {
+        "data": {
+            "dir": str(tmp_path / "data"),
+            "langs": ["en"],
+            "max_per_dataset": 3,
+            "hand_labels": [str(tmp_path / "hand_{lang}.jsonl")],
+            "hand_label_repeat": 4,
+        }
+    }
+    train, dev = prepare_frames(Config.from_dict(raw))
+    late = train[train["text"] == "the courier came late"]
+    assert len(late) == 4 and set(late["label"]) == {"negative"}
+    # The cap still applies to the rest; a `mixed` hand reading and dev rows keep their gold.
+    assert len(train) == 3 + 4
+    assert dev["label"].tolist() == ["neutral"]
+    with pytest.raises(ValueError, match="hand_label_repeat"):
+        Config.from_dict({"data": {"hand_label_repeat": 0}})
