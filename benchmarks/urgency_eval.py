@@ -14,14 +14,14 @@ decides it: `cxnlp.models.urgency.urgency_signals` of its signals and cue matche
 the head does not cover is decided by the cues in both. `--check N` runs `predict` itself on the
 first N texts per language and stops if a level differs.
 
-    python benchmarks/urgency_eval.py --no-model [--errors] [--set heldout|heldout2]
+    python benchmarks/urgency_eval.py --no-model [--errors] [--set heldout|heldout2|heldout3]
     python benchmarks/urgency_eval.py --model models/default [--errors] [--set heldout2]
 
-`--set heldout` scores `urgency_heldout_<lang>.jsonl`: drawn after the first tuning, then itself used to
-widen the cues (a tuning set now). `--set heldout2` scores `urgency_heldout2_<lang>.jsonl`: drawn and
-labeled after all tuning, never tuned on, so its figures are the unbiased ones (training/eval/README.md).
-The urgency head is fitted on the tuning and first held-out sets only, so on `tuning` and `heldout`
-its figures are in-sample.
+`--set heldout` scores `urgency_heldout_<lang>.jsonl` and `--set heldout2` `urgency_heldout2_<lang>.jsonl`:
+each drawn after a round of tuning, scored once, then itself used to widen the cues (tuning sets now).
+`--set heldout3` scores `urgency_heldout3_<lang>.jsonl`: drawn and labeled after all tuning, never tuned on,
+so its figures are the unbiased ones (training/eval/README.md). The urgency head is fitted on the tuning and
+first held-out sets only, so on `tuning` and `heldout` its figures are in-sample.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ SET_FILES = {
     "tuning": "urgency_{lang}.jsonl",
     "heldout": "urgency_heldout_{lang}.jsonl",
     "heldout2": "urgency_heldout2_{lang}.jsonl",
+    "heldout3": "urgency_heldout3_{lang}.jsonl",
 }
 
 
@@ -103,7 +104,7 @@ def main() -> None:
     mode.add_argument("--model", help="also score this model's urgency (its learned head)")
     parser.add_argument("--errors", action="store_true", help="print every miss and false alarm")
     parser.add_argument("--set", choices=sorted(SET_FILES), default="tuning", dest="which",
-                        help="tuning (default) and heldout: the sets the cues and the head were tuned on; heldout2: never tuned on")  # fmt: skip
+                        help="tuning (default), heldout, heldout2: the sets the cues were tuned on; heldout3: never tuned on")  # fmt: skip
     parser.add_argument("--check", type=int, default=10,
                         help="with --model: run predict on this many texts per language and compare")  # fmt: skip
     args = parser.parse_args()

@@ -53,6 +53,36 @@ from cxnlp.text.urgency import fold, fold_with_offsets, is_urgent, score_urgency
         ("ar", "الموظف سرق جوالي من الغرفة", "fraud"),
         ("ar", "اشتكيت لخدمة العملاء ولا يعاودون الاتصال", "callback"),
         ("ar", "لما اتصلت ما حد رد علي", "callback"),
+        # families added after heldout2 was read (heldout3 round)
+        ("en", "I have cancelled my trip, done with this", "churn"),
+        ("en", "we flew with another airline this time", "churn"),
+        ("en", "you will receive a formal complaint from me", "complaint"),
+        ("en", "Classic bait and switch on the fares", "fraud"),
+        ("en", "had to buy a new ticket on my own dime", "fraud"),
+        ("en", "Nobody picks up at the baggage office", "callback"),
+        ("en", "the agents won't answer the phone", "callback"),
+        ("en", "I left 3 voicemails already", "callback"),
+        ("en", "just sent you a DM with my confirmation code", "callback"),
+        ("en", "could you be of any assistance with my connection", "callback"),
+        ("en", "was never able to speak to someone at the desk", "callback"),
+        ("fa", "ترجیح میدم بانکمو عوض کنم", "churn"),
+        ("fa", "از این به بعد جاهای دیگه سفارش میدم", "churn"),
+        ("fa", "وقتشه از این اپ خداحافظی کنم", "churn"),
+        ("fa", "کل موجودیمو از این بانک برداشتم", "churn"),
+        ("fa", "اولین و آخرین خریدم بود", "churn"),
+        ("fa", "لطفا جواب دهید", "callback"),
+        ("fa", "رمزم قفل شده چیکار باید بکنم", "callback"),
+        ("fa", "شعبه هم پاسخگو نیست", "callback"),
+        ("fa", "چرا پیگیری نمیکنین؟", "callback"),
+        ("fa", "پنج بار تیکت زدم", "callback"),
+        ("fa", "یک ساعت پشت خط معطل شدم", "callback"),
+        ("fa", "خرید ناموفق بود و پولمو کسر کرد", "fraud"),
+        ("fa", "هر ماه بیخودی کسر میکنن", "fraud"),
+        ("fa", "ازحسابم برداشت شده", "fraud"),
+        ("fa", "حسابی سرمون کلاه گذاشتن", "fraud"),
+        ("ar", "مش ممكن ارجع لهالمطعم مرة تانية", "churn"),
+        ("ar", "قررت عدم العودة لهذا الفندق", "churn"),
+        ("ar", "الخضار كانت خربانة", "safety"),
     ],
 )
 def test_urgency_cue_found_with_original_offsets(lang, text, cue):
@@ -93,6 +123,18 @@ def test_urgency_cue_found_with_original_offsets(lang, text, cue):
         # "لما" (when) is not ل + the negation ما
         ("ar", "لما بدي ارجع عالبيت بمر عليهم"),
         ("ar", "لما يردوا بكون الموضوع انحل"),
+        # guards added in the heldout3 round: a product that helps, "of no help", a known fee, "got results" from a
+        # product, burnt food, praise for not needing the ATM, a bank-app bug asking for guidance, plagiarism
+        ("en", "I bought this to help me learn to cook"),
+        ("en", "the manual is of no help to beginners"),
+        ("en", "I can't speak highly enough of the crew"),
+        ("fa", "برای گرفتن گردش حساب پول کسر میکنه"),
+        ("fa", "هنوز نتیجه خاصی نگرفتم از این کرم"),
+        ("fa", "برنج ته دیگش بوی سوختگی میداد"),
+        ("fa", "با این برنامه دیگه عابربانک نمیرم"),
+        ("fa", "برنامه باز نمیشه لطفا راهنمایی بفرمایید"),
+        ("ar", "هذا الموقع يقوم بسرقة المحتوى من غيره"),
+        ("ar", "عمري ما مرضت من اكلهم"),
     ],
 )
 def test_urgency_not_raised_without_a_cue(lang, text):
@@ -125,10 +167,12 @@ def test_blank_text_has_no_urgency():
     }
 
 
-def test_urgency_heldout2_shares_no_text_with_a_tuned_or_browsed_set():
-    """The untouched test set must not hold a text the cues were tuned on or that was read while
-    tuning them (the other urgency sets, hard cases, topic labels and topic sets); what
-    `training/eval/sample_urgency_heldout2.py` leaves out, restated here without its heavy imports."""
+@pytest.mark.parametrize(("which", "min_urgent"), [("heldout2", 40), ("heldout3", 35)])
+def test_urgency_heldout_set_shares_no_text_with_a_tuned_or_browsed_set(which, min_urgent):
+    """A held-out set must not hold a text of any other set the cues were tuned on or that was read
+    while tuning them (the other urgency sets, hard cases, topic labels and topic sets); what
+    `training/eval/sample_urgency_heldout<N>.py` leaves out, restated here without its heavy imports.
+    heldout2 was drawn before heldout3, so only heldout3 is checked against heldout2."""
     root = Path(__file__).resolve().parents[1] / "training"
 
     def texts(path: Path) -> set[str]:
@@ -136,10 +180,11 @@ def test_urgency_heldout2_shares_no_text_with_a_tuned_or_browsed_set():
             return {" ".join(json.loads(line)["text"].split()) for line in lines if line.strip()}
 
     for lang in ("fa", "ar", "en"):
-        path = root / "eval" / f"urgency_heldout2_{lang}.jsonl"
+        path = root / "eval" / f"urgency_{which}_{lang}.jsonl"
         rows = [json.loads(line) for line in path.open(encoding="utf-8")]
-        assert len(rows) >= 150 and sum(r["urgent"] for r in rows) >= 40
-        assert all(isinstance(r["urgent"], bool) and r["set"] == "heldout2" for r in rows)
+        assert len(rows) >= 145 and sum(r["urgent"] for r in rows) >= min_urgent
+        assert all(isinstance(r["urgent"], bool) and r["set"] == which for r in rows)
+        assert all(r.get("reason") for r in rows if r["urgent"])
         assert len({r["id"] for r in rows}) == len(rows)
         drawn = {fold(r["text"]) for r in rows}
         others = [
@@ -148,13 +193,14 @@ def test_urgency_heldout2_shares_no_text_with_a_tuned_or_browsed_set():
             *(root / "hard_cases").glob(f"*{lang}.jsonl"),
             *(root / "topic_labels").glob(f"*{lang}.jsonl"),
         ]
-        others = [p for p in others if "heldout2" not in p.name]
+        later = ("heldout3",) if which == "heldout2" else ()
+        others = [p for p in others if which not in p.name and not any(x in p.name for x in later)]
         assert len(others) >= 6
         for other in others:
             assert not drawn & {fold(t) for t in texts(other)}, other.name
         second = [
             json.loads(line)
-            for line in (root / "eval" / f"urgency_heldout2_second_pass_{lang}.jsonl").open(
+            for line in (root / "eval" / f"urgency_{which}_second_pass_{lang}.jsonl").open(
                 encoding="utf-8"
             )
         ]

@@ -77,8 +77,12 @@ SET_FILES: dict[str, str] = {
     "tuning": "urgency_{lang}.jsonl",
     "heldout": "urgency_heldout_{lang}.jsonl",
 }
-# The untouched test sets: never read for fitting.
-UNTOUCHED_FILES: tuple[str, ...] = ("urgency_heldout2_{lang}.jsonl",)
+# Never read for fitting: heldout3 is the untouched test; heldout2 was the test of the head as fitted so far (a cue
+# tuning set now, with its as-of list in urgency_cues_asof/heldout2.yaml, not yet a head set).
+UNTOUCHED_FILES: tuple[str, ...] = (
+    "urgency_heldout2_{lang}.jsonl",
+    "urgency_heldout3_{lang}.jsonl",
+)
 ASOF_DIR = "urgency_cues_asof"
 CUE_MODES = ("asof", "current")
 
