@@ -652,3 +652,49 @@ def test_a_store_keeps_the_planners_statistics_fresh_after_a_bulk_ingest(tmp_pat
     finally:
         store.close()
         generator.close()
+
+
+def test_sqlite_aggregates_are_clustered_and_new_items_indexed_per_batch(tmp_path):
+    """Migration 0009 (SQLite): the aggregate tables WITHOUT ROWID, and a new item's search and
+    dimension index rows written by the ingest once per batch (its insert triggers are gone);
+    taken back to 0008 and forward again, the store reads as before."""
+    generator = database_url("sqlite", tmp_path)
+    store = open_store(next(generator))
+    try:
+        frame = classified_frame(300, seed=19)
+        frame["region"] = np.where(np.arange(300) % 2, "north", "south")
+        _ingest(store, frame.iloc[:200])
+        _ingest(store, frame.iloc[150:])  # 50 updates, 100 new
+        with store.engine.connect() as c:
+            tables = dict(
+                c.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+            )
+            triggers = set(
+                c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars()
+            )
+            fts = c.exec_driver_sql("SELECT count(*) FROM feedback_items_fts").scalar_one()
+            pairs = c.exec_driver_sql("SELECT count(*) FROM item_dimensions").scalar_one()
+        for model in (DailyStat, DailyTopicStat, DailyTotal, *DIMENSION_TABLES[:-1]):
+            assert tables[model.__tablename__].rstrip().endswith("WITHOUT ROWID"), (
+                model.__tablename__
+            )
+        assert not {"feedback_items_fts_insert", "item_dimensions_insert"} & triggers
+        assert {"feedback_items_fts_update", "item_dimensions_update"} <= triggers
+        assert fts == 300 and pairs == 600  # each item's tier and region
+        for f in (
+            Q.StatsFilter(q="delivery was late"),
+            Q.StatsFilter(dims={"tier": ["gold"], "region": ["north"]}),
+        ):
+            _check_against_pandas(store, frame, f)
+        before = _snapshot(store)
+        engine = make_engine(store.url)
+        try:
+            downgrade(engine, "0008")
+            assert _snapshot(store) == before
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        assert _snapshot(store) == before
+    finally:
+        store.close()
+        generator.close()

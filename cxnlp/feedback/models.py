@@ -153,6 +153,11 @@ STAT_MEASURES = ("n", *(f"{c}_sum" for c in PROBABILITY_COLUMNS), *SCORE_MEASURE
 TOPIC_KEYS = (*STAT_KEYS, "topic", "polarity")
 
 
+# The aggregate tables are stored in their primary key's order in SQLite (WITHOUT ROWID): an
+# upsert then changes one b-tree, not the table and its key's index (migration 0009).
+CLUSTERED = {"sqlite_with_rowid": False}
+
+
 def _key(length: int = DIMENSION_LEN) -> Mapped[str]:
     return mapped_column(String(length), primary_key=True, default="")
 
@@ -174,6 +179,7 @@ class _Measures:
 
 class DailyStat(_Measures, Base):
     __tablename__ = "daily_stats"
+    __table_args__ = CLUSTERED
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -185,7 +191,7 @@ class DailyStat(_Measures, Base):
 
 class DailyTopicStat(_Measures, Base):
     __tablename__ = "daily_topic_stats"
-    __table_args__ = (Index("ix_daily_topic_stats_topic", "topic", "dataset", "day"),)
+    __table_args__ = (Index("ix_daily_topic_stats_topic", "topic", "dataset", "day"), CLUSTERED)
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -201,6 +207,7 @@ class DailyTotal(_Measures, Base):
     """`daily_stats` without language and channel: what an unfiltered view reads."""
 
     __tablename__ = "daily_totals"
+    __table_args__ = CLUSTERED
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -212,6 +219,7 @@ class DailyTopicTotal(_Measures, Base):
     """`daily_topic_stats` without language and channel."""
 
     __tablename__ = "daily_topic_totals"
+    __table_args__ = CLUSTERED
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -226,6 +234,7 @@ class DailyTopicChannel(_Measures, Base):
     channel, topics of one channel) reads, a fifth of the rows or less."""
 
     __tablename__ = "daily_topic_channels"
+    __table_args__ = CLUSTERED
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -245,6 +254,7 @@ class DailyDimensionStat(_Measures, Base):
     filtered on one such dimension reads (`dimension_keys` says which keys have them)."""
 
     __tablename__ = "daily_dimension_stats"
+    __table_args__ = CLUSTERED
 
     dim_key: Mapped[str] = _key()
     dim_value: Mapped[str] = _key()
@@ -260,6 +270,7 @@ class DailyDimensionTotal(_Measures, Base):
     """`daily_dimension_stats` without language and channel (`daily_totals` per dimension value)."""
 
     __tablename__ = "daily_dimension_totals"
+    __table_args__ = CLUSTERED
 
     dim_key: Mapped[str] = _key()
     dim_value: Mapped[str] = _key()
@@ -273,6 +284,7 @@ class DailyDimensionTopicTotal(_Measures, Base):
     """`daily_topic_totals` per dimension value."""
 
     __tablename__ = "daily_dimension_topic_totals"
+    __table_args__ = CLUSTERED
 
     dim_key: Mapped[str] = _key()
     dim_value: Mapped[str] = _key()
@@ -288,6 +300,7 @@ class DailyDimensionTopicChannel(_Measures, Base):
     """`daily_topic_channels` per dimension value."""
 
     __tablename__ = "daily_dimension_topic_channels"
+    __table_args__ = CLUSTERED
 
     dim_key: Mapped[str] = _key()
     dim_value: Mapped[str] = _key()

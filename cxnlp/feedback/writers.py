@@ -188,6 +188,15 @@ def _cells(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[list]:
     return [list(values) for values in zip(*map(get, rows), strict=True)]
 
 
+# The search (migration 0003) and dimension index (0007) rows of the items above a key, written
+# once per batch (0009 dropped their per-row insert triggers; updates and deletes keep theirs).
+_SQLITE_NEW_ITEM_INDEXES = (
+    f"INSERT INTO feedback_items_fts (rowid, text) SELECT pk, text FROM {ITEMS.name} WHERE pk > ?",
+    "INSERT INTO item_dimensions (key, value, item_pk) SELECT j.key, j.value, i.pk "
+    f"FROM {ITEMS.name} AS i, json_each(i.dimensions) AS j WHERE i.pk > ? AND j.type = 'text'",
+)
+
+
 class _SqliteWriter(_CoreWriter):
     """Writes through the driver's executemany with plain tuples, skipping SQLAlchemy's
     per-row parameter processing (most of the time of a Core executemany)."""
@@ -212,7 +221,13 @@ class _SqliteWriter(_CoreWriter):
         columns = [c.name for c in ITEMS.c if c.name != "pk"]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
         conflict = f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates}"
+        # New items take keys above the largest (an INTEGER PRIMARY KEY without AUTOINCREMENT).
+        last = self.connection.exec_driver_sql(
+            f"SELECT coalesce(max(pk), 0) FROM {ITEMS.name}"
+        ).scalar_one()
         self._many(ITEMS, self._insert_sql(ITEMS, columns, conflict), columns, rows)
+        for statement in _SQLITE_NEW_ITEM_INDEXES:
+            self.connection.exec_driver_sql(statement, (last,))
         # Their keys in one statement (the ids as one JSON array).
         found = self.connection.exec_driver_sql(
             f"SELECT item_id, pk FROM {ITEMS.name} WHERE dataset = ? AND item_id IN "

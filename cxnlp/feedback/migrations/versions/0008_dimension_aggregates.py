@@ -57,6 +57,7 @@ def upgrade() -> None:
             *(sa.Column(k, _KEYS[k](), nullable=False) for k in keys),
             *(sa.Column(m, kind, nullable=False) for m, kind in _MEASURES.items()),
             sa.PrimaryKeyConstraint(*keys),
+            sqlite_with_rowid=False,  # one b-tree per table in SQLite (see 0009)
         )
     op.create_table(
         "dimension_keys",
