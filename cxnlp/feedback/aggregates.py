@@ -12,7 +12,7 @@ The measures are the counts and sums the statistics core (`cxnlp.report.segments
 >>> record = {"day": None, "lang": "fa", "channel": None, "sentiment": "negative",
 ...     "score_kind": "nps", "score": 3.0, "p_positive": 0.1, "p_neutral": 0.1, "p_negative": 0.8}
 >>> deltas.add("shop", record, [("delivery", "negative")], 1.0)
->>> row = rollup_rows(deltas.tables()[0][1], STAT_KEYS)[0]
+>>> row = dict(zip((*STAT_KEYS, *STAT_MEASURES), rollup_rows(deltas.tables()[0][1])[0]))
 >>> row["n"], row["p_negative_sum"], row["detractors"]
 (1, 800000, 1)
 """
@@ -203,8 +203,9 @@ def _project(rollup: Rollup, keep: Sequence[int], tail: int = len(STAT_KEYS)) ->
     return Rollup(keys, _sum_by(codes, len(keys), rollup.sums))
 
 
-def rollup_rows(rollup: Rollup, keys: Sequence[str]) -> list[dict[str, Any]]:
-    """The rows to add to a table keyed by `keys` (changes that cancel out are left out)."""
+def rollup_rows(rollup: Rollup) -> list[tuple]:
+    """The rows to add to the table of `rollup`: its key, then the `STAT_MEASURES` (changes
+    that cancel out are left out)."""
     if not rollup.keys:
         return []
     keep = rollup.sums.any(axis=1)
@@ -217,11 +218,7 @@ def rollup_rows(rollup: Rollup, keys: Sequence[str]) -> list[dict[str, Any]]:
         for j, name in enumerate(STAT_MEASURES)
     ]
     kept = [k for k, flag in zip(rollup.keys, keep.tolist(), strict=True) if flag]
-    names = (*keys, *STAT_MEASURES)
-    return [
-        dict(zip(names, (*key, *values), strict=True))
-        for key, values in zip(kept, zip(*columns, strict=True), strict=True)
-    ]
+    return [(*key, *values) for key, values in zip(kept, zip(*columns, strict=True), strict=True)]
 
 
 def emptied(rollup: Rollup) -> list[tuple]:

@@ -160,7 +160,7 @@ def ingest_records(
     )
     tables = [(_AGGREGATE_TABLES[role], touched) for role, touched in deltas.tables()]
     for table, touched in tables:
-        writer.add_to(table, rollup_rows(touched, table.primary_key.columns.keys()))
+        writer.add_to(table, rollup_rows(touched))
     if deltas.removed:
         # Keys that an update emptied (an item that moved to another day or sentiment).
         for table, touched in tables:
