@@ -536,3 +536,58 @@ def test_an_older_store_gets_the_dimension_index(store):
     late = [i for i in after[0][1]["items"] if i["id"] == "late"]
     assert len(late) == 1 and after[0][1]["total"] == before[0][1]["total"] + 1
     assert after[1] == before[1] and before[1][1]["total"] == 75
+
+
+def test_postgres_stores_in_two_schemas_share_pg_trgm_and_do_not_wait_for_each_other(tmp_path):
+    """pg_trgm lives in `public` (0003), not in the first store's schema, so dropping that
+    schema leaves the other store's trigram index; the write lock is per schema."""
+    from cxnlp.feedback.db import _PG_LOCK, lock_for_writing
+
+    first, second = database_url("postgresql", tmp_path), database_url("postgresql", tmp_path)
+    a, b = open_store(next(first)), open_store(next(second))
+    try:
+
+        def trigram_index(store) -> list[str]:
+            with store.engine.connect() as c:
+                return list(
+                    c.execute(
+                        text(
+                            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                            "AND indexname = 'ix_feedback_items_text_trgm'"
+                        )
+                    ).scalars()
+                )
+
+        with a.engine.connect() as c:
+            where = c.execute(
+                text(
+                    "SELECT extnamespace::regnamespace::text FROM pg_extension "
+                    "WHERE extname = 'pg_trgm'"
+                )
+            ).scalar_one()
+        assert where == "public"
+        for store in (a, b):
+            (index,) = trigram_index(store)
+            assert index.endswith("USING gin (text public.gin_trgm_ops)")
+
+        probe = text("SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema(), :k))")
+
+        with a.engine.connect() as holder, b.engine.connect() as other, a.engine.connect() as same:
+            holder.begin()
+            lock_for_writing(holder)
+            assert other.execute(probe, {"k": _PG_LOCK}).scalar_one() is True
+            assert same.execute(probe, {"k": _PG_LOCK}).scalar_one() is False
+            holder.rollback()
+            other.rollback()
+            same.rollback()
+
+        a.close()
+        first.close()  # drops the first store's schema
+        assert trigram_index(b) != []
+        ingest_frame(classified_frame(20, seed=1), dataset="shop", store=b)
+        with b.engine.connect() as c:
+            assert Q.items(c, Q.StatsFilter(q="delivery was late"))["total"] > 0
+    finally:
+        a.close()
+        b.close()
+        second.close()
