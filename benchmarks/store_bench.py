@@ -93,6 +93,7 @@ def synthetic(n: int, offset: int, rng: np.random.Generator) -> pd.DataFrame:
 def views(last_day: dt.date) -> dict[str, callable]:
     month = Q.StatsFilter(start=last_day - dt.timedelta(days=30), end=last_day)
     app_fa = Q.StatsFilter(channel=["app"], lang=["fa"])
+    tier = Q.StatsFilter(dims={"tier": ["gold"]})
     return {
         "cards (all)": lambda c: Q.summary(c, Q.StatsFilter()),
         "cards (channel+lang)": lambda c: Q.summary(c, app_fa),
@@ -114,7 +115,15 @@ def views(last_day: dt.date) -> dict[str, callable]:
             c, Q.StatsFilter(topic=["delivery"], start=last_day - dt.timedelta(days=300), end=last_day - dt.timedelta(days=294)), 25
         ),
         "drill-down page (all)": lambda c: Q.items(c, Q.StatsFilter(), 25),
-        "cards (dimension tier, items path)": lambda c: Q.summary(c, Q.StatsFilter(dims={"tier": ["gold"]})),
+        "cards (dimension tier)": lambda c: Q.summary(c, tier),
+        "trend by week (dimension tier)": lambda c: Q.trend(c, tier, "week"),
+        "topics (dimension tier)": lambda c: Q.topics(c, tier),
+        "topic x channel (dimension tier)": lambda c: Q.topic_by(c, tier, "channel"),
+        "alerts by week (dimension tier)": lambda c: Q.alerts(c, tier, "week"),
+        "drill-down page (dimension tier)": lambda c: Q.items(c, tier, 25),
+        "cards (dimension tier+channel+lang)": lambda c: Q.summary(c, Q.StatsFilter(dims={"tier": ["gold"]}, channel=["app"], lang=["fa"])),
+        # Items without the dimension are in no aggregate: the items are read.
+        "cards (tier or none, items path)": lambda c: Q.summary(c, Q.StatsFilter(dims={"tier": ["gold", Q.MISSING]})),
         "search (text index)": lambda c: Q.items(c, Q.StatsFilter(q="number 4242"), 25),
         "search (Persian word)": lambda c: Q.items(c, Q.StatsFilter(q="دیر رسید"), 25),
         "alerts by week (BH)": lambda c: Q.alerts(c, Q.StatsFilter(), "week", p_adjust="benjamini-hochberg"),

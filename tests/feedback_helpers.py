@@ -84,6 +84,21 @@ def database_url(kind: str, tmp_path) -> Iterator[str]:
         admin.dispose()
 
 
+def downgrade(engine, revision: str) -> None:
+    """Take the store's schema back to the migration `revision`."""
+    from alembic import command
+    from alembic.config import Config
+
+    from cxnlp.feedback.db import MIGRATIONS, current_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as c:
+        config.attributes["connection"] = c
+        command.downgrade(config, revision)
+    assert current_revision(engine) == revision
+
+
 def classified_frame(n: int = 600, seed: int = 0, days: int = 28) -> pd.DataFrame:
     """Rows in the layout of `cxnlp classify` output, with dates over `days` days from
     2026-09-07 (a Monday), channels, products, a `tier` dimension, NPS scores and topics; a few

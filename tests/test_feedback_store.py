@@ -10,20 +10,33 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from feedback_helpers import classified_frame, database_url
+from feedback_helpers import classified_frame, database_url, downgrade
 from sqlalchemy import func, select
 
+from cxnlp.feedback import dimension_rollups, facts
 from cxnlp.feedback import ingest as ingest_module
 from cxnlp.feedback import queries as Q
-from cxnlp.feedback.db import VERSION_TABLE, current_revision, head_revision, open_store
+from cxnlp.feedback.db import (
+    VERSION_TABLE,
+    current_revision,
+    head_revision,
+    make_engine,
+    open_store,
+    upgrade,
+)
 from cxnlp.feedback.ingest import ingest_file, ingest_frame
 from cxnlp.feedback.models import (
     Base,
+    DailyDimensionStat,
+    DailyDimensionTopicChannel,
+    DailyDimensionTopicTotal,
+    DailyDimensionTotal,
     DailyStat,
     DailyTopicChannel,
     DailyTopicStat,
     DailyTopicTotal,
     DailyTotal,
+    DimensionKey,
     FeedbackItem,
     ItemTopic,
     managed_by_orm,
@@ -32,6 +45,13 @@ from cxnlp.report.scores import score_summary
 from cxnlp.report.stats import wilson_interval
 
 SENTIMENTS = ("negative", "neutral", "positive")
+DIMENSION_TABLES = (
+    DailyDimensionStat,
+    DailyDimensionTotal,
+    DailyDimensionTopicTotal,
+    DailyDimensionTopicChannel,
+    DimensionKey,
+)
 HEAD = head_revision()
 
 
@@ -69,6 +89,7 @@ def _counts(store) -> dict[str, int]:
                 DailyTotal,
                 DailyTopicTotal,
                 DailyTopicChannel,
+                *DIMENSION_TABLES,
             )
         }
 
@@ -325,13 +346,19 @@ def test_stats_equal_pandas_on_the_same_rows(store):
         _check_against_pandas(store, frame, f)
 
 
-def test_aggregates_and_items_give_the_same_numbers(store):
+def _items_path(monkeypatch) -> None:
+    """Views read the items whatever their filter (a dimension filter that every row passes
+    then forces the items path, as before the per-dimension aggregates)."""
+    monkeypatch.setattr(facts, "rollup_dimension", lambda *_, **__: None)
+
+
+def test_aggregates_and_items_give_the_same_numbers(store, monkeypatch):
     _ingest(store, classified_frame(500, seed=5))
+    _items_path(monkeypatch)
     with store.engine.connect() as c:
         for f in FILTERS[:4]:
             assert f.keyed_only()
             fast = Q.summary(c, f)
-            # A dimension filter that every row passes forces the items path.
             slow = Q.summary(
                 c, Q.StatsFilter(**{**f.__dict__, "dims": {"tier": ["gold", "silver"]}})
             )
@@ -403,6 +430,164 @@ def test_dimension_filters_go_through_the_index_and_follow_updates(store):
         _check_against_pandas(store, frame, f)
 
 
+def _without_source(view: dict) -> dict:
+    return {k: v for k, v in view.items() if k != "source"}
+
+
+def _dimension_views(c, f: Q.StatsFilter) -> dict:
+    """Every view the dashboard shows under `f` (the comments as their count and first page)."""
+    page = Q.items(c, f, limit=10)
+    return {
+        "summary": _without_source(Q.summary(c, f)),
+        "week": _without_source(Q.trend(c, f, "week")),
+        "day": _without_source(Q.trend(c, f, "day")),
+        "topics": _without_source(Q.topics(c, f, min_mentions=1)),
+        "by channel": _without_source(Q.topic_by(c, f, "channel")),
+        "by sentiment": _without_source(Q.topic_by(c, f, "sentiment")),
+        "alerts": _without_source(Q.alerts(c, f, "week")),
+        "alerts by day": _without_source(Q.alerts(c, f, "day", history=6)),
+        "page": (page["total"], [i["id"] for i in page["items"]]),
+    }
+
+
+DIMENSION_FILTERS = [
+    Q.StatsFilter(dims={"tier": ["gold"]}),
+    Q.StatsFilter(dims={"tier": ["gold", "silver"]}, channel=["app"]),
+    Q.StatsFilter(
+        dims={"tier": ["gold"]},
+        lang=["fa", "ar"],
+        start=dt.date(2026, 9, 10),
+        end=dt.date(2026, 9, 24),
+    ),
+    Q.StatsFilter(dims={"region": ["north"]}, topic=["delivery"]),
+    Q.StatsFilter(dims={"region": ["north", "south"]}, channel=["web"], start=dt.date(2026, 9, 20)),
+    Q.StatsFilter(dims={"region": ["north", "east"]}, sentiment=["negative"]),
+    Q.StatsFilter(dims={"tier": ["silver"], "product": []}, dataset=["shop"]),
+]
+
+
+def test_dimension_filters_read_the_dimension_aggregates_with_the_items_numbers(store, monkeypatch):
+    frame = classified_frame(500, seed=14)
+    frame["region"] = np.where(
+        np.arange(500) % 3 == 0, "", np.where(np.arange(500) % 2, "north", "south")
+    )
+    _ingest(store, frame)
+    # Resent items whose dimensions changed or went: their old part leaves the aggregates.
+    resent = frame.iloc[:120].copy()
+    resent["tier"] = np.where(np.arange(120) % 2, "silver", "gold")
+    resent["region"] = np.where(np.arange(120) % 3, "east", "")
+    resent["sentiment"] = "negative"
+    _ingest(store, resent)
+    frame.iloc[:120] = resent
+    with store.engine.connect() as c:
+        fast = {}
+        for f in DIMENSION_FILTERS:
+            assert not f.keyed_only() and facts.rollup_dimension(c, f) is not None
+            assert Q.summary(c, f)["source"] == "daily aggregates"
+            fast[repr(f)] = _dimension_views(c, f)
+        # No per-dimension table holds topics by language, or the topic with the channel.
+        assert Q.topic_by(c, DIMENSION_FILTERS[0], "lang")["source"] == "items"
+        one_topic = Q.StatsFilter(dims={"tier": ["gold"]}, topic=["price"], channel=["web"])
+        assert Q.summary(c, one_topic)["source"] == "items"
+    _items_path(monkeypatch)
+    with store.engine.connect() as c:
+        for f in DIMENSION_FILTERS:
+            assert Q.summary(c, f)["source"] == "items"
+            slow = _dimension_views(c, f)
+            for name, view in slow.items():
+                assert _close(fast[repr(f)][name], view), (f, name)
+    monkeypatch.undo()
+    for f in DIMENSION_FILTERS[:4]:
+        _check_against_pandas(store, frame, f)
+
+
+def _dimension_key_states(store, dataset: str = "shop") -> dict[str, bool]:
+    with store.engine.connect() as c:
+        k = DimensionKey.__table__
+        rows = c.execute(select(k.c.dim_key, k.c.aggregated).where(k.c.dataset == dataset))
+        return {key: bool(held) for key, held in rows}
+
+
+def _dimension_rows(store, key: str) -> int:
+    with store.engine.connect() as c:
+        return sum(
+            c.execute(
+                select(func.count()).select_from(t).where(t.__table__.c.dim_key == key)
+            ).scalar_one()
+            for t in DIMENSION_TABLES[:-1]
+        )
+
+
+def test_a_dimension_with_many_values_has_no_aggregates(store, monkeypatch):
+    monkeypatch.setattr(dimension_rollups, "MAX_AGGREGATED_VALUES", 4)
+    frame = classified_frame(200, seed=12)
+    frame["store"] = [f"s{i % 4}" for i in range(200)]
+    frame["order"] = [f"o{i}" for i in range(200)]  # id-like
+    _ingest(store, frame)
+    assert _dimension_key_states(store) == {"tier": True, "store": True, "order": False}
+    assert _dimension_rows(store, "order") == 0 and _dimension_rows(store, "store") > 0
+    with store.engine.connect() as c:
+        assert Q.summary(c, Q.StatsFilter(dims={"order": ["o7"]}))["source"] == "items"
+        assert Q.summary(c, Q.StatsFilter(dims={"store": ["s1"]}))["source"] == "daily aggregates"
+    # A later batch takes `store` past the cap: its aggregates go, its filters read the items.
+    more = classified_frame(60, seed=13)
+    more["id"] = "m" + more["id"]
+    more["store"] = [f"s{i % 6}" for i in range(60)]
+    _ingest(store, more)
+    assert _dimension_key_states(store)["store"] is False and _dimension_rows(store, "store") == 0
+    both = pd.concat([frame, more], ignore_index=True)
+    for f in (Q.StatsFilter(dims={"store": ["s1", "s5"]}), Q.StatsFilter(dims={"tier": ["gold"]})):
+        _check_against_pandas(store, both, f)
+    with store.engine.connect() as c:
+        assert Q.summary(c, Q.StatsFilter(dims={"store": ["s1"]}))["source"] == "items"
+    # A key held in one dataset but not in another: across both, the items are read.
+    other = classified_frame(30, seed=15)
+    other["tier"] = [f"t{i}" for i in range(30)]
+    _ingest(store, other, dataset="other")
+    assert _dimension_key_states(store, "other") == {"tier": False}
+    with store.engine.connect() as c:
+        gold = Q.StatsFilter(dims={"tier": ["gold"]})
+        assert Q.summary(c, gold)["source"] == "items"
+        one = Q.StatsFilter(dims={"tier": ["gold"]}, dataset=["shop"])
+        assert Q.summary(c, one)["source"] == "daily aggregates"
+        assert Q.summary(c, one)["n"] == Q.summary(c, gold)["n"]
+
+
+def _dimension_tables(store) -> dict[str, list[tuple]]:
+    with store.engine.connect() as c:
+        return {
+            t.__tablename__: sorted(tuple(r) for r in c.execute(select(t.__table__)))
+            for t in DIMENSION_TABLES
+        }
+
+
+def test_migration_0008_fills_the_dimension_aggregates_as_the_ingest_keeps_them(store):
+    frame = classified_frame(300, seed=16)
+    frame["region"] = np.where(np.arange(300) % 4 == 0, "", np.where(np.arange(300) % 2, "n", "s"))
+    _ingest(store, frame)
+    resent = frame.iloc[:50].copy()
+    resent["region"] = "w"
+    _ingest(store, resent)
+    other = classified_frame(150, seed=17)
+    other["order"] = [f"o{i}" for i in range(150)]  # past the cap: no aggregates
+    _ingest(store, other, dataset="other")
+    csat = classified_frame(120, seed=18)  # CSAT on 1-7: satisfied counted on that scale
+    csat["q2"] = (1 + csat["score"] % 7).astype("Int64")
+    ingest_frame(csat.drop(columns=["score"]), dataset="csat", store=store, score_col="csat:1-7=q2")
+    kept = _dimension_tables(store)
+    assert any(
+        r[0] == "tier" and r[2] == "csat" and r[-1] > 0 for r in kept["daily_dimension_totals"]
+    )
+    assert kept["daily_dimension_stats"] and ("other", "order", False) in kept["dimension_keys"]
+    engine = make_engine(store.url)
+    try:
+        downgrade(engine, "0007")
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    assert _dimension_tables(store) == kept
+
+
 def test_alerts_flag_a_rise_as_the_report_does(store):
     from cxnlp.report.summary import summarize
 
@@ -464,6 +649,52 @@ def test_a_store_keeps_the_planners_statistics_fresh_after_a_bulk_ingest(tmp_pat
                 )
             ).scalar_one()
         assert planned >= 2_000
+    finally:
+        store.close()
+        generator.close()
+
+
+def test_sqlite_aggregates_are_clustered_and_new_items_indexed_per_batch(tmp_path):
+    """Migration 0009 (SQLite): the aggregate tables WITHOUT ROWID, and a new item's search and
+    dimension index rows written by the ingest once per batch (its insert triggers are gone);
+    taken back to 0008 and forward again, the store reads as before."""
+    generator = database_url("sqlite", tmp_path)
+    store = open_store(next(generator))
+    try:
+        frame = classified_frame(300, seed=19)
+        frame["region"] = np.where(np.arange(300) % 2, "north", "south")
+        _ingest(store, frame.iloc[:200])
+        _ingest(store, frame.iloc[150:])  # 50 updates, 100 new
+        with store.engine.connect() as c:
+            tables = dict(
+                c.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all()
+            )
+            triggers = set(
+                c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars()
+            )
+            fts = c.exec_driver_sql("SELECT count(*) FROM feedback_items_fts").scalar_one()
+            pairs = c.exec_driver_sql("SELECT count(*) FROM item_dimensions").scalar_one()
+        for model in (DailyStat, DailyTopicStat, DailyTotal, *DIMENSION_TABLES[:-1]):
+            assert tables[model.__tablename__].rstrip().endswith("WITHOUT ROWID"), (
+                model.__tablename__
+            )
+        assert not {"feedback_items_fts_insert", "item_dimensions_insert"} & triggers
+        assert {"feedback_items_fts_update", "item_dimensions_update"} <= triggers
+        assert fts == 300 and pairs == 600  # each item's tier and region
+        for f in (
+            Q.StatsFilter(q="delivery was late"),
+            Q.StatsFilter(dims={"tier": ["gold"], "region": ["north"]}),
+        ):
+            _check_against_pandas(store, frame, f)
+        before = _snapshot(store)
+        engine = make_engine(store.url)
+        try:
+            downgrade(engine, "0008")
+            assert _snapshot(store) == before
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        assert _snapshot(store) == before
     finally:
         store.close()
         generator.close()

@@ -73,7 +73,7 @@ def test_classify_with_a_dataset_stores_and_updates(make_client):
     assert stats["counts"] == {s: predicted.count(s) for s in ("negative", "neutral", "positive")}
     assert stats["scores"]["nps"]["promoters"] == 1 and stats["scores"]["nps"]["detractors"] == 2
     by_tier = client.get("/v1/stats", params={"dim": "tier:gold"}, headers=AUTH).json()
-    assert by_tier["n"] == 1 and by_tier["source"] == "items"
+    assert by_tier["n"] == 1 and by_tier["source"] == "daily aggregates"
     page = client.get("/v1/stats/items", params={"channel": "app"}, headers=AUTH).json()
     assert [i["id"] for i in page["items"]] == ["a3", "a1"]
     assert page["items"][0]["text"] == ITEMS[2]["text"]  # stored as sent

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from feedback_helpers import SENTENCES, classified_frame, database_url
+from feedback_helpers import SENTENCES, classified_frame, database_url, downgrade
 from sqlalchemy import text
 
 from cxnlp.cli import main as cxnlp_main
@@ -362,28 +362,17 @@ def test_every_record_field_is_a_column(tmp_path):
         records_from_frame(frame.assign(urgency_evidence="cancel"))
 
 
-def _downgrade(engine, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    from cxnlp.feedback.db import MIGRATIONS
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as c:
-        config.attributes["connection"] = c
-        command.downgrade(config, revision)
-    assert current_revision(engine) == revision
-
-
-def _insert_old_item(engine, item_id: str, body: str) -> None:
-    """An item written with 0001's columns only."""
+def _insert_old_item(
+    engine, item_id: str, body: str, dataset: str = "old", dimensions: str = "{}"
+) -> None:
+    """An item written with 0001's columns only (as an old version of cxnlp wrote it: the
+    ingest of this one writes tables of later migrations)."""
     with engine.begin() as c:
         c.execute(
             text(
                 "INSERT INTO feedback_items (dataset, item_id, text, created_at, day, dimensions, "
-                f"ingested_at, updated_at) VALUES ('old', '{item_id}', '{body}', "
-                "'2026-09-01 00:00:00', '2026-09-01', '{}', '2026-09-01 00:00:00', "
+                f"ingested_at, updated_at) VALUES ('{dataset}', '{item_id}', '{body}', "
+                f"'2026-09-01 00:00:00', '2026-09-01', '{dimensions}', '2026-09-01 00:00:00', "
                 "'2026-09-01 00:00:00')"
             )
         )
@@ -395,7 +384,7 @@ def test_an_old_store_is_migrated_and_its_texts_found(store):
     with engine.begin() as c:
         for table in ("item_topics", "feedback_items"):
             c.execute(text(f"DELETE FROM {table}"))
-    _downgrade(engine, "0001")
+    downgrade(engine, "0001")
     _insert_old_item(engine, "o1", "پیک دیر رسید و غذا سرد بود")
     upgrade(engine)
     assert current_revision(engine) == head_revision()
@@ -413,7 +402,7 @@ def test_a_store_without_urgency_evidence_is_migrated(store):
     # order) and forward again: what 0003 kept reads back, topics by score then name.
     store_items(store, [WHOLE], dataset="api", score_kind=None, model_name="tiny")
     engine = make_engine(store.url)
-    _downgrade(engine, "0003")
+    downgrade(engine, "0003")
     # The search index still follows new items at 0003 (0004's downgrade kept its triggers).
     _insert_old_item(engine, "o2", "the parcel never arrived")
     upgrade(engine)
@@ -472,7 +461,7 @@ def test_a_store_before_score_scales_records_the_usual_ones(store):
     ingest_frame(frame, dataset="desk", store=store, score_col="csat=q2")
     ingest_frame(frame, dataset="plain", store=store)
     engine = make_engine(store.url)
-    _downgrade(engine, "0004")
+    downgrade(engine, "0004")
     upgrade(engine)
     with engine.connect() as c:
         found = {d: dataset_scales(c, d) for d in ("shop", "desk", "plain")}
@@ -494,7 +483,7 @@ def test_the_topic_channel_aggregates_are_filled_for_an_older_store(store):
         before = (Q.topic_by(c, Q.StatsFilter(), "channel"), Q.topics(c, by_channel))
         kept = _topic_channel_rows(c)
     engine = make_engine(store.url)
-    _downgrade(engine, "0005")
+    downgrade(engine, "0005")
     upgrade(engine)
     engine.dispose()
     with store.engine.connect() as c:
@@ -530,10 +519,9 @@ def test_an_older_store_gets_the_dimension_index(store):
 
     before = read()
     engine = make_engine(store.url)
-    _downgrade(engine, "0006")
+    downgrade(engine, "0006")
     # An item stored at 0006 (JSON dimensions, no index) is indexed by the migration.
-    late = frame.iloc[:1].assign(id="late", tier="gold", region="north")
-    ingest_frame(late, dataset="shop", store=store, **nps)
+    _insert_old_item(engine, "late", "late", "shop", '{"tier": "gold", "region": "north"}')
     upgrade(engine)
     with engine.connect() as c:
         if store.dialect == "sqlite":
@@ -548,3 +536,58 @@ def test_an_older_store_gets_the_dimension_index(store):
     late = [i for i in after[0][1]["items"] if i["id"] == "late"]
     assert len(late) == 1 and after[0][1]["total"] == before[0][1]["total"] + 1
     assert after[1] == before[1] and before[1][1]["total"] == 75
+
+
+def test_postgres_stores_in_two_schemas_share_pg_trgm_and_do_not_wait_for_each_other(tmp_path):
+    """pg_trgm lives in `public` (0003), not in the first store's schema, so dropping that
+    schema leaves the other store's trigram index; the write lock is per schema."""
+    from cxnlp.feedback.db import _PG_LOCK, lock_for_writing
+
+    first, second = database_url("postgresql", tmp_path), database_url("postgresql", tmp_path)
+    a, b = open_store(next(first)), open_store(next(second))
+    try:
+
+        def trigram_index(store) -> list[str]:
+            with store.engine.connect() as c:
+                return list(
+                    c.execute(
+                        text(
+                            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                            "AND indexname = 'ix_feedback_items_text_trgm'"
+                        )
+                    ).scalars()
+                )
+
+        with a.engine.connect() as c:
+            where = c.execute(
+                text(
+                    "SELECT extnamespace::regnamespace::text FROM pg_extension "
+                    "WHERE extname = 'pg_trgm'"
+                )
+            ).scalar_one()
+        assert where == "public"
+        for store in (a, b):
+            (index,) = trigram_index(store)
+            assert index.endswith("USING gin (text public.gin_trgm_ops)")
+
+        probe = text("SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema(), :k))")
+
+        with a.engine.connect() as holder, b.engine.connect() as other, a.engine.connect() as same:
+            holder.begin()
+            lock_for_writing(holder)
+            assert other.execute(probe, {"k": _PG_LOCK}).scalar_one() is True
+            assert same.execute(probe, {"k": _PG_LOCK}).scalar_one() is False
+            holder.rollback()
+            other.rollback()
+            same.rollback()
+
+        a.close()
+        first.close()  # drops the first store's schema
+        assert trigram_index(b) != []
+        ingest_frame(classified_frame(20, seed=1), dataset="shop", store=b)
+        with b.engine.connect() as c:
+            assert Q.items(c, Q.StatsFilter(q="delivery was late"))["total"] > 0
+    finally:
+        a.close()
+        b.close()
+        second.close()

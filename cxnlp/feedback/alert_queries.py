@@ -59,7 +59,6 @@ def alerts(
         raise ValueError(
             f"unknown p-value adjustment {p_adjust!r}; expected one of {list(P_ADJUST_METHODS)}"
         )
-    dialect = connection.dialect.name
     f = classified(f)
     overall = _negative_counts(connection, f, period, ())
     filled = sorted(day for day, cell in overall.items() if cell[()]["n"])
@@ -68,7 +67,7 @@ def alerts(
     filled = [day for day in filled if chosen["start"] and day.isoformat() <= chosen["start"]]
     pairs = list(zip(filled, filled[1:], strict=False))[-history:]
     seg_cols = tuple(c for c in segments if c in KEYED)
-    facts = stat_facts(f, dialect, fine=bool(seg_cols))
+    facts = stat_facts(f, connection, fine=bool(seg_cols))
     all_tests: list[dict[str, Any]] = []
     if pairs:
         # Only the periods tested are read.
@@ -101,7 +100,7 @@ def _last_complete(
 ) -> dict[str, Any]:
     """`cxnlp.report.periods.last_complete` over the periods with items, the data ending on
     the last day with classified items under the filter."""
-    fq = stat_facts(f, connection.dialect.name).query
+    fq = stat_facts(f, connection).query
     data_end = connection.execute(select(func.max(fq.c.day))).scalar()
     return last_complete(
         starts,
@@ -117,7 +116,7 @@ def _negative_counts(
     """Classified items and negative ones per period start, and per (column, value) of each of
     `columns` (the key () holds the period's total), from one GROUP BY."""
     dialect = connection.dialect.name
-    fq = stat_facts(f, dialect, fine=bool(columns)).query
+    fq = stat_facts(f, connection, fine=bool(columns)).query
     start = period_start(fq.c.day, period, dialect).label("period_start")
     keys = [start, *(fq.c[c] for c in columns), fq.c.sentiment]
     query = select(*keys, func.sum(fq.c.n).label("n")).group_by(*keys)
@@ -137,7 +136,7 @@ def _negative_counts(
 def _mentions(connection: Connection, f: StatsFilter, period: str) -> dict[tuple, int]:
     """Items mentioning each topic, per period start."""
     dialect = connection.dialect.name
-    tq = topic_facts(f, dialect).query
+    tq = topic_facts(f, connection).query
     start = period_start(tq.c.day, period, dialect).label("period_start")
     query = select(start, tq.c.topic, func.sum(tq.c.n).label("n")).group_by(start, tq.c.topic)
     mentions: dict[tuple[dt.date, str], int] = defaultdict(int)

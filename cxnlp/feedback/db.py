@@ -31,7 +31,8 @@ VERSION_TABLE = "cxnlp_feedback_version"
 # and the aggregate tables at scattered pages; upserts into a 200,000-row aggregate table took
 # 45% less CPU with 64 MiB (allocated as pages are read, not up front).
 SQLITE_CACHE_KIB = 65_536
-# Any fixed number: the PostgreSQL advisory lock that serialises migrations and ingests.
+# Any fixed number: the seed of the PostgreSQL advisory lock that serialises migrations and
+# ingests of one store (a store is a schema: the lock's key is this seed's hash of its name).
 _PG_LOCK = 0x63786E6C70
 
 
@@ -85,10 +86,14 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 def lock_for_writing(connection: Connection) -> None:
-    """Serialise writers for the rest of this transaction (PostgreSQL: an advisory lock; SQLite's
-    BEGIN IMMEDIATE already holds the database's write lock)."""
+    """Serialise writers of this store for the rest of this transaction (PostgreSQL: an advisory
+    lock keyed by the schema the store's tables are in, so that stores in other schemas of the
+    database do not wait; SQLite's BEGIN IMMEDIATE already holds the database's write lock)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), :k))"),
+            {"k": _PG_LOCK},
+        )
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
 """Where the dashboard's numbers come from: the `StatsFilter` every view takes, and its fact
 sources: the per-day aggregates (`daily_stats`, `daily_topic_stats`, their totals) whenever the
 filter only names columns they are keyed by (dataset, dates, language, channel, sentiment, and at
-most one topic), else the items themselves (a filter on another stored dimension, a product, a
-text search; dimension filters and the search go through their indexes). Both give the same
+most one topic), the per-dimension aggregates (`daily_dimension_*`) when it adds values of one free
+dimension that has them (`cxnlp.feedback.dimension_rollups`), else the items themselves (a filter
+on several free dimensions, items without a dimension, a product, a text search; dimension filters
+and the search go through their indexes). Both give the same
 counts and sums (`STAT_MEASURES`); the aggregates are just smaller. Periods (day, week, month) are cut here too.
 
 >>> StatsFilter(channel=["app"]).keyed_only(), StatsFilter(q="late").keyed_only()
@@ -39,6 +41,12 @@ from sqlalchemy.sql import ColumnElement, FromClause, Select
 from cxnlp.feedback.models import (
     DAILY,
     DAILY_TOPICS,
+    DIMENSION_DAILY,
+    DIMENSION_KEY_STATES,
+    DIMENSION_LEN,
+    DIMENSION_TOPIC_CHANNELS,
+    DIMENSION_TOPIC_TOTALS,
+    DIMENSION_TOTALS,
     ITEMS,
     SCALES,
     STAT_MEASURES,
@@ -95,7 +103,15 @@ class StatsFilter:
 
     def keyed_only(self, max_topics: int = 1) -> bool:
         """Whether the per-day aggregates can answer this filter."""
-        return not self.dims and not self.q and not self.product and len(self.topic) <= max_topics
+        return not self.free_dims() and self.plain_keys(max_topics)
+
+    def plain_keys(self, max_topics: int = 1) -> bool:
+        """Whether the aggregates' keys can answer this filter but for its free dimensions."""
+        return not self.q and not self.product and len(self.topic) <= max_topics
+
+    def free_dims(self) -> dict[str, list[str]]:
+        """The free dimensions this filter restricts (a key without values restricts nothing)."""
+        return {k: v for k, v in self.dims.items() if v}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -290,19 +306,59 @@ class Facts:
     rollup: bool
 
 
-def stat_facts(f: StatsFilter, dialect: str, group: str | None = None, fine: bool = False) -> Facts:
+def rollup_dimension(
+    connection: Connection, f: StatsFilter, max_topics: int = 1
+) -> tuple[str, list[str]] | None:
+    """The free dimension (key, values) of `f` when the per-dimension aggregates can answer it:
+    one key, which has them in every dataset of `f` (`dimension_keys`), and values that are
+    present (items without the dimension are in no aggregate)."""
+    dims = f.free_dims()
+    if len(dims) != 1 or not f.plain_keys(max_topics):
+        return None
+    ((key, values),) = dims.items()
+    if MISSING in values or len(key) > DIMENSION_LEN:
+        return None
+    k = DIMENSION_KEY_STATES
+    where = [k.c.dim_key == key, k.c.aggregated.is_(False)]
+    if f.dataset:
+        where.append(k.c.dataset.in_(f.dataset))
+    without = connection.execute(select(k.c.dataset).where(*where).limit(1)).first()
+    return None if without else (key, values)
+
+
+def _rollup_facts(table, f: StatsFilter, dimension: tuple[str, list[str]] | None, topic: bool):
+    where = rollup_where(table, f)
+    if dimension is not None:
+        key, values = dimension
+        where += [table.c.dim_key == key, table.c.dim_value.in_(values)]
+    if f.topic and not topic:
+        where.append(table.c.topic == f.topic[0])
+    q = select(*rollup_keys(table, topic), *(table.c[m] for m in STAT_MEASURES)).where(*where)
+    return Facts(q.subquery("facts"), True)
+
+
+def stat_facts(
+    f: StatsFilter, connection: Connection, group: str | None = None, fine: bool = False
+) -> Facts:
     """One row per item (or per aggregate row) under `f`; `fine`: with lang and channel."""
+    dialect = connection.dialect.name
     custom_group = group is not None and group not in GROUPABLE
+    fine = needs_fine(f, group, fine)
     if f.keyed_only() and not custom_group:
-        if needs_fine(f, group, fine):
+        if fine:
             table = DAILY_TOPICS if f.topic else DAILY
         else:
             table = TOPIC_TOTALS if f.topic else TOTALS
-        where = rollup_where(table, f)
-        if f.topic:
-            where.append(table.c.topic == f.topic[0])
-        q = select(*rollup_keys(table), *(table.c[m] for m in STAT_MEASURES)).where(*where)
-        return Facts(q.subquery("facts"), True)
+        return _rollup_facts(table, f, None, topic=False)
+    # By dimension value: no table by language or channel holds the topic too.
+    if not custom_group and not (fine and f.topic):
+        dimension = rollup_dimension(connection, f)
+        if dimension is not None:
+            if fine:
+                table = DIMENSION_DAILY
+            else:
+                table = DIMENSION_TOPIC_TOTALS if f.topic else DIMENSION_TOTALS
+            return _rollup_facts(table, f, dimension, topic=False)
     q = (
         select(*item_keys(dialect, group), *item_measures())
         .select_from(with_scales(ITEMS))
@@ -311,19 +367,26 @@ def stat_facts(f: StatsFilter, dialect: str, group: str | None = None, fine: boo
     return Facts(q.subquery("facts"), False)
 
 
-def topic_facts(f: StatsFilter, dialect: str, group: str | None = None) -> Facts:
+def topic_facts(f: StatsFilter, connection: Connection, group: str | None = None) -> Facts:
     """One row per (item, topic) (or per aggregate row) under `f`, with `topic` and `polarity`."""
+    dialect = connection.dialect.name
     custom_group = group is not None and group not in GROUPABLE
+    by_lang = bool(f.lang) or group == "lang"
     if f.keyed_only(max_topics=0) and not custom_group:
         if not needs_fine(f, group, False):
             t = TOPIC_TOTALS
-        elif f.lang or group == "lang":
+        elif by_lang:
             t = DAILY_TOPICS
         else:  # by channel: the smaller table without language and score kind
             t = TOPIC_CHANNELS
-        keys = rollup_keys(t, topic=True)
-        q = select(*keys, *(t.c[m] for m in STAT_MEASURES)).where(*rollup_where(t, f))
-        return Facts(q.subquery("facts"), True)
+        return _rollup_facts(t, f, None, topic=True)
+    # By dimension value: no table by language holds the topics.
+    if not custom_group and not by_lang:
+        dimension = rollup_dimension(connection, f, max_topics=0)
+        if dimension is not None:
+            fine = needs_fine(f, group, False)
+            t = DIMENSION_TOPIC_CHANNELS if fine else DIMENSION_TOPIC_TOTALS
+            return _rollup_facts(t, f, dimension, topic=True)
     mention = TOPICS
     q = (
         select(

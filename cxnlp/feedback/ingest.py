@@ -4,7 +4,8 @@ file, or from the service's requests.
 Each call is one transaction: either every item of it is stored (inserted, or updated in place
 when its (dataset, id) is already there) or none is and the store is as it was. The per-day
 aggregates are updated in the same transaction, by the difference each item makes
-(`cxnlp.feedback.aggregates`), so they always equal a GROUP BY over the items. Writers are
+(`cxnlp.feedback.aggregates`; per value of the free dimensions `cxnlp.feedback.dimension_rollups`
+keeps them for), so they always equal a GROUP BY over the items. Writers are
 serialised (PostgreSQL advisory lock, SQLite's write lock) so that two ingests of one item never
 both count it. Rows are validated first (`cxnlp.feedback.records`, `cxnlp.feedback.checks`), written by the
 database's writer (`cxnlp.feedback.writers`); follow-up cases are opened in the same transaction
@@ -38,6 +39,7 @@ from cxnlp.feedback.aggregates import Deltas, dimension_rows, emptied, rollup_ro
 from cxnlp.feedback.cases import cases_after_ingest
 from cxnlp.feedback.checks import check_dimension_keys
 from cxnlp.feedback.db import FeedbackStore, lock_for_writing, open_store
+from cxnlp.feedback.dimension_rollups import DIMENSION_TABLES, aggregated_keys
 from cxnlp.feedback.models import (
     DAILY,
     DAILY_TOPICS,
@@ -63,6 +65,7 @@ _AGGREGATE_TABLES = {
     "totals": TOTALS,
     "topic_totals": TOPIC_TOTALS,
     "topic_channels": TOPIC_CHANNELS,
+    **DIMENSION_TABLES,
 }
 
 
@@ -117,7 +120,9 @@ def ingest_records(
     latest = {r["item_id"]: r for r in records}
     kinds = {r["score_kind"] for r in latest.values() if r["score_kind"]}
     wanted = {kind: score_scale or SCORE_RANGES[kind] for kind in sorted(kinds)}
-    deltas = Deltas(declare(connection, dataset, wanted))
+    deltas = Deltas(
+        declare(connection, dataset, wanted), aggregated_keys(connection, dataset, latest.values())
+    )
     old = {row["pk"]: row for row in writer.old_items(dataset, list(latest))}
     old_pks = {row["item_id"]: pk for pk, row in old.items()}
     if old:
@@ -155,7 +160,7 @@ def ingest_records(
     )
     tables = [(_AGGREGATE_TABLES[role], touched) for role, touched in deltas.tables()]
     for table, touched in tables:
-        writer.add_to(table, rollup_rows(touched, table.primary_key.columns.keys()))
+        writer.add_to(table, rollup_rows(touched))
     if deltas.removed:
         # Keys that an update emptied (an item that moved to another day or sentiment).
         for table, touched in tables:

@@ -77,9 +77,10 @@ def items(
 ) -> dict[str, Any]:
     """One page of the items under `f`, newest first, with their topics, and how many there are."""
     dialect = connection.dialect.name
-    if f.keyed_only():
+    facts = stat_facts(f, connection)
+    if facts.rollup:
         # The aggregates count every item (classified or not) as the items table would.
-        fq = stat_facts(f, dialect).query
+        fq = facts.query
         total = connection.execute(select(func.coalesce(func.sum(fq.c.n), 0))).scalar_one()
     else:
         total = connection.execute(

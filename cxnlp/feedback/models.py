@@ -13,7 +13,12 @@ changed by the Alembic migrations in `cxnlp/feedback/migrations`, which must mat
   `daily_topic_channels` the topic aggregates without language and score kind (topic x channel),
   kept in step with the items by every ingest (in the same transaction), so that dashboard views
   read thousands of rows, not millions. Their key columns hold "" where the item has no value (a primary key cannot be NULL).
-- `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus.
+- `daily_dimension_stats`, `daily_dimension_totals`, `daily_dimension_topic_totals`,
+  `daily_dimension_topic_channels`: the same per value of each free dimension (`dim_key`,
+  `dim_value`), for views filtered on one; `dimension_keys` says which keys they hold (a key with
+  too many values has none: `cxnlp.feedback.dimension_rollups`).
+- `feedback_dimensions`: the (key, value) pairs seen per dataset, for the filter menus (every
+  value of a key the per-dimension aggregates hold).
 - `score_scales`: the scale of each dataset's scores of a kind (CSAT on 1-7, say), declared once.
 - `feedback_alerts`: alerts already raised, so that the webhook is called once per alert.
 
@@ -96,7 +101,10 @@ class FeedbackItem(Base):
     product: Mapped[str | None] = mapped_column(String(DIMENSION_LEN))
     # The customer the item is about (`cxnlp.labels.CUSTOMER_ID_COLUMN`): follow-up cases.
     customer_id: Mapped[str | None] = mapped_column(String(ID_LEN))
-    dimensions: Mapped[dict[str, Any]] = mapped_column(DimensionsJSON, default=dict)
+    # Free dimensions feed the per-dimension aggregates (`daily_dimension_*`).
+    dimensions: Mapped[dict[str, Any]] = mapped_column(
+        DimensionsJSON, default=dict, info=AGGREGATED
+    )
     sentiment: Mapped[str | None] = mapped_column(String(16), info=AGGREGATED)
     p_positive: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
     p_neutral: Mapped[float | None] = mapped_column(Float, info=AGGREGATED)
@@ -145,6 +153,11 @@ STAT_MEASURES = ("n", *(f"{c}_sum" for c in PROBABILITY_COLUMNS), *SCORE_MEASURE
 TOPIC_KEYS = (*STAT_KEYS, "topic", "polarity")
 
 
+# The aggregate tables are stored in their primary key's order in SQLite (WITHOUT ROWID): an
+# upsert then changes one b-tree, not the table and its key's index (migration 0009).
+CLUSTERED = {"sqlite_with_rowid": False}
+
+
 def _key(length: int = DIMENSION_LEN) -> Mapped[str]:
     return mapped_column(String(length), primary_key=True, default="")
 
@@ -166,6 +179,7 @@ class _Measures:
 
 class DailyStat(_Measures, Base):
     __tablename__ = "daily_stats"
+    __table_args__ = CLUSTERED
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -177,7 +191,7 @@ class DailyStat(_Measures, Base):
 
 class DailyTopicStat(_Measures, Base):
     __tablename__ = "daily_topic_stats"
-    __table_args__ = (Index("ix_daily_topic_stats_topic", "topic", "dataset", "day"),)
+    __table_args__ = (Index("ix_daily_topic_stats_topic", "topic", "dataset", "day"), CLUSTERED)
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -193,6 +207,7 @@ class DailyTotal(_Measures, Base):
     """`daily_stats` without language and channel: what an unfiltered view reads."""
 
     __tablename__ = "daily_totals"
+    __table_args__ = CLUSTERED
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -204,6 +219,7 @@ class DailyTopicTotal(_Measures, Base):
     """`daily_topic_stats` without language and channel."""
 
     __tablename__ = "daily_topic_totals"
+    __table_args__ = CLUSTERED
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -218,6 +234,7 @@ class DailyTopicChannel(_Measures, Base):
     channel, topics of one channel) reads, a fifth of the rows or less."""
 
     __tablename__ = "daily_topic_channels"
+    __table_args__ = CLUSTERED
 
     dataset: Mapped[str] = _key()
     day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
@@ -225,6 +242,87 @@ class DailyTopicChannel(_Measures, Base):
     sentiment: Mapped[str] = _key(16)
     topic: Mapped[str] = _key(100)
     polarity: Mapped[str] = _key(16)
+
+
+# The key of the per-dimension aggregates: a free dimension's key and value (first: a view filters
+# on them), then the key of the aggregate they refine.
+DIMENSION_KEYS = ("dim_key", "dim_value")
+
+
+class DailyDimensionStat(_Measures, Base):
+    """`daily_stats` per value of a free dimension (an item's `dimensions` entry): what a view
+    filtered on one such dimension reads (`dimension_keys` says which keys have them)."""
+
+    __tablename__ = "daily_dimension_stats"
+    __table_args__ = CLUSTERED
+
+    dim_key: Mapped[str] = _key()
+    dim_value: Mapped[str] = _key()
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    lang: Mapped[str] = _key(16)
+    channel: Mapped[str] = _key()
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+
+
+class DailyDimensionTotal(_Measures, Base):
+    """`daily_dimension_stats` without language and channel (`daily_totals` per dimension value)."""
+
+    __tablename__ = "daily_dimension_totals"
+    __table_args__ = CLUSTERED
+
+    dim_key: Mapped[str] = _key()
+    dim_value: Mapped[str] = _key()
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+
+
+class DailyDimensionTopicTotal(_Measures, Base):
+    """`daily_topic_totals` per dimension value."""
+
+    __tablename__ = "daily_dimension_topic_totals"
+    __table_args__ = CLUSTERED
+
+    dim_key: Mapped[str] = _key()
+    dim_value: Mapped[str] = _key()
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    sentiment: Mapped[str] = _key(16)
+    score_kind: Mapped[str] = _key(8)
+    topic: Mapped[str] = _key(100)
+    polarity: Mapped[str] = _key(16)
+
+
+class DailyDimensionTopicChannel(_Measures, Base):
+    """`daily_topic_channels` per dimension value."""
+
+    __tablename__ = "daily_dimension_topic_channels"
+    __table_args__ = CLUSTERED
+
+    dim_key: Mapped[str] = _key()
+    dim_value: Mapped[str] = _key()
+    dataset: Mapped[str] = _key()
+    day: Mapped[dt.date] = mapped_column(Date(), primary_key=True)
+    channel: Mapped[str] = _key()
+    sentiment: Mapped[str] = _key(16)
+    topic: Mapped[str] = _key(100)
+    polarity: Mapped[str] = _key(16)
+
+
+class DimensionKey(Base):
+    """Each free dimension key of a dataset, and whether the per-dimension aggregates hold it
+    (`cxnlp.feedback.dimension_rollups`): a key with more than `MAX_AGGREGATED_VALUES` values,
+    or a key or value longer than `DIMENSION_LEN` (stored here cut to that length), has none, for
+    good, and a filter on it reads the items."""
+
+    __tablename__ = "dimension_keys"
+
+    dataset: Mapped[str] = _key()
+    dim_key: Mapped[str] = _key()
+    aggregated: Mapped[bool] = mapped_column(Boolean)
 
 
 class FeedbackDimension(Base):
@@ -355,6 +453,11 @@ TOTALS = DailyTotal.__table__
 TOPIC_TOTALS = DailyTopicTotal.__table__
 TOPIC_CHANNELS = DailyTopicChannel.__table__
 DIMENSIONS = FeedbackDimension.__table__
+DIMENSION_DAILY = DailyDimensionStat.__table__
+DIMENSION_TOTALS = DailyDimensionTotal.__table__
+DIMENSION_TOPIC_TOTALS = DailyDimensionTopicTotal.__table__
+DIMENSION_TOPIC_CHANNELS = DailyDimensionTopicChannel.__table__
+DIMENSION_KEY_STATES = DimensionKey.__table__
 SCALES = ScoreScale.__table__
 CASES = FollowUpCase.__table__
 CASE_ITEMS = CaseItem.__table__

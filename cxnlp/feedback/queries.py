@@ -116,7 +116,7 @@ def segment(
 def summary(connection: Connection, f: StatsFilter) -> dict[str, Any]:
     """Headline cards: volume, errors, sentiment counts and shares with Wilson intervals, net
     sentiment, positive:negative, PCC shares, and NPS / CSAT / CES per score kind stored."""
-    facts = stat_facts(f, connection.dialect.name)
+    facts = stat_facts(f, connection)
     fq = facts.query
     rows = fetch(
         connection,
@@ -132,7 +132,7 @@ def trend(connection: Connection, f: StatsFilter, period: str = "week") -> dict[
     """The headline numbers per period (every period from the first to the last, empty ones
     included)."""
     dialect = connection.dialect.name
-    facts = stat_facts(f, dialect)
+    facts = stat_facts(f, connection)
     fq = facts.query
     start = period_start(fq.c.day, period, dialect).label("period_start")
     rows = fetch(
@@ -161,7 +161,7 @@ def trend(connection: Connection, f: StatsFilter, period: str = "week") -> dict[
 
 
 def _mention_rows(connection: Connection, f: StatsFilter, *extra: str) -> tuple[list[dict], bool]:
-    facts = topic_facts(f, connection.dialect.name)
+    facts = topic_facts(f, connection)
     fq = facts.query
     cols = [fq.c.topic, fq.c.polarity, *(fq.c[e] for e in extra)]
     rows = fetch(
@@ -198,9 +198,8 @@ def topic_by(connection: Connection, f: StatsFilter, column: str = "channel") ->
     """Topic x `column` (lang, channel, product, sentiment, dataset or any stored dimension): for
     each cell the mentions, the share of that column value's classified items, and the negative
     share of the mentions."""
-    dialect = connection.dialect.name
     f = classified(f)
-    facts = topic_facts(f, dialect, group=column)
+    facts = topic_facts(f, connection, group=column)
     fq = facts.query
     group = fq.c[column] if column in GROUPABLE else fq.c.grp
     rows = fetch(
@@ -209,7 +208,7 @@ def topic_by(connection: Connection, f: StatsFilter, column: str = "channel") ->
             fq.c.topic, group.label("value"), fq.c.polarity, func.sum(fq.c.n).label("n")
         ).group_by(fq.c.topic, group, fq.c.polarity),
     )
-    stat = stat_facts(f, dialect, group=column)
+    stat = stat_facts(f, connection, group=column)
     sq = stat.query
     value_col = sq.c[column] if column in GROUPABLE else sq.c.grp
     totals = {

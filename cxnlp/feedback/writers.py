@@ -18,6 +18,7 @@ from sqlalchemy import (
     ARRAY,
     JSON,
     Connection,
+    Date,
     String,
     any_,
     delete,
@@ -136,11 +137,13 @@ class _CoreWriter:
         for part in _chunks(rows, _WRITE_CHUNK):
             self.connection.execute(insert(table), list(part))
 
-    def add_to(self, table, rows: list[dict[str, Any]]) -> None:
+    def add_to(self, table, rows: list[tuple]) -> None:
+        """Add `rows` (tuples in `aggregate_columns(table)` order) to an aggregate table."""
         keys = list(table.primary_key.columns.keys())
         stmt = upsert(self.connection, table, keys, STAT_MEASURES, add=True)
+        columns = aggregate_columns(table)
         for part in _chunks(rows, _WRITE_CHUNK):
-            self.connection.execute(stmt, list(part))
+            self.connection.execute(stmt, [dict(zip(columns, r, strict=True)) for r in part])
 
     def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
         keys = list(table.primary_key.columns.keys())
@@ -180,12 +183,30 @@ def _sqlite_converter(column) -> Any:
     return None
 
 
-def _cells(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[list]:
-    """The rows' values, column by column (one list per column)."""
+def aggregate_columns(table) -> list[str]:
+    """An aggregate table's columns in the order of the rows `add_to` takes: its key, then the
+    measures."""
+    return [*table.primary_key.columns.keys(), *STAT_MEASURES]
+
+
+def _cells(rows: list[dict[str, Any]] | list[tuple], columns: Sequence[str]) -> list[list]:
+    """The rows' values, column by column (one list per column); rows are dicts, or tuples in
+    `columns` order."""
+    if rows and not isinstance(rows[0], dict):
+        return [list(values) for values in zip(*rows, strict=True)]
     get = itemgetter(*columns)
     if len(columns) == 1:
         return [[get(r) for r in rows]]
     return [list(values) for values in zip(*map(get, rows), strict=True)]
+
+
+# The search (migration 0003) and dimension index (0007) rows of the items above a key, written
+# once per batch (0009 dropped their per-row insert triggers; updates and deletes keep theirs).
+_SQLITE_NEW_ITEM_INDEXES = (
+    f"INSERT INTO feedback_items_fts (rowid, text) SELECT pk, text FROM {ITEMS.name} WHERE pk > ?",
+    "INSERT INTO item_dimensions (key, value, item_pk) SELECT j.key, j.value, i.pk "
+    f"FROM {ITEMS.name} AS i, json_each(i.dimensions) AS j WHERE i.pk > ? AND j.type = 'text'",
+)
 
 
 class _SqliteWriter(_CoreWriter):
@@ -198,7 +219,12 @@ class _SqliteWriter(_CoreWriter):
         cells = _cells(rows, columns)
         for i, c in enumerate(columns):
             convert = _sqlite_converter(table.c[c])
-            if convert is not None:
+            if convert is None:
+                continue
+            if isinstance(table.c[c].type, Date):  # a few days per batch: each converted once
+                text = {v: convert(v) for v in set(cells[i])}
+                cells[i] = [text[v] for v in cells[i]]
+            else:
                 cells[i] = list(map(convert, cells[i]))
         self.connection.exec_driver_sql(sql, list(zip(*cells, strict=True)))
 
@@ -212,7 +238,13 @@ class _SqliteWriter(_CoreWriter):
         columns = [c.name for c in ITEMS.c if c.name != "pk"]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
         conflict = f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates}"
+        # New items take keys above the largest (an INTEGER PRIMARY KEY without AUTOINCREMENT).
+        last = self.connection.exec_driver_sql(
+            f"SELECT coalesce(max(pk), 0) FROM {ITEMS.name}"
+        ).scalar_one()
         self._many(ITEMS, self._insert_sql(ITEMS, columns, conflict), columns, rows)
+        for statement in _SQLITE_NEW_ITEM_INDEXES:
+            self.connection.exec_driver_sql(statement, (last,))
         # Their keys in one statement (the ids as one JSON array).
         found = self.connection.exec_driver_sql(
             f"SELECT item_id, pk FROM {ITEMS.name} WHERE dataset = ? AND item_id IN "
@@ -233,9 +265,9 @@ class _SqliteWriter(_CoreWriter):
             columns = list(rows[0])
             self._many(table, self._insert_sql(table, columns), columns, rows)
 
-    def add_to(self, table, rows: list[dict[str, Any]]) -> None:
+    def add_to(self, table, rows: list[tuple]) -> None:
         if rows:
-            columns = list(rows[0])
+            columns = aggregate_columns(table)
             keys = ", ".join(table.primary_key.columns.keys())
             sets = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in STAT_MEASURES)
             conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
@@ -249,7 +281,9 @@ class _SqliteWriter(_CoreWriter):
             self._many(table, sql, columns, rows)
 
 
-def _copy_rows(table, columns: Sequence[str], rows: list[dict[str, Any]]) -> Iterator[tuple]:
+def _copy_rows(
+    table, columns: Sequence[str], rows: list[dict[str, Any]] | list[tuple]
+) -> Iterator[tuple]:
     """Rows as COPY takes them: JSON columns as JSON text (NULL stays NULL)."""
     cells = _cells(rows, columns)
     for i, c in enumerate(columns):
@@ -309,7 +343,9 @@ class _PostgresWriter(_CoreWriter):
         with self.raw.cursor() as cur:
             cur.execute(f"DELETE FROM {TOPICS.name} WHERE item_pk = ANY(%s)", (list(pks),))
 
-    def _stage(self, cur, table, columns: Sequence[str], rows: list[dict[str, Any]]) -> str:
+    def _stage(
+        self, cur, table, columns: Sequence[str], rows: list[dict[str, Any]] | list[tuple]
+    ) -> str:
         staging = f"_cxnlp_stage_{table.name}"
         cols = ", ".join(columns)
         cur.execute(
@@ -347,16 +383,16 @@ class _PostgresWriter(_CoreWriter):
             for row in _copy_rows(table, columns, rows):
                 copy.write_row(row)
 
-    def add_to(self, table, rows: list[dict[str, Any]]) -> None:
+    def add_to(self, table, rows: list[tuple]) -> None:
         self._merge(table, rows, add=True)
 
     def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
         self._merge(table, rows, add=False)
 
-    def _merge(self, table, rows: list[dict[str, Any]], add: bool) -> None:
+    def _merge(self, table, rows: list[dict[str, Any]] | list[tuple], add: bool) -> None:
         if not rows:
             return
-        columns = list(rows[0])
+        columns = list(rows[0]) if isinstance(rows[0], dict) else aggregate_columns(table)
         keys = ", ".join(table.primary_key.columns.keys())
         if add:
             sets = ", ".join(f"{m} = {table.name}.{m} + EXCLUDED.{m}" for m in STAT_MEASURES)

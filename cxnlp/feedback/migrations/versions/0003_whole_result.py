@@ -57,17 +57,39 @@ def upgrade() -> None:
         _postgres_trigram_index(bind)
 
 
+# Where pg_trgm is created when the database has none: a schema no store owns (an extension is
+# per database; created in a store's own schema, it went when that schema was dropped, and with
+# it the trigram indexes of every other store).
+TRIGRAM_SCHEMA = "public"
+# Serialises creating the extension across stores in different schemas (whose migrations do not
+# wait for each other): any fixed number.
+_EXTENSION_LOCK = 0x63786E6C7074
+
+
+def _create_trigram_extension(bind) -> bool:
+    """pg_trgm in `TRIGRAM_SCHEMA` (or, where that cannot be, the schema the store is created
+    in), unless the database already has it; False where it cannot be created at all."""
+    bind.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_EXTENSION_LOCK})")
+    for statement in (
+        f'CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA "{TRIGRAM_SCHEMA}"',
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    ):
+        savepoint = bind.begin_nested()
+        try:
+            bind.exec_driver_sql(statement)
+            savepoint.commit()
+            return True
+        except sa.exc.DBAPIError as exc:
+            savepoint.rollback()
+            error = exc
+    logger.warning("pg_trgm is not available (%s): text search will scan the items", error)
+    return False
+
+
 def _postgres_trigram_index(bind) -> None:
-    # The extension may live in another schema than the store's (it is per database); its
-    # operator class is named with that schema.
-    savepoint = bind.begin_nested()
-    try:
-        bind.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        savepoint.commit()
-    except sa.exc.DBAPIError as exc:
-        savepoint.rollback()
-        logger.warning("pg_trgm is not available (%s): text search will scan the items", exc)
+    if not _create_trigram_extension(bind):
         return
+    # The operator class is named with the schema the extension is in (wherever it was created).
     schema = bind.exec_driver_sql(
         "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
         "WHERE e.extname = 'pg_trgm'"
