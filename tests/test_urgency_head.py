@@ -190,6 +190,7 @@ def tiny_sets(tmp_path) -> Path:
     for name, file, n in (
         ("tuning", "urgency_en.jsonl", 24),
         ("heldout", "urgency_heldout_en.jsonl", 16),
+        ("heldout2", "urgency_heldout2_en.jsonl", 8),
     ):
         rows = []
         for i in range(n):
@@ -203,7 +204,7 @@ def tiny_sets(tmp_path) -> Path:
         write_jsonl(sets / file, rows)
         (sets / "urgency_cues_asof").mkdir(exist_ok=True)
         (sets / "urgency_cues_asof" / f"{name}.yaml").write_text(ASOF_CUES, encoding="utf-8")
-    write_jsonl(sets / "urgency_heldout2_en.jsonl", [{"text": "never seen before", "urgent": True}])
+    write_jsonl(sets / "urgency_heldout3_en.jsonl", [{"text": "never seen before", "urgent": True}])
     return sets
 
 
@@ -216,17 +217,17 @@ def tiny_config(eval_dir: Path, **overrides) -> UrgencyConfig:
 
 def test_urgency_rows_are_the_tuning_sets_read_with_their_as_of_cues(tiny_sets):
     rows = gather_urgency_rows(tiny_config(tiny_sets))
-    assert rows.groupby("set").size().to_dict() == {"heldout": 32, "tuning": 48}
+    assert rows.groupby("set").size().to_dict() == {"heldout": 32, "heldout2": 16, "tuning": 48}
     matched = [bool(m) for m in cue_matches(rows, tiny_config(tiny_sets))]
-    assert sum(matched) == 10  # "call me back" only
+    assert sum(matched) == 12  # "call me back" only
     # The shipped list knows "ring me back" too.
     shipped = [bool(m) for m in cue_matches(rows, tiny_config(tiny_sets, cues="current"))]
     assert sum(shipped) > sum(matched)
     with pytest.raises(ValueError, match="untouched"):
-        gather_urgency_rows(tiny_config(tiny_sets, sets=("tuning", "heldout2")))
+        gather_urgency_rows(tiny_config(tiny_sets, sets=("tuning", "heldout3")))
     # A training text that the untouched test holds is refused.
     write_jsonl(
-        tiny_sets / "urgency_heldout2_en.jsonl",
+        tiny_sets / "urgency_heldout3_en.jsonl",
         [{"text": "Lovely  food here tuning 3", "urgent": False}],
     )
     with pytest.raises(ValueError, match="untouched test"):
@@ -243,7 +244,7 @@ def test_train_urgency_fits_saves_and_reuses_its_cached_signals(
     cache = tmp_path / "cache"
     report = train_urgency(model_dir, tiny_config(tiny_sets), cache_dir=cache)
     assert has_urgency(model_dir) and list(cache.glob("urgency/*.npz"))
-    assert report["signals"]["computed"] == 80 and report["signals"]["cached"] == 0
+    assert report["signals"]["computed"] == 96 and report["signals"]["cached"] == 0
     en = report["cv"]["en"]
     assert en["cues"]["recall"] == pytest.approx(10 / 40)
     assert {"precision", "recall", "threshold"} <= set(en["head_or_cues"])
@@ -262,5 +263,5 @@ def test_train_urgency_fits_saves_and_reuses_its_cached_signals(
     )  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
-    assert "rows en: tuning 48, heldout 32" in out and "0 read, 80 cached" in out
+    assert "rows en: tuning 48, heldout 32, heldout2 16" in out and "0 read, 96 cached" in out
     assert "seconds:" in out

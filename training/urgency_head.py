@@ -2,9 +2,10 @@
 `cxnlp train-urgency --model DIR`.
 
 Rows (`gather_urgency_rows`): the hand-labeled urgency sets that are tuning sets,
-`training/eval/urgency_<lang>.jsonl` and `urgency_heldout_<lang>.jsonl` (about 230-240 texts per
-language). `urgency_heldout2_<lang>.jsonl` is the untouched test: it is refused, and so is any
-row whose text (by `text_key`) it holds.
+`training/eval/urgency_<lang>.jsonl`, `urgency_heldout_<lang>.jsonl` (about 230-240 texts per
+language) and `urgency_heldout2_<lang>.jsonl` (150-180, the first head's test, spent).
+`urgency_heldout3_<lang>.jsonl` is the untouched test: it is refused, and so is any row whose text
+(by `text_key`) it holds.
 
 Cue signals: the shipped cue lists were tuned on these very rows (they find 97-100% of their
 urgent texts and nothing else), so a head fitted on their flags would learn "a cue matched =
@@ -76,13 +77,11 @@ EVAL_DIR = Path(__file__).resolve().parent / "eval"
 SET_FILES: dict[str, str] = {
     "tuning": "urgency_{lang}.jsonl",
     "heldout": "urgency_heldout_{lang}.jsonl",
+    # The test of the first head; spent, read with its as-of list (urgency_cues_asof/heldout2.yaml).
+    "heldout2": "urgency_heldout2_{lang}.jsonl",
 }
-# Never read for fitting: heldout3 is the untouched test; heldout2 was the test of the head as fitted so far (a cue
-# tuning set now, with its as-of list in urgency_cues_asof/heldout2.yaml, not yet a head set).
-UNTOUCHED_FILES: tuple[str, ...] = (
-    "urgency_heldout2_{lang}.jsonl",
-    "urgency_heldout3_{lang}.jsonl",
-)
+# Never read for fitting: heldout3 is the untouched test of the head.
+UNTOUCHED_FILES: tuple[str, ...] = ("urgency_heldout3_{lang}.jsonl",)
 ASOF_DIR = "urgency_cues_asof"
 CUE_MODES = ("asof", "current")
 
@@ -125,7 +124,7 @@ def gather_urgency_rows(config: UrgencyConfig) -> pd.DataFrame:
     if unknown:
         raise ValueError(
             f"the urgency head is fitted on the tuning sets {list(SET_FILES)} only; got "
-            f"{unknown} (heldout2 is the untouched test)"
+            f"{unknown} (heldout3 is the untouched test)"
         )
     rows = []
     for name in config.sets:
