@@ -10,7 +10,8 @@ Usage (from the repository root)::
    model with a learned `mixed` head (`cxnlp train-mixed`) the head and the rules are scored
    side by side, from one pass.
 2. Agreement with clauses: on the hard-case set (`training/hard_cases/hard_<lang>.jsonl`, rows
-   whose clauses all carry one polarity, as the team read them) and on the team's topic set
+   whose clauses all carry one polarity, as the team read them; `--hard-splits dev` for a model
+   trained on their train rows) and on the team's topic set
    (`training/topic_labels/labeled_<lang>.jsonl`, rows whose labeled topics are all negative or all
    positive; dev rows only), the share where the predicted document sentiment is not the opposite polarity, with
    `AspectOptions.agree` on and off.
@@ -55,14 +56,14 @@ def mixed_rows(data: Path, lang: str, per_lang: int, seed: int = 5):
     return [(r["text"], r["label"] == "mixed") for r in positives + negatives]
 
 
-def single_polarity_rows(lang: str) -> list[tuple[str, str, str]]:
-    """(text, polarity, source) of rows whose clauses (hard cases) or topics (team set) all carry
-    one polarity."""
+def single_polarity_rows(lang: str, hard_splits: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(text, polarity, source) of rows whose clauses (hard cases of `hard_splits`) or topics (team
+    set, dev rows) all carry one polarity."""
     out = []
     hard = REPO_ROOT / "training" / "hard_cases" / f"hard_{lang}.jsonl"
     if hard.exists():
         for row in map(json.loads, hard.open(encoding="utf-8")):
-            if row.get("single_polarity") in OPPOSITE:
+            if row.get("single_polarity") in OPPOSITE and row["split"] in hard_splits:
                 out.append((row["text"], row["single_polarity"], "hard cases"))
     team = REPO_ROOT / "training" / "topic_labels" / f"labeled_{lang}.jsonl"
     if team.exists():
@@ -80,13 +81,27 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data"))
     parser.add_argument("--per-lang", type=int, default=300)
+    parser.add_argument(
+        "--hard-splits",
+        default="train,dev",
+        help="hard-case splits scored for agreement; a model trained on the hard cases' train "
+        "rows (training config data.hand_labels, e.g. v6) is scored on `dev` only",
+    )
     args = parser.parse_args()
 
     import cxnlp
+    from cxnlp.modeldir import read_training_config
     from cxnlp.models.pipeline import AspectOptions, analyze
+    from cxnlp.models.store import resolve_model
 
     model = cxnlp.load(args.model)
-    print(f"model {args.model}")
+    hard_splits = tuple(args.hard_splits.split(","))
+    trained = read_training_config(Path(resolve_model(args.model))) or {}
+    if trained.get("data", {}).get("hand_labels") and "train" in hard_splits:
+        raise SystemExit(
+            f"{args.model} trained on the hard cases' train rows: score it with --hard-splits dev"
+        )
+    print(f"model {args.model}; hard-case splits {hard_splits}")
     print("mixed, against sources that label it (test splits):")
     for lang in ("fa", "ar", "en"):
         rows = mixed_rows(Path(args.data), lang, args.per_lang)
@@ -112,7 +127,7 @@ def main() -> None:
             )
     print("document sentiment not against its clauses / topics (single-polarity texts):")
     for lang in ("fa", "ar", "en"):
-        rows = single_polarity_rows(lang)
+        rows = single_polarity_rows(lang, hard_splits)
         if not rows:
             continue
         for agree in (False, True):
