@@ -2,9 +2,9 @@
 sources: the per-day aggregates (`daily_stats`, `daily_topic_stats`, their totals) whenever the
 filter only names columns they are keyed by (dataset, dates, language, channel, sentiment, and at
 most one topic), the per-dimension aggregates (`daily_dimension_*`) when it adds values of one free
-dimension that has them (`cxnlp.feedback.dimension_rollups`), else the items themselves (a filter
-on several free dimensions, items without a dimension, a product, a text search; dimension filters
-and the search go through their indexes). Both give the same
+dimension that has them (`cxnlp.feedback.dimension_rollups`; items without it, `MISSING`, by
+complement), else the items themselves (a filter on several free dimensions, a product, a text
+search; dimension filters and the search go through their indexes). Both give the same
 counts and sums (`STAT_MEASURES`); the aggregates are just smaller. Periods (day, week, month) are cut here too.
 
 >>> StatsFilter(channel=["app"]).keyed_only(), StatsFilter(q="late").keyed_only()
