@@ -501,6 +501,62 @@ def test_dimension_filters_read_the_dimension_aggregates_with_the_items_numbers(
         _check_against_pandas(store, frame, f)
 
 
+MISSING_FILTERS = [
+    Q.StatsFilter(dims={"tier": ["gold", Q.MISSING]}),
+    Q.StatsFilter(dims={"tier": [Q.MISSING]}),
+    Q.StatsFilter(dims={"tier": ["silver", Q.MISSING]}, dataset=["shop"], channel=["app"]),
+    Q.StatsFilter(dims={"region": [Q.MISSING]}, dataset=["shop"], topic=["delivery"]),
+    Q.StatsFilter(
+        dims={"region": ["north", Q.MISSING]},
+        dataset=["shop"],
+        lang=["fa", "ar"],
+        start=dt.date(2026, 9, 10),
+        end=dt.date(2026, 9, 24),
+    ),
+    Q.StatsFilter(dims={"region": [Q.MISSING]}, sentiment=["negative"], dataset=["other"]),
+    Q.StatsFilter(dims={"tier": [Q.MISSING]}, dataset=["other"], lang=["fa"]),
+]
+
+
+def test_filters_on_items_without_a_dimension_read_the_aggregates_by_complement(store, monkeypatch):
+    """Items without a key = all items minus those with any of its values, per aggregate key:
+    every view gives the items' numbers (counts exactly), in datasets that have the key on some
+    items and in one that never had it, after resent items gained or lost it."""
+    frame = classified_frame(500, seed=15)
+    at = np.arange(500)
+    frame["tier"] = np.where(at % 4 == 0, "", frame["tier"])
+    frame["region"] = np.where(at % 3 == 0, "", np.where(at % 2, "north", "south"))
+    _ingest(store, frame)
+    # CES on no fixed scale, with fractions: the complement's float sums of scores round
+    # differently from the items' (whole-number scores would add up exactly either way).
+    other = classified_frame(200, seed=16)
+    other["tier"] = np.where(np.arange(200) % 3 == 0, "", other["tier"])
+    other["score"] = other["score"] * 0.37 + 1.1
+    ingest_frame(other, dataset="other", store=store, score_col="score", score_kind="ces")
+    resent = frame.iloc[:120].copy()
+    resent["tier"] = np.where(np.arange(120) % 2, "", "gold")
+    resent["region"] = np.where(np.arange(120) % 3, "east", "")
+    resent["sentiment"] = "negative"
+    _ingest(store, resent)
+    frame.iloc[:120] = resent
+    with store.engine.connect() as c:
+        fast = {}
+        for f in MISSING_FILTERS:
+            assert facts.rollup_dimension(c, f) is not None
+            assert Q.summary(c, f)["source"] == "daily aggregates"
+            assert Q.summary(c, f)["n"] > 0
+            fast[repr(f)] = _dimension_views(c, f)
+    _items_path(monkeypatch)
+    with store.engine.connect() as c:
+        for f in MISSING_FILTERS:
+            assert Q.summary(c, f)["source"] == "items"
+            for name, view in _dimension_views(c, f).items():
+                assert _close(fast[repr(f)][name], view), (f, name)
+    monkeypatch.undo()
+    for f in MISSING_FILTERS[2:5]:
+        _check_against_pandas(store, frame, f)
+
+
 def _dimension_key_states(store, dataset: str = "shop") -> dict[str, bool]:
     with store.engine.connect() as c:
         k = DimensionKey.__table__

@@ -2,9 +2,9 @@
 sources: the per-day aggregates (`daily_stats`, `daily_topic_stats`, their totals) whenever the
 filter only names columns they are keyed by (dataset, dates, language, channel, sentiment, and at
 most one topic), the per-dimension aggregates (`daily_dimension_*`) when it adds values of one free
-dimension that has them (`cxnlp.feedback.dimension_rollups`), else the items themselves (a filter
-on several free dimensions, items without a dimension, a product, a text search; dimension filters
-and the search go through their indexes). Both give the same
+dimension that has them (`cxnlp.feedback.dimension_rollups`; items without it, `MISSING`, by
+complement), else the items themselves (a filter on several free dimensions, a product, a text
+search; dimension filters and the search go through their indexes). Both give the same
 counts and sums (`STAT_MEASURES`); the aggregates are just smaller. Periods (day, week, month) are cut here too.
 
 >>> StatsFilter(channel=["app"]).keyed_only(), StatsFilter(q="late").keyed_only()
@@ -34,6 +34,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import ColumnElement, FromClause, Select
@@ -48,6 +49,7 @@ from cxnlp.feedback.models import (
     DIMENSION_TOPIC_TOTALS,
     DIMENSION_TOTALS,
     ITEMS,
+    REFINES,
     SCALES,
     STAT_MEASURES,
     TOPIC_CHANNELS,
@@ -310,13 +312,13 @@ def rollup_dimension(
     connection: Connection, f: StatsFilter, max_topics: int = 1
 ) -> tuple[str, list[str]] | None:
     """The free dimension (key, values) of `f` when the per-dimension aggregates can answer it:
-    one key, which has them in every dataset of `f` (`dimension_keys`), and values that are
-    present (items without the dimension are in no aggregate)."""
+    one key, which has them in every dataset of `f` (`dimension_keys`); `MISSING` among the
+    values (items without the key) is read by complement (`_missing_rows`)."""
     dims = f.free_dims()
     if len(dims) != 1 or not f.plain_keys(max_topics):
         return None
     ((key, values),) = dims.items()
-    if MISSING in values or len(key) > DIMENSION_LEN:
+    if len(key) > DIMENSION_LEN:
         return None
     k = DIMENSION_KEY_STATES
     where = [k.c.dim_key == key, k.c.aggregated.is_(False)]
@@ -326,14 +328,45 @@ def rollup_dimension(
     return None if without else (key, values)
 
 
-def _rollup_facts(table, f: StatsFilter, dimension: tuple[str, list[str]] | None, topic: bool):
-    where = rollup_where(table, f)
-    if dimension is not None:
-        key, values = dimension
-        where += [table.c.dim_key == key, table.c.dim_value.in_(values)]
+def _rollup_rows(
+    table, f: StatsFilter, topic: bool, *where: ColumnElement, sign: int = 1
+) -> Select:
+    """The rows of aggregate `table` under `f` (and `where`), their measures times `sign`."""
     if f.topic and not topic:
-        where.append(table.c.topic == f.topic[0])
-    q = select(*rollup_keys(table, topic), *(table.c[m] for m in STAT_MEASURES)).where(*where)
+        where = (*where, table.c.topic == f.topic[0])
+    measures = [(table.c[m] if sign > 0 else -table.c[m]).label(m) for m in STAT_MEASURES]
+    return select(*rollup_keys(table, topic), *measures).where(*rollup_where(table, f), *where)
+
+
+def _missing_rows(table, f: StatsFilter, key: str, topic: bool) -> Select:
+    """The rows of the items without dimension `key` under `f`, by complement: the aggregate
+    that `table` refines (over every item) minus `table`'s rows of every value of `key`, per
+    key of that aggregate. Right because every measure is a count or a sum, an item holds at
+    most one value per key (`dimensions` is a JSON object of strings), and `rollup_dimension`
+    checked that every item with `key` in the datasets read is in `table`. Keys left without
+    items (every item there has the key) are dropped, as the items would have no row there."""
+    signed = union_all(
+        _rollup_rows(REFINES[table], f, topic),
+        _rollup_rows(table, f, topic, table.c.dim_key == key, sign=-1),
+    ).subquery("signed")
+    keys = [signed.c[k.name] for k in rollup_keys(table, topic)]
+    measures = [cast(func.sum(signed.c[m]), table.c[m].type).label(m) for m in STAT_MEASURES]
+    return select(*keys, *measures).group_by(*keys).having(func.sum(signed.c.n) > 0)
+
+
+def _rollup_facts(table, f: StatsFilter, dimension: tuple[str, list[str]] | None, topic: bool):
+    if dimension is None:
+        return Facts(_rollup_rows(table, f, topic).subquery("facts"), True)
+    key, values = dimension
+    present = [v for v in values if v != MISSING]
+    parts = []
+    if present:
+        parts.append(
+            _rollup_rows(table, f, topic, table.c.dim_key == key, table.c.dim_value.in_(present))
+        )
+    if MISSING in values:
+        parts.append(_missing_rows(table, f, key, topic))
+    q = parts[0] if len(parts) == 1 else union_all(*parts)
     return Facts(q.subquery("facts"), True)
 
 

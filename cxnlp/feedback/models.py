@@ -458,6 +458,19 @@ DIMENSION_TOTALS = DailyDimensionTotal.__table__
 DIMENSION_TOPIC_TOTALS = DailyDimensionTopicTotal.__table__
 DIMENSION_TOPIC_CHANNELS = DailyDimensionTopicChannel.__table__
 DIMENSION_KEY_STATES = DimensionKey.__table__
+# The aggregate each per-dimension table refines: the same key and measures, without
+# `DIMENSION_KEYS`.
+REFINES = {
+    DIMENSION_DAILY: DAILY,
+    DIMENSION_TOTALS: TOTALS,
+    DIMENSION_TOPIC_TOTALS: TOPIC_TOTALS,
+    DIMENSION_TOPIC_CHANNELS: TOPIC_CHANNELS,
+}
+assert all(
+    [c.name for c in fine.primary_key.columns]
+    == [*DIMENSION_KEYS, *(c.name for c in base.primary_key.columns)]
+    for fine, base in REFINES.items()
+)
 SCALES = ScoreScale.__table__
 CASES = FollowUpCase.__table__
 CASE_ITEMS = CaseItem.__table__
