@@ -70,6 +70,13 @@ class TopicConfig:
     calibration_sets: list[str] = field(default_factory=list)
     calibration_negatives_per_dataset: int = 200
     calibration_min_positives: int = 5
+    # Languages that get a document gate ("any topic at all?"; training/topic_calibration.py,
+    # `fit_gates`): a logistic regression (inverse regularisation `gate_c`) on the head's features
+    # of the team sets' train rows and `gate_negatives_per_dataset` train rows of each
+    # negative dataset; its floor is chosen on the calibration rows.
+    gate_langs: list[str] = field(default_factory=list)
+    gate_c: float = 0.01
+    gate_negatives_per_dataset: int = 300
     # The team's own labeled topic sets (globs from the repository root): complete rows that
     # replace any mapped row of the same text.
     team_sets: list[str] = field(default_factory=list)
