@@ -197,6 +197,15 @@ def _topics_section(model_dir: Path, catalog: dict[str, Any]) -> list[str]:
         f"| {t} | {v:.2f} |" for t, v in zip(config["topics"], config["thresholds"], strict=True)
     ]
     lines.append("")
+    for lang, gate in (config.get("gate_fitting") or {}).get("fitted", {}).items():
+        lines += [
+            f"Document gate ({lang}): a logistic regression on the head's features says whether a "
+            f"text has any topic; under {gate['floor']:.2f} the head tags nothing (cue rules still "
+            f"do). Fitted on {gate['train_rows']} train texts, floor chosen on {gate['dev_rows']} "
+            f"dev texts (micro-F1 {gate['dev_micro_f1_ungated']:.3f} -> {gate['dev_micro_f1']:.3f}) "
+            "by `cxnlp train-topics --model default --fit-gates --no-evaluate`.",
+            "",
+        ]
     if weak:
         lines += ["Weak-label (unlabeled) rows came from:", ""]
         for lang, names in weak.items():

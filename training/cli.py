@@ -99,6 +99,11 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep the head, only choose per-language thresholds on the config's calibration sets",
     )
+    p.add_argument(
+        "--fit-gates",
+        action="store_true",
+        help="keep the head and its thresholds, only fit the document gates of `gate_langs`",
+    )
     p.set_defaults(handler=_train_topics)
 
     p = verbs.add_parser(
@@ -296,6 +301,11 @@ def _train_topics(args: argparse.Namespace) -> int:
         from training.topic_calibration import format_recalibration, recalibrate_topics
 
         print(format_recalibration(recalibrate_topics(model, config)))
+        tagger = model.topic_tagger
+    elif args.fit_gates:
+        from training.topic_calibration import fit_gates_only, format_recalibration
+
+        print(format_recalibration(fit_gates_only(model, config)))
         tagger = model.topic_tagger
     else:
         tagger, _ = train_topics(model, config)

@@ -34,6 +34,7 @@ from training.topic_data import split_rows
 logger = logging.getLogger(__name__)
 
 GRID = np.round(np.arange(0.05, 0.991, 0.01), 2)
+GATE_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -90,13 +91,14 @@ def candidate_scores(
     """(n, topics) the score `predict` gives each topic (max over document and clauses) and
     (n, topics) whether a cue rule tags it regardless of the threshold."""
     tagger = model.topic_tagger
-    saved = tagger.thresholds_, tagger.thresholds_by_lang
+    saved = tagger.thresholds_, tagger.thresholds_by_lang, tagger.gates
     try:
         tagger.thresholds_ = np.zeros(len(tagger.topics))
         tagger.thresholds_by_lang = {}
+        tagger.gates = {}
         predictions = analyze(model, rows["text"].tolist(), rows["lang"].tolist(), options)
     finally:
-        tagger.thresholds_, tagger.thresholds_by_lang = saved
+        tagger.thresholds_, tagger.thresholds_by_lang, tagger.gates = saved
     index = {name: i for i, name in enumerate(tagger.topics)}
     scores = np.zeros((len(rows), len(index)))
     cued = np.zeros((len(rows), len(index)), bool)
@@ -160,6 +162,150 @@ def choose_thresholds(
     return thresholds, notes
 
 
+def gate_training_rows(
+    team_sets: list[str],
+    negative_datasets: dict[str, list[str]],
+    data_dir: str | Path,
+    lang: str,
+    negatives_per_dataset: int,
+    seed: int,
+) -> pd.DataFrame:
+    """text, has_topic: the `train` rows of the team's sets in `lang` and sampled `train` rows of
+    its aspect-less datasets (no text of a hand-labeled topic set), for a document gate."""
+    from training.topic_data import load_team_sets, text_key, topic_set_keys
+
+    team = load_team_sets(team_sets)
+    team = team[(team["lang"] == lang) & (team["split"] == "train")]
+    frames = [pd.DataFrame({"text": team["text"], "has_topic": team["topics"].map(bool)})]
+    held_out = topic_set_keys()
+    for _, _, table in split_rows(
+        data_dir, {lang: negative_datasets.get(lang, [])}, "train", "negative"
+    ):
+        table = table[~table["text"].astype(str).map(text_key).isin(held_out)]
+        table = table.sample(min(len(table), negatives_per_dataset), random_state=seed)
+        frames.append(pd.DataFrame({"text": table["text"].astype(str), "has_topic": False}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def fit_gate_weights(
+    features: np.ndarray, has_topic: np.ndarray, c: float
+) -> tuple[np.ndarray, float]:
+    """A class-balanced, L2-regularised logistic regression on standardised features, folded back
+    into weights and a bias on the raw features."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = features.mean(0)
+    scale = features.std(0) + 1e-6
+    fitted = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(
+        (features - mean) / scale, has_topic
+    )
+    weights = fitted.coef_[0] / scale
+    return weights, float(fitted.intercept_[0] - (fitted.coef_[0] * mean / scale).sum())
+
+
+def choose_gate_floor(
+    probability: np.ndarray,
+    scores: np.ndarray,
+    cued: np.ndarray,
+    gold: np.ndarray,
+    thresholds: np.ndarray,
+) -> tuple[float, float, float]:
+    """The floor (GATE_GRID) with the best micro-F1 on the rows (ties: the higher), where a
+    closed gate keeps only cue-found topics; returns (floor, its F1, F1 with no gate)."""
+
+    def micro_f1(found: np.ndarray) -> float:
+        tp = (found & gold).sum()
+        return float(2 * tp / max(2 * tp + (found & ~gold).sum() + (~found & gold).sum(), 1))
+
+    by_head = scores >= thresholds
+    f1 = {float(t): micro_f1((by_head & (probability >= t)[:, None]) | cued) for t in GATE_GRID}
+    best = max(f1, key=lambda t: (round(f1[t], 6), t))
+    return best, f1[best], micro_f1(by_head | cued)
+
+
+def fit_gates(
+    model: SentimentModel,
+    config: Any,
+    rows: pd.DataFrame,
+    scores: np.ndarray,
+    cued: np.ndarray,
+    gold: np.ndarray,
+) -> dict[str, Any]:
+    """For each language of `config.gate_langs`: fit a document gate on the gate training rows
+    and choose its floor on the calibration (dev) rows `rows`; set `model.topic_tagger.gates`."""
+    from cxnlp.topics.tagger import TopicGate
+
+    tagger = model.topic_tagger
+    report: dict[str, Any] = {}
+    gates = {}
+    for lang in config.gate_langs:
+        train = gate_training_rows(
+            config.team_sets,
+            config.negative_datasets,
+            config.data_dir,
+            lang,
+            config.gate_negatives_per_dataset,
+            config.seed,
+        )
+        mask = (rows["lang"] == lang).to_numpy()
+        texts = train["text"].tolist() + rows["text"][mask].tolist()
+        _, features = model.predict_proba_and_features(texts, [lang] * len(texts))
+        features = np.asarray(features, dtype=np.float64)[:, : tagger.n_features]
+        weights, bias = fit_gate_weights(
+            features[: len(train)], train["has_topic"].to_numpy(bool), config.gate_c
+        )
+        gate = TopicGate(weights, bias, 0.5)
+        probability = gate.probability(features[len(train) :])
+        gate.floor, f1, ungated = choose_gate_floor(
+            probability, scores[mask], cued[mask], gold[mask], tagger.thresholds_for(lang)
+        )
+        gates[lang] = gate
+        report[lang] = {
+            "train_rows": len(train),
+            "train_with_topic": int(train["has_topic"].sum()),
+            "dev_rows": int(mask.sum()),
+            "floor": gate.floor,
+            "dev_micro_f1": round(f1, 4),
+            "dev_micro_f1_ungated": round(ungated, 4),
+        }
+    tagger.gates = gates
+    return report
+
+
+def fit_gates_only(model: SentimentModel, config: Any) -> dict[str, Any]:
+    """Fit the document gates of `config.gate_langs` for the head's current thresholds (floors
+    chosen on the calibration rows, as `recalibrate_topics` does) and record them in the head's
+    info; the thresholds and the weights are not touched."""
+    if model.topic_tagger is None:
+        raise ValueError("this model has no topic head to gate")
+    rows = calibration_rows(
+        config.calibration_sets,
+        config.negative_datasets,
+        config.data_dir,
+        config.calibration_negatives_per_dataset,
+        config.seed,
+    )
+    options = copy.copy(getattr(model, "aspect_options", None) or AspectOptions())
+    scores, cued = candidate_scores(model, rows, options)
+    tagger = model.topic_tagger
+    gold = np.array([[name in topics for name in tagger.topics] for topics in rows["topics"]], bool)
+    gates = fit_gates(model, config, rows, scores, cued, gold)
+    tagger.info = {
+        **tagger.info,
+        "gate_fitting": {
+            "calibration_sets": list(config.calibration_sets),
+            "negative_datasets": config.negative_datasets,
+            "calibration_negatives_per_dataset": config.calibration_negatives_per_dataset,
+            "team_sets": list(config.team_sets),
+            "gate_c": config.gate_c,
+            "gate_negatives_per_dataset": config.gate_negatives_per_dataset,
+            "seed": config.seed,
+            "fitted": gates,
+        },
+    }
+    return {"thresholds": {}, "rows": {}, "gates": gates}
+
+
 def recalibrate_topics(model: SentimentModel, config: Any) -> dict[str, Any]:
     """Set `model.topic_tagger.thresholds_by_lang` from the calibration rows of `config` (a
     TopicConfig) and report what was chosen on what."""
@@ -198,6 +344,10 @@ def recalibrate_topics(model: SentimentModel, config: Any) -> dict[str, Any]:
             for col, note in notes.items()
         }
     tagger.thresholds_by_lang = chosen
+    if getattr(config, "gate_langs", None):
+        report["gates"] = fit_gates(model, config, rows, scores, cued, gold)
+    else:
+        tagger.gates = {}
     tagger.info = {
         **tagger.info,
         "recalibration": {
@@ -206,6 +356,15 @@ def recalibrate_topics(model: SentimentModel, config: Any) -> dict[str, Any]:
             "negatives_per_dataset": config.calibration_negatives_per_dataset,
             "min_positives": config.calibration_min_positives,
             "rows": report["rows"],
+            **(
+                {
+                    "gates": report["gates"],
+                    "gate_c": config.gate_c,
+                    "gate_negatives_per_dataset": config.gate_negatives_per_dataset,
+                }
+                if "gates" in report
+                else {}
+            ),
         },
     }
     return report
@@ -220,6 +379,11 @@ def format_recalibration(report: dict[str, Any]) -> str:
             if name in TOPICS
         )
         lines.append(f"{lang} ({report['rows'][lang]} dev texts): {cells}")
+    for lang, gate in report.get("gates", {}).items():
+        lines.append(
+            f"{lang} gate: floor {gate['floor']:.2f}, dev micro-F1 {gate['dev_micro_f1_ungated']:.3f}"
+            f" -> {gate['dev_micro_f1']:.3f} ({gate['train_rows']} training texts)"
+        )
     return "\n".join(lines)
 
 

@@ -224,6 +224,14 @@ def analyze(
         presence, head_polarity = tagger.scores(features)
         polarity = tagger.polarities(features, probabilities, head_polarity)
         custom = tagger.custom_probabilities(features, unit_langs)
+        # The document gate reads the whole text: a closed gate leaves the head's presence
+        # scores out of every unit of that text (cue rules and custom topics still apply).
+        closed = ~tagger.gate_open(features[:n], resolved)
+        if closed.any():
+            presence = presence.copy()
+            presence[np.flatnonzero(closed)] = 0.0
+            for i in np.flatnonzero(closed):
+                presence[piece_units[i]] = 0.0
         topic_scores = (presence, polarity, custom)
     rules = load_cue_rules(options.cue_file) if options.cues and tagger is not None else {}
     head = getattr(model, "mixed_head", None) if options.mixed_head else None

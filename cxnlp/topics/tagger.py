@@ -93,6 +93,36 @@ class CustomTopicMatcher:
         return 1.0 / (1.0 + np.exp(-(self.slope * z + self.intercept)))
 
 
+@dataclass
+class TopicGate:
+    """A document-level "any topic at all" gate for one language: a logistic regression on the
+    head's input features (the whole text's); where its probability is under `floor`, the text
+    gets no taxonomy topic from the head (cue rules and custom topics still apply). Fitted and
+    its floor chosen by training/topic_calibration.py (`fit_gates`)."""
+
+    weights: np.ndarray
+    bias: float
+    floor: float
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(the text has a topic) for each row of `features` (n, >= len(weights))."""
+        features = np.asarray(features, dtype=np.float64)[:, : len(self.weights)]
+        return 1.0 / (1.0 + np.exp(-(features @ self.weights + self.bias)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "weights": [round(float(w), 6) for w in self.weights],
+            "bias": round(float(self.bias), 6),
+            "floor": round(float(self.floor), 4),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TopicGate:
+        return cls(
+            np.asarray(raw["weights"], dtype=np.float64), float(raw["bias"]), float(raw["floor"])
+        )
+
+
 class TopicTagger:
     """The taxonomy's topics from model features, plus any custom topics added at run time."""
 
@@ -116,6 +146,8 @@ class TopicTagger:
         # Per-language thresholds (lang -> one per topic), where recalibrated on a dev mix of
         # domains; a language without its own uses `thresholds_`.
         self.thresholds_by_lang: dict[str, np.ndarray] = {}
+        # Per-language document gates (lang -> TopicGate); a language without one is not gated.
+        self.gates: dict[str, TopicGate] = {}
         # How much the text's own sentiment counts in each topic's polarity, against the
         # polarity head's 1 (a product of the two distributions); tuned on dev by training.
         self.polarity_text_weight = 0.0
@@ -126,6 +158,17 @@ class TopicTagger:
     def thresholds_for(self, lang: str | None) -> np.ndarray:
         """The topics' thresholds for a text of language `lang`."""
         return self.thresholds_by_lang.get(lang or "", self.thresholds_)
+
+    def gate_open(self, features: np.ndarray, langs: Sequence[str | None]) -> np.ndarray:
+        """Per row of `features` (whole texts), whether the head may tag it: True where its
+        language has no gate or the gate's probability reaches the floor."""
+        features = np.asarray(features)
+        open_ = np.ones(len(features), bool)
+        for lang, gate in self.gates.items():
+            rows = np.flatnonzero([row_lang == lang for row_lang in langs])
+            if len(rows):
+                open_[rows] = gate.probability(features[rows]) >= gate.floor
+        return open_
 
     @torch.inference_mode()
     def scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +231,9 @@ class TopicTagger:
         presence, head_polarity = self.scores(features)
         polarity = self.polarities(features, sentiments, head_polarity)
         custom = self.custom_probabilities(features, langs)
+        open_ = (
+            self.gate_open(features, langs) if langs is not None else np.ones(len(presence), bool)
+        )
         tagged = []
         for row in range(len(presence)):
             thresholds = self.thresholds_for(langs[row] if langs is not None else None)
@@ -198,7 +244,7 @@ class TopicTagger:
                     "score": round(float(presence[row, k]), 4),
                 }
                 for k, name in enumerate(self.topics)
-                if presence[row, k] >= thresholds[k]
+                if open_[row] and presence[row, k] >= thresholds[k]
             ]
             text_polarity = SENTIMENTS[int(np.argmax(sentiments[row]))]
             found += [
@@ -227,6 +273,8 @@ class TopicTagger:
                 lang: [round(float(t), 4) for t in values]
                 for lang, values in self.thresholds_by_lang.items()
             }
+        if self.gates:
+            config["gates"] = {lang: gate.to_dict() for lang, gate in self.gates.items()}
         if self.matcher is not None:
             for lang, (mean, cov) in self.matcher.background.items():
                 state[f"matcher.{lang}.mean"] = torch.as_tensor(mean).float()
@@ -279,7 +327,11 @@ class TopicTagger:
             lang: np.asarray(values, dtype=np.float64)
             for lang, values in (config.get("thresholds_by_lang") or {}).items()
         }
+        tagger.gates = {
+            lang: TopicGate.from_dict(raw) for lang, raw in (config.get("gates") or {}).items()
+        }
         known = {
+            "gates",
             "thresholds_by_lang",
             "topics",
             "n_features",
