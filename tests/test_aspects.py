@@ -124,6 +124,9 @@ class StubTagger:
     def custom_probabilities(self, features, langs=None):
         return features[:, 2:3] if self.custom_topics else np.zeros((len(features), 0))
 
+    def gate_open(self, features, langs):
+        return np.ones(len(features), bool)  # no document gate: the head reads every text
+
 
 class StubModel(SentimentModel):
     """Keyword sentiment and features; reads each clause as a text of its own (the base
