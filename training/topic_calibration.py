@@ -192,15 +192,16 @@ def fit_gate_weights(
 ) -> tuple[np.ndarray, float]:
     """A class-balanced, L2-regularised logistic regression on standardised features, folded back
     into weights and a bias on the raw features."""
-    from sklearn.linear_model import LogisticRegression
+    from training.linear_head import balanced_weights, logistic, standardiser
 
-    mean = features.mean(0)
-    scale = features.std(0) + 1e-6
-    fitted = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(
-        (features - mean) / scale, has_topic
+    mean, scale = standardiser(features)
+    fitted = logistic(c).fit(
+        (features - mean) / scale,
+        has_topic,
+        sample_weight=balanced_weights(np.zeros(len(has_topic)), has_topic),
     )
     weights = fitted.coef_[0] / scale
-    return weights, float(fitted.intercept_[0] - (fitted.coef_[0] * mean / scale).sum())
+    return weights, float(fitted.intercept_[0] - weights @ mean)
 
 
 def choose_gate_floor(
@@ -272,12 +273,13 @@ def fit_gates(
     return report
 
 
-def fit_gates_only(model: SentimentModel, config: Any) -> dict[str, Any]:
-    """Fit the document gates of `config.gate_langs` for the head's current thresholds (floors
-    chosen on the calibration rows, as `recalibrate_topics` does) and record them in the head's
-    info; the thresholds and the weights are not touched."""
+def calibration_inputs(
+    model: SentimentModel, config: Any
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """The calibration (dev) rows of `config`, each topic's candidate score and cue flag on them
+    (`candidate_scores`) and the gold topics, (rows, topics) booleans."""
     if model.topic_tagger is None:
-        raise ValueError("this model has no topic head to gate")
+        raise ValueError("this model has no topic head to calibrate")
     rows = calibration_rows(
         config.calibration_sets,
         config.negative_datasets,
@@ -286,9 +288,19 @@ def fit_gates_only(model: SentimentModel, config: Any) -> dict[str, Any]:
         config.seed,
     )
     options = copy.copy(getattr(model, "aspect_options", None) or AspectOptions())
+    logger.info("scoring topics on %d calibration (dev) texts", len(rows))
     scores, cued = candidate_scores(model, rows, options)
+    names = list(model.topic_tagger.topics)
+    gold = np.array([[name in topics for name in names] for topics in rows["topics"]], bool)
+    return rows, scores, cued, gold
+
+
+def fit_gates_only(model: SentimentModel, config: Any) -> dict[str, Any]:
+    """Fit the document gates of `config.gate_langs` for the head's current thresholds (floors
+    chosen on the calibration rows, as `recalibrate_topics` does) and record them in the head's
+    info; the thresholds and the weights are not touched."""
+    rows, scores, cued, gold = calibration_inputs(model, config)
     tagger = model.topic_tagger
-    gold = np.array([[name in topics for name in tagger.topics] for topics in rows["topics"]], bool)
     gates = fit_gates(model, config, rows, scores, cued, gold)
     tagger.info = {
         **tagger.info,
@@ -309,21 +321,9 @@ def fit_gates_only(model: SentimentModel, config: Any) -> dict[str, Any]:
 def recalibrate_topics(model: SentimentModel, config: Any) -> dict[str, Any]:
     """Set `model.topic_tagger.thresholds_by_lang` from the calibration rows of `config` (a
     TopicConfig) and report what was chosen on what."""
-    if model.topic_tagger is None:
-        raise ValueError("this model has no topic head to recalibrate")
-    rows = calibration_rows(
-        config.calibration_sets,
-        config.negative_datasets,
-        config.data_dir,
-        config.calibration_negatives_per_dataset,
-        config.seed,
-    )
-    options = copy.copy(getattr(model, "aspect_options", None) or AspectOptions())
-    logger.info("recalibrating topic thresholds on %d dev texts", len(rows))
-    scores, cued = candidate_scores(model, rows, options)
+    rows, scores, cued, gold = calibration_inputs(model, config)
     tagger = model.topic_tagger
     names = list(tagger.topics)
-    gold = np.array([[name in topics for name in names] for topics in rows["topics"]], bool)
     chosen: dict[str, np.ndarray] = {}
     report: dict[str, Any] = {"rows": {}, "thresholds": {}}
     for lang in LANGS:
