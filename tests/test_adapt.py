@@ -434,6 +434,29 @@ def test_replay_pool_takes_train_rows_of_the_bases_datasets_evenly_over_language
     )
 
 
+def test_replay_pool_gives_the_users_languages_their_share_and_the_rest_equally():
+    from training.adapt_config import AdaptConfig
+    from training.adapt_recipe import lang_quotas, replay_pool
+
+    assert lang_quotas(60, ["fa", "ar", "en"], None, 0.5) == [20, 20, 20]
+    assert lang_quotas(60, ["fa", "ar", "en"], {"en": 1.0}, 0.5) == [10, 10, 40]
+    # Weights over the pool's languages only, rounded so that the quotas sum to n.
+    assert lang_quotas(7, ["fa", "en"], {"en": 0.75, "ar": 0.25}, 1.0) == [0, 7]
+    assert sum(lang_quotas(31, ["fa", "ar", "en"], {"fa": 0.3, "en": 0.7}, 0.4)) == 31
+    corpus = pd.DataFrame(
+        [
+            {"text": f"{lang} {i}", "label": SENTIMENTS[i % 3], "lang": lang, "dataset": lang}
+            | {"split": "train"}
+            for lang in ("fa", "ar", "en")
+            for i in range(100)
+        ]
+    )
+    picked = replay_pool(corpus, 60, seed=0, own_langs={"ar": 1.0}, own_share=0.5)
+    assert picked["lang"].value_counts().to_dict() == {"ar": 40, "fa": 10, "en": 10}
+    with pytest.raises(ValueError, match="replay_own_langs"):
+        AdaptConfig(replay_own_langs=1.5)
+
+
 def test_batches_mix_replayed_rows_in_every_step_and_bucket_them_by_length():
     from training.adapt_recipe import plan_batches
 

@@ -129,6 +129,7 @@ def _replay_rows(
     train_rows: int,
     trained_on: list[str] | None,
     own_texts: list[str],
+    own_langs: dict[str, float] | None = None,
 ) -> pd.DataFrame | None:
     """The replayed rows for `train_rows` rows of the user's, or None (no pool, no replay)."""
     if replay_data is None or config.replay_ratio == 0:
@@ -149,6 +150,8 @@ def _replay_rows(
         config.seed,
         datasets=trained_on,
         exclude_texts=own_texts,
+        own_langs=own_langs,
+        own_share=config.replay_own_langs,
     )
     return pool if len(pool) else None
 
@@ -206,7 +209,12 @@ def adapt(
     )
     base_config = read_config(base_dir)
     replay = _replay_rows(
-        replay_data, config, len(train), base_config.get("trained_on"), frame["text"].tolist()
+        replay_data,
+        config,
+        len(train),
+        base_config.get("trained_on"),
+        frame["text"].tolist(),
+        own_langs=frame["lang"].value_counts(normalize=True).to_dict(),
     )
     logger.info(
         "adapting %s on %d rows of %s (%d held out), %d replayed rows",
@@ -344,7 +352,9 @@ def adapted_card(
         f"- file: `{record['file']}` (sha256 `{record['sha256']}`)",
         f"- rows: {record['rows']} ({labels}; {langs}), {record['train_rows']} trained on, "
         f"{record['holdout_rows']} held out (stratified by language and label) for the gate",
-        f"- replayed: {record['replay_rows']} rows of the base's training pool",
+        f"- replayed: {record['replay_rows']} rows of the base's training pool "
+        f"({config.replay_own_langs:.0%} drawn from your rows' languages, the rest in equal "
+        "shares per language)",
         f"- date: {record['date']}",
         f"- base model: `{record['base']}` ({record['base_path']})",
         "",

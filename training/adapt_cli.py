@@ -41,6 +41,12 @@ def add_adapt_arguments(p: argparse.ArgumentParser) -> None:
         help="weight of the pull to the base's predictions on replayed rows (the rest: their gold)",
     )
     p.add_argument(
+        "--replay-own-langs",
+        type=float,
+        default=default.replay_own_langs,
+        help="share of the replayed rows drawn from your rows' languages (the rest: equal shares)",
+    )
+    p.add_argument(
         "--replay-data",
         default=DEFAULT_TEST_DATA,
         help="the base's training pool (corpus directory) whose train rows are replayed",
@@ -131,6 +137,7 @@ def adapt_config(args: argparse.Namespace) -> AdaptConfig:
         distill_weight=args.distill_weight,
         replay_ratio=args.replay_ratio,
         replay_distill_weight=args.replay_distill_weight,
+        replay_own_langs=args.replay_own_langs,
         lora_from_layer=args.lora_from_layer,
         lora_modules=tuple(args.lora_modules),
         seed=args.seed,

@@ -69,6 +69,10 @@ class AdaptConfig:
     replay_ratio: float = 0.5
     replay_distill_weight: float = 0.8
     max_replay_rows: int = 3000
+    # Share of the replayed rows drawn from the user's own languages (in proportion to their
+    # rows); the rest in equal shares over every language. Forgetting shows first in the adapted
+    # language's other domains, which equal shares replay least.
+    replay_own_langs: float = 0.0
     # Batches drawn together and sorted by length before they are cut (length bucketing).
     bucket_batches: int = 8
     # Draws per label in proportion to count ** (1 - class_balance): 1 balances the labels fully.
@@ -93,6 +97,8 @@ class AdaptConfig:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         if self.min_steps < 1 or self.max_steps < self.min_steps:
             raise ValueError("need 1 <= min_steps <= max_steps")
+        if not 0.0 <= self.replay_own_langs <= 1.0:
+            raise ValueError(f"replay_own_langs must be in [0, 1], got {self.replay_own_langs}")
         for name in ("distill_weight", "replay_ratio"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")

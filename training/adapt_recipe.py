@@ -58,11 +58,23 @@ def replay_pool(
     *,
     datasets: Sequence[str] | None = None,
     exclude_texts: Sequence[str] = (),
+    own_langs: dict[str, float] | None = None,
+    own_share: float = 0.0,
 ) -> pd.DataFrame:
     """`n` rows of the base's training pool to replay: train-split rows of `corpus` (as
     `training.data.load_corpus` reads it) with a sentiment label, of `datasets` when given (the
-    base's `trained_on`), none whose text is in `exclude_texts` (the user's own). An equal share
-    per language, drawn evenly over each language's datasets; texts normalised as for training."""
+    base's `trained_on`), none whose text is in `exclude_texts` (the user's own), drawn evenly
+    over each language's datasets; texts normalised as for training. `own_share` of the rows go
+    to the user's languages in proportion to `own_langs` (each language's share of the user's
+    rows), the rest in equal shares to every language (`own_share` 0: equal shares).
+
+    >>> corpus = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "split": "train",
+    ...     "label": "positive", "lang": ["fa", "ar", "en"] * 20, "dataset": "d"})
+    >>> replay_pool(corpus, 12, 0)["lang"].value_counts().to_dict()
+    {'fa': 4, 'ar': 4, 'en': 4}
+    >>> replay_pool(corpus, 12, 0, own_langs={"en": 1.0}, own_share=0.5)["lang"].value_counts().to_dict()
+    {'en': 8, 'fa': 2, 'ar': 2}
+    """
     rows = corpus[(corpus["split"] == "train") & corpus["label"].isin(SENTIMENTS)]
     if datasets:
         rows = rows[rows["dataset"].isin(set(datasets))]
@@ -72,8 +84,8 @@ def replay_pool(
     if n <= 0 or not langs:
         return pd.DataFrame(columns=["text", "label", "lang", "dataset"])
     parts = []
-    for k, lang in enumerate(langs):
-        share = n // len(langs) + (1 if k < n % len(langs) else 0)
+    quotas = lang_quotas(n, langs, own_langs, own_share)
+    for k, (lang, share) in enumerate(zip(langs, quotas, strict=True)):
         part = rows[rows["lang"] == lang]
         weights = 1.0 / part["dataset"].map(part["dataset"].value_counts())
         parts.append(part.sample(min(share, len(part)), weights=weights, random_state=seed + k))
@@ -82,6 +94,26 @@ def replay_pool(
         normalize(t, lang=lang) for t, lang in zip(pool["text"], pool["lang"], strict=True)
     ]
     return pool
+
+
+def lang_quotas(
+    n: int, langs: Sequence[str], own_langs: dict[str, float] | None, own_share: float
+) -> list[int]:
+    """Replayed rows per language of `langs`, summing to `n` (largest remainders): `own_share`
+    of them by `own_langs` (weights, normalised over `langs`), the rest equally."""
+    own = {lang: float((own_langs or {}).get(lang, 0.0)) for lang in langs}
+    total = sum(own.values())
+    if total <= 0:
+        own_share = 0.0
+    wanted = [
+        n * ((1.0 - own_share) / len(langs) + (own_share * own[lang] / total if total else 0.0))
+        for lang in langs
+    ]
+    quotas = [int(w) for w in wanted]
+    order = sorted(range(len(langs)), key=lambda i: (quotas[i] - wanted[i], i))
+    for i in order[: n - sum(quotas)]:
+        quotas[i] += 1
+    return quotas
 
 
 def plan_batches(
