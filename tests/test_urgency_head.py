@@ -297,6 +297,11 @@ def test_every_fitting_set_has_its_files_and_as_of_list_and_none_is_untouched():
         for lang in ("fa", "ar", "en"):
             rows = [json.loads(line) for line in (EVAL_DIR / pattern.format(lang=lang)).open()]
             assert rows and all(isinstance(r["urgent"], bool) for r in rows), (name, lang)
+    # Each set is read with its own list: train4's is the list at its draw, which has changed since.
+    rows = gather_urgency_rows(UrgencyConfig(sets=("train4",)))
+    asof = [bool(m) for m in cue_matches(rows, UrgencyConfig(sets=("train4",)))]
+    current = [bool(m) for m in cue_matches(rows, UrgencyConfig(sets=("train4",), cues="current"))]
+    assert asof != current
 
 
 def test_train4_is_odd_by_hash_and_shares_no_text_with_another_labeled_set():
