@@ -202,7 +202,7 @@ UNTOUCHED = "urgency_untouched_{lang}.jsonl"
 def tiny_sets(tmp_path, monkeypatch) -> Path:
     """English urgency sets: urgent texts ask to be called or rung back, the others praise the
     food; the as-of cue lists know only a quarter of the urgent phrasings, except train4's, which
-    knows them all. One untouched test set (`UNTOUCHED`, in place of the real list)."""
+    knows them all. One more untouched test set (`UNTOUCHED`, added to the real list)."""
     sets = tmp_path / "eval"
     (sets / "urgency_cues_asof").mkdir(parents=True)
     for name, file, n, phrases in TINY_SETS:
@@ -218,7 +218,7 @@ def tiny_sets(tmp_path, monkeypatch) -> Path:
         write_jsonl(sets / file, rows)
         asof = sets / "urgency_cues_asof" / f"{name}.yaml"
         asof.write_text(ASOF_CUES % phrases, encoding="utf-8")
-    monkeypatch.setattr(urgency_head, "UNTOUCHED_FILES", (UNTOUCHED,))
+    monkeypatch.setattr(urgency_head, "UNTOUCHED_FILES", (*urgency_head.UNTOUCHED_FILES, UNTOUCHED))
     untouched = [{"text": "never seen before", "urgent": True}]
     write_jsonl(sets / UNTOUCHED.format(lang="en"), untouched)
     return sets
@@ -244,7 +244,7 @@ def test_urgency_rows_are_the_tuning_sets_read_with_their_as_of_cues(tiny_sets):
     # The shipped list knows "ring me back" too.
     shipped = [bool(m) for m in cue_matches(rows, tiny_config(tiny_sets, cues="current"))]
     assert sum(shipped) > len(matched)
-    with pytest.raises(ValueError, match="untouched tests: urgency_untouched"):
+    with pytest.raises(ValueError, match="untouched tests: .*urgency_untouched"):
         gather_urgency_rows(tiny_config(tiny_sets, sets=("tuning", "untouched")))
     # A training text that the untouched test holds is refused.
     write_jsonl(
