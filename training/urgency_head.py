@@ -4,8 +4,8 @@
 Rows (`gather_urgency_rows`): the hand-labeled urgency sets that are tuning sets,
 `training/eval/urgency_<lang>.jsonl`, `urgency_heldout_<lang>.jsonl` (about 230-240 texts per
 language) and `urgency_heldout2_<lang>.jsonl` (150-180, the first head's test, spent).
-`urgency_heldout3_<lang>.jsonl` is the untouched test: it is refused, and so is any row whose text
-(by `text_key`) it holds.
+`urgency_heldout3_<lang>.jsonl` and `urgency_heldout4_<lang>.jsonl` (`UNTOUCHED_FILES`) are untouched
+tests: they are refused, and so is any row whose text (by `text_key`) they hold.
 
 Cue signals: the shipped cue lists were tuned on these very rows (they find 97-100% of their
 urgent texts and nothing else), so a head fitted on their flags would learn "a cue matched =
@@ -80,8 +80,12 @@ SET_FILES: dict[str, str] = {
     # The test of the first head; spent, read with its as-of list (urgency_cues_asof/heldout2.yaml).
     "heldout2": "urgency_heldout2_{lang}.jsonl",
 }
-# Never read for fitting: heldout3 is the untouched test of the head.
-UNTOUCHED_FILES: tuple[str, ...] = ("urgency_heldout3_{lang}.jsonl",)
+# Never read for fitting: the untouched tests of the head (heldout4: of the next head and cue lists,
+# drawn after heldout3 and beside train4, from the other md5 half; see training/eval/README.md).
+UNTOUCHED_FILES: tuple[str, ...] = (
+    "urgency_heldout3_{lang}.jsonl",
+    "urgency_heldout4_{lang}.jsonl",
+)
 ASOF_DIR = "urgency_cues_asof"
 CUE_MODES = ("asof", "current")
 
@@ -124,7 +128,7 @@ def gather_urgency_rows(config: UrgencyConfig) -> pd.DataFrame:
     if unknown:
         raise ValueError(
             f"the urgency head is fitted on the tuning sets {list(SET_FILES)} only; got "
-            f"{unknown} (heldout3 is the untouched test)"
+            f"{unknown} (never the untouched tests {', '.join(UNTOUCHED_FILES)})"
         )
     rows = []
     for name in config.sets:
