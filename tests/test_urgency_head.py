@@ -255,6 +255,19 @@ def test_urgency_rows_are_the_tuning_sets_read_with_their_as_of_cues(tiny_sets):
         gather_urgency_rows(tiny_config(tiny_sets))
 
 
+def test_urgency_rows_refuse_the_fourth_held_out_set_and_its_texts(tiny_sets):
+    """heldout4 is an untouched test: never a set to fit on, and a training text it holds is refused."""
+    assert not gather_urgency_rows(tiny_config(tiny_sets)).empty
+    with pytest.raises(ValueError, match="untouched"):
+        gather_urgency_rows(tiny_config(tiny_sets, sets=("tuning", "heldout4")))
+    write_jsonl(
+        tiny_sets / "urgency_heldout4_en.jsonl",
+        [{"text": "please CALL me back now  heldout 4", "urgent": True}],
+    )
+    with pytest.raises(ValueError, match="untouched test"):
+        gather_urgency_rows(tiny_config(tiny_sets))
+
+
 def test_train_urgency_fits_saves_and_reuses_its_cached_signals(
     tiny_head_model_path, tiny_sets, tmp_path, capsys
 ):

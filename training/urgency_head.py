@@ -6,7 +6,8 @@ Rows (`gather_urgency_rows`): the hand-labeled urgency sets that are tuning sets
 language), `urgency_heldout2_<lang>.jsonl` (150-180, the first head's test, spent),
 `urgency_heldout3_<lang>.jsonl` (150-180, the cue lists' and the first head's second test, spent)
 and the training set `urgency_train4_<lang>.jsonl` (200-260, drawn for the head, weighted to urgent
-texts). The untouched test sets (`UNTOUCHED_FILES`) are refused, and so is any row whose text (by
+texts). The untouched test sets (`UNTOUCHED_FILES`: `urgency_heldout4_<lang>.jsonl`, drawn beside
+train4 from the other md5 half) are refused, and so is any row whose text (by
 `text_key`) they hold.
 
 Cue signals: the shipped cue lists were tuned on these very rows (they find 97-100% of their
@@ -87,8 +88,9 @@ SET_FILES: dict[str, str] = {
     # Drawn and labeled for the head (urgency_cues_asof/train4.yaml: the list at its draw).
     "train4": "urgency_train4_{lang}.jsonl",
 }
-# Never read for fitting: the untouched tests of the head (none of SET_FILES).
-UNTOUCHED_FILES: tuple[str, ...] = ()
+# Never read for fitting: the untouched tests of the head (heldout4: of the next head and cue lists,
+# drawn beside train4, from the other md5 half; see training/eval/README.md).
+UNTOUCHED_FILES: tuple[str, ...] = ("urgency_heldout4_{lang}.jsonl",)
 ASOF_DIR = "urgency_cues_asof"
 CUE_MODES = ("asof", "current")
 
