@@ -10,7 +10,7 @@ import pytest
 
 from cxnlp.labels import SENTIMENTS
 from cxnlp.models.base import SentimentModel
-from cxnlp.models.pipeline import AspectOptions, analyze
+from cxnlp.models.pipeline import AspectOptions, analyze, second_pass_pieces
 from cxnlp.text.clauses import Span, cue_topics, fold, load_cue_rules, split_clauses, windows
 from cxnlp.topics.taxonomy import Topic
 from training.topic_calibration import choose_thresholds
@@ -159,7 +159,8 @@ class StubModel(SentimentModel):
 def test_topics_take_the_polarity_and_evidence_of_their_clause():
     model = StubModel(tagger=StubTagger())
     text = "The food was great but the courier was late"
-    [prediction] = analyze(model, [text], ["en"], AspectOptions(cues=False))
+    # Every clause read on its own, with the document, in one call.
+    [prediction] = analyze(model, [text], ["en"], AspectOptions(cues=False, clause_pass="all"))
     assert model.calls == [[text, "The food was great", "but the courier was late"]]
     found = {t["topic"]: t for t in prediction.topics}
     assert found["product_quality"]["polarity"] == "positive"
@@ -332,3 +333,98 @@ def test_a_document_read_against_all_of_its_evidence_is_revised():
     neutral = np.zeros(3)
     neutral[[NEG, NEU, POS]] = [0.3, 0.6, 0.1]
     assert (agree_with_evidence(neutral, np.zeros((0, 3)), late, labels, 0.7, 0.8) == neutral).all()
+
+
+# --- the second pass (AspectOptions.clause_pass) -------------------------------------------
+
+
+class PoolingStubModel(StubModel):
+    """Like the transformer, reads a span from its document's pass: a span's sentiment leans
+    towards the document's (0.7 of it, as a pooled clause carries its text's sentiment) and its
+    features take 0.6 of the document's (a pooled clause takes topics from its context)."""
+
+    def _read_units(self, docs, spans, langs=None):
+        logits, features = self._forward(list(docs))
+        doc_p = np.exp(logits)
+        span_logits, span_features = [], []
+        for k, (doc, ranges) in enumerate(zip(docs, spans, strict=True)):
+            if not ranges:
+                continue
+            own_logits, own_features = self._forward([doc[a:b] for a, b in ranges])
+            self.calls.pop()  # a stub's way to pool: not a read of its own
+            for own_l, own_f in zip(own_logits, own_features, strict=True):
+                span_logits.append(np.log(0.7 * doc_p[k] + 0.3 * np.exp(own_l)))
+                span_features.append(np.minimum(own_f + 0.6 * features[k], 1.0))
+        width = features.shape[1]
+        return (
+            logits,
+            features,
+            np.array(span_logits).reshape(-1, 3),
+            np.array(span_features).reshape(-1, width),
+        )
+
+
+def _passes(text: str, lang: str, option: str, **kw):
+    model = PoolingStubModel(tagger=StubTagger())
+    again: list[str] = []
+    [prediction] = analyze(
+        model, [text], [lang], AspectOptions(cues=False, clause_pass=option, **kw),
+        second_pass=again,
+    )  # fmt: skip
+    return prediction, again
+
+
+def test_selective_pass_reads_again_the_other_side_of_a_contrast_only():
+    # The document reads negative (two negative words to one positive): pooled, "The food was
+    # great" leans negative with it.
+    text = "The food was great but the courier was late and bad"
+    pooled, none_again = _passes(text, "en", "none")
+    assert none_again == []
+    assert {t["topic"]: t["polarity"] for t in pooled.topics}["product_quality"] == "negative"
+    everything, all_again = _passes(text, "en", "all")
+    assert all_again == ["The food was great", "but the courier was late and bad"]
+    selective, selective_again = _passes(text, "en", "selective")
+    # The clause nearest the document (the negative one) stays pooled.
+    assert selective_again == ["The food was great"]
+    for prediction in (everything, selective):
+        found = {t["topic"]: t["polarity"] for t in prediction.topics}
+        assert found == {"product_quality": "positive", "delivery": "negative"}
+        assert prediction.mixed is True
+    assert pooled.mixed is False
+
+
+def test_selective_pass_leaves_a_text_without_contrast_or_piece_only_topic_pooled():
+    text = "The courier was late. It was bad."
+    prediction, again = _passes(text, "en", "selective")
+    assert again == []  # the document itself finds delivery: no clause is read again
+    assert {t["topic"] for t in prediction.topics} == {"delivery"}
+    # A text over clause_pass_chars is never read again, contrast or not.
+    _, again = _passes("The food was great but the courier was late and bad", "en", "selective",
+                       clause_pass_chars=10)  # fmt: skip
+    assert again == []
+
+
+def test_selective_pass_reads_again_a_clause_whose_topic_only_pooling_found():
+    tagger = StubTagger()
+    model = PoolingStubModel(tagger=tagger)
+    # Features: [delivery, product_quality, custom]; units 0-1 documents, 2-4 pieces.
+    plans = [[Span(0, 5, "a b c"), Span(6, 11, "d e f")], [Span(0, 5, "a b c")] * 3]
+    piece_units = [[2, 3], [4, 5, 6]]
+    probabilities = np.full((7, 3), 1 / 3)
+    presence = np.zeros((7, 2))
+    presence[0, 0] = 0.3  # document 0 does not reach delivery's threshold (0.5) ...
+    presence[3, 0] = 0.6  # ... its second piece does: read it again
+    presence[1, 1] = 0.9  # document 1 finds product_quality itself ...
+    presence[5, 1] = 0.7  # ... so its piece that also does is not read again
+    topic_scores = (presence, np.zeros((7, 2), int), np.zeros((7, 0)))
+    args = (["x", "y"], ["en", "en"], plans, piece_units, [True, True], probabilities, None,
+            topic_scores, tagger, AspectOptions(), tuple(model.labels))  # fmt: skip
+    assert second_pass_pieces(*args) == [(0, 1)]
+    # Only short texts' pieces are candidates.
+    args = args[:4] + ([False, True],) + args[5:]
+    assert second_pass_pieces(*args) == []
+
+
+def test_clause_pass_must_be_a_known_option():
+    with pytest.raises(ValueError, match="clause_pass"):
+        analyze(StubModel(), ["good food. bad courier"], ["en"], AspectOptions(clause_pass="some"))
