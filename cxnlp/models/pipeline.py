@@ -222,7 +222,7 @@ def analyze(
     topic_scores = None
     if tagger is not None and features is not None:
         presence, head_polarity = tagger.scores(features)
-        polarity = tagger.polarities(features, probabilities, head_polarity)
+        polarity = tagger.polarities(features, probabilities, head_polarity, unit_langs)
         custom = tagger.custom_probabilities(features, unit_langs)
         # The document gate reads the whole text: a closed gate leaves the head's presence
         # scores out of every unit of that text (cue rules and custom topics still apply).
