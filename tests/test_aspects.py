@@ -343,6 +343,24 @@ def test_a_document_read_against_all_of_its_evidence_is_revised():
     assert (agree_with_evidence(neutral, np.zeros((0, 3)), late, labels, 0.7, 0.8) == neutral).all()
 
 
+def test_a_cancellation_or_delay_clause_is_not_product_quality_unless_another_clause_is():
+    model = StubModel(tagger=StubTagger())  # the stub head reads "food" as product_quality
+    [one] = analyze(model, ["they cancelled my food order"], ["en"])
+    assert one.topics == []
+    [plain] = analyze(model, ["they changed my food order"], ["en"])
+    assert [t["topic"] for t in plain.topics] == ["product_quality"]
+    [late] = analyze(model, ["the food came an hour late"], ["en"])
+    assert "product_quality" not in {t["topic"] for t in late.topics}
+    [two] = analyze(model, ["The food was great. They cancelled my flight"], ["en"])
+    [found] = two.topics
+    assert (found["topic"], found["evidence"]["text"]) == ("product_quality", "The food was great.")
+
+
+def test_noise_cancellation_is_not_a_cancellation():
+    assert "refund_return" not in cue_topics("Great sound; good noise cancellation.", "en")
+    assert "refund_return" in cue_topics("They cancelled my flight", "en")
+
+
 def polarity_tagger(head_positive: float = 0.6) -> TopicTagger:
     """A real tagger (thresholds, per-language weights, polarity blend) whose head scores come
     from the stub model's features: delivery on "courier", product_quality on "food", and a
