@@ -488,3 +488,19 @@ def test_recalibrating_some_languages_keeps_the_others_and_reads_the_rows_once(t
     assert report["polarity"]["fa"]["accuracy"]["0.0"] < 1.0
     assert tagger.polarity_weight_for("fa") > 0 and "en" not in tagger.polarity_text_weight_by_lang
     assert tagger.info["recalibration"]["langs"] == ["fa"]
+
+
+def test_candidate_scores_are_zero_where_the_document_gate_closes_when_gated():
+    from cxnlp.topics.tagger import TopicGate
+    from training.topic_calibration import candidate_scores
+
+    tagger = polarity_tagger()
+    tagger.gates = {"en": TopicGate(np.zeros(3), -5.0, 0.5)}  # closed for every English text
+    rows = pd.DataFrame({"text": ["the food was bad"] * 2, "lang": ["en", "fa"]})
+    model = StubModel(tagger=tagger)
+    ungated, _ = candidate_scores(model, rows, AspectOptions(cues=False))
+    gated, _ = candidate_scores(model, rows, AspectOptions(cues=False), gated=True)
+    food = tagger.topics.index("product_quality")
+    assert ungated[:, food].tolist() == [1.0, 1.0]
+    assert gated[:, food].tolist() == [0.0, 1.0]
+    assert set(tagger.gates) == {"en"}  # the tagger's own gates are back

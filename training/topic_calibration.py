@@ -104,16 +104,17 @@ def calibration_rows(
 
 
 def candidate_scores(
-    model: SentimentModel, rows: pd.DataFrame, options: AspectOptions
+    model: SentimentModel, rows: pd.DataFrame, options: AspectOptions, *, gated: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(n, topics) the score `predict` gives each topic (max over document and clauses) and
-    (n, topics) whether a cue rule tags it regardless of the threshold."""
+    """(n, topics) the score `predict` gives each topic (max over document and clauses; with
+    `gated`, 0 where the language's document gate is closed) and (n, topics) whether a cue rule
+    tags it regardless of the threshold."""
     tagger = model.topic_tagger
     saved = tagger.thresholds_, tagger.thresholds_by_lang, tagger.gates
     try:
         tagger.thresholds_ = np.zeros(len(tagger.topics))
         tagger.thresholds_by_lang = {}
-        tagger.gates = {}
+        tagger.gates = tagger.gates if gated else {}
         predictions = analyze(model, rows["text"].tolist(), rows["lang"].tolist(), options)
     finally:
         tagger.thresholds_, tagger.thresholds_by_lang, tagger.gates = saved
@@ -406,7 +407,8 @@ def fit_gates(
     return report
 
 
-def _options(model: SentimentModel) -> AspectOptions:
+def predict_options(model: SentimentModel) -> AspectOptions:
+    """A copy of the options `model.predict` reads texts with."""
     return copy.copy(getattr(model, "aspect_options", None) or AspectOptions())
 
 
@@ -420,7 +422,9 @@ def _langs(langs: Sequence[str] | None) -> list[str]:
     return [lang for lang in LANGS if lang in langs]
 
 
-def _calibration_rows(model: SentimentModel, config: Any) -> pd.DataFrame:
+def config_calibration_rows(model: SentimentModel, config: Any) -> pd.DataFrame:
+    """The calibration rows (`calibration_rows`) a TopicConfig names, for a model with a topic
+    head."""
     if model.topic_tagger is None:
         raise ValueError("this model has no topic head to calibrate")
     return calibration_rows(
@@ -437,9 +441,9 @@ def calibration_inputs(
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """The calibration (dev) rows of `config`, each topic's candidate score and cue flag on them
     (`candidate_scores`) and the gold topics, (rows, topics) booleans."""
-    rows = _calibration_rows(model, config)
+    rows = config_calibration_rows(model, config)
     logger.info("scoring topics on %d calibration (dev) texts", len(rows))
-    scores, cued = candidate_scores(model, rows, _options(model))
+    scores, cued = candidate_scores(model, rows, predict_options(model))
     names = list(model.topic_tagger.topics)
     gold = np.array([[name in topics for name in names] for topics in rows["topics"]], bool)
     return rows, scores, cued, gold
@@ -487,10 +491,15 @@ def fit_polarity_only(
     default) on the calibration rows with the head's current thresholds and gates, and record
     them in the head's info; nothing else is touched."""
     langs = _langs(langs)
-    rows = _calibration_rows(model, config)
+    rows = config_calibration_rows(model, config)
     langs = [lang for lang in langs if (rows["lang"] == lang).any()]
     report = fit_polarity_weights(
-        model, rows, _options(model), langs, config.polarity_min_gain, config.polarity_min_pairs
+        model,
+        rows,
+        predict_options(model),
+        langs,
+        config.polarity_min_gain,
+        config.polarity_min_pairs,
     )
     tagger = model.topic_tagger
     tagger.info = {**tagger.info, "polarity_fitting": _polarity_record(config, rows, report)}
@@ -544,7 +553,7 @@ def recalibrate_topics(
         report["polarity"] = fit_polarity_weights(
             model,
             rows,
-            _options(model),
+            predict_options(model),
             list(report["rows"]),
             config.polarity_min_gain,
             config.polarity_min_pairs,
