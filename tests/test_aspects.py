@@ -6,14 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cxnlp.labels import SENTIMENTS
 from cxnlp.models.base import SentimentModel
 from cxnlp.models.pipeline import AspectOptions, analyze, second_pass_pieces
 from cxnlp.text.clauses import Span, cue_topics, fold, load_cue_rules, split_clauses, windows
+from cxnlp.topics.tagger import TopicTagger
 from cxnlp.topics.taxonomy import Topic
-from training.topic_calibration import choose_thresholds
+from training.topic_calibration import (
+    choose_polarity_weight,
+    choose_thresholds,
+    fit_polarity_weights,
+    polarity_hits,
+    read_once,
+    recalibrate_topics,
+)
 
 NEG, NEU, POS = (SENTIMENTS.index(s) for s in ("negative", "neutral", "positive"))
 
@@ -118,7 +127,7 @@ class StubTagger:
         presence = features[:, :2]
         return presence, np.zeros((len(features), 2, 3))
 
-    def polarities(self, features, sentiments, polarity=None):
+    def polarities(self, features, sentiments, polarity=None, langs=None):
         return np.repeat(np.asarray(sentiments).argmax(1)[:, None], 2, axis=1)
 
     def custom_probabilities(self, features, langs=None):
@@ -428,3 +437,167 @@ def test_selective_pass_reads_again_a_clause_whose_topic_only_pooling_found():
 def test_clause_pass_must_be_a_known_option():
     with pytest.raises(ValueError, match="clause_pass"):
         analyze(StubModel(), ["good food. bad courier"], ["en"], AspectOptions(clause_pass="some"))
+
+
+def test_a_cancellation_or_delay_clause_is_not_product_quality_unless_another_clause_is():
+    model = StubModel(tagger=StubTagger())  # the stub head reads "food" as product_quality
+    [one] = analyze(model, ["they cancelled my food order"], ["en"])
+    assert one.topics == []
+    [plain] = analyze(model, ["they changed my food order"], ["en"])
+    assert [t["topic"] for t in plain.topics] == ["product_quality"]
+    [late] = analyze(model, ["the food came an hour late"], ["en"])
+    assert "product_quality" not in {t["topic"] for t in late.topics}
+    [two] = analyze(model, ["The food was great. They cancelled my flight"], ["en"])
+    [found] = two.topics
+    assert (found["topic"], found["evidence"]["text"]) == ("product_quality", "The food was great.")
+
+
+def test_noise_cancellation_is_not_a_cancellation():
+    assert "refund_return" not in cue_topics("Great sound; good noise cancellation.", "en")
+    assert "refund_return" in cue_topics("They cancelled my flight", "en")
+
+
+def polarity_tagger(head_positive: float = 0.6) -> TopicTagger:
+    """A real tagger (thresholds, per-language weights, polarity blend) whose head scores come
+    from the stub model's features: delivery on "courier", product_quality on "food", and a
+    polarity head that always leans positive."""
+    tagger = TopicTagger(("delivery", "product_quality"), 3, hidden=4, thresholds=[0.5, 0.5])
+
+    def scores(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        head = np.zeros((len(features), 2, 3))
+        head[..., [NEG, NEU, POS]] = [
+            (1 - head_positive) * 0.75,
+            (1 - head_positive) * 0.25,
+            head_positive,
+        ]
+        return np.asarray(features)[:, :2], head
+
+    tagger.scores = scores  # type: ignore[method-assign]
+    return tagger
+
+
+def test_topic_polarity_weighs_the_clause_sentiment_by_the_texts_language(tmp_path):
+    tagger = polarity_tagger()
+    model = StubModel(tagger=tagger)
+    texts, langs = ["the food was bad", "the food was bad"], ["fa", "en"]
+    # The head leans positive; with no weight on the text's sentiment it decides.
+    assert [p.topics[0]["polarity"] for p in analyze(model, texts, langs)] == ["positive"] * 2
+    tagger.polarity_text_weight_by_lang = {"fa": 4.0}
+    fa, en = analyze(model, texts, langs)
+    assert (fa.topics[0]["polarity"], en.topics[0]["polarity"]) == ("negative", "positive")
+    assert tagger.polarity_weight_for("fa") == 4.0 and tagger.polarity_weight_for("ar") == 0.0
+    del tagger.scores
+    loaded = TopicTagger.load(tagger.save(tmp_path / "topics"))
+    assert loaded.polarity_text_weight_by_lang == {"fa": 4.0}
+    assert "polarity_text_weight_by_lang" not in loaded.info
+
+
+def test_read_once_reads_the_same_texts_once_and_restores_the_model():
+    model = StubModel(tagger=StubTagger())
+    texts = ["the food was great but the courier was late"]
+    with read_once(model):
+        first = analyze(model, texts, ["en"])
+        reads = len(model.calls)  # the document pass, and the selective second pass if any
+        again = analyze(model, texts, ["en"])
+    assert reads >= 1 and len(model.calls) == reads
+    assert [t["topic"] for t in first[0].topics] == [t["topic"] for t in again[0].topics]
+    assert "read_units" not in vars(model)
+    analyze(model, texts, ["en"])
+    assert len(model.calls) == 2 * reads
+
+
+def test_polarity_hits_score_found_topics_with_a_single_gold_polarity():
+    found = [
+        type("P", (), {"topics": [{"topic": "price", "polarity": "negative"}]})(),
+        type("P", (), {"topics": [{"topic": "price", "polarity": "positive"},
+                                  {"topic": "delivery", "polarity": "negative"}]})(),
+    ]  # fmt: skip
+    rows = pd.DataFrame({"polarity": [{"price": "negative"}, {"price": "mixed"}]})
+    index, correct = polarity_hits(found, rows)
+    # A `mixed` gold and a topic the gold lacks are not scored.
+    assert index.tolist() == [0] and correct.tolist() == [True]
+
+
+def test_choose_polarity_weight_moves_only_for_a_clear_gain_on_enough_topics():
+    accuracy = {0.0: 0.80, 0.5: 0.81, 2.0: 0.85, 8.0: 0.85}
+    assert choose_polarity_weight(accuracy, 100, 0.5, 0.02, 50) == 2.0  # tie: nearest 0.5
+    assert choose_polarity_weight(accuracy, 100, 0.5, 0.05, 50) is None
+    assert choose_polarity_weight(accuracy, 20, 0.5, 0.02, 50) is None
+
+
+def test_fit_polarity_weights_chooses_per_language_from_one_encoder_pass():
+    tagger = polarity_tagger()
+    tagger.polarity_text_weight_by_lang = {"en": 8.0}  # replaced: en shows no gain
+    model = StubModel(tagger=tagger)
+    rows = pd.DataFrame(
+        {
+            "text": ["the food was bad", "the courier was late"] * 2 + ["the food was great"] * 4,
+            "lang": ["fa"] * 4 + ["en"] * 4,
+            "polarity": [{"product_quality": "negative"}, {"delivery": "negative"}] * 2
+            + [{"product_quality": "positive"}] * 4,
+        }
+    )
+    report = fit_polarity_weights(model, rows, AspectOptions(), ["fa", "en"], 0.02, 4)
+    assert len(model.calls) == 1
+    assert report["fa"]["accuracy"]["0.0"] == 0.0 and report["fa"]["accuracy"]["8.0"] == 1.0
+    # The smallest weight that makes the clause's sentiment win, fa only.
+    assert tagger.polarity_text_weight_by_lang == {"fa": 0.25}
+    assert report["en"] == {"pairs": 4, "weight": 0.0, "accuracy": report["en"]["accuracy"]}
+
+
+def test_recalibration_names_the_languages_it_can_calibrate():
+    with pytest.raises(ValueError, match=r"unknown language\(s\) \['de'\]; calibrate some of"):
+        recalibrate_topics(StubModel(tagger=polarity_tagger()), None, ["de"])
+
+
+def test_recalibrating_some_languages_keeps_the_others_and_reads_the_rows_once(tmp_path):
+    import json
+
+    from cxnlp.topics.tagger import TopicGate
+    from training.topic_trainer import TopicConfig
+
+    rows = [
+        {"text": "پیک دیر بود", "topics": [{"topic": "delivery", "polarity": "negative"}]},
+        {"text": "غذا عالی بود", "topics": [{"topic": "product_quality", "polarity": "positive"}]},
+        {"text": "سلام", "topics": []},
+    ] * 3
+    path = tmp_path / "topics_dev_fa.jsonl"
+    path.write_text(
+        "".join(json.dumps({**r, "lang": "fa", "split": "dev"}) + "\n" for r in rows),
+        encoding="utf-8",
+    )
+    config = TopicConfig(
+        data_dir=str(tmp_path),
+        calibration_sets=[str(path)],
+        calibration_min_positives=1,
+        polarity_min_pairs=1,
+    )
+    tagger = polarity_tagger()
+    tagger.thresholds_by_lang = {"en": np.array([0.9, 0.9])}
+    tagger.gates = {"en": TopicGate(np.zeros(3), 0.0, 0.4)}
+    model = StubModel(tagger=tagger)
+    report = recalibrate_topics(model, config, ["fa"])
+    assert len(model.calls) == 1  # thresholds and polarity weights from one encoder pass
+    assert set(tagger.thresholds_by_lang) == {"en", "fa"}
+    assert tagger.thresholds_by_lang["en"].tolist() == [0.9, 0.9]
+    assert tagger.gates["en"].floor == 0.4
+    # The head leans positive; the late courier's own sentiment needs a weight to count.
+    assert report["polarity"]["fa"]["accuracy"]["0.0"] < 1.0
+    assert tagger.polarity_weight_for("fa") > 0 and "en" not in tagger.polarity_text_weight_by_lang
+    assert tagger.info["recalibration"]["langs"] == ["fa"]
+
+
+def test_candidate_scores_are_zero_where_the_document_gate_closes_when_gated():
+    from cxnlp.topics.tagger import TopicGate
+    from training.topic_calibration import candidate_scores
+
+    tagger = polarity_tagger()
+    tagger.gates = {"en": TopicGate(np.zeros(3), -5.0, 0.5)}  # closed for every English text
+    rows = pd.DataFrame({"text": ["the food was bad"] * 2, "lang": ["en", "fa"]})
+    model = StubModel(tagger=tagger)
+    ungated, _ = candidate_scores(model, rows, AspectOptions(cues=False))
+    gated, _ = candidate_scores(model, rows, AspectOptions(cues=False), gated=True)
+    food = tagger.topics.index("product_quality")
+    assert ungated[:, food].tolist() == [1.0, 1.0]
+    assert gated[:, food].tolist() == [0.0, 1.0]
+    assert set(tagger.gates) == {"en"}  # the tagger's own gates are back

@@ -396,7 +396,7 @@ def _topic_scores(
     closed gate leaves the head's presence scores out of every unit of that text (cue rules and
     custom topics still apply)."""
     presence, head_polarity = tagger.scores(features)
-    polarity = tagger.polarities(features, probabilities, head_polarity)
+    polarity = tagger.polarities(features, probabilities, head_polarity, unit_langs)
     custom = tagger.custom_probabilities(features, unit_langs)
     n = len(langs)
     closed = ~tagger.gate_open(features[:n], langs)
