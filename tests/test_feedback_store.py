@@ -190,7 +190,7 @@ def test_a_failed_write_leaves_the_store_unchanged(store, monkeypatch):
         raise RuntimeError("disk full")
 
     # Fails after the items, topics and aggregates were written in the transaction.
-    monkeypatch.setattr(ingest_module, "dimension_rows", broken)
+    monkeypatch.setattr(ingest_module, "cases_after_ingest", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         _ingest(store, resent)
     assert _snapshot(store) == before
