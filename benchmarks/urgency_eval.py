@@ -14,14 +14,15 @@ decides it: `cxnlp.models.urgency.urgency_signals` of its signals and cue matche
 the head does not cover is decided by the cues in both. `--check N` runs `predict` itself on the
 first N texts per language and stops if a level differs.
 
-    python benchmarks/urgency_eval.py --no-model [--errors] [--set heldout|heldout2|heldout3]
+    python benchmarks/urgency_eval.py --no-model [--errors] [--set heldout|heldout2|heldout3|train4|heldout4]
     python benchmarks/urgency_eval.py --model models/default [--errors] [--set heldout2]
 
 `--set heldout` scores `urgency_heldout_<lang>.jsonl` and `--set heldout2` `urgency_heldout2_<lang>.jsonl`:
 each drawn after a round of tuning, scored once, then itself used to widen the cues (tuning sets now).
-`--set heldout3` scores `urgency_heldout3_<lang>.jsonl`: drawn and labeled after all tuning, never tuned on,
-so its figures are the unbiased ones (training/eval/README.md). The urgency head is fitted on the tuning and
-first held-out sets only, so on `tuning` and `heldout` its figures are in-sample.
+`--set heldout3` scores `urgency_heldout3_<lang>.jsonl`: scored once untouched, then (spent) a tuning set and
+a fitting set of the head, like `--set train4` (`urgency_train4_<lang>.jsonl`, a training set drawn for the
+head). Every set here is now one the cues were tuned on or the head is fitted on, so their figures are
+in-sample; the untouched test is named in training/eval/README.md.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ SET_FILES = {
     "heldout": "urgency_heldout_{lang}.jsonl",
     "heldout2": "urgency_heldout2_{lang}.jsonl",
     "heldout3": "urgency_heldout3_{lang}.jsonl",
+    "train4": "urgency_train4_{lang}.jsonl",
+    # The untouched test of the cues of round 4 and the head fitted on train4 (scored once).
+    "heldout4": "urgency_heldout4_{lang}.jsonl",
 }
 
 
@@ -104,7 +108,7 @@ def main() -> None:
     mode.add_argument("--model", help="also score this model's urgency (its learned head)")
     parser.add_argument("--errors", action="store_true", help="print every miss and false alarm")
     parser.add_argument("--set", choices=sorted(SET_FILES), default="tuning", dest="which",
-                        help="tuning (default), heldout, heldout2: the sets the cues were tuned on; heldout3: never tuned on")  # fmt: skip
+                        help="tuning (default), heldout, heldout2, heldout3, train4: the sets the cues were tuned on; heldout4: the untouched test")  # fmt: skip
     parser.add_argument("--check", type=int, default=10,
                         help="with --model: run predict on this many texts per language and compare")  # fmt: skip
     args = parser.parse_args()

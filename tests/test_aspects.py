@@ -6,14 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cxnlp.labels import SENTIMENTS
 from cxnlp.models.base import SentimentModel
-from cxnlp.models.pipeline import AspectOptions, analyze
+from cxnlp.models.pipeline import AspectOptions, analyze, second_pass_pieces
 from cxnlp.text.clauses import Span, cue_topics, fold, load_cue_rules, split_clauses, windows
+from cxnlp.topics.tagger import TopicTagger
 from cxnlp.topics.taxonomy import Topic
-from training.topic_calibration import choose_thresholds
+from training.topic_calibration import (
+    choose_polarity_weight,
+    choose_thresholds,
+    fit_polarity_weights,
+    polarity_hits,
+    read_once,
+    recalibrate_topics,
+)
 
 NEG, NEU, POS = (SENTIMENTS.index(s) for s in ("negative", "neutral", "positive"))
 
@@ -118,7 +127,7 @@ class StubTagger:
         presence = features[:, :2]
         return presence, np.zeros((len(features), 2, 3))
 
-    def polarities(self, features, sentiments, polarity=None):
+    def polarities(self, features, sentiments, polarity=None, langs=None):
         return np.repeat(np.asarray(sentiments).argmax(1)[:, None], 2, axis=1)
 
     def custom_probabilities(self, features, langs=None):
@@ -159,7 +168,8 @@ class StubModel(SentimentModel):
 def test_topics_take_the_polarity_and_evidence_of_their_clause():
     model = StubModel(tagger=StubTagger())
     text = "The food was great but the courier was late"
-    [prediction] = analyze(model, [text], ["en"], AspectOptions(cues=False))
+    # Every clause read on its own, with the document, in one call.
+    [prediction] = analyze(model, [text], ["en"], AspectOptions(cues=False, clause_pass="all"))
     assert model.calls == [[text, "The food was great", "but the courier was late"]]
     found = {t["topic"]: t for t in prediction.topics}
     assert found["product_quality"]["polarity"] == "positive"
@@ -332,3 +342,262 @@ def test_a_document_read_against_all_of_its_evidence_is_revised():
     neutral = np.zeros(3)
     neutral[[NEG, NEU, POS]] = [0.3, 0.6, 0.1]
     assert (agree_with_evidence(neutral, np.zeros((0, 3)), late, labels, 0.7, 0.8) == neutral).all()
+
+
+# --- the second pass (AspectOptions.clause_pass) -------------------------------------------
+
+
+class PoolingStubModel(StubModel):
+    """Like the transformer, reads a span from its document's pass: a span's sentiment leans
+    towards the document's (0.7 of it, as a pooled clause carries its text's sentiment) and its
+    features take 0.6 of the document's (a pooled clause takes topics from its context)."""
+
+    def _read_units(self, docs, spans, langs=None):
+        logits, features = self._forward(list(docs))
+        doc_p = np.exp(logits)
+        span_logits, span_features = [], []
+        for k, (doc, ranges) in enumerate(zip(docs, spans, strict=True)):
+            if not ranges:
+                continue
+            own_logits, own_features = self._forward([doc[a:b] for a, b in ranges])
+            self.calls.pop()  # a stub's way to pool: not a read of its own
+            for own_l, own_f in zip(own_logits, own_features, strict=True):
+                span_logits.append(np.log(0.7 * doc_p[k] + 0.3 * np.exp(own_l)))
+                span_features.append(np.minimum(own_f + 0.6 * features[k], 1.0))
+        width = features.shape[1]
+        return (
+            logits,
+            features,
+            np.array(span_logits).reshape(-1, 3),
+            np.array(span_features).reshape(-1, width),
+        )
+
+
+def _passes(text: str, lang: str, option: str, **kw):
+    model = PoolingStubModel(tagger=StubTagger())
+    again: list[str] = []
+    [prediction] = analyze(
+        model, [text], [lang], AspectOptions(cues=False, clause_pass=option, **kw),
+        second_pass=again,
+    )  # fmt: skip
+    return prediction, again
+
+
+def test_selective_pass_reads_again_the_other_side_of_a_contrast_only():
+    # The document reads negative (two negative words to one positive): pooled, "The food was
+    # great" leans negative with it.
+    text = "The food was great but the courier was late and bad"
+    pooled, none_again = _passes(text, "en", "none")
+    assert none_again == []
+    assert {t["topic"]: t["polarity"] for t in pooled.topics}["product_quality"] == "negative"
+    everything, all_again = _passes(text, "en", "all")
+    assert all_again == ["The food was great", "but the courier was late and bad"]
+    selective, selective_again = _passes(text, "en", "selective")
+    # The clause nearest the document (the negative one) stays pooled.
+    assert selective_again == ["The food was great"]
+    for prediction in (everything, selective):
+        found = {t["topic"]: t["polarity"] for t in prediction.topics}
+        assert found == {"product_quality": "positive", "delivery": "negative"}
+        assert prediction.mixed is True
+    assert pooled.mixed is False
+
+
+def test_selective_pass_leaves_a_text_without_contrast_or_piece_only_topic_pooled():
+    text = "The courier was late. It was bad."
+    prediction, again = _passes(text, "en", "selective")
+    assert again == []  # the document itself finds delivery: no clause is read again
+    assert {t["topic"] for t in prediction.topics} == {"delivery"}
+    # A text over clause_pass_chars is never read again, contrast or not.
+    _, again = _passes("The food was great but the courier was late and bad", "en", "selective",
+                       clause_pass_chars=10)  # fmt: skip
+    assert again == []
+
+
+def test_selective_pass_reads_again_a_clause_whose_topic_only_pooling_found():
+    tagger = StubTagger()
+    model = PoolingStubModel(tagger=tagger)
+    # Features: [delivery, product_quality, custom]; units 0-1 documents, 2-4 pieces.
+    plans = [[Span(0, 5, "a b c"), Span(6, 11, "d e f")], [Span(0, 5, "a b c")] * 3]
+    piece_units = [[2, 3], [4, 5, 6]]
+    probabilities = np.full((7, 3), 1 / 3)
+    presence = np.zeros((7, 2))
+    presence[0, 0] = 0.3  # document 0 does not reach delivery's threshold (0.5) ...
+    presence[3, 0] = 0.6  # ... its second piece does: read it again
+    presence[1, 1] = 0.9  # document 1 finds product_quality itself ...
+    presence[5, 1] = 0.7  # ... so its piece that also does is not read again
+    topic_scores = (presence, np.zeros((7, 2), int), np.zeros((7, 0)))
+    args = (["x", "y"], ["en", "en"], plans, piece_units, [True, True], probabilities, None,
+            topic_scores, tagger, AspectOptions(), tuple(model.labels))  # fmt: skip
+    assert second_pass_pieces(*args) == [(0, 1)]
+    # Only short texts' pieces are candidates.
+    args = args[:4] + ([False, True],) + args[5:]
+    assert second_pass_pieces(*args) == []
+
+
+def test_clause_pass_must_be_a_known_option():
+    with pytest.raises(ValueError, match="clause_pass"):
+        analyze(StubModel(), ["good food. bad courier"], ["en"], AspectOptions(clause_pass="some"))
+
+
+def test_a_cancellation_or_delay_clause_is_not_product_quality_unless_another_clause_is():
+    model = StubModel(tagger=StubTagger())  # the stub head reads "food" as product_quality
+    [one] = analyze(model, ["they cancelled my food order"], ["en"])
+    assert one.topics == []
+    [plain] = analyze(model, ["they changed my food order"], ["en"])
+    assert [t["topic"] for t in plain.topics] == ["product_quality"]
+    [late] = analyze(model, ["the food came an hour late"], ["en"])
+    assert "product_quality" not in {t["topic"] for t in late.topics}
+    [two] = analyze(model, ["The food was great. They cancelled my flight"], ["en"])
+    [found] = two.topics
+    assert (found["topic"], found["evidence"]["text"]) == ("product_quality", "The food was great.")
+
+
+def test_noise_cancellation_is_not_a_cancellation():
+    assert "refund_return" not in cue_topics("Great sound; good noise cancellation.", "en")
+    assert "refund_return" in cue_topics("They cancelled my flight", "en")
+
+
+def polarity_tagger(head_positive: float = 0.6) -> TopicTagger:
+    """A real tagger (thresholds, per-language weights, polarity blend) whose head scores come
+    from the stub model's features: delivery on "courier", product_quality on "food", and a
+    polarity head that always leans positive."""
+    tagger = TopicTagger(("delivery", "product_quality"), 3, hidden=4, thresholds=[0.5, 0.5])
+
+    def scores(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        head = np.zeros((len(features), 2, 3))
+        head[..., [NEG, NEU, POS]] = [
+            (1 - head_positive) * 0.75,
+            (1 - head_positive) * 0.25,
+            head_positive,
+        ]
+        return np.asarray(features)[:, :2], head
+
+    tagger.scores = scores  # type: ignore[method-assign]
+    return tagger
+
+
+def test_topic_polarity_weighs_the_clause_sentiment_by_the_texts_language(tmp_path):
+    tagger = polarity_tagger()
+    model = StubModel(tagger=tagger)
+    texts, langs = ["the food was bad", "the food was bad"], ["fa", "en"]
+    # The head leans positive; with no weight on the text's sentiment it decides.
+    assert [p.topics[0]["polarity"] for p in analyze(model, texts, langs)] == ["positive"] * 2
+    tagger.polarity_text_weight_by_lang = {"fa": 4.0}
+    fa, en = analyze(model, texts, langs)
+    assert (fa.topics[0]["polarity"], en.topics[0]["polarity"]) == ("negative", "positive")
+    assert tagger.polarity_weight_for("fa") == 4.0 and tagger.polarity_weight_for("ar") == 0.0
+    del tagger.scores
+    loaded = TopicTagger.load(tagger.save(tmp_path / "topics"))
+    assert loaded.polarity_text_weight_by_lang == {"fa": 4.0}
+    assert "polarity_text_weight_by_lang" not in loaded.info
+
+
+def test_read_once_reads_the_same_texts_once_and_restores_the_model():
+    model = StubModel(tagger=StubTagger())
+    texts = ["the food was great but the courier was late"]
+    with read_once(model):
+        first = analyze(model, texts, ["en"])
+        reads = len(model.calls)  # the document pass, and the selective second pass if any
+        again = analyze(model, texts, ["en"])
+    assert reads >= 1 and len(model.calls) == reads
+    assert [t["topic"] for t in first[0].topics] == [t["topic"] for t in again[0].topics]
+    assert "read_units" not in vars(model)
+    analyze(model, texts, ["en"])
+    assert len(model.calls) == 2 * reads
+
+
+def test_polarity_hits_score_found_topics_with_a_single_gold_polarity():
+    found = [
+        type("P", (), {"topics": [{"topic": "price", "polarity": "negative"}]})(),
+        type("P", (), {"topics": [{"topic": "price", "polarity": "positive"},
+                                  {"topic": "delivery", "polarity": "negative"}]})(),
+    ]  # fmt: skip
+    rows = pd.DataFrame({"polarity": [{"price": "negative"}, {"price": "mixed"}]})
+    index, correct = polarity_hits(found, rows)
+    # A `mixed` gold and a topic the gold lacks are not scored.
+    assert index.tolist() == [0] and correct.tolist() == [True]
+
+
+def test_choose_polarity_weight_moves_only_for_a_clear_gain_on_enough_topics():
+    accuracy = {0.0: 0.80, 0.5: 0.81, 2.0: 0.85, 8.0: 0.85}
+    assert choose_polarity_weight(accuracy, 100, 0.5, 0.02, 50) == 2.0  # tie: nearest 0.5
+    assert choose_polarity_weight(accuracy, 100, 0.5, 0.05, 50) is None
+    assert choose_polarity_weight(accuracy, 20, 0.5, 0.02, 50) is None
+
+
+def test_fit_polarity_weights_chooses_per_language_from_one_encoder_pass():
+    tagger = polarity_tagger()
+    tagger.polarity_text_weight_by_lang = {"en": 8.0}  # replaced: en shows no gain
+    model = StubModel(tagger=tagger)
+    rows = pd.DataFrame(
+        {
+            "text": ["the food was bad", "the courier was late"] * 2 + ["the food was great"] * 4,
+            "lang": ["fa"] * 4 + ["en"] * 4,
+            "polarity": [{"product_quality": "negative"}, {"delivery": "negative"}] * 2
+            + [{"product_quality": "positive"}] * 4,
+        }
+    )
+    report = fit_polarity_weights(model, rows, AspectOptions(), ["fa", "en"], 0.02, 4)
+    assert len(model.calls) == 1
+    assert report["fa"]["accuracy"]["0.0"] == 0.0 and report["fa"]["accuracy"]["8.0"] == 1.0
+    # The smallest weight that makes the clause's sentiment win, fa only.
+    assert tagger.polarity_text_weight_by_lang == {"fa": 0.25}
+    assert report["en"] == {"pairs": 4, "weight": 0.0, "accuracy": report["en"]["accuracy"]}
+
+
+def test_recalibration_names_the_languages_it_can_calibrate():
+    with pytest.raises(ValueError, match=r"unknown language\(s\) \['de'\]; calibrate some of"):
+        recalibrate_topics(StubModel(tagger=polarity_tagger()), None, ["de"])
+
+
+def test_recalibrating_some_languages_keeps_the_others_and_reads_the_rows_once(tmp_path):
+    import json
+
+    from cxnlp.topics.tagger import TopicGate
+    from training.topic_trainer import TopicConfig
+
+    rows = [
+        {"text": "پیک دیر بود", "topics": [{"topic": "delivery", "polarity": "negative"}]},
+        {"text": "غذا عالی بود", "topics": [{"topic": "product_quality", "polarity": "positive"}]},
+        {"text": "سلام", "topics": []},
+    ] * 3
+    path = tmp_path / "topics_dev_fa.jsonl"
+    path.write_text(
+        "".join(json.dumps({**r, "lang": "fa", "split": "dev"}) + "\n" for r in rows),
+        encoding="utf-8",
+    )
+    config = TopicConfig(
+        data_dir=str(tmp_path),
+        calibration_sets=[str(path)],
+        calibration_min_positives=1,
+        polarity_min_pairs=1,
+    )
+    tagger = polarity_tagger()
+    tagger.thresholds_by_lang = {"en": np.array([0.9, 0.9])}
+    tagger.gates = {"en": TopicGate(np.zeros(3), 0.0, 0.4)}
+    model = StubModel(tagger=tagger)
+    report = recalibrate_topics(model, config, ["fa"])
+    assert len(model.calls) == 1  # thresholds and polarity weights from one encoder pass
+    assert set(tagger.thresholds_by_lang) == {"en", "fa"}
+    assert tagger.thresholds_by_lang["en"].tolist() == [0.9, 0.9]
+    assert tagger.gates["en"].floor == 0.4
+    # The head leans positive; the late courier's own sentiment needs a weight to count.
+    assert report["polarity"]["fa"]["accuracy"]["0.0"] < 1.0
+    assert tagger.polarity_weight_for("fa") > 0 and "en" not in tagger.polarity_text_weight_by_lang
+    assert tagger.info["recalibration"]["langs"] == ["fa"]
+
+
+def test_candidate_scores_are_zero_where_the_document_gate_closes_when_gated():
+    from cxnlp.topics.tagger import TopicGate
+    from training.topic_calibration import candidate_scores
+
+    tagger = polarity_tagger()
+    tagger.gates = {"en": TopicGate(np.zeros(3), -5.0, 0.5)}  # closed for every English text
+    rows = pd.DataFrame({"text": ["the food was bad"] * 2, "lang": ["en", "fa"]})
+    model = StubModel(tagger=tagger)
+    ungated, _ = candidate_scores(model, rows, AspectOptions(cues=False))
+    gated, _ = candidate_scores(model, rows, AspectOptions(cues=False), gated=True)
+    food = tagger.topics.index("product_quality")
+    assert ungated[:, food].tolist() == [1.0, 1.0]
+    assert gated[:, food].tolist() == [0.0, 1.0]
+    assert set(tagger.gates) == {"en"}  # the tagger's own gates are back

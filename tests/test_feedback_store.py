@@ -24,6 +24,7 @@ from cxnlp.feedback.db import (
     open_store,
     upgrade,
 )
+from cxnlp.feedback.facts import fetch
 from cxnlp.feedback.ingest import ingest_file, ingest_frame
 from cxnlp.feedback.models import (
     Base,
@@ -189,7 +190,7 @@ def test_a_failed_write_leaves_the_store_unchanged(store, monkeypatch):
         raise RuntimeError("disk full")
 
     # Fails after the items, topics and aggregates were written in the transaction.
-    monkeypatch.setattr(ingest_module, "dimension_rows", broken)
+    monkeypatch.setattr(ingest_module, "cases_after_ingest", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         _ingest(store, resent)
     assert _snapshot(store) == before
@@ -428,6 +429,140 @@ def test_dimension_filters_go_through_the_index_and_follow_updates(store):
     moved = {"tier": ["platinum"], "region": ["east"]}
     for f in [*filters, Q.StatsFilter(dims=moved), Q.StatsFilter(dims=moved, lang=["fa"])]:
         _check_against_pandas(store, frame, f)
+
+
+def _search_frame() -> pd.DataFrame:
+    """600 rows whose texts hold words of every kind the search page reads differently on
+    PostgreSQL: in half the items ("parcel", any case), in three ("zebra"), in the 120 oldest
+    only ("vintage"), in a seventh (a Persian phrase), and one with LIKE's special characters."""
+    frame = classified_frame(600, seed=23)
+    oldest = set(frame.sort_values(["created_at", "id"]).index[:120])
+    texts = []
+    for i, text in enumerate(frame["text"]):
+        words = [text]
+        if i % 2 == 0:
+            words.append("PARCEL" if i % 4 else "parcel")
+        if i in (7, 150, 433):
+            words.append("Zebra")
+        if i in oldest:
+            words.append("vintage")
+        if i % 7 == 0:
+            words.append("پیک دیر رسید")
+        if i % 50 == 3:
+            words.append("50%_off")
+        texts.append(" ".join(words))
+    frame["text"] = texts
+    return frame
+
+
+# (filter, page size, offset) and how PostgreSQL reads the page (`item_queries._search_page`):
+# through the matches ("hits"), a walk of the newest items ("window"), or a walk that falls
+# short and then the matches ("window+hits").
+SEARCHES = [
+    (Q.StatsFilter(q="zebra"), 5, 0, "hits"),
+    (Q.StatsFilter(q="zebra"), 2, 1, "hits"),
+    (Q.StatsFilter(q="zebra", channel=["web"]), 5, 0, "hits"),
+    (Q.StatsFilter(q="parcel"), 5, 0, "window"),
+    (Q.StatsFilter(q="parcel"), 5, 7, "window"),
+    (Q.StatsFilter(q="Parcel", topic=["delivery"]), 5, 0, "window"),
+    (Q.StatsFilter(q="parcel", dims={"tier": ["gold"]}), 5, 0, "window"),
+    (Q.StatsFilter(q="parcel", product=["food"]), 5, 0, "window"),  # no aggregates: all items
+    (Q.StatsFilter(q="parcel", start=dt.date(2026, 9, 14), end=dt.date(2026, 9, 20)), 5, 0, "window"),
+    (Q.StatsFilter(q="parcel"), 200, 0, "hits"),
+    (Q.StatsFilter(q="vintage"), 5, 0, "window+hits"),
+    (Q.StatsFilter(q="vintage"), 5, 100, "hits"),
+    (Q.StatsFilter(q="دیر رسید"), 5, 0, "window"),
+    (Q.StatsFilter(q="دیر رسید", lang=["fa"]), 5, 0, "window"),
+    (Q.StatsFilter(q="دیر رسید", lang=["fa"]), 25, 0, "hits"),
+    (Q.StatsFilter(q="50%_off"), 5, 0, "hits"),
+    (Q.StatsFilter(q="%_"), 5, 0, "hits"),
+    (Q.StatsFilter(q="nothing like this"), 5, 0, ""),
+    (Q.StatsFilter(q="parcel"), 5, 10_000, ""),  # past the last match: no page to read
+]  # fmt: skip
+
+
+def test_search_pages_are_the_plain_querys_rows_in_its_order(store):
+    """A search page holds the rows the plain query (`_item_query`: the filter, newest first,
+    LIMIT and OFFSET) gives, in its order, however PostgreSQL reads it (chosen from the count:
+    few matches through the text index and sorted, many by a walk of the newest items, which
+    falls back to the matches when they are older than most)."""
+    from sqlalchemy import event
+
+    from cxnlp.feedback import item_queries
+
+    frame = _search_frame()
+    _ingest(store, frame)
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        seen.append(statement)
+
+    with store.engine.connect() as c:
+        for f, limit, offset, ways in SEARCHES:
+            plain = fetch(c, item_queries._item_query(f, store.dialect).limit(limit).offset(offset))
+            expected = item_queries._with_topics(c, plain)
+            seen.clear()
+            event.listen(c, "before_cursor_execute", record)
+            try:
+                got = Q.items(c, f, limit=limit, offset=offset)
+            finally:
+                event.remove(c, "before_cursor_execute", record)
+            assert got["items"] == expected, (f, limit, offset)
+            matches = _reference(frame, f)
+            assert got["total"] == len(matches), f
+            if offset == 0 and limit >= len(matches):
+                assert {i["id"] for i in got["items"]} == set(matches["id"]), f
+            read = [w for w in ("window", "hits") if any(f"search_{w}" in s for s in seen)]
+            assert read == (ways.split("+") if store.dialect == "postgresql" and ways else []), (
+                f,
+                limit,
+                offset,
+            )
+        assert len(Q.items(c, Q.StatsFilter(q="parcel"), limit=5)["items"]) == 5
+
+
+def test_a_rare_words_page_is_read_through_the_text_index_whatever_the_estimate(tmp_path):
+    """PostgreSQL estimates a word's share of the texts from ~100 sampled ones (1% when one holds
+    it); believing a rare word common it planned its page as a walk of the newest-first index
+    testing every text (at 1M items, ~225,000 texts for 25 of 111 matches). Made to prefer that
+    walk (sorting disabled), the page of a rare word still reads the matches through the trigram
+    index, as the count says they are few."""
+    from sqlalchemy import event, text
+
+    from cxnlp.feedback import item_queries
+
+    generator = database_url("postgresql", tmp_path)
+    store = open_store(next(generator))
+    try:
+        _ingest(store, _search_frame())
+        f = Q.StatsFilter(q="zebra")
+        seen: list[tuple[str, object]] = []
+
+        def record(_conn, _cursor, statement, parameters, _context, _many) -> None:
+            seen.append((statement, parameters))
+
+        def plan(c, statement: str, parameters: object) -> str:
+            return "\n".join(r[0] for r in c.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+
+        with store.engine.connect() as c:
+            c.execute(text("SET LOCAL enable_sort = off"))
+            c.execute(text("SET LOCAL enable_seqscan = off"))
+            event.listen(c, "before_cursor_execute", record)
+            try:
+                got = Q.items(c, f, limit=5)
+                c.execute(item_queries._item_query(f, "postgresql").limit(5))
+            finally:
+                event.remove(c, "before_cursor_execute", record)
+            *listed, plain = seen
+            page = [(s, p) for s, p in listed if "LIMIT" in s][-1]  # the page (then its topics)
+            assert got["total"] == 3 and len(got["items"]) == 3
+            walk = "Index Scan Backward using ix_feedback_items_created_at"
+            assert walk in plan(c, *plain), plan(c, *plain)  # the plain query walks
+            page_plan = plan(c, *page)
+            assert walk not in page_plan and "ix_feedback_items_text_trgm" in page_plan, page_plan
+    finally:
+        store.close()
+        generator.close()
 
 
 def _without_source(view: dict) -> dict:

@@ -389,8 +389,14 @@ def test_predict_runs_one_encoder_pass_per_text_with_clauses_on(tiny_backbone: P
     predictions = model.predict(texts, ["en", "fa"])
     assert sum(rows_seen) == len(texts)  # one encoder row per text, clauses included
     assert [type(p.mixed) for p in predictions] == [bool, bool]
-    # By default the clauses of a short text are read again on their own (two clauses each).
+    # clause_pass="all": the clauses of a short text are read again on their own (two each).
+    rows_seen.clear()
+    model.aspect_options = AspectOptions(clause_pass="all")
+    model.predict(texts, ["en", "fa"])
+    assert sum(rows_seen) == len(texts) * 3
+    # By default ("selective"), a text with a contrast word has every clause but the one
+    # nearest the document read again: one each here.
     rows_seen.clear()
     model.aspect_options = AspectOptions()
     model.predict(texts, ["en", "fa"])
-    assert sum(rows_seen) == len(texts) * 3
+    assert sum(rows_seen) == len(texts) * 2

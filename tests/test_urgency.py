@@ -83,6 +83,43 @@ from cxnlp.text.urgency import fold, fold_with_offsets, is_urgent, score_urgency
         ("ar", "مش ممكن ارجع لهالمطعم مرة تانية", "churn"),
         ("ar", "قررت عدم العودة لهذا الفندق", "churn"),
         ("ar", "الخضار كانت خربانة", "safety"),
+        # families added after heldout3 (spent) and train4 were read (train4 round)
+        ("en", "Delayed three times this month. #NeverAgain", "churn"),
+        ("en", "They will never see another penny from me", "churn"),
+        ("en", "I won't be ordering from this seller again", "churn"),
+        ("en", "Last time shopping with you", "churn"),
+        ("en", "Keep this up and you're losing customers", "churn"),
+        ("en", "Stranded again, I'm going back to Delta", "churn"),
+        ("en", "My whole family felt sick the rest of the night", "safety"),
+        ("en", "The manager said he would call the exterminator", "safety"),
+        ("en", "Are you paying for my hotel tonight?", "fraud"),
+        ("en", "Still have yet to see my refund", "fraud"),
+        ("en", "On hold again, this is the third time", "callback"),
+        ("en", "Been trying to reach an agent since noon", "callback"),
+        ("en", "All agents busy, call later, every single time", "callback"),
+        ("en", "How do I contact you about my seat?", "callback"),
+        ("en", "Been waiting two weeks for a reply", "callback"),
+        ("fa", "این شد آخرین سفارش من از این رستوران", "churn"),
+        ("fa", "موجودیمو میریزم تو یه حساب دیگه", "churn"),
+        ("fa", "اگه درست نشه با همراه بانک های دیگه کار میکنم", "churn"),
+        ("fa", "دیگه غلط بکنم از اینجا بخرم", "churn"),
+        ("fa", "تصمیم گرفتم دیگه از این فروشگاه خرید نکنم", "churn"),
+        ("fa", "به خاطر آلرژی نتونستم بخورم", "safety"),
+        ("fa", "کیف پول رو شارژ کردم ولی نمیتونم ازش استفاده کنم", "fraud"),
+        ("fa", "گارانتی هم پاسخ گو نیست", "callback"),
+        ("fa", "یکی نیست رسیدگی کنه؟", "callback"),
+        ("fa", "الان چیکار باید کرد؟", "callback"),
+        ("fa", "دو بار به شعبه مراجعه کردم", "callback"),
+        ("ar", "اكلت عندهم مرة وكانت اخر مرة", "churn"),
+        ("ar", "ما احب اكرر التجربة معهم", "churn"),
+        ("ar", "توبه ارجع لهم", "churn"),
+        ("ar", "لا أتوقع أن أعود له", "churn"),
+        ("ar", "لقيت حشر صغير في الاكل", "safety"),
+        ("ar", "اتسممت من الشاورما", "safety"),
+        ("ar", "السمك كان مزنخ", "safety"),
+        ("ar", "الموظفين كذابين", "fraud"),
+        ("ar", "اتمنى الرد بأسرع وقت", "callback"),
+        ("ar", "قدمت شكوى ولم يتم الرد", "callback"),
     ],
 )
 def test_urgency_cue_found_with_original_offsets(lang, text, cue):
@@ -135,6 +172,28 @@ def test_urgency_cue_found_with_original_offsets(lang, text, cue):
         ("fa", "برنامه باز نمیشه لطفا راهنمایی بفرمایید"),
         ("ar", "هذا الموقع يقوم بسرقة المحتوى من غيره"),
         ("ar", "عمري ما مرضت من اكلهم"),
+        # guards added in the train4 round: thanks for the help, a raise ASAP, sick on another day, a counter
+        # holding food, a call that got through; "honestly", a central-bank decree, an app reinstalled, "I did not
+        # follow up", a known SMS fee, calls to the courier; appointments (مواعيد), "after" + ما, "we would never
+        # say it is the last time", "it won't be the last time", outdoor insects, "not cheats", "I won't hesitate"
+        ("en", "Thanks for the help!"),
+        ("en", "Give that agent a raise ASAP"),
+        ("en", "I was sick that day anyway, so I skipped it"),
+        ("en", "the counter was holding 12 pastries"),
+        ("en", "got to speak to someone and it was fixed"),
+        ("fa", "خدا وکیلی غذاش عالی بود"),
+        ("fa", "طبق مصوبه بانک مرکزی کارمزد کم میشه"),
+        ("fa", "برنامه رو حذف کردم دوباره نصب کردم درست شد"),
+        ("fa", "خودم پیگیری نکردم چون دیر بود"),
+        ("fa", "هزینه پیامک هر ماه از حسابم کسر میشه"),
+        ("fa", "پیک آدرس رو پیدا نکرد و سه بار تماس گرفتم"),
+        ("ar", "مواعيدهم منتظمه واسعارهم معقوله"),
+        ("ar", "بعد ما ارجع من السفر بحكيلكم"),
+        ("ar", "مطعم رائع مستحيل نقول آخر مرة"),
+        ("ar", "ما رح تكون آخر مرة آكل عندهم"),
+        ("ar", "الجلسات الخارجية فيها حشرات بالليل"),
+        ("ar", "مو غشاشين ولا نصابين"),
+        ("ar", "ما اتردد اكرر التجربة"),
     ],
 )
 def test_urgency_not_raised_without_a_cue(lang, text):
@@ -167,12 +226,15 @@ def test_blank_text_has_no_urgency():
     }
 
 
-@pytest.mark.parametrize(("which", "min_urgent"), [("heldout2", 40), ("heldout3", 35)])
+@pytest.mark.parametrize(
+    ("which", "min_urgent"), [("heldout2", 40), ("heldout3", 35), ("heldout4", 45)]
+)
 def test_urgency_heldout_set_shares_no_text_with_a_tuned_or_browsed_set(which, min_urgent):
     """A held-out set must not hold a text of any other set the cues were tuned on or that was read
     while tuning them (the other urgency sets, hard cases, topic labels and topic sets); what
     `training/eval/sample_urgency_heldout<N>.py` leaves out, restated here without its heavy imports.
-    heldout2 was drawn before heldout3, so only heldout3 is checked against heldout2."""
+    heldout2 was drawn before heldout3, so only heldout3 is checked against heldout2; heldout4 is
+    checked against every other set (train4 included, drawn beside it from the other md5 half)."""
     root = Path(__file__).resolve().parents[1] / "training"
 
     def texts(path: Path) -> set[str]:

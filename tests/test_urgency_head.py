@@ -1,8 +1,9 @@
 """The learned urgency head: how its probability and the cues combine into the urgency result
 (score, level, evidence with `cue: "model"` when the head alone decides), on a tiny encoder where
 it covers a language and the cues alone elsewhere, saved and loaded as `urgency/`, and fitted by
-`cxnlp train-urgency` on the tuning sets only, each set read with its as-of-draw cue list, with
-cached signals."""
+`cxnlp train-urgency` on the tuning and training sets only (never an untouched test), each set
+read with its as-of-draw cue list, with cached signals; and the real fitting sets and their as-of
+lists."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import cxnlp
+import training.urgency_head as urgency_head
 from cxnlp.modeldir import CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE, has_urgency, urgency_dir
 from cxnlp.models.mixed import SIGNALS
 from cxnlp.models.pipeline import AspectOptions
@@ -21,6 +23,10 @@ from cxnlp.models.store import ModelLoadError
 from cxnlp.models.urgency import UrgencyHead, urgency_signal_names, urgency_signals
 from cxnlp.text.urgency import MODEL_CUE, LearnedUrgency, is_urgent, score_urgency
 from training.urgency_head import (
+    ASOF_DIR,
+    EVAL_DIR,
+    SET_FILES,
+    UNTOUCHED_FILES,
     UrgencyConfig,
     cue_matches,
     gather_urgency_rows,
@@ -172,26 +178,34 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
 
 
-# The as-of-draw cue list of the tiny sets: it knows "call me back", not "ring me back".
+# The as-of-draw cue list of the tiny sets: it knows "call me back", not "ring me back"; the list
+# as of train4's draw knows both.
 ASOF_CUES = """version: 1
 prefix: {en: ""}
 weights: {safety: 0.95, fraud: 0.9, complaint: 0.9, churn: 0.85, callback: 0.8}
 cues:
   en:
-    callback: ["call me back"]
+    callback: [%s]
 """
+# The sets of the tiny eval dir: (name, file, urgent texts, the as-of list's phrases).
+TINY_SETS = (
+    ("tuning", "urgency_en.jsonl", 24, '"call me back"'),
+    ("heldout", "urgency_heldout_en.jsonl", 16, '"call me back"'),
+    ("heldout2", "urgency_heldout2_en.jsonl", 8, '"call me back"'),
+    ("heldout3", "urgency_heldout3_en.jsonl", 8, '"call me back"'),
+    ("train4", "urgency_train4_en.jsonl", 8, '"call me back", "ring me back"'),
+)
+UNTOUCHED = "urgency_untouched_{lang}.jsonl"
 
 
 @pytest.fixture()
-def tiny_sets(tmp_path) -> Path:
+def tiny_sets(tmp_path, monkeypatch) -> Path:
     """English urgency sets: urgent texts ask to be called or rung back, the others praise the
-    food; the as-of cue lists know only half of the urgent phrasings."""
+    food; the as-of cue lists know only a quarter of the urgent phrasings, except train4's, which
+    knows them all. One more untouched test set (`UNTOUCHED`, added to the real list)."""
     sets = tmp_path / "eval"
-    for name, file, n in (
-        ("tuning", "urgency_en.jsonl", 24),
-        ("heldout", "urgency_heldout_en.jsonl", 16),
-        ("heldout2", "urgency_heldout2_en.jsonl", 8),
-    ):
+    (sets / "urgency_cues_asof").mkdir(parents=True)
+    for name, file, n, phrases in TINY_SETS:
         rows = []
         for i in range(n):
             ask = "call me back" if i % 4 == 0 else "ring me back"
@@ -202,9 +216,11 @@ def tiny_sets(tmp_path) -> Path:
                 {"id": f"{name}:x{i}", "text": f"lovely food here {name} {i}", "urgent": False}
             )
         write_jsonl(sets / file, rows)
-        (sets / "urgency_cues_asof").mkdir(exist_ok=True)
-        (sets / "urgency_cues_asof" / f"{name}.yaml").write_text(ASOF_CUES, encoding="utf-8")
-    write_jsonl(sets / "urgency_heldout3_en.jsonl", [{"text": "never seen before", "urgent": True}])
+        asof = sets / "urgency_cues_asof" / f"{name}.yaml"
+        asof.write_text(ASOF_CUES % phrases, encoding="utf-8")
+    monkeypatch.setattr(urgency_head, "UNTOUCHED_FILES", (*urgency_head.UNTOUCHED_FILES, UNTOUCHED))
+    untouched = [{"text": "never seen before", "urgent": True}]
+    write_jsonl(sets / UNTOUCHED.format(lang="en"), untouched)
     return sets
 
 
@@ -217,18 +233,36 @@ def tiny_config(eval_dir: Path, **overrides) -> UrgencyConfig:
 
 def test_urgency_rows_are_the_tuning_sets_read_with_their_as_of_cues(tiny_sets):
     rows = gather_urgency_rows(tiny_config(tiny_sets))
-    assert rows.groupby("set").size().to_dict() == {"heldout": 32, "heldout2": 16, "tuning": 48}
-    matched = [bool(m) for m in cue_matches(rows, tiny_config(tiny_sets))]
-    assert sum(matched) == 12  # "call me back" only
+    assert rows.groupby("set").size().to_dict() == {
+        "heldout": 32, "heldout2": 16, "heldout3": 16, "train4": 16, "tuning": 48,
+    }  # fmt: skip
+    matched = rows[[bool(m) for m in cue_matches(rows, tiny_config(tiny_sets))]]
+    # "call me back" only (6 + 4 + 2 + 2), and every urgent train4 text: its own as-of list.
+    assert matched.groupby("set").size().to_dict() == {
+        "heldout": 4, "heldout2": 2, "heldout3": 2, "train4": 8, "tuning": 6,
+    }  # fmt: skip
     # The shipped list knows "ring me back" too.
     shipped = [bool(m) for m in cue_matches(rows, tiny_config(tiny_sets, cues="current"))]
-    assert sum(shipped) > sum(matched)
-    with pytest.raises(ValueError, match="untouched"):
-        gather_urgency_rows(tiny_config(tiny_sets, sets=("tuning", "heldout3")))
+    assert sum(shipped) > len(matched)
+    with pytest.raises(ValueError, match="untouched tests: .*urgency_untouched"):
+        gather_urgency_rows(tiny_config(tiny_sets, sets=("tuning", "untouched")))
     # A training text that the untouched test holds is refused.
     write_jsonl(
-        tiny_sets / "urgency_heldout3_en.jsonl",
-        [{"text": "Lovely  food here tuning 3", "urgent": False}],
+        tiny_sets / UNTOUCHED.format(lang="en"),
+        [{"text": "Lovely  food here train4 3", "urgent": False}],
+    )
+    with pytest.raises(ValueError, match="untouched test"):
+        gather_urgency_rows(tiny_config(tiny_sets))
+
+
+def test_urgency_rows_refuse_the_fourth_held_out_set_and_its_texts(tiny_sets):
+    """heldout4 is an untouched test: never a set to fit on, and a training text it holds is refused."""
+    assert not gather_urgency_rows(tiny_config(tiny_sets)).empty
+    with pytest.raises(ValueError, match="untouched"):
+        gather_urgency_rows(tiny_config(tiny_sets, sets=("tuning", "heldout4")))
+    write_jsonl(
+        tiny_sets / "urgency_heldout4_en.jsonl",
+        [{"text": "please CALL me back now  heldout 4", "urgent": True}],
     )
     with pytest.raises(ValueError, match="untouched test"):
         gather_urgency_rows(tiny_config(tiny_sets))
@@ -244,9 +278,9 @@ def test_train_urgency_fits_saves_and_reuses_its_cached_signals(
     cache = tmp_path / "cache"
     report = train_urgency(model_dir, tiny_config(tiny_sets), cache_dir=cache)
     assert has_urgency(model_dir) and list(cache.glob("urgency/*.npz"))
-    assert report["signals"]["computed"] == 96 and report["signals"]["cached"] == 0
+    assert report["signals"]["computed"] == 128 and report["signals"]["cached"] == 0
     en = report["cv"]["en"]
-    assert en["cues"]["recall"] == pytest.approx(10 / 40)
+    assert en["cues"]["recall"] == pytest.approx(22 / 64, abs=1e-4)  # rounded to 4 places
     assert {"precision", "recall", "threshold"} <= set(en["head_or_cues"])
     assert en["covered"], en  # "ring me back" is learned from the features
     assert en["head_or_cues"]["recall"] > en["cues"]["recall"]
@@ -263,5 +297,60 @@ def test_train_urgency_fits_saves_and_reuses_its_cached_signals(
     )  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
-    assert "rows en: tuning 48, heldout 32, heldout2 16" in out and "0 read, 96 cached" in out
+    assert "rows en: tuning 48, heldout 32, heldout2 16, heldout3 16, train4 16" in out
+    assert "0 read, 128 cached" in out
     assert "seconds:" in out
+
+
+def test_every_fitting_set_has_its_files_and_as_of_list_and_none_is_untouched():
+    assert {"heldout3", "train4"} <= set(SET_FILES)
+    assert not set(SET_FILES.values()) & set(UNTOUCHED_FILES)
+    for name, pattern in SET_FILES.items():
+        assert (EVAL_DIR / ASOF_DIR / f"{name}.yaml").is_file(), name
+        for lang in ("fa", "ar", "en"):
+            rows = [json.loads(line) for line in (EVAL_DIR / pattern.format(lang=lang)).open()]
+            assert rows and all(isinstance(r["urgent"], bool) for r in rows), (name, lang)
+    # Each set is read with its own list: train4's is the list at its draw, which has changed since.
+    rows = gather_urgency_rows(UrgencyConfig(sets=("train4",)))
+    asof = [bool(m) for m in cue_matches(rows, UrgencyConfig(sets=("train4",)))]
+    current = [bool(m) for m in cue_matches(rows, UrgencyConfig(sets=("train4",), cues="current"))]
+    assert asof != current
+
+
+def test_train4_is_odd_by_hash_and_shares_no_text_with_another_labeled_set():
+    """train4 (a training set) holds only texts whose md5 of the normalized text starts with an odd
+    hex digit (heldout4, the test drawn beside it, only even ones) and no text of any other urgency
+    set, hard case, topic label or topic set; restated from `sample_urgency_train4.py`."""
+    import hashlib
+
+    from cxnlp.text.clean import text_key
+    from cxnlp.text.normalize import normalize
+
+    root = EVAL_DIR.parent
+    for lang in ("fa", "ar", "en"):
+        rows = [json.loads(line) for line in (EVAL_DIR / f"urgency_train4_{lang}.jsonl").open()]
+        assert len(rows) >= 200 and sum(r["urgent"] for r in rows) >= 55
+        assert all(r["set"] == "train4" and r["lang"] == lang for r in rows)
+        assert all(r.get("reason") for r in rows if r["urgent"])
+        assert len({r["id"] for r in rows}) == len(rows)
+        digits = {hashlib.md5(normalize(r["text"], lang).encode()).hexdigest()[0] for r in rows}
+        assert digits <= set("13579bdf")
+        drawn = {text_key(r["text"]) for r in rows}
+        others = [
+            *EVAL_DIR.glob(f"urgency_*{lang}.jsonl"),
+            *EVAL_DIR.glob(f"topics_*{lang}.jsonl"),
+            *(root / "hard_cases").glob(f"*{lang}.jsonl"),
+            *(root / "topic_labels").glob(f"*{lang}.jsonl"),
+        ]
+        others = [p for p in others if "train4" not in p.name]
+        assert len(others) >= 8
+        for other in others:
+            texts = {text_key(json.loads(line)["text"]) for line in other.open() if line.strip()}
+            assert not drawn & texts, other.name
+        second = [
+            json.loads(line)
+            for line in (EVAL_DIR / f"urgency_train4_second_pass_{lang}.jsonl").open()
+        ]
+        assert len(second) >= len(rows) // 10 and {r["id"] for r in second} <= {
+            r["id"] for r in rows
+        }

@@ -97,12 +97,28 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--recalibrate",
         action="store_true",
-        help="keep the head, only choose per-language thresholds on the config's calibration sets",
+        help="keep the head, choose per-language thresholds, gates and polarity weights on the "
+        "config's calibration sets",
     )
     p.add_argument(
         "--fit-gates",
         action="store_true",
         help="keep the head and its thresholds, only fit the document gates of `gate_langs`",
+    )
+    p.add_argument(
+        "--fit-polarity",
+        action="store_true",
+        help="keep the head, thresholds and gates, only choose per-language polarity weights",
+    )
+    p.add_argument(
+        "--langs",
+        nargs="+",
+        help="with --recalibrate or --fit-polarity: only these languages (others keep theirs)",
+    )
+    p.add_argument(
+        "--keep-gates",
+        action="store_true",
+        help="with --recalibrate: keep the document gates (weights and floors) as they are",
     )
     p.set_defaults(handler=_train_topics)
 
@@ -295,12 +311,22 @@ def _train_topics(args: argparse.Namespace) -> int:
     from training.topic_eval import evaluate_topics, format_topic_report
     from training.topic_trainer import TopicConfig, train_topics
 
+    if args.langs and not (args.recalibrate or args.fit_polarity):
+        raise SystemExit("--langs goes with --recalibrate or --fit-polarity")
+    if args.keep_gates and not args.recalibrate:
+        raise SystemExit("--keep-gates goes with --recalibrate")
     model = load(args.model)
     config = TopicConfig.from_yaml(args.config)
     if args.recalibrate:
         from training.topic_calibration import format_recalibration, recalibrate_topics
 
-        print(format_recalibration(recalibrate_topics(model, config)))
+        report = recalibrate_topics(model, config, args.langs, gates=not args.keep_gates)
+        print(format_recalibration(report))
+        tagger = model.topic_tagger
+    elif args.fit_polarity:
+        from training.topic_calibration import fit_polarity_only, format_recalibration
+
+        print(format_recalibration(fit_polarity_only(model, config, args.langs)))
         tagger = model.topic_tagger
     elif args.fit_gates:
         from training.topic_calibration import fit_gates_only, format_recalibration

@@ -9,8 +9,16 @@ F1 on them; a topic without `min_positives` dev positives in a language gets the
 that adds no false positive (never below the head's own). The thresholds land in the head's
 `thresholds_by_lang` (topics/config.json); the head's weights are not touched.
 
+Then, per language, the weight of the text's sentiment in each topic's polarity
+(`TopicTagger.polarity_text_weight_by_lang`): read the way `predict` reads it (the polarity head
+and the sentiment of the clause that carries the topic), on the topics found whose gold polarity
+is positive, neutral or negative; a language moves off the head's own weight only when another
+weight of `POLARITY_GRID` is `polarity_min_gain` more accurate there (measured: Persian, whose
+polarity head calls most food and app complaints positive, gains; Arabic and English do not).
+
 Run it with `cxnlp train-topics --model default --recalibrate` (or at the end of a full
-`train-topics` run when the config names calibration sets).
+`train-topics` run when the config names calibration sets); `--fit-polarity` chooses the polarity
+weights alone and `--langs` limits either to some languages.
 """
 
 from __future__ import annotations
@@ -18,13 +26,15 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cxnlp.labels import LANGS
+from cxnlp.labels import LANGS, SENTIMENTS
 from cxnlp.models.base import SentimentModel
 from cxnlp.models.pipeline import AspectOptions, analyze
 from cxnlp.text.clauses import cue_topics
@@ -35,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 GRID = np.round(np.arange(0.05, 0.991, 0.01), 2)
 GATE_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+# Weights of the text's sentiment in a topic's polarity tried per language (the polarity head
+# weighs 1; see TopicTagger.polarities).
+POLARITY_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,7 +63,8 @@ def calibration_rows(
     negatives_per_dataset: int,
     seed: int,
 ) -> pd.DataFrame:
-    """text, lang, topics (list of names) of the dev rows of `sets` and of sampled negatives."""
+    """text, lang, topics (list of names), polarity (topic -> gold polarity) of the dev rows of
+    `sets` and of sampled negatives."""
     frames = []
     for pattern in sets:
         path = _resolve(pattern)
@@ -64,6 +78,9 @@ def calibration_rows(
                         "text": rows["text"].astype(str),
                         "lang": rows["lang"],
                         "topics": [[t["topic"] for t in ts] for ts in rows["topics"]],
+                        "polarity": [
+                            {t["topic"]: t["polarity"] for t in ts} for ts in rows["topics"]
+                        ],
                         "source": file.name,
                     }
                 )
@@ -76,6 +93,7 @@ def calibration_rows(
                     "text": rows["text"].astype(str),
                     "lang": lang,
                     "topics": [[] for _ in range(len(rows))],
+                    "polarity": [{} for _ in range(len(rows))],
                     "source": name,
                 }
             )
@@ -86,16 +104,17 @@ def calibration_rows(
 
 
 def candidate_scores(
-    model: SentimentModel, rows: pd.DataFrame, options: AspectOptions
+    model: SentimentModel, rows: pd.DataFrame, options: AspectOptions, *, gated: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(n, topics) the score `predict` gives each topic (max over document and clauses) and
-    (n, topics) whether a cue rule tags it regardless of the threshold."""
+    """(n, topics) the score `predict` gives each topic (max over document and clauses; with
+    `gated`, 0 where the language's document gate is closed) and (n, topics) whether a cue rule
+    tags it regardless of the threshold."""
     tagger = model.topic_tagger
     saved = tagger.thresholds_, tagger.thresholds_by_lang, tagger.gates
     try:
         tagger.thresholds_ = np.zeros(len(tagger.topics))
         tagger.thresholds_by_lang = {}
-        tagger.gates = {}
+        tagger.gates = tagger.gates if gated else {}
         predictions = analyze(model, rows["text"].tolist(), rows["lang"].tolist(), options)
     finally:
         tagger.thresholds_, tagger.thresholds_by_lang, tagger.gates = saved
@@ -160,6 +179,114 @@ def choose_thresholds(
             thresholds[col] = max(float(floor[col]), min(t for t, n in fp.items() if n == least))
             notes[str(col)] = {"positives": positives, "false_positives": least}
     return thresholds, notes
+
+
+@contextmanager
+def read_once(model: SentimentModel) -> Iterator[SentimentModel]:
+    """`model` whose `read_units` remembers what it read while the block runs: `analyze` run
+    again on the same texts (other thresholds, gates or polarity weights) reuses the first
+    encoder pass."""
+    had_own = "read_units" in vars(model)
+    read = model.read_units
+    memo: dict[Any, Any] = {}
+
+    def remembered(
+        docs: list[str], spans: list[list[tuple[int, int]]], langs: Sequence[str]
+    ) -> Any:
+        key = (tuple(docs), tuple(tuple(s) for s in spans), tuple(langs))
+        if key not in memo:
+            memo[key] = read(docs, spans, langs)
+        return memo[key]
+
+    model.read_units = remembered  # type: ignore[method-assign]
+    try:
+        yield model
+    finally:
+        if had_own:
+            model.read_units = read  # type: ignore[method-assign]
+        else:
+            del model.read_units
+
+
+def polarity_hits(predictions: Sequence[Any], rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row index and correctness of each predicted topic that the row's gold has with a
+    positive, neutral or negative polarity (`mixed` gold left out, as the scores do)."""
+    index, correct = [], []
+    for row, (prediction, gold) in enumerate(zip(predictions, rows["polarity"], strict=True)):
+        for item in prediction.topics:
+            truth = gold.get(item["topic"])
+            if truth in SENTIMENTS:
+                index.append(row)
+                correct.append(item["polarity"] == truth)
+    return np.asarray(index, dtype=np.int64), np.asarray(correct, dtype=bool)
+
+
+def choose_polarity_weight(
+    accuracy: dict[float, float], pairs: int, current: float, min_gain: float, min_pairs: int
+) -> float | None:
+    """The weight (a key of `accuracy`) with the best accuracy (ties: the one nearest
+    `current`), or None (keep `current`) when fewer than `min_pairs` topics were scored or it
+    beats `current`'s accuracy by less than `min_gain`."""
+    best = max(accuracy, key=lambda w: (round(accuracy[w], 9), -abs(w - current)))
+    if pairs < min_pairs or accuracy[best] - accuracy.get(current, 0.0) < min_gain:
+        return None
+    return best
+
+
+def polarity_outcomes(
+    model: SentimentModel, rows: pd.DataFrame, options: AspectOptions, weights: Sequence[float]
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """For each weight, every language's topics read with it (`analyze` on `rows` with the
+    head's current thresholds and gates; the rows are encoded once): `polarity_hits`."""
+    tagger = model.topic_tagger
+    saved = dict(tagger.polarity_text_weight_by_lang)
+    texts, langs = rows["text"].tolist(), rows["lang"].tolist()
+    outcomes = {}
+    try:
+        with read_once(model):
+            for weight in weights:
+                tagger.polarity_text_weight_by_lang = {lang: weight for lang in LANGS}
+                outcomes[weight] = polarity_hits(analyze(model, texts, langs, options), rows)
+    finally:
+        tagger.polarity_text_weight_by_lang = saved
+    return outcomes
+
+
+def fit_polarity_weights(
+    model: SentimentModel,
+    rows: pd.DataFrame,
+    options: AspectOptions,
+    langs: Sequence[str],
+    min_gain: float,
+    min_pairs: int,
+) -> dict[str, Any]:
+    """For each of `langs`: the polarity accuracy of every weight of `POLARITY_GRID` (and of the
+    head's own `polarity_text_weight`) on `rows` read as `predict` reads them
+    (`polarity_outcomes`), and the weight chosen (`choose_polarity_weight`); sets
+    `model.topic_tagger.polarity_text_weight_by_lang` for those languages (a language whose
+    weight is not chosen loses any per-language weight it had)."""
+    tagger = model.topic_tagger
+    current = float(tagger.polarity_text_weight)
+    outcomes = polarity_outcomes(model, rows, options, sorted({*POLARITY_GRID, current}))
+    row_langs = rows["lang"].to_numpy()
+    report: dict[str, Any] = {}
+    for lang in langs:
+        accuracy, pairs = {}, 0
+        for weight, (index, correct) in outcomes.items():
+            mine = row_langs[index] == lang
+            pairs = int(mine.sum())
+            accuracy[weight] = float(correct[mine].mean()) if pairs else 0.0
+        chosen = choose_polarity_weight(accuracy, pairs, current, min_gain, min_pairs)
+        if chosen is None:
+            tagger.polarity_text_weight_by_lang.pop(lang, None)
+        else:
+            tagger.polarity_text_weight_by_lang[lang] = chosen
+        report[lang] = {
+            "pairs": pairs,
+            "weight": current if chosen is None else chosen,
+            "accuracy": {str(w): round(a, 4) for w, a in accuracy.items()},
+        }
+    return report
 
 
 def gate_training_rows(
@@ -231,15 +358,22 @@ def fit_gates(
     scores: np.ndarray,
     cued: np.ndarray,
     gold: np.ndarray,
+    langs: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """For each language of `config.gate_langs`: fit a document gate on the gate training rows
-    and choose its floor on the calibration (dev) rows `rows`; set `model.topic_tagger.gates`."""
+    """For each language of `config.gate_langs` (those in `langs`, when given): fit a document
+    gate on the gate training rows and choose its floor on the calibration (dev) rows `rows`;
+    set `model.topic_tagger.gates` (languages outside `langs` keep theirs; without `langs`,
+    a language not in `gate_langs` loses its gate)."""
     from cxnlp.topics.tagger import TopicGate
 
     tagger = model.topic_tagger
     report: dict[str, Any] = {}
-    gates = {}
+    gates = {
+        lang: gate for lang, gate in tagger.gates.items() if langs is not None and lang not in langs
+    }
     for lang in config.gate_langs:
+        if langs is not None and lang not in langs:
+            continue
         train = gate_training_rows(
             config.team_sets,
             config.negative_datasets,
@@ -273,23 +407,43 @@ def fit_gates(
     return report
 
 
-def calibration_inputs(
-    model: SentimentModel, config: Any
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
-    """The calibration (dev) rows of `config`, each topic's candidate score and cue flag on them
-    (`candidate_scores`) and the gold topics, (rows, topics) booleans."""
+def predict_options(model: SentimentModel) -> AspectOptions:
+    """A copy of the options `model.predict` reads texts with."""
+    return copy.copy(getattr(model, "aspect_options", None) or AspectOptions())
+
+
+def _langs(langs: Sequence[str] | None) -> list[str]:
+    """`langs` checked against LANGS (all of them when None)."""
+    if langs is None:
+        return list(LANGS)
+    unknown = sorted(set(langs) - set(LANGS))
+    if unknown:
+        raise ValueError(f"unknown language(s) {unknown}; calibrate some of {list(LANGS)}")
+    return [lang for lang in LANGS if lang in langs]
+
+
+def config_calibration_rows(model: SentimentModel, config: Any) -> pd.DataFrame:
+    """The calibration rows (`calibration_rows`) a TopicConfig names, for a model with a topic
+    head."""
     if model.topic_tagger is None:
         raise ValueError("this model has no topic head to calibrate")
-    rows = calibration_rows(
+    return calibration_rows(
         config.calibration_sets,
         config.negative_datasets,
         config.data_dir,
         config.calibration_negatives_per_dataset,
         config.seed,
     )
-    options = copy.copy(getattr(model, "aspect_options", None) or AspectOptions())
+
+
+def calibration_inputs(
+    model: SentimentModel, config: Any
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """The calibration (dev) rows of `config`, each topic's candidate score and cue flag on them
+    (`candidate_scores`) and the gold topics, (rows, topics) booleans."""
+    rows = config_calibration_rows(model, config)
     logger.info("scoring topics on %d calibration (dev) texts", len(rows))
-    scores, cued = candidate_scores(model, rows, options)
+    scores, cued = candidate_scores(model, rows, predict_options(model))
     names = list(model.topic_tagger.topics)
     gold = np.array([[name in topics for name in names] for topics in rows["topics"]], bool)
     return rows, scores, cued, gold
@@ -318,36 +472,94 @@ def fit_gates_only(model: SentimentModel, config: Any) -> dict[str, Any]:
     return {"thresholds": {}, "rows": {}, "gates": gates}
 
 
-def recalibrate_topics(model: SentimentModel, config: Any) -> dict[str, Any]:
-    """Set `model.topic_tagger.thresholds_by_lang` from the calibration rows of `config` (a
-    TopicConfig) and report what was chosen on what."""
-    rows, scores, cued, gold = calibration_inputs(model, config)
+def _polarity_record(config: Any, rows: pd.DataFrame, report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "calibration_sets": list(config.calibration_sets),
+        "negative_datasets": config.negative_datasets,
+        "negatives_per_dataset": config.calibration_negatives_per_dataset,
+        "rows": {lang: int((rows["lang"] == lang).sum()) for lang in report},
+        "min_gain": config.polarity_min_gain,
+        "min_pairs": config.polarity_min_pairs,
+        "chosen": {lang: r["weight"] for lang, r in report.items()},
+    }
+
+
+def fit_polarity_only(
+    model: SentimentModel, config: Any, langs: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Choose the per-language polarity weights (`fit_polarity_weights`) of `langs` (all by
+    default) on the calibration rows with the head's current thresholds and gates, and record
+    them in the head's info; nothing else is touched."""
+    langs = _langs(langs)
+    rows = config_calibration_rows(model, config)
+    langs = [lang for lang in langs if (rows["lang"] == lang).any()]
+    report = fit_polarity_weights(
+        model,
+        rows,
+        predict_options(model),
+        langs,
+        config.polarity_min_gain,
+        config.polarity_min_pairs,
+    )
     tagger = model.topic_tagger
-    names = list(tagger.topics)
-    chosen: dict[str, np.ndarray] = {}
-    report: dict[str, Any] = {"rows": {}, "thresholds": {}}
-    for lang in LANGS:
-        mask = (rows["lang"] == lang).to_numpy()
-        if not mask.any():
-            continue
-        thresholds, notes = choose_thresholds(
-            scores[mask],
-            cued[mask],
-            gold[mask],
-            tagger.thresholds_,
-            config.calibration_min_positives,
+    tagger.info = {**tagger.info, "polarity_fitting": _polarity_record(config, rows, report)}
+    return {"thresholds": {}, "rows": {}, "polarity": report}
+
+
+def recalibrate_topics(
+    model: SentimentModel,
+    config: Any,
+    langs: Sequence[str] | None = None,
+    *,
+    gates: bool = True,
+) -> dict[str, Any]:
+    """Set `model.topic_tagger.thresholds_by_lang`, the document gates of `config.gate_langs`
+    (`gates=False` keeps the gates as they are) and the per-language polarity weights from the
+    calibration rows of `config` (a TopicConfig), for `langs` (all by default; other languages
+    keep theirs), and report what was chosen on what. The calibration rows are encoded once for
+    all three steps."""
+    every = langs is None
+    langs = _langs(langs)
+    tagger = model.topic_tagger
+    with read_once(model):
+        rows, scores, cued, gold = calibration_inputs(model, config)
+        names = list(tagger.topics)
+        chosen: dict[str, np.ndarray] = {} if every else dict(tagger.thresholds_by_lang)
+        report: dict[str, Any] = {"rows": {}, "thresholds": {}}
+        for lang in langs:
+            mask = (rows["lang"] == lang).to_numpy()
+            if not mask.any():
+                continue
+            thresholds, notes = choose_thresholds(
+                scores[mask],
+                cued[mask],
+                gold[mask],
+                tagger.thresholds_,
+                config.calibration_min_positives,
+            )
+            chosen[lang] = thresholds
+            report["rows"][lang] = int(mask.sum())
+            report["thresholds"][lang] = {
+                names[int(col)]: {"threshold": float(thresholds[int(col)]), **note}
+                for col, note in notes.items()
+            }
+        tagger.thresholds_by_lang = chosen
+        if gates and getattr(config, "gate_langs", None):
+            report["gates"] = fit_gates(
+                model, config, rows, scores, cued, gold, None if every else langs
+            )
+        elif gates and every:
+            tagger.gates = {}
+        report["polarity"] = fit_polarity_weights(
+            model,
+            rows,
+            predict_options(model),
+            list(report["rows"]),
+            config.polarity_min_gain,
+            config.polarity_min_pairs,
         )
-        chosen[lang] = thresholds
-        report["rows"][lang] = int(mask.sum())
-        report["thresholds"][lang] = {
-            names[int(col)]: {"threshold": float(thresholds[int(col)]), **note}
-            for col, note in notes.items()
-        }
-    tagger.thresholds_by_lang = chosen
-    if getattr(config, "gate_langs", None):
-        report["gates"] = fit_gates(model, config, rows, scores, cued, gold)
-    else:
-        tagger.gates = {}
+    # A run for some languages keeps the record of the others' earlier run (their rows).
+    earlier = {} if every else tagger.info.get("recalibration", {}).get("rows", {})
     tagger.info = {
         **tagger.info,
         "recalibration": {
@@ -355,7 +567,8 @@ def recalibrate_topics(model: SentimentModel, config: Any) -> dict[str, Any]:
             "negative_datasets": config.negative_datasets,
             "negatives_per_dataset": config.calibration_negatives_per_dataset,
             "min_positives": config.calibration_min_positives,
-            "rows": report["rows"],
+            "langs": list(report["rows"]),
+            "rows": {**earlier, **report["rows"]},
             **(
                 {
                     "gates": report["gates"],
@@ -365,6 +578,7 @@ def recalibrate_topics(model: SentimentModel, config: Any) -> dict[str, Any]:
                 if "gates" in report
                 else {}
             ),
+            "polarity": _polarity_record(config, rows, report["polarity"]),
         },
     }
     return report
@@ -383,6 +597,12 @@ def format_recalibration(report: dict[str, Any]) -> str:
         lines.append(
             f"{lang} gate: floor {gate['floor']:.2f}, dev micro-F1 {gate['dev_micro_f1_ungated']:.3f}"
             f" -> {gate['dev_micro_f1']:.3f} ({gate['train_rows']} training texts)"
+        )
+    for lang, fitted in report.get("polarity", {}).items():
+        cells = ", ".join(f"{w} {a:.3f}" for w, a in fitted["accuracy"].items())
+        lines.append(
+            f"{lang} polarity weight {fitted['weight']} ({fitted['pairs']} dev topics; "
+            f"accuracy by weight: {cells})"
         )
     return "\n".join(lines)
 

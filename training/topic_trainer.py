@@ -76,6 +76,11 @@ class TopicConfig:
     gate_langs: list[str] = field(default_factory=list)
     gate_c: float = 0.01
     gate_negatives_per_dataset: int = 300
+    # Per-language polarity weights (training/topic_calibration.py, `fit_polarity_weights`): a
+    # language leaves the head's own weight only for one this much more accurate (share of the
+    # dev topics found) on at least `polarity_min_pairs` dev topics.
+    polarity_min_gain: float = 0.02
+    polarity_min_pairs: int = 50
     # The team's own labeled topic sets (globs from the repository root): complete rows that
     # replace any mapped row of the same text.
     team_sets: list[str] = field(default_factory=list)

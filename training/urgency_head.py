@@ -3,16 +3,20 @@
 
 Rows (`gather_urgency_rows`): the hand-labeled urgency sets that are tuning sets,
 `training/eval/urgency_<lang>.jsonl`, `urgency_heldout_<lang>.jsonl` (about 230-240 texts per
-language) and `urgency_heldout2_<lang>.jsonl` (150-180, the first head's test, spent).
-`urgency_heldout3_<lang>.jsonl` is the untouched test: it is refused, and so is any row whose text
-(by `text_key`) it holds.
+language), `urgency_heldout2_<lang>.jsonl` (150-180, the first head's test, spent),
+`urgency_heldout3_<lang>.jsonl` (150-180, the cue lists' and the first head's second test, spent)
+and the training set `urgency_train4_<lang>.jsonl` (200-260, drawn for the head, weighted to urgent
+texts). The untouched test sets (`UNTOUCHED_FILES`: `urgency_heldout4_<lang>.jsonl`, drawn beside
+train4 from the other md5 half) are refused, and so is any row whose text (by
+`text_key`) they hold.
 
 Cue signals: the shipped cue lists were tuned on these very rows (they find 97-100% of their
 urgent texts and nothing else), so a head fitted on their flags would learn "a cue matched =
 urgent" and nothing about the texts cues miss, and its cross-validated figures would say nothing
 of unseen text. Each set's rows are therefore read with the cue list **as it was when that set was
 drawn**, before any cue was tuned on it (`training/eval/urgency_cues_asof/<set>.yaml`, copies of
-`cxnlp/data/urgency_cues.yaml` at commits de7332f and 35bcb89): those lists found 42% / 62% / 41%
+`cxnlp/data/urgency_cues.yaml` at commits de7332f and 35bcb89 for the tuning and first held-out
+sets, b1b539a for heldout2, 4d05982 for heldout3 and train4): the first two found 42% / 62% / 41%
 of the urgent texts (fa / ar / en) at precision 0.73 / 0.85 / 0.95, about as a cue list does on
 text it was not written against. At prediction time the head reads the shipped list's flags.
 (`cues="current"` fits on the shipped list instead; its figures are then optimistic.)
@@ -79,9 +83,14 @@ SET_FILES: dict[str, str] = {
     "heldout": "urgency_heldout_{lang}.jsonl",
     # The test of the first head; spent, read with its as-of list (urgency_cues_asof/heldout2.yaml).
     "heldout2": "urgency_heldout2_{lang}.jsonl",
+    # The second test of the cues and the first head; spent (urgency_cues_asof/heldout3.yaml).
+    "heldout3": "urgency_heldout3_{lang}.jsonl",
+    # Drawn and labeled for the head (urgency_cues_asof/train4.yaml: the list at its draw).
+    "train4": "urgency_train4_{lang}.jsonl",
 }
-# Never read for fitting: heldout3 is the untouched test of the head.
-UNTOUCHED_FILES: tuple[str, ...] = ("urgency_heldout3_{lang}.jsonl",)
+# Never read for fitting: the untouched tests of the head (heldout4: of the next head and cue lists,
+# drawn beside train4, from the other md5 half; see training/eval/README.md).
+UNTOUCHED_FILES: tuple[str, ...] = ("urgency_heldout4_{lang}.jsonl",)
 ASOF_DIR = "urgency_cues_asof"
 CUE_MODES = ("asof", "current")
 
@@ -123,8 +132,8 @@ def gather_urgency_rows(config: UrgencyConfig) -> pd.DataFrame:
     unknown = [s for s in config.sets if s not in SET_FILES]
     if unknown:
         raise ValueError(
-            f"the urgency head is fitted on the tuning sets {list(SET_FILES)} only; got "
-            f"{unknown} (heldout3 is the untouched test)"
+            f"the urgency head is fitted on the sets {list(SET_FILES)} only; got {unknown} "
+            f"(the untouched tests: {', '.join(UNTOUCHED_FILES) or 'none'})"
         )
     rows = []
     for name in config.sets:

@@ -20,12 +20,13 @@ The measures are the counts and sums the statistics core (`cxnlp.report.segments
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from cxnlp.feedback.models import DIMENSION_KEYS, DIMENSION_LEN, STAT_KEYS, STAT_MEASURES
 from cxnlp.feedback.records import INDEXED_DIMENSIONS
@@ -60,77 +61,167 @@ def stat_key(dataset: str, r: Mapping[str, Any]) -> tuple:
     return (dataset, *(v or "" for v in _KEY_VALUES(r)))
 
 
+# A key column of a batch's rows: its distinct values, and each row's number among them.
+Column = tuple[np.ndarray, np.ndarray]
+
+
+def _column(values: Sequence[Any]) -> Column:
+    """`values` as a key column: distinct values in the order they first appear, and codes."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    return np.asarray(uniques, dtype=object), codes.astype(np.intp, copy=False)
+
+
+def _take(column: Column, rows: np.ndarray) -> Column:
+    return column[0], column[1][rows]
+
+
 @dataclass
 class Rollup:
-    """Changes of one aggregate table: its keys, and per key the change of each of
-    `STAT_MEASURES` (a row of `sums`)."""
+    """Changes of one aggregate table, one row per key: the key as columns (each its distinct
+    values and one code per key, in the table's primary key order), and per key the change of
+    each of `STAT_MEASURES` (a row of `sums`)."""
 
-    keys: list[tuple]
+    columns: list[Column]
     sums: np.ndarray
 
+    def __len__(self) -> int:
+        return len(self.sums)
 
-def _sum_by(codes: Sequence[int], size: int, values: np.ndarray) -> np.ndarray:
+    @property
+    def keys(self) -> list[tuple]:
+        """The keys as tuples, in order."""
+        if not len(self):
+            return []
+        return list(zip(*(values[codes].tolist() for values, codes in self.columns), strict=True))
+
+    def where_first(self, allowed: Iterable[Any]) -> Rollup:
+        """The keys whose first column (a per-dimension table's `dim_key`) is in `allowed`."""
+        values, codes = self.columns[0]
+        allowed = set(allowed)
+        keep = np.array([v in allowed for v in values.tolist()], dtype=bool)[codes]
+        rows = np.flatnonzero(keep)
+        return Rollup([_take(c, rows) for c in self.columns], self.sums[rows])
+
+
+def _group(columns: Sequence[Column]) -> tuple[np.ndarray, int]:
+    """Each row's group (rows with equal values in every column), numbered in the order groups
+    first appear, and how many there are."""
+    rows = len(columns[0][1])
+    combined = np.zeros(rows, dtype=np.int64)
+    size = 1
+    for values, codes in columns:
+        if len(values) > 1:
+            # Renumbered after each column: the numbers stay below rows * len(values).
+            combined, firsts = pd.factorize(combined * len(values) + codes)
+            size = len(firsts)
+    if size == 1 and rows:
+        return np.zeros(rows, dtype=np.intp), 1
+    return combined.astype(np.intp, copy=False), size if rows else 0
+
+
+def _sum_by(codes: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
     """Rows of `values` added up per code, each code's rows in their order (as one += per row
     would: the same floating-point sums)."""
-    codes = np.asarray(codes, dtype=np.intp)
     # bincount adds each code's weights in their order, as np.add.at does, ten times faster.
     sums = [
         np.bincount(codes, weights=values[:, j], minlength=size) for j in range(values.shape[1])
     ]
-    return np.column_stack(sums)
+    return np.column_stack(sums) if sums else np.zeros((size, 0))
 
 
-def _codes(keys: Iterable[tuple]) -> tuple[list[int], list[tuple]]:
-    """Each key's number in the order keys first appear, and the distinct keys in that order."""
-    index: dict[tuple, int] = {}
-    codes = [index.setdefault(k, len(index)) for k in keys]
-    return codes, list(index)
+def _rollup(columns: Sequence[Column], values: np.ndarray) -> Rollup:
+    """`values` (one row per row of `columns`) summed per key; keys in the order they first
+    appear."""
+    if not len(values):
+        return Rollup([(c[0], c[1][:0]) for c in columns], np.zeros((0, values.shape[1])))
+    codes, size = _group(columns)
+    _, first = np.unique(codes, return_index=True)
+    return Rollup([_take(c, first) for c in columns], _sum_by(codes, size, values))
+
+
+def _project(rollup: Rollup, keep: Sequence[int], tail: int = len(STAT_KEYS)) -> Rollup:
+    """`rollup` summed over the key positions before `tail` not in `keep` (the topic and
+    polarity, after `tail`, stay)."""
+    columns = [rollup.columns[i] for i in keep] + rollup.columns[tail:]
+    return _rollup(columns, rollup.sums)
 
 
 class Deltas:
     """Per-key changes of the daily aggregates of one batch; `scales` are the dataset's score
     scales by kind (`cxnlp.feedback.scales.declare`), `dimension_keys` the free dimensions that
-    have per-dimension aggregates (`cxnlp.feedback.dimension_rollups.aggregated_keys`). `add`
-    records each item's part; `tables` sums them up per key."""
+    have per-dimension aggregates (`cxnlp.feedback.dimension_rollups.aggregated_keys`; None:
+    every key, to be narrowed by `Rollup.where_first`). `add` records items' parts; `tables`
+    sums them up per key, for all items at once (numpy)."""
 
     def __init__(
         self,
         scales: Mapping[str, tuple[float, float] | None] | None = None,
-        dimension_keys: Iterable[str] = (),
+        dimension_keys: Iterable[str] | None = (),
     ) -> None:
         self.scales = dict(scales or {})
-        self.dimension_keys = frozenset(dimension_keys)
-        self._dimensions: list[tuple[int, str, str]] = []  # (position, key, value)
-        self._keys: list[tuple] = []
+        self.dimension_keys = None if dimension_keys is None else frozenset(dimension_keys)
+        self._keys: list[list[Any]] = [[] for _ in STAT_KEYS]  # per item, column by column
         self._probabilities: list[tuple] = []
         self._scores: list[tuple] = []  # (position, score, promoter, detractor, satisfied)
         self._signs: list[float] = []
-        self._topics: list[tuple[int, str, str]] = []  # (position, topic, polarity)
+        self._topics: tuple[list[int], list[str], list[str]] = ([], [], [])  # position, name, pol.
+        self._dimensions: tuple[list[int], list[str], list[str]] = ([], [], [])  # pos., key, value
         self.removed = False
+
+    def __len__(self) -> int:
+        return len(self._signs)
 
     def add(self, dataset: str, r: Mapping[str, Any], topics: Iterable[tuple], sign: float) -> None:
         """Add an item's contribution (`sign` 1) or take it out (-1); `topics` are its
         (topic, polarity) pairs."""
-        at = len(self._keys)
-        self._keys.append(stat_key(dataset, r))
-        self._probabilities.append(_PROBABILITIES(r))
-        score = r["score"]
-        if score is not None:
-            kind = r["score_kind"]
-            self._scores.append((at, score, *score_flags(score, kind, self.scales.get(kind))))
-        self._signs.append(sign)
-        self._topics.extend((at, topic, polarity or "") for topic, polarity in topics)
-        if self.dimension_keys:
-            keep = self.dimension_keys
-            self._dimensions.extend(
-                (at, key, value) for key, value in r["dimensions"].items() if key in keep
+        self.add_all(dataset, [r], [topics], sign)
+
+    def add_all(
+        self,
+        dataset: str,
+        records: Sequence[Mapping[str, Any]],
+        topics: Iterable[Iterable[tuple]],
+        sign: float,
+    ) -> None:
+        """`add` for each of `records` in turn, `topics` holding each one's (topic, polarity)
+        pairs."""
+        at = len(self._signs)
+        self._keys[0].extend([dataset] * len(records))
+        for column, name in zip(self._keys[1:], STAT_KEYS[1:], strict=True):
+            column.extend([r[name] or "" for r in records])
+        self._probabilities.extend(map(_PROBABILITIES, records))
+        scales = self.scales
+        self._scores.extend(
+            (
+                at + i,
+                r["score"],
+                *score_flags(r["score"], r["score_kind"], scales.get(r["score_kind"])),
             )
-        self.removed |= sign < 0
+            for i, r in enumerate(records)
+            if r["score"] is not None
+        )
+        self._signs.extend([sign] * len(records))
+        positions, names, polarities = self._topics
+        for i, pairs in enumerate(topics, start=at):
+            for topic, polarity in pairs:
+                positions.append(i)
+                names.append(topic)
+                polarities.append(polarity or "")
+        keep = self.dimension_keys
+        if keep is None or keep:
+            positions, keys, values = self._dimensions
+            for i, r in enumerate(records, start=at):
+                for key, value in r["dimensions"].items():
+                    if keep is None or key in keep:
+                        positions.append(i)
+                        keys.append(key)
+                        values.append(value)
+        self.removed |= sign < 0 and len(records) > 0
 
     def _measures(self) -> np.ndarray:
         """What each added item contributes to each of `STAT_MEASURES` (`cxnlp.report.segments`
         and `cxnlp.report.scores.score_flags` decide what counts)."""
-        values = np.zeros((len(self._keys), len(STAT_MEASURES)))
+        values = np.zeros((len(self._signs), len(STAT_MEASURES)))
         values[:, _AT["n"]] = 1.0
         p = np.array(self._probabilities, dtype=np.float64).reshape(-1, len(PROBABILITY_COLUMNS))
         for j, column in enumerate(PROBABILITY_COLUMNS):
@@ -149,12 +240,12 @@ class Deltas:
         "totals", "topic_totals", "topic_channels", and per dimension value "dimension_daily",
         "dimension_totals", "dimension_topic_totals", "dimension_topic_channels"."""
         values = self._measures()
-        stats = _rollup(self._keys, values)
-        topics = _rollup(
-            ((*self._keys[at], topic, polarity) for at, topic, polarity in self._topics),
-            values,
-            [t[0] for t in self._topics],
-        )
+        items = [_column(column) for column in self._keys]
+        stats = _rollup(items, values)
+        positions, names, polarities = self._topics
+        mentioned = np.asarray(positions, dtype=np.intp)
+        topic_keys = [_column(names), _column(polarities)]
+        topics = _rollup([*(_take(c, mentioned) for c in items), *topic_keys], values[mentioned])
         tables = [
             ("daily", stats),
             ("daily_topics", topics),
@@ -162,22 +253,28 @@ class Deltas:
             ("topic_totals", _project(topics, _TOTAL_KEEP)),
             ("topic_channels", _project(topics, _CHANNEL_KEEP)),
         ]
-        if not self.dimension_keys:
+        if self.dimension_keys is not None and not self.dimension_keys:
             return tables
-        dims = _rollup(
-            ((key, value, *self._keys[at]) for at, key, value in self._dimensions),
-            values,
-            [d[0] for d in self._dimensions],
-        )
-        # Each mention once per aggregated dimension of its item.
-        of_item: dict[int, list[tuple[str, str]]] = defaultdict(list)
-        for at, key, value in self._dimensions:
-            of_item[at].append((key, value))
-        mentions = [(at, t, p, pair) for at, t, p in self._topics for pair in of_item.get(at, ())]
+        at, keys, dim_values = self._dimensions
+        pairs = np.asarray(at, dtype=np.intp)
+        pair_keys = [_column(keys), _column(dim_values)]
+        dims = _rollup([*pair_keys, *(_take(c, pairs) for c in items)], values[pairs])
+        # Each mention once per aggregated dimension of its item, in the order of the mentions
+        # and, within one, of the item's dimensions (an item's pairs are added together).
+        per_item = np.bincount(pairs, minlength=len(values))
+        first_pair = np.cumsum(per_item) - per_item
+        repeats = per_item[mentioned]
+        mention = np.repeat(np.arange(len(mentioned)), repeats)
+        within = np.arange(len(mention)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+        pair = first_pair[mentioned][mention] + within
+        item = mentioned[mention]
         dim_topics = _rollup(
-            ((*pair, *self._keys[at], t, p) for at, t, p, pair in mentions),
-            values,
-            [m[0] for m in mentions],
+            [
+                *(_take(c, pair) for c in pair_keys),
+                *(_take(c, item) for c in items),
+                *(_take(c, mention) for c in topic_keys),
+            ],
+            values[item],
         )
         tail = _DIM + len(STAT_KEYS)
         return [
@@ -189,46 +286,41 @@ class Deltas:
         ]
 
 
-def _rollup(
-    keys: Iterable[tuple], values: np.ndarray, positions: Sequence[int] | None = None
-) -> Rollup:
-    """The rows `positions` of `values` (default all) summed per key (`keys`: one per row)."""
-    codes, distinct = _codes(keys)
-    if positions is not None:
-        values = values[np.asarray(positions, dtype=np.intp)]
-    return Rollup(distinct, _sum_by(codes, len(distinct), values))
-
-
-def _project(rollup: Rollup, keep: Sequence[int], tail: int = len(STAT_KEYS)) -> Rollup:
-    """`rollup` summed over the key positions before `tail` not in `keep` (the topic and
-    polarity, after `tail`, stay)."""
-    codes, keys = _codes(tuple(key[i] for i in keep) + key[tail:] for key in rollup.keys)
-    return Rollup(keys, _sum_by(codes, len(keys), rollup.sums))
-
-
-def rollup_rows(rollup: Rollup) -> list[tuple]:
+def rollup_rows(
+    rollup: Rollup, formats: Mapping[int, Callable[[Any], Any]] | None = None
+) -> list[tuple]:
     """The rows to add to the table of `rollup`: its key, then the `STAT_MEASURES` (changes
-    that cancel out are left out)."""
-    if not rollup.keys:
+    that cancel out are left out). `formats` turns the values of key column i into what the
+    database takes (each distinct value once)."""
+    if not len(rollup):
         return []
     keep = rollup.sums.any(axis=1)
-    matrix = rollup.sums[keep]
+    rows = np.flatnonzero(keep)
+    matrix = rollup.sums[rows]
+    formats = formats or {}
+    keys = []
+    for i, (values, codes) in enumerate(rollup.columns):
+        if i in formats:
+            values = np.array([formats[i](v) for v in values.tolist()] or [None], dtype=object)
+        keys.append(values[codes[rows]].tolist())
     # Counts are whole numbers held as floats: rounded back to integers, column by column.
-    columns = [
+    measures = [
         matrix[:, j].tolist()
         if name in _FLOAT_MEASURES
         else np.rint(matrix[:, j]).astype(np.int64).tolist()
         for j, name in enumerate(STAT_MEASURES)
     ]
-    kept = [k for k, flag in zip(rollup.keys, keep.tolist(), strict=True) if flag]
-    return [(*key, *values) for key, values in zip(kept, zip(*columns, strict=True), strict=True)]
+    return list(zip(*keys, *measures, strict=True))
 
 
 def emptied(rollup: Rollup) -> list[tuple]:
     """Keys an update may have emptied (their count went down): deleted when they reach 0."""
-    return [
-        k for k, down in zip(rollup.keys, (rollup.sums[:, 0] < 0).tolist(), strict=True) if down
-    ]
+    if not len(rollup):
+        return []
+    down = np.flatnonzero(rollup.sums[:, 0] < 0)
+    return list(
+        zip(*(values[codes[down]].tolist() for values, codes in rollup.columns), strict=True)
+    )
 
 
 def dimension_rows(dataset: str, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -194,15 +194,16 @@ def dimension_clause(
     return exists().where(on) if probe else on
 
 
-def search_clause(q: str, dialect: str) -> ColumnElement:
+def search_clause(q: str, dialect: str, text: ColumnElement | None = None) -> ColumnElement:
     """Items whose text holds `q` (case-insensitive), through the search index: PostgreSQL's
     pg_trgm GIN index answers ILIKE, SQLite's FTS5 trigram table answers LIKE (both need 3
-    characters or more to use the index; shorter queries scan)."""
+    characters or more to use the index; shorter queries scan). On PostgreSQL the test is of
+    `text` where given (the item texts of a subquery, which no index answers)."""
     special = any(ch in q for ch in "\\%_")
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     escape = "\\" if special else None
     if dialect == "postgresql":
-        return ITEMS.c.text.ilike(pattern, escape=escape)
+        return (ITEMS.c.text if text is None else text).ilike(pattern, escape=escape)
     if dialect == "sqlite":
         # FTS5 cannot use its index for LIKE with an ESCAPE clause: only add one when needed.
         hits = select(FTS.c.rowid).where(FTS.c.text.like(pattern, escape=escape))

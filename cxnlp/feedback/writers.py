@@ -1,7 +1,11 @@
-"""Writers: how a batch reaches each database inside the caller's transaction. SQLite takes plain
-executemany (the driver's, without SQLAlchemy's per-row processing); PostgreSQL takes COPY into
-temporary tables and one INSERT ... SELECT ... ON CONFLICT per table, an order of magnitude faster
-than multi-row INSERTs; any other database the portable SQLAlchemy Core statements.
+"""Writers: how a batch reaches each database inside the caller's transaction (`write_batch`:
+the items, their topics, the changes of the aggregate tables and the filter menus' values).
+SQLite takes plain executemany (the driver's, without SQLAlchemy's per-row processing);
+PostgreSQL takes binary COPY into temporary staging tables (kept by the session, emptied at each
+commit) and then one statement for the whole batch: the items' upsert, their topics, every
+aggregate table's INSERT ... SELECT ... ON CONFLICT in the order of its key, and the menu values,
+as data-modifying WITH parts (one round trip instead of one or more per table); any other
+database the portable SQLAlchemy Core statements.
 
 Every column list is read from the tables (`cxnlp.feedback.models`), never written here.
 """
@@ -9,14 +13,16 @@ Every column list is read from the tables (`cxnlp.feedback.models`), never writt
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    JSON,
     Connection,
     Date,
     String,
@@ -31,12 +37,44 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import ColumnElement
 
-from cxnlp.feedback.models import AGGREGATE_INPUTS, ITEMS, STAT_MEASURES, TOPICS, Base
+try:  # the PostgreSQL driver (an extra)
+    from psycopg.types.json import set_json_dumps
+except ImportError:  # pragma: no cover - SQLite only
+    set_json_dumps = None
+
+from cxnlp.feedback.aggregates import Rollup, emptied, rollup_rows
+from cxnlp.feedback.models import (
+    AGGREGATE_INPUTS,
+    DIMENSIONS,
+    ITEMS,
+    STAT_MEASURES,
+    TOPIC_FIELDS,
+    TOPICS,
+    Base,
+)
 
 _LOOKUP_CHUNK = 500
 _WRITE_CHUNK = 2000
 # Item columns an update leaves as they are.
 _KEEP_ON_UPDATE = {"pk", "dataset", "item_id", "ingested_at"}
+# The item columns a batch writes (the key comes from the database).
+ITEM_COLUMNS: tuple[str, ...] = tuple(c.name for c in ITEMS.c if c.name != "pk")
+# A topic row of a batch: its item's id (each writer finds the item's key) and the topic's place
+# in the item's result, then its fields.
+TOPIC_ROW: tuple[str, ...] = ("item_id", "ordinal", *TOPIC_FIELDS)
+
+
+@dataclass
+class BatchWrite:
+    """What one batch writes: item rows (dicts of `ITEM_COLUMNS`), topic rows (tuples of
+    `TOPIC_ROW`), the changes of each aggregate table, whether some went down (an update: keys
+    left empty are deleted), and the filter menus' (dataset, key, value) rows."""
+
+    items: list[dict[str, Any]]
+    topics: list[tuple] = field(default_factory=list)
+    aggregates: list[tuple[Any, Rollup]] = field(default_factory=list)
+    removed: bool = False
+    menu: list[dict[str, Any]] = field(default_factory=list)
 
 
 def upsert(
@@ -137,11 +175,31 @@ class _CoreWriter:
         for part in _chunks(rows, _WRITE_CHUNK):
             self.connection.execute(insert(table), list(part))
 
-    def add_to(self, table, rows: list[tuple]) -> None:
-        """Add `rows` (tuples in `aggregate_columns(table)` order) to an aggregate table."""
+    def write_batch(self, batch: BatchWrite) -> None:
+        """Write `batch`: its items (inserted, or updated in place), their topics (an updated
+        item's old ones are already deleted), the aggregates' changes and the menu values."""
+        pks = self.upsert_items(batch.items)
+        self.insert(
+            TOPICS,
+            [
+                {"item_pk": pks[r[0]], **dict(zip(TOPIC_ROW[1:], r[1:], strict=True))}
+                for r in batch.topics
+            ],
+        )
+        for table, rollup in batch.aggregates:
+            self.add_to(table, rollup)
+        if batch.removed:
+            # Keys that an update emptied (an item that moved to another day or sentiment).
+            for table, rollup in batch.aggregates:
+                self.delete_empty(table, emptied(rollup))
+        self.insert_missing(DIMENSIONS, batch.menu)
+
+    def add_to(self, table, rollup: Rollup) -> None:
+        """Add the changes `rollup` to the aggregate `table`."""
         keys = list(table.primary_key.columns.keys())
         stmt = upsert(self.connection, table, keys, STAT_MEASURES, add=True)
         columns = aggregate_columns(table)
+        rows = rollup_rows(rollup)
         for part in _chunks(rows, _WRITE_CHUNK):
             self.connection.execute(stmt, [dict(zip(columns, r, strict=True)) for r in part])
 
@@ -265,13 +323,17 @@ class _SqliteWriter(_CoreWriter):
             columns = list(rows[0])
             self._many(table, self._insert_sql(table, columns), columns, rows)
 
-    def add_to(self, table, rows: list[tuple]) -> None:
+    def add_to(self, table, rollup: Rollup) -> None:
+        # The rows in the driver's types at once: a key's dates converted once per day.
+        keys = list(table.primary_key.columns)
+        formats = {i: c for i, c in enumerate(map(_sqlite_converter, keys)) if c is not None}
+        rows = rollup_rows(rollup, formats)
         if rows:
             columns = aggregate_columns(table)
-            keys = ", ".join(table.primary_key.columns.keys())
+            names = ", ".join(k.name for k in keys)
             sets = ", ".join(f"{m} = {table.name}.{m} + excluded.{m}" for m in STAT_MEASURES)
-            conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-            self._many(table, self._insert_sql(table, columns, conflict), columns, rows)
+            conflict = f"ON CONFLICT ({names}) DO UPDATE SET {sets}"
+            self.connection.exec_driver_sql(self._insert_sql(table, columns, conflict), rows)
 
     def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
         if rows:
@@ -281,20 +343,84 @@ class _SqliteWriter(_CoreWriter):
             self._many(table, sql, columns, rows)
 
 
-def _copy_rows(
-    table, columns: Sequence[str], rows: list[dict[str, Any]] | list[tuple]
-) -> Iterator[tuple]:
-    """Rows as COPY takes them: JSON columns as JSON text (NULL stays NULL)."""
-    cells = _cells(rows, columns)
-    for i, c in enumerate(columns):
-        if isinstance(table.c[c].type, JSON):
-            cells[i] = [None if v is None else _encode_json(v) for v in cells[i]]
-    return zip(*cells, strict=True)
+# PostgreSQL's binary COPY names of the store's column types (`_copy_types`).
+_PG_COPY_TYPES = {
+    "VARCHAR": "text",
+    "TEXT": "text",
+    "BIGINT": "int8",
+    "INTEGER": "int4",
+    "FLOAT": "float8",
+    "DOUBLE PRECISION": "float8",
+    "BOOLEAN": "bool",
+    "DATE": "date",
+    "TIMESTAMP WITHOUT TIME ZONE": "timestamp",
+    "JSON": "json",
+    "JSONB": "jsonb",
+}
+
+
+@functools.cache
+def _copy_types(table, columns: tuple[str, ...]) -> list[str]:
+    """The binary COPY types of `columns` of `table` (as PostgreSQL stores them)."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    names = [table.c[c].type.compile(dialect=dialect).split("(")[0] for c in columns]
+    return [_PG_COPY_TYPES[name] for name in names]
+
+
+@dataclass
+class _Stage:
+    """A temporary staging table (kept by the session, emptied at each commit) that a batch's
+    rows of `table` are copied into: its name says its columns, so that a session that outlives a
+    migration never copies into an old layout."""
+
+    table: Any
+    columns: tuple[str, ...]
+    source: str  # the SELECT ... WITH NO DATA it is created from
+    types: list[str]
+
+    @property
+    def name(self) -> str:
+        if not self.source:  # the table itself
+            return self.table.name
+        digest = hashlib.sha1(self.source.encode()).hexdigest()[:10]
+        return f"_cxnlp_{self.table.name}_{digest}"
+
+    def prepare(self) -> str:
+        """Create it where the session has none; empty it (a batch before, in this
+        transaction)."""
+        return (
+            f"CREATE TEMP TABLE IF NOT EXISTS {self.name} ON COMMIT DELETE ROWS AS "
+            f"{self.source} WITH NO DATA; DELETE FROM {self.name}"
+        )
+
+
+def _values(rows: list[dict[str, Any]], columns: Sequence[str]) -> Iterator[tuple]:
+    """The rows' values of `columns`, in that order."""
+    get = itemgetter(*columns)
+    return map(get, rows) if len(columns) > 1 else ((get(r),) for r in rows)
+
+
+def _stage_of(table, columns: Sequence[str]) -> _Stage:
+    columns = tuple(columns)
+    source = f"SELECT {', '.join(columns)} FROM {table.name}"
+    return _Stage(table, columns, source, _copy_types(table, columns))
+
+
+# The topics' stage: the item's id in place of its key (`TOPIC_ROW`).
+_TOPIC_STAGE = _Stage(
+    TOPICS,
+    TOPIC_ROW,
+    f"SELECT i.item_id, {', '.join(f't.{c}' for c in TOPIC_ROW[1:])} "
+    f"FROM {ITEMS.name} AS i, {TOPICS.name} AS t",
+    [*_copy_types(ITEMS, ("item_id",)), *_copy_types(TOPICS, TOPIC_ROW[1:])],
+)
 
 
 class _PostgresWriter(_CoreWriter):
-    """Writes through psycopg's COPY into temporary tables, then one INSERT ... SELECT ... ON
-    CONFLICT per table: an order of magnitude faster than multi-row INSERTs."""
+    """Writes through psycopg's binary COPY into staging tables, then one statement that merges
+    every table of the batch (see the module's docstring)."""
 
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
@@ -343,68 +469,95 @@ class _PostgresWriter(_CoreWriter):
         with self.raw.cursor() as cur:
             cur.execute(f"DELETE FROM {TOPICS.name} WHERE item_pk = ANY(%s)", (list(pks),))
 
-    def _stage(
-        self, cur, table, columns: Sequence[str], rows: list[dict[str, Any]] | list[tuple]
-    ) -> str:
-        staging = f"_cxnlp_stage_{table.name}"
-        cols = ", ".join(columns)
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
-            f"SELECT {cols} FROM {table.name} WITH NO DATA"
-        )
-        cur.execute(f"TRUNCATE {staging}")
-        with cur.copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
-            for row in _copy_rows(table, columns, rows):
-                copy.write_row(row)
-        return staging
+    def _cursor(self):
+        cur = self.raw.cursor()
+        set_json_dumps(_encode_json, cur)  # JSON text as the other databases store it
+        return cur
 
-    def upsert_items(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        if not rows:
-            return {}
-        columns = [c.name for c in ITEMS.c if c.name != "pk"]
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEEP_ON_UPDATE)
-        with self.raw.cursor() as cur:
-            staging = self._stage(cur, ITEMS, columns, rows)
-            cur.execute(
-                f"INSERT INTO {ITEMS.name} ({', '.join(columns)}) "
-                f"SELECT {', '.join(columns)} FROM {staging} "
-                f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates} RETURNING item_id, pk"
+    def _copy(self, cur, stage: _Stage, rows: Iterable[tuple]) -> None:
+        columns = ", ".join(stage.columns)
+        with cur.copy(f"COPY {stage.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(stage.types)
+            for row in rows:
+                copy.write_row(row)
+
+    def write_batch(self, batch: BatchWrite) -> None:
+        """Every table of `batch` staged by binary COPY (the staging tables made ready in one
+        round trip), then merged by one statement: the items' upsert returns their keys, which
+        the topics take (an updated item's old topics are already deleted); each aggregate table
+        gets its changes in its key's order (index pages in order, not at random); the menu
+        values missing are added. Keys that an update left empty are deleted by a second
+        statement (after the first's changes)."""
+        staged: list[tuple[_Stage, Iterable[tuple]]] = []
+        parts: list[str] = []
+        if batch.items:
+            stage = _stage_of(ITEMS, ITEM_COLUMNS)
+            staged.append((stage, _values(batch.items, ITEM_COLUMNS)))
+            cols = ", ".join(ITEM_COLUMNS)
+            updates = ", ".join(
+                f"{c} = EXCLUDED.{c}" for c in ITEM_COLUMNS if c not in _KEEP_ON_UPDATE
             )
-            return dict(cur.fetchall())
+            parts.append(
+                f"new_items AS (INSERT INTO {ITEMS.name} ({cols}) SELECT {cols} FROM {stage.name} "
+                f"ON CONFLICT (dataset, item_id) DO UPDATE SET {updates} RETURNING item_id, pk)"
+            )
+            if batch.topics:
+                staged.append((_TOPIC_STAGE, batch.topics))
+                fields = ", ".join(TOPIC_ROW[1:])
+                parts.append(
+                    f"new_topics AS (INSERT INTO {TOPICS.name} (item_pk, {fields}) "
+                    f"SELECT i.pk, {', '.join(f's.{c}' for c in TOPIC_ROW[1:])} "
+                    f"FROM {_TOPIC_STAGE.name} AS s JOIN new_items AS i USING (item_id))"
+                )
+        deletes: list[str] = []
+        for n, (table, rollup) in enumerate(batch.aggregates):
+            rows = rollup_rows(rollup)
+            if not rows:
+                continue
+            stage = _stage_of(table, aggregate_columns(table))
+            staged.append((stage, rows))
+            keys = ", ".join(table.primary_key.columns.keys())
+            cols = ", ".join(stage.columns)
+            sets = ", ".join(f"{m} = {table.name}.{m} + EXCLUDED.{m}" for m in STAT_MEASURES)
+            parts.append(
+                f"add_{n} AS (INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage.name} "
+                f"ORDER BY {keys} ON CONFLICT ({keys}) DO UPDATE SET {sets})"
+            )
+            names = [c.name for c in table.primary_key.columns]
+            match = " AND ".join(f"t.{k} = s.{k}" for k in names)
+            deletes.append(
+                f"empty_{n} AS (DELETE FROM {table.name} AS t USING {stage.name} AS s "
+                f"WHERE {match} AND s.n < 0 AND t.n <= 0)"
+            )
+        if batch.menu:
+            columns = tuple(batch.menu[0])
+            stage = _stage_of(DIMENSIONS, columns)
+            staged.append((stage, _values(batch.menu, columns)))
+            cols = ", ".join(columns)
+            keys = ", ".join(DIMENSIONS.primary_key.columns.keys())
+            parts.append(
+                f"menu AS (INSERT INTO {DIMENSIONS.name} ({cols}) SELECT {cols} FROM "
+                f"{stage.name} ON CONFLICT ({keys}) DO NOTHING)"
+            )
+        if not parts:
+            return
+        with self._cursor() as cur:
+            # Without "already exists, skipping" notices for the session's staging tables.
+            ready = "; ".join(stage.prepare() for stage, _ in staged)
+            cur.execute(f"SET LOCAL client_min_messages = warning; {ready}")
+            for stage, rows in staged:
+                self._copy(cur, stage, rows)
+            cur.execute(f"WITH {', '.join(parts)} SELECT 1")
+            if batch.removed and deletes:
+                cur.execute(f"WITH {', '.join(deletes)} SELECT 1")
 
     def insert(self, table, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        columns = list(rows[0])
-        with (
-            self.raw.cursor() as cur,
-            cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
-        ):
-            for row in _copy_rows(table, columns, rows):
-                copy.write_row(row)
-
-    def add_to(self, table, rows: list[tuple]) -> None:
-        self._merge(table, rows, add=True)
-
-    def insert_missing(self, table, rows: list[dict[str, Any]]) -> None:
-        self._merge(table, rows, add=False)
-
-    def _merge(self, table, rows: list[dict[str, Any]] | list[tuple], add: bool) -> None:
-        if not rows:
-            return
-        columns = list(rows[0]) if isinstance(rows[0], dict) else aggregate_columns(table)
-        keys = ", ".join(table.primary_key.columns.keys())
-        if add:
-            sets = ", ".join(f"{m} = {table.name}.{m} + EXCLUDED.{m}" for m in STAT_MEASURES)
-            action = f"DO UPDATE SET {sets}"
-        else:
-            action = "DO NOTHING"
-        with self.raw.cursor() as cur:
-            staging = self._stage(cur, table, columns, rows)
-            cur.execute(
-                f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                f"SELECT {', '.join(columns)} FROM {staging} ON CONFLICT ({keys}) {action}"
-            )
+        columns = tuple(rows[0])
+        with self._cursor() as cur:
+            stage = _Stage(table, columns, "", _copy_types(table, columns))
+            self._copy(cur, stage, _values(rows, columns))
 
 
 def writer_for(connection: Connection) -> _CoreWriter:

@@ -49,6 +49,7 @@ from cxnlp.text.clauses import (
     CueRule,
     Span,
     cue_hits,
+    has_contrast,
     load_cue_rules,
     split_clauses,
     whole_span,
@@ -59,6 +60,11 @@ from cxnlp.text.urgency import find_cues, score_urgency
 
 logger = logging.getLogger(__name__)
 
+
+# How the pieces of a text up to `AspectOptions.clause_pass_chars` characters are read: every one
+# again on its own ("all"), only those `second_pass_pieces` picks ("selective"), none ("none";
+# every piece pooled from the document's own pass).
+CLAUSE_PASSES = ("all", "selective", "none")
 
 # No document rule: no text has both positive and negative above 1.
 NO_DOC_RULE = 1.01
@@ -88,7 +94,8 @@ class AspectOptions:
     sentiment is read together with its own clauses and topics (see `agree_with_evidence`);
     `mixed_head`: the model's learned `mixed` head decides where it covers the text's language
     (False: the rules everywhere); `urgency_head`: the same for the learned urgency head (False:
-    the cues alone)."""
+    the cues alone); `clause_pass` / `clause_pass_chars`: which pieces of texts up to that many
+    characters are read again on their own (see `second_pass_pieces`)."""
 
     mixed_threshold: float = 0.7
     # Per language, the `mixed` rule chosen by benchmarks/mixed_tuning.py (see MIXED_RULES);
@@ -108,6 +115,10 @@ class AspectOptions:
     # which cost clause polarity and `mixed` their recall (measured: see the model card); 0 pools
     # every clause.
     clause_pass_chars: int = 400
+    # Which of those clauses: "all", "selective" (those `second_pass_pieces` picks from the first
+    # pass: on the multi-domain dev half, 118 of 311 clauses, with topic F1, polarity and the
+    # no-topic rate at least "all"'s; README, Speed) or "none" (the same as 0 characters).
+    clause_pass: str = "selective"
     # How much a topic's polarity counts as evidence against the document's sentiment (see `agree`).
     topic_evidence: float = 0.8
     mixed_head: bool = True
@@ -159,13 +170,15 @@ def analyze(
     options: AspectOptions | None = None,
     *,
     record: list[MixedSignals] | None = None,
+    second_pass: list[str] | None = None,
 ) -> list[Any]:
     """One `model.prediction_class` per text, with clause-level topic polarity, `mixed` and
     evidence; `model` is a `cxnlp.models.base.SentimentModel` (which imports this module).
 
     `record`, a list, gets one `MixedSignals` per text: what the `mixed` head reads and the
     decision of the language's rule (what `cxnlp train-mixed` fits the head on; with the cues,
-    what `cxnlp train-urgency` fits the urgency head on)."""
+    what `cxnlp train-urgency` fits the urgency head on). `second_pass`, a list, gets the
+    (normalised) text of each piece read again on its own (see `AspectOptions.clause_pass`)."""
     Prediction = model.prediction_class  # noqa: N806
     options = options or getattr(model, "aspect_options", None) or AspectOptions()
     if isinstance(texts, str):
@@ -173,31 +186,36 @@ def analyze(
     texts = list(texts)
     if not texts:
         return []
+    if options.clause_pass not in CLAUSE_PASSES:
+        raise ValueError(f"clause_pass must be one of {CLAUSE_PASSES}, got {options.clause_pass!r}")
     docs, resolved = model.prepare(texts, langs)
     plans = [plan_pieces(t, lang, options) for t, lang in zip(texts, resolved, strict=True)]
+    # Which texts' pieces may be read again on their own: every piece of them ("all"), those
+    # `second_pass_pieces` picks ("selective"), none ("none").
+    short = [
+        bool(plan) and len(text) <= options.clause_pass_chars and options.clause_pass != "none"
+        for text, plan in zip(texts, plans, strict=True)
+    ]
+    reread_all = [s and options.clause_pass == "all" for s in short]
     located = [
-        locate(doc, [p.text for p in plan], lang)
-        if plan and len(text) > options.clause_pass_chars
-        else [None] * len(plan)
-        for text, doc, plan, lang in zip(texts, docs, plans, resolved, strict=True)
+        [None] * len(plan) if whole else locate(doc, [p.text for p in plan], lang)
+        for doc, plan, lang, whole in zip(docs, plans, resolved, reread_all, strict=True)
     ]
     spans = [[where for where in found if where is not None] for found in located]
-    # A clause of a short text, or a piece normalisation changed beyond finding, is read as a
-    # text of its own.
+    # A piece read in the second pass ("all"), or one normalisation changed beyond finding, is
+    # read as a text of its own.
     extra_texts, extra_langs = [], []
     for text_plan, found, lang in zip(plans, located, resolved, strict=True):
         for piece, where in zip(text_plan, found, strict=True):
             if where is None:
-                extra_texts.append(normalize(piece.text, lang=lang if lang in LANGS else None))
+                extra_texts.append(_piece_text(piece, lang))
                 extra_langs.append(lang)
-    if extra_texts:
-        logger.debug("%d clause(s) read in a second pass", len(extra_texts))
     doc_p, doc_f, span_p, span_f = model.read_units(
         docs + extra_texts, spans + [[]] * len(extra_texts), resolved + extra_langs
     )
     n = len(texts)
     # Units: documents, then the extra texts, then the located spans.
-    probabilities = np.concatenate([doc_p, span_p]) if len(span_p) else doc_p
+    probabilities = np.concatenate([doc_p, span_p]) if len(span_p) else np.array(doc_p)
     features = None
     if doc_f is not None:
         features = np.concatenate([doc_f, span_f]) if span_f is not None and len(span_f) else doc_f
@@ -221,22 +239,39 @@ def analyze(
     tagger = getattr(model, "topic_tagger", None)
     topic_scores = None
     if tagger is not None and features is not None:
-        presence, head_polarity = tagger.scores(features)
-        polarity = tagger.polarities(features, probabilities, head_polarity)
-        custom = tagger.custom_probabilities(features, unit_langs)
-        # The document gate reads the whole text: a closed gate leaves the head's presence
-        # scores out of every unit of that text (cue rules and custom topics still apply).
-        closed = ~tagger.gate_open(features[:n], resolved)
-        if closed.any():
-            presence = presence.copy()
-            presence[np.flatnonzero(closed)] = 0.0
-            for i in np.flatnonzero(closed):
-                presence[piece_units[i]] = 0.0
-        topic_scores = (presence, polarity, custom)
+        topic_scores = _topic_scores(
+            tagger, features, probabilities, unit_langs, resolved, piece_units
+        )
+    labels = tuple(model.labels)
+    chosen: list[tuple[int, int]] = []
+    if options.clause_pass == "selective":
+        chosen = second_pass_pieces(
+            texts, resolved, plans, piece_units, short, probabilities, features, topic_scores,
+            tagger, options, labels,
+        )  # fmt: skip
+        # A piece normalisation changed beyond finding was read on its own already.
+        chosen = [(i, k) for i, k in chosen if located[i][k] is not None]
+    again_texts = [_piece_text(plans[i][k], resolved[i]) for i, k in chosen]
+    if chosen:
+        again_p, again_f, _, _ = model.read_units(
+            again_texts, [[] for _ in chosen], [resolved[i] for i, _ in chosen]
+        )
+        units = [piece_units[i][k] for i, k in chosen]
+        probabilities[units] = again_p
+        if features is not None and again_f is not None:
+            features = np.array(features)
+            features[units] = again_f
+        if topic_scores is not None:
+            topic_scores = _topic_scores(
+                tagger, features, probabilities, unit_langs, resolved, piece_units
+            )
+    if extra_texts or again_texts:
+        logger.debug("%d clause(s) read in a second pass", len(extra_texts) + len(again_texts))
+    if second_pass is not None:
+        second_pass += extra_texts + again_texts
     rules = load_cue_rules(options.cue_file) if options.cues and tagger is not None else {}
     head = getattr(model, "mixed_head", None) if options.mixed_head else None
     urgency_head = getattr(model, "urgency_head", None) if options.urgency_head else None
-    labels = tuple(model.labels)
     results = []
     for i, (text, lang, plan) in enumerate(zip(texts, resolved, plans, strict=True)):
         pieces = piece_units[i]
@@ -298,6 +333,79 @@ def analyze(
             )
         )
     return results
+
+
+def second_pass_pieces(
+    texts: Sequence[str],
+    langs: Sequence[str],
+    plans: Sequence[Sequence[Span]],
+    piece_units: Sequence[Sequence[int]],
+    short: Sequence[bool],
+    probabilities: np.ndarray,
+    features: np.ndarray | None,
+    topic_scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    tagger: Any,
+    options: AspectOptions,
+    labels: tuple[str, ...],
+) -> list[tuple[int, int]]:
+    """(text, piece) of each piece that `clause_pass="selective"` reads again on its own, judged
+    from the first pass (every piece pooled from its document's token states), among the pieces
+    of `short` texts:
+
+    - in a text with a contrast word ("but", "ولی", "لكن", "although" ...; `has_contrast`),
+      every piece but the one whose pooled probabilities are nearest the document's: that one
+      the document's sentiment already speaks for, the others may be the other side of the
+      contrast, which pooling hides;
+    - a piece where a topic's pooled presence reaches its threshold while the document's does
+      not: pooled, a clause can take a topic the whole text does not have (read on its own, it
+      mostly loses it: the no-topic rate).
+
+    Chosen on the multi-domain dev half and the `mixed` tuning rows
+    (`benchmarks/clause_pass.py --explore`, candidates in `benchmarks/clause_pass_rules.py`)."""
+    presence = topic_scores[0] if topic_scores is not None else None
+    chosen = []
+    for i, plan in enumerate(plans):
+        if not short[i]:
+            continue
+        units = list(piece_units[i])
+        picked = set()
+        if any(has_contrast(piece.text, langs[i]) for piece in plan):
+            nearest = int(np.argmin(np.abs(probabilities[units] - probabilities[i]).sum(1)))
+            picked |= set(range(len(plan))) - {nearest}
+        if presence is not None:
+            thresholds = np.asarray(tagger.thresholds_for(langs[i]))
+            piece_only = (presence[units] >= thresholds) & (presence[i] < thresholds)
+            picked |= {int(k) for k in np.flatnonzero(piece_only.any(1))}
+        chosen += [(i, k) for k in sorted(picked)]
+    return chosen
+
+
+def _piece_text(piece: Span, lang: str) -> str:
+    return normalize(piece.text, lang=lang if lang in LANGS else None)
+
+
+def _topic_scores(
+    tagger: Any,
+    features: np.ndarray,
+    probabilities: np.ndarray,
+    unit_langs: list[str],
+    langs: list[str],
+    piece_units: list[list[int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(presence, polarity, custom) of every unit; the document gate reads the whole text: a
+    closed gate leaves the head's presence scores out of every unit of that text (cue rules and
+    custom topics still apply)."""
+    presence, head_polarity = tagger.scores(features)
+    polarity = tagger.polarities(features, probabilities, head_polarity, unit_langs)
+    custom = tagger.custom_probabilities(features, unit_langs)
+    n = len(langs)
+    closed = ~tagger.gate_open(features[:n], langs)
+    if closed.any():
+        presence = presence.copy()
+        presence[np.flatnonzero(closed)] = 0.0
+        for i in np.flatnonzero(closed):
+            presence[piece_units[i]] = 0.0
+    return presence, polarity, custom
 
 
 def agree_with_evidence(

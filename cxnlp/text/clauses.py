@@ -83,6 +83,20 @@ def _contrast_pattern(words: Sequence[str]) -> re.Pattern[str]:
 _CONTRAST = {lang: _contrast_pattern(words) for lang, words in CONTRAST_WORDS.items()}
 _CONTRAST["*"] = _contrast_pattern([w for words in CONTRAST_WORDS.values() for w in words])
 _CONCESSIVE = re.compile(rf"^(?:{_word_alternation(CONCESSIVE_WORDS)})(?!\w)", re.IGNORECASE)
+_CONCESSIVE_ANYWHERE = _contrast_pattern(CONCESSIVE_WORDS)
+
+
+def has_contrast(text: str, lang: str | None = None) -> bool:
+    """Whether `text` holds a contrast word of `lang` (any language's when None) or a concessive
+    one ("although", "اگرچه", "على الرغم" ...).
+
+    >>> has_contrast("The food was great but the courier came late", "en")
+    True
+    >>> has_contrast("غذا عالی بود و پیک به موقع رسید", "fa")
+    False
+    """
+    contrast = _CONTRAST.get(lang or "*", _CONTRAST["*"])
+    return bool(contrast.search(text) or _CONCESSIVE_ANYWHERE.search(text))
 
 
 @dataclass(frozen=True)

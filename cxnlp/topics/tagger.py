@@ -151,6 +151,10 @@ class TopicTagger:
         # How much the text's own sentiment counts in each topic's polarity, against the
         # polarity head's 1 (a product of the two distributions); tuned on dev by training.
         self.polarity_text_weight = 0.0
+        # Per-language weights (lang -> weight), where chosen on a dev mix of domains read as
+        # `predict` reads them (training/topic_calibration.py); a language without one uses
+        # `polarity_text_weight`.
+        self.polarity_text_weight_by_lang: dict[str, float] = {}
         self.custom_topics: list[Topic] = []
         self._custom_phrases: list[np.ndarray] = []
         self.info: dict[str, Any] = {}
@@ -178,15 +182,28 @@ class TopicTagger:
         presence, polarity = self.net(torch.as_tensor(features))
         return torch.sigmoid(presence).numpy(), torch.softmax(polarity, -1).numpy()
 
+    def polarity_weight_for(self, lang: str | None) -> float:
+        """The weight of the text's sentiment in the topics' polarity for language `lang`."""
+        return self.polarity_text_weight_by_lang.get(lang or "", self.polarity_text_weight)
+
     def polarities(
-        self, features: np.ndarray, sentiments: np.ndarray, polarity: np.ndarray | None = None
+        self,
+        features: np.ndarray,
+        sentiments: np.ndarray,
+        polarity: np.ndarray | None = None,
+        langs: Sequence[str | None] | None = None,
     ) -> np.ndarray:
         """(n, topics) index into SENTIMENTS of each topic's polarity: the polarity head's
-        log-probabilities (`polarity`, from `scores`, computed when not given) plus
-        `polarity_text_weight` times those of the text's sentiment."""
+        log-probabilities (`polarity`, from `scores`, computed when not given) plus the weight
+        of each row's language (`polarity_weight_for`; `polarity_text_weight` without `langs`)
+        times those of the text's sentiment."""
         if polarity is None:
             _, polarity = self.scores(features)
-        combined = np.log(polarity + 1e-9) + self.polarity_text_weight * np.log(
+        if langs is None:
+            weights = np.full(len(polarity), self.polarity_text_weight)
+        else:
+            weights = np.array([self.polarity_weight_for(lang) for lang in langs], dtype=np.float64)
+        combined = np.log(polarity + 1e-9) + weights[:, None, None] * np.log(
             np.asarray(sentiments)[:, None, :] + 1e-9
         )
         return combined.argmax(-1)
@@ -229,7 +246,7 @@ class TopicTagger:
         combines its polarity head with it (see `polarities`).
         """
         presence, head_polarity = self.scores(features)
-        polarity = self.polarities(features, sentiments, head_polarity)
+        polarity = self.polarities(features, sentiments, head_polarity, langs)
         custom = self.custom_probabilities(features, langs)
         open_ = (
             self.gate_open(features, langs) if langs is not None else np.ones(len(presence), bool)
@@ -268,6 +285,10 @@ class TopicTagger:
             "polarity_text_weight": self.polarity_text_weight,
             **self.info,
         }
+        if self.polarity_text_weight_by_lang:
+            config["polarity_text_weight_by_lang"] = {
+                lang: float(weight) for lang, weight in self.polarity_text_weight_by_lang.items()
+            }
         if self.thresholds_by_lang:
             config["thresholds_by_lang"] = {
                 lang: [round(float(t), 4) for t in values]
@@ -323,6 +344,10 @@ class TopicTagger:
         )
         tagger.net.load_state_dict(state)
         tagger.polarity_text_weight = float(config.get("polarity_text_weight", 0.0))
+        tagger.polarity_text_weight_by_lang = {
+            lang: float(weight)
+            for lang, weight in (config.get("polarity_text_weight_by_lang") or {}).items()
+        }
         tagger.thresholds_by_lang = {
             lang: np.asarray(values, dtype=np.float64)
             for lang, values in (config.get("thresholds_by_lang") or {}).items()
@@ -339,6 +364,7 @@ class TopicTagger:
             "thresholds",
             "polarities",
             "polarity_text_weight",
+            "polarity_text_weight_by_lang",
             "custom_topics",
         }
         tagger.info = {k: v for k, v in config.items() if k not in known}

@@ -22,17 +22,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from cxnlp.text.normalize import normalize  # noqa: E402
-from training.data import corpus_lines, read_jsonl  # noqa: E402
 from training.eval.sample_urgency_texts import (  # noqa: E402
-    DATA,
-    DATASETS,
+    browsed_files,
     draw_unseen,
+    excluded_texts,
     write_candidates,
 )
 
-EVAL = Path(__file__).resolve().parent
-TRAINING = EVAL.parent
 SET = "heldout3"
 SEED = 2030
 QUOTA = {"keyword": 20, "negative": 10, "focus": {"en": 120, "fa": 120, "ar": 120}}
@@ -41,26 +37,18 @@ QUOTA = {"keyword": 20, "negative": 10, "focus": {"en": 120, "fa": 120, "ar": 12
 TOPUP = {"en": 0, "fa": 30, "ar": 0}
 
 
+# Sets drawn after this one: their files are not left out, so that the draw is the same as when it was made.
+DRAWN_LATER = ("heldout4", "train4")
+
+
 def excluded_files(lang: str) -> list[Path]:
-    """The labeled or browsed files whose texts a heldout3 draw must not contain."""
-    files = sorted(EVAL.glob(f"urgency_*{lang}.jsonl")) + sorted(EVAL.glob(f"topics_*{lang}.jsonl"))
-    files += sorted((TRAINING / "hard_cases").glob(f"*{lang}.jsonl"))
-    files += sorted((TRAINING / "topic_labels").glob(f"*{lang}.jsonl"))
-    return [f for f in files if SET not in f.name]
-
-
-def excluded_texts(lang: str) -> set[str]:
-    """Normalized texts of `excluded_files` and of the test split of every pool dataset."""
-    seen = {normalize(r["text"], lang) for f in excluded_files(lang) for r in read_jsonl(f)}
-    for name in DATASETS[lang]:
-        for _, text, row in corpus_lines(DATA / lang / f"{name}.jsonl"):
-            if row.get("split") == "test":
-                seen.add(normalize(text, lang))
-    return seen
+    """The labeled or browsed files whose texts a heldout3 draw must not contain: those there were
+    when it was drawn (`browsed_files`, less the sets drawn later)."""
+    return [f for f in browsed_files(lang, SET) if not any(s in f.name for s in DRAWN_LATER)]
 
 
 def sample(lang: str, rng: random.Random) -> list[dict]:
-    seen = excluded_texts(lang)
+    seen = excluded_texts(lang, excluded_files(lang))
     return draw_unseen(lang, rng, seen, QUOTA, TOPUP[lang])
 
 

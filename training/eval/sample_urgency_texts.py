@@ -17,13 +17,14 @@ import argparse
 import random
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.text.normalize import normalize  # noqa: E402
-from training.data import corpus_lines, drawn_row, write_jsonl  # noqa: E402
+from training.data import corpus_lines, drawn_row, read_jsonl, write_jsonl  # noqa: E402
 
 DATA = REPO_ROOT / ".." / "shared" / "data"
 SEED = 28
@@ -102,16 +103,53 @@ def sample(lang: str, rng: random.Random) -> list[dict]:
 
 
 def draw_unseen(
-    lang: str, rng: random.Random, seen: set[str], quota: dict, topup: int
+    lang: str,
+    rng: random.Random,
+    seen: set[str],
+    quota: dict,
+    topup: int,
+    keep: Callable[[dict], bool] | None = None,
+    topup_pattern: str | None = None,
 ) -> list[dict]:
-    """`draw` over the pool's texts of `lang` whose normalized text is not in `seen`, then `topup`
-    more of the rest at random (marked pool "focus"): the held-out samplers' draw."""
-    rows = [r for r in load(lang) if normalize(r["text"], lang) not in seen]
+    """`draw` over the pool's texts of `lang` whose normalized text is not in `seen` (and, given
+    `keep`, for which `keep(row)` holds), then `topup` more of the rest at random (marked pool
+    "focus"): the held-out samplers' draw. Given `topup_pattern`, the top-up is drawn only from
+    the rest whose text it matches (case-insensitive) and is marked pool "dense"."""
+    rows = [
+        r
+        for r in load(lang)
+        if normalize(r["text"], lang) not in seen and (keep is None or keep(r))
+    ]
     chosen, rest = draw(rows, lang, rng, quota)
+    if topup_pattern is not None:
+        dense = re.compile(topup_pattern, re.IGNORECASE)
+        rest = [r for r in rest if dense.search(r["text"])]
     extra = rng.sample(rest, min(topup, len(rest)))
     for r in extra:
-        r["pool"] = "focus"
+        r["pool"] = "focus" if topup_pattern is None else "dense"
     return chosen + extra
+
+
+def browsed_files(lang: str, own: str) -> list[Path]:
+    """The labeled or browsed files of `lang` whose texts a new urgency draw leaves out: every
+    urgency set here and its second pass, the topic sets, `training/hard_cases` and
+    `training/topic_labels`; files whose name holds `own` (the set being drawn) not included."""
+    eval_dir = REPO_ROOT / "training" / "eval"
+    files = sorted(eval_dir.glob(f"urgency_*{lang}.jsonl"))
+    files += sorted(eval_dir.glob(f"topics_*{lang}.jsonl"))
+    for folder in ("hard_cases", "topic_labels"):
+        files += sorted((REPO_ROOT / "training" / folder).glob(f"*{lang}.jsonl"))
+    return [f for f in files if own not in f.name]
+
+
+def excluded_texts(lang: str, files: list[Path]) -> set[str]:
+    """Normalized texts of `files` and of the test split of every pool dataset of `lang`."""
+    seen = {normalize(r["text"], lang) for f in files for r in read_jsonl(f)}
+    for name in DATASETS[lang]:
+        for _, text, row in corpus_lines(DATA / lang / f"{name}.jsonl"):
+            if row.get("split") == "test":
+                seen.add(normalize(text, lang))
+    return seen
 
 
 def write_candidates(description: str, draw_one, seed: str) -> None:

@@ -1,6 +1,6 @@
-"""Agreement between the held-out urgency labels and the second pass over about 10% of them.
+"""Agreement between the held-out or train4 urgency labels and a second pass over about 10%.
 
-python training/eval/urgency_agreement.py [--set heldout|heldout2|heldout3]
+python training/eval/urgency_agreement.py [--set heldout|heldout2|heldout3|heldout4|train4]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from training.data import read_jsonl  # noqa: E402
 from training.topic_labels.agreement import topic_kappa  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent
-SETS = ("heldout", "heldout2", "heldout3")
+SETS = ("heldout", "heldout2", "heldout3", "heldout4", "train4")
 
 
 def agreement(lang: str, sets: Path = EVAL, which: str = "heldout") -> dict[str, float]:
