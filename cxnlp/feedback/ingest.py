@@ -132,7 +132,8 @@ def _item_rows(batch: Batch, records: Sequence[Mapping[str, Any]]) -> list[dict[
     }
     rows = []
     for r in records:
-        row = {k: v for k, v in r.items() if k != "topics"}
+        row = dict(r)
+        del row["topics"]
         row.update(store_set)
         rows.append(row)
     return rows
@@ -166,7 +167,7 @@ def prepare_batch(
         now=now,
         wanted={kind: score_scale or SCORE_RANGES[kind] for kind in sorted(kinds)},
         topics=[
-            (r["item_id"], n, *(t.get(k) for k in TOPIC_FIELDS))
+            (r["item_id"], n, *map(t.get, TOPIC_FIELDS))
             for r in latest
             for n, t in enumerate(r["topics"])
         ],

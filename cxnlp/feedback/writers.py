@@ -25,6 +25,7 @@ from sqlalchemy import (
     ARRAY,
     Connection,
     Date,
+    DateTime,
     String,
     any_,
     delete,
@@ -179,13 +180,7 @@ class _CoreWriter:
         """Write `batch`: its items (inserted, or updated in place), their topics (an updated
         item's old ones are already deleted), the aggregates' changes and the menu values."""
         pks = self.upsert_items(batch.items)
-        self.insert(
-            TOPICS,
-            [
-                {"item_pk": pks[r[0]], **dict(zip(TOPIC_ROW[1:], r[1:], strict=True))}
-                for r in batch.topics
-            ],
-        )
+        self.insert_topics(pks, batch.topics)
         for table, rollup in batch.aggregates:
             self.add_to(table, rollup)
         if batch.removed:
@@ -193,6 +188,12 @@ class _CoreWriter:
             for table, rollup in batch.aggregates:
                 self.delete_empty(table, emptied(rollup))
         self.insert_missing(DIMENSIONS, batch.menu)
+
+    def insert_topics(self, pks: dict[str, int], topics: list[tuple]) -> None:
+        """Insert `TOPIC_ROW`s, their items' keys by id in `pks`."""
+        fields = TOPIC_ROW[1:]
+        rows = [{"item_pk": pks[r[0]], **dict(zip(fields, r[1:], strict=True))} for r in topics]
+        self.insert(TOPICS, rows)
 
     def add_to(self, table, rollup: Rollup) -> None:
         """Add the changes `rollup` to the aggregate `table`."""
@@ -279,8 +280,10 @@ class _SqliteWriter(_CoreWriter):
             convert = _sqlite_converter(table.c[c])
             if convert is None:
                 continue
-            if isinstance(table.c[c].type, Date):  # a few days per batch: each converted once
-                text = {v: convert(v) for v in set(cells[i])}
+            distinct = set(cells[i]) if isinstance(table.c[c].type, Date | DateTime) else ()
+            if 0 < len(distinct) <= len(cells[i]) // 2:
+                # A few days, one ingest time per batch: each value converted once.
+                text = {v: convert(v) for v in distinct}
                 cells[i] = [text[v] for v in cells[i]]
             else:
                 cells[i] = list(map(convert, cells[i]))
@@ -322,6 +325,12 @@ class _SqliteWriter(_CoreWriter):
         if rows:
             columns = list(rows[0])
             self._many(table, self._insert_sql(table, columns), columns, rows)
+
+    def insert_topics(self, pks: dict[str, int], topics: list[tuple]) -> None:
+        if topics:
+            columns = ("item_pk", *TOPIC_ROW[1:])
+            rows = [(pks[r[0]], *r[1:]) for r in topics]
+            self._many(TOPICS, self._insert_sql(TOPICS, columns), columns, rows)
 
     def add_to(self, table, rollup: Rollup) -> None:
         # The rows in the driver's types at once: a key's dates converted once per day.
