@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import defaultdict
 
 import numpy as np
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from cxnlp.feedback import ingest as ingest_module
 from cxnlp.feedback.aggregates import Deltas, rollup_rows
 from cxnlp.feedback.db import open_store
-from cxnlp.feedback.ingest import ingest_file, ingest_frame, ingest_frames
+from cxnlp.feedback.ingest import ingest_file, ingest_frame, ingest_frames, pipeline
 from cxnlp.feedback.models import (
     CASE_ITEMS,
     CASES,
@@ -382,11 +383,11 @@ def test_a_failing_frame_stops_the_pipeline_after_the_frames_before(store, monke
     writes = []
     real = ingest_module.write_batch
 
-    def second_fails(connection, batch):
+    def second_fails(connection, batch, *tail):
         writes.append(batch)
         if len(writes) == 2:
             raise RuntimeError("disk full")
-        return real(connection, batch)
+        return real(connection, batch, *tail)
 
     monkeypatch.setattr(ingest_module, "write_batch", second_fails)
     frames[2].loc[5, "created_at"] = "2026-09-09"
@@ -401,11 +402,11 @@ def test_a_file_that_fails_while_written_stores_nothing(store, tmp_path, monkeyp
     calls = []
     real = ingest_module.write_batch
 
-    def third_fails(connection, batch):
+    def third_fails(connection, batch, *tail):
         calls.append(batch.rows)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return real(connection, batch)
+        return real(connection, batch, *tail)
 
     monkeypatch.setattr(ingest_module, "write_batch", third_fails)
     with pytest.raises(RuntimeError, match="disk full"):
@@ -423,3 +424,60 @@ def _ids(store, dataset: str = "shop") -> set[str]:
         frames = [i.split("-")[0] for i in ids]
     assert all(frames.count(f) == 50 for f in set(frames))
     return set(frames)
+
+
+# --- the pipeline itself -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlap", ["all", "tail"])
+def test_the_next_batch_is_made_while_the_one_before_is_written(overlap):
+    """ "all": item 2 is made while item 1 is still consumed; "tail": only after item 1's
+    consumer said it reached its tail (and still before it returned)."""
+    second_made, tail_reached = threading.Event(), threading.Event()
+    log = []
+
+    def items():
+        for n in range(1, 4):
+            if n == 2:
+                log.append(("making 2", tail_reached.is_set()))
+                second_made.set()
+            yield n
+
+    def consume(n, tail):
+        log.append(("consuming", n))
+        if n == 1:
+            if overlap == "all":
+                assert second_made.wait(10), "item 2 was not made while item 1 was written"
+            tail_reached.set()
+            tail()
+            assert second_made.wait(10), "item 2 was not made during item 1's tail"
+
+    pipeline(items(), consume, overlap=overlap)
+    assert [e for e in log if e[0] == "consuming"] == [("consuming", n) for n in (1, 2, 3)]
+    assert ("making 2", overlap == "tail") in log
+
+
+def test_a_pipeline_raises_the_earliest_error_and_consumes_nothing_after_it():
+    consumed = []
+
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("bad row in item 3")
+
+    def consume(n, tail):
+        consumed.append(n)
+
+    with pytest.raises(ValueError, match="item 3"):
+        pipeline(items(), consume, overlap="all")
+    assert consumed == [1, 2]  # those made before the error are written
+
+    def failing(n, tail):
+        consumed.append(n)
+        if n == 2:
+            raise RuntimeError("disk full")
+
+    consumed.clear()
+    with pytest.raises(RuntimeError, match="disk full"):
+        pipeline(iter(range(1, 6)), failing, overlap="tail")
+    assert consumed == [1, 2]

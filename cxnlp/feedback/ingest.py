@@ -1,15 +1,19 @@
 """Analyzed items into the feedback store: from a frame of `cxnlp classify` output, from such a
 file, or from the service's requests.
 
-Each call is one transaction: either every item of it is stored (inserted, or updated in place
+Each call (`ingest_frame`; `ingest_file`; each frame of `ingest_frames`) is one transaction:
+either every item of it is stored (inserted, or updated in place
 when its (dataset, id) is already there) or none is and the store is as it was. The per-day
 aggregates are updated in the same transaction, by the difference each item makes
 (`cxnlp.feedback.aggregates`; per value of the free dimensions `cxnlp.feedback.dimension_rollups`
 keeps them for), so they always equal a GROUP BY over the items. Writers are
 serialised (PostgreSQL advisory lock, SQLite's write lock) so that two ingests of one item never
-both count it. Rows are validated first (`cxnlp.feedback.records`, `cxnlp.feedback.checks`), written by the
-database's writer (`cxnlp.feedback.writers`); follow-up cases are opened in the same transaction
-(`cxnlp.feedback.cases.cases_after_ingest`).
+both count it. Rows are validated first (`cxnlp.feedback.records`, `cxnlp.feedback.checks`) and
+what needs no database is computed (`prepare_batch`: the aggregates' changes of new items among
+it), then written by the database's writer (`write_batch`, `cxnlp.feedback.writers`); follow-up
+cases are opened in the same transaction (`cxnlp.feedback.cases.cases_after_ingest`). Several
+batches in a row (`ingest_frames`, the chunks of `ingest_file`) are a `pipeline`: the next batch
+is prepared while a second thread writes the one before.
 
 >>> import pandas as pd
 >>> from cxnlp.feedback.db import open_store
@@ -184,9 +188,13 @@ def prepare_batch(
     return batch
 
 
-def write_batch(connection: Connection, batch: Batch) -> tuple[int, int]:
+def write_batch(
+    connection: Connection, batch: Batch, on_tail: Callable[[], None] | None = None
+) -> tuple[int, int]:
     """Store `batch` inside the caller's transaction; returns (inserted, updated). The dataset
-    must hold its scores on the scales they were prepared on (`cxnlp.feedback.scales.declare`)."""
+    must hold its scores on the scales they were prepared on (`cxnlp.feedback.scales.declare`).
+    `on_tail` is called before the last statements, which need no Python (SQLite's index rows,
+    `pipeline`)."""
     dataset = batch.dataset
     lock_for_writing(connection)
     check_dimension_keys(connection, dataset, batch.records, INDEXED_DIMENSIONS)
@@ -230,6 +238,9 @@ def write_batch(connection: Connection, batch: Batch) -> tuple[int, int]:
     writer.write_batch(BatchWrite(items, batch.topics, aggregates, removed, batch.menu))
     # Follow-up cases for the items that match a case rule, in the same transaction.
     cases_after_ingest(connection, dataset, records, batch.now)
+    if on_tail is not None:
+        on_tail()
+    writer.finish()
     return len(records) - len(old), len(old)
 
 
@@ -259,29 +270,45 @@ def ingest_records(
 
 
 _DONE = object()
+# How `pipeline` overlaps the making of a batch with the writing of the one before, by database:
+# PostgreSQL's server writes while Python validates ("all"); SQLite writes in this process, row
+# by row, each row taking Python's lock back (a thread writing rows while another runs Python
+# waits for the lock at every row), so only its last statements and the commit, which need no
+# Python, overlap ("tail").
+OVERLAP = {"postgresql": "all", "sqlite": "tail"}
 
 
-def pipeline(items: Iterable[Any], consume: Callable[[Any], None], *, threaded: bool) -> None:
-    """`consume(item)` for each of `items` in order. `threaded`: in a second thread, one item
-    behind, so that the next item is made (read, validated, its aggregates computed) while the
-    database writes the one before (PostgreSQL, whose server does the writing; SQLite writes in
-    this process, row by row, and a thread would only wait for Python's lock). Either side's
-    first error stops it: the items made before are consumed, no later one; the error of the
-    earliest item is raised."""
-    if not threaded:
+def pipeline(
+    items: Iterable[Any],
+    consume: Callable[[Any, Callable[[], None]], None],
+    *,
+    overlap: str | None,
+) -> None:
+    """`consume(item, tail)` for each of `items` in order. `overlap` None: one after another in
+    this thread. "all": `consume` runs in a second thread, one item behind, so that the next
+    item is made (read, validated, its aggregates computed) while the one before is written.
+    "tail": the same, but the next item is only made once `consume` calls `tail()` (or returns).
+    Either side's first error stops it: the items made before are consumed, no later one; the
+    error of the earliest item is raised."""
+    if overlap is None:
         for item in items:
-            consume(item)
+            consume(item, lambda: None)
         return
+    if overlap not in ("all", "tail"):
+        raise ValueError(f"overlap must be None, 'all' or 'tail', not {overlap!r}")
     handoff: queue.Queue = queue.Queue(maxsize=1)
     failed: list[BaseException] = []
 
     def work() -> None:
-        while (item := handoff.get()) is not _DONE:
-            if not failed:
-                try:
-                    consume(item)
-                except BaseException as exc:  # noqa: BLE001 - raised by the caller's thread
-                    failed.append(exc)
+        while (task := handoff.get()) is not _DONE:
+            item, tailing = task
+            try:
+                if not failed:
+                    consume(item, tailing.set)
+            except BaseException as exc:  # noqa: BLE001 - raised by the caller's thread
+                failed.append(exc)
+            finally:
+                tailing.set()
 
     worker = threading.Thread(target=work, name="cxnlp-ingest-writer", daemon=True)
     worker.start()
@@ -290,7 +317,10 @@ def pipeline(items: Iterable[Any], consume: Callable[[Any], None], *, threaded: 
         for item in items:
             if failed:
                 break
-            handoff.put(item)
+            tailing = threading.Event()
+            handoff.put((item, tailing))
+            if overlap == "tail":
+                tailing.wait()
     except BaseException as exc:  # noqa: BLE001 - raised below, after the writer stopped
         error = exc
     finally:
@@ -358,8 +388,9 @@ def ingest_frames(
     model_version: str | None = None,
 ) -> list[IngestStats]:
     """Store each frame as `ingest_frame` would, one after another: each frame one transaction,
-    committed in order. In PostgreSQL the next frame is validated and its aggregates computed
-    while the server writes the one before (`pipeline`). A frame that fails (a bad row, the
+    committed in order. The next frame is validated and its aggregates computed while the one
+    before is written (`pipeline`: in PostgreSQL all of it, in SQLite its last statements and
+    commit). A frame that fails (a bad row, the
     database) stores nothing and stops the ingest there: the frames before it are stored, no
     later one. `frames` may be a generator (one frame in memory at a time, and one waiting)."""
     spec = score_spec(score_col, score_kind)
@@ -386,16 +417,16 @@ def ingest_frames(
             )
             yield started, batch
 
-    def write(item: tuple[float, Batch]) -> None:
+    def write(item: tuple[float, Batch], tail: Callable[[], None]) -> None:
         started, batch = item
         with target.engine.begin() as connection:
-            inserted, updated = write_batch(connection, batch)
+            inserted, updated = write_batch(connection, batch, tail)
         seconds = time.perf_counter() - started
         done.append(IngestStats(dataset, batch.rows, inserted, updated, batch.errors, seconds))
         logger.info("stored %d items in %s (%d new)", batch.rows, dataset, inserted)
 
     try:
-        pipeline(prepared(), write, threaded=target.dialect == "postgresql")
+        pipeline(prepared(), write, overlap=OVERLAP.get(target.dialect))
     finally:
         if owned:
             target.close()
@@ -420,8 +451,7 @@ def ingest_file(
 
     The whole file is one transaction: a bad row anywhere (named in the error) leaves the store
     as it was. Rows whose id appears twice keep the later row. It is read `chunk_rows` rows at a
-    time; in PostgreSQL the next chunk is read and validated while the server writes the one
-    before (`pipeline`).
+    time; the next chunk is read and validated while the one before is written (`pipeline`).
     """
     from cxnlp.io import iter_table
 
@@ -459,15 +489,15 @@ def ingest_file(
     try:
         with target.engine.begin() as connection:
 
-            def write(batch: Batch) -> None:
-                new, old = write_batch(connection, batch)
+            def write(batch: Batch, tail: Callable[[], None]) -> None:
+                new, old = write_batch(connection, batch, tail)
                 totals["rows"] += batch.rows
                 totals["inserted"] += new
                 totals["updated"] += old
                 totals["errors"] += batch.errors
 
             # The connection is the writer's alone until the pipeline returns.
-            pipeline(prepared(), write, threaded=target.dialect == "postgresql")
+            pipeline(prepared(), write, overlap=OVERLAP.get(target.dialect))
     finally:
         if owned:
             target.close()

@@ -178,7 +178,8 @@ class _CoreWriter:
 
     def write_batch(self, batch: BatchWrite) -> None:
         """Write `batch`: its items (inserted, or updated in place), their topics (an updated
-        item's old ones are already deleted), the aggregates' changes and the menu values."""
+        item's old ones are already deleted), the aggregates' changes and the menu values; call
+        `finish` before the transaction ends."""
         pks = self.upsert_items(batch.items)
         self.insert_topics(pks, batch.topics)
         for table, rollup in batch.aggregates:
@@ -188,6 +189,9 @@ class _CoreWriter:
             for table, rollup in batch.aggregates:
                 self.delete_empty(table, emptied(rollup))
         self.insert_missing(DIMENSIONS, batch.menu)
+
+    def finish(self) -> None:
+        """What `write_batch` leaves to the end of the batch (nothing here; `_SqliteWriter`)."""
 
     def insert_topics(self, pks: dict[str, int], topics: list[tuple]) -> None:
         """Insert `TOPIC_ROW`s, their items' keys by id in `pks`."""
@@ -272,6 +276,18 @@ class _SqliteWriter(_CoreWriter):
     """Writes through the driver's executemany with plain tuples, skipping SQLAlchemy's
     per-row parameter processing (most of the time of a Core executemany)."""
 
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self._new_above: int | None = None  # the largest item key before this batch's items
+
+    def finish(self) -> None:
+        """The search (FTS5) and dimension index rows of the items stored since the writer
+        was made, each index in one statement, which SQLite runs without Python's lock."""
+        if self._new_above is not None:
+            for statement in _SQLITE_NEW_ITEM_INDEXES:
+                self.connection.exec_driver_sql(statement, (self._new_above,))
+            self._new_above = None
+
     def _many(self, table, sql: str, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
@@ -304,8 +320,8 @@ class _SqliteWriter(_CoreWriter):
             f"SELECT coalesce(max(pk), 0) FROM {ITEMS.name}"
         ).scalar_one()
         self._many(ITEMS, self._insert_sql(ITEMS, columns, conflict), columns, rows)
-        for statement in _SQLITE_NEW_ITEM_INDEXES:
-            self.connection.exec_driver_sql(statement, (last,))
+        # Their search and dimension index rows: `finish`.
+        self._new_above = last if self._new_above is None else self._new_above
         # Their keys in one statement (the ids as one JSON array).
         found = self.connection.exec_driver_sql(
             f"SELECT item_id, pk FROM {ITEMS.name} WHERE dataset = ? AND item_id IN "
