@@ -22,7 +22,6 @@ then read and labeled by hand before the cue matcher or any model was run on the
 
 from __future__ import annotations
 
-import hashlib
 import random
 import sys
 from pathlib import Path
@@ -31,13 +30,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.text.clean import text_key  # noqa: E402
-from cxnlp.text.normalize import normalize  # noqa: E402
 from training.data import read_jsonl  # noqa: E402
 from training.eval.sample_urgency_heldout3 import QUOTA  # noqa: E402
 from training.eval.sample_urgency_texts import (  # noqa: E402
     browsed_files,
     draw_unseen,
     excluded_texts,
+    md5_half,
     write_candidates,
 )
 
@@ -46,13 +45,12 @@ SEED = 2031
 # A second focus draw, made after the first 150 were read, where they held under 45 urgent texts (fa: 33 of
 # 150); drawn after the others from the same generator, so the first draw is unchanged.
 TOPUP = {"en": 0, "fa": 60, "ar": 0}
-EVEN = frozenset("02468ace")
 
 
 def in_heldout4(text: str, lang: str) -> bool:
     """Whether a text may be drawn for heldout4: the first hex digit of the md5 of its normalized
     text is even (train4 draws the odd ones)."""
-    return hashlib.md5(normalize(text, lang).encode()).hexdigest()[0] in EVEN
+    return md5_half(text, lang) == "even"
 
 
 def sample(lang: str, rng: random.Random) -> list[dict]:

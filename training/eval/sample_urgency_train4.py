@@ -23,7 +23,6 @@ on them; see README.md.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import sys
 from pathlib import Path
@@ -32,12 +31,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
 from cxnlp.text.clean import text_key  # noqa: E402
-from cxnlp.text.normalize import normalize  # noqa: E402
 from training.data import read_jsonl  # noqa: E402
 from training.eval.sample_urgency_texts import (  # noqa: E402
     browsed_files,
     draw_unseen,
     excluded_texts,
+    md5_half,
     write_candidates,
 )
 
@@ -56,13 +55,12 @@ DENSE = {
     "en": r"cancel|sick|contact|respond|reply|scam|fraud|lawyer|hold",
     "ar": None,
 }
-ODD = frozenset("13579bdf")
 
 
 def in_train4(text: str, lang: str) -> bool:
     """Whether a text may be drawn for train4: the first hex digit of the md5 of its normalized
     text is odd (heldout4 draws the even ones)."""
-    return hashlib.md5(normalize(text, lang).encode()).hexdigest()[0] in ODD
+    return md5_half(text, lang) == "odd"
 
 
 def sample(lang: str, rng: random.Random) -> list[dict]:
